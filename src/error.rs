@@ -1,0 +1,215 @@
+//! One error type for every answer that is not a success. Each fixed code has its status and
+//! message in one table; field errors (`missing_<field>`, `invalid_<field>`) are built from the
+//! field's name so that every field reports itself the same way. The body is the contract's:
+//! `{"error", "message", "moreInfo", "status": "KO"}`.
+
+use std::borrow::Cow;
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::{Map, Value};
+
+use crate::store::StoreError;
+
+macro_rules! error_codes {
+    ($($variant:ident => ($status:ident, $code:literal, $message:literal),)*) => {
+        /// The fixed error codes of the contract.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Code { $($variant),* }
+
+        impl Code {
+            pub fn status(self) -> StatusCode {
+                match self { $(Code::$variant => StatusCode::$status),* }
+            }
+            pub fn as_str(self) -> &'static str {
+                match self { $(Code::$variant => $code),* }
+            }
+            pub fn message(self) -> &'static str {
+                match self { $(Code::$variant => $message),* }
+            }
+        }
+    };
+}
+
+error_codes! {
+    NoKeyProvided => (UNAUTHORIZED, "no_key_provided", "No API key provided"),
+    InvalidApiKey => (UNAUTHORIZED, "invalid_apikey", "Invalid API key"),
+    InsufficientPermissions => (FORBIDDEN, "insufficient_permissions", "Insufficient permissions"),
+    CannotAccessApp => (FORBIDDEN, "cannot_access_app", "You cannot access this app"),
+    InvalidJsonBody => (BAD_REQUEST, "invalid_json_body", "Invalid JSON body"),
+    InvalidQuery => (BAD_REQUEST, "invalid_query", "Invalid query string"),
+    MissingChannelOrVersion => (BAD_REQUEST, "missing_channel_or_version", "Either channel or version_id must be given"),
+    AppNotFound => (NOT_FOUND, "app_not_found", "App not found"),
+    DeviceNotFound => (NOT_FOUND, "device_not_found", "Device not found"),
+    ChannelNotFound => (NOT_FOUND, "channel_not_found", "Channel not found"),
+    VersionNotFound => (NOT_FOUND, "version_not_found", "Version not found"),
+    ApiKeyNotFound => (NOT_FOUND, "apikey_not_found", "API key not found"),
+    NotFound => (NOT_FOUND, "not_found", "Not found"),
+    MethodNotAllowed => (METHOD_NOT_ALLOWED, "method_not_allowed", "Method not allowed"),
+    AppIdAlreadyExists => (CONFLICT, "app_id_already_exists", "App already exists"),
+    VersionAlreadyExists => (CONFLICT, "version_already_exists", "Version already exists"),
+    CannotDeleteLinkedVersion => (CONFLICT, "cannot_delete_linked_version", "Version is used by a channel or a device override"),
+    PayloadTooLarge => (PAYLOAD_TOO_LARGE, "payload_too_large", "Request body is too large"),
+    UnsupportedMediaType => (UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Request body must be JSON (content-type: application/json)"),
+    TooManyRequests => (TOO_MANY_REQUESTS, "too_many_requests", "Too many requests"),
+    Internal => (INTERNAL_SERVER_ERROR, "internal_error", "Internal error"),
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    status: StatusCode,
+    code: Cow<'static, str>,
+    message: Cow<'static, str>,
+    more_info: Map<String, Value>,
+}
+
+impl ApiError {
+    pub fn new(code: Code) -> Self {
+        Self {
+            status: code.status(),
+            code: Cow::Borrowed(code.as_str()),
+            message: Cow::Borrowed(code.message()),
+            more_info: Map::new(),
+        }
+    }
+
+    /// 400 `missing_<field>`.
+    pub fn missing(field: &str) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code: Cow::Owned(format!("missing_{field}")),
+            message: Cow::Owned(format!("Missing required field {field}")),
+            more_info: Map::new(),
+        }
+    }
+
+    /// 400 `invalid_<field>`, with a sentence that says what a valid value is, and the value.
+    pub fn invalid(field: &str, expected: &str, value: Option<&Value>) -> Self {
+        let mut error = Self {
+            status: StatusCode::BAD_REQUEST,
+            code: Cow::Owned(format!("invalid_{field}")),
+            message: Cow::Owned(format!("Invalid {field}: {expected}")),
+            more_info: Map::new(),
+        };
+        if let Some(value) = value {
+            error.more_info.insert(field.to_owned(), value.clone());
+        }
+        error
+    }
+
+    pub fn message(mut self, message: impl Into<Cow<'static, str>>) -> Self {
+        self.message = message.into();
+        self
+    }
+
+    pub fn info(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.more_info.insert(key.to_owned(), value.into());
+        self
+    }
+
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+
+    pub fn body(&self) -> Value {
+        serde_json::json!({
+            "error": self.code,
+            "message": self.message,
+            "moreInfo": self.more_info,
+            "status": "KO",
+        })
+    }
+}
+
+impl From<Code> for ApiError {
+    fn from(code: Code) -> Self {
+        Self::new(code)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        // The detail goes to the operator's log, never to the client.
+        log::error!("store error: {error}");
+        Self::new(Code::Internal)
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}): {}", self.code, self.status, self.message)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status);
+        if self.status == StatusCode::TOO_MANY_REQUESTS {
+            if let Some(retry) = self.more_info.get("retryAfter").and_then(Value::as_u64) {
+                response.insert_header((header::RETRY_AFTER, retry.to_string()));
+            }
+        }
+        response.json(self.body())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_is_snake_case_and_has_a_message() {
+        let codes = [
+            Code::NoKeyProvided,
+            Code::InvalidApiKey,
+            Code::InsufficientPermissions,
+            Code::CannotAccessApp,
+            Code::InvalidJsonBody,
+            Code::InvalidQuery,
+            Code::MissingChannelOrVersion,
+            Code::AppNotFound,
+            Code::DeviceNotFound,
+            Code::ChannelNotFound,
+            Code::VersionNotFound,
+            Code::ApiKeyNotFound,
+            Code::NotFound,
+            Code::MethodNotAllowed,
+            Code::AppIdAlreadyExists,
+            Code::VersionAlreadyExists,
+            Code::CannotDeleteLinkedVersion,
+            Code::PayloadTooLarge,
+            Code::UnsupportedMediaType,
+            Code::TooManyRequests,
+            Code::Internal,
+        ];
+        for code in codes {
+            assert!(code
+                .as_str()
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b == b'_'));
+            assert!(!code.message().is_empty());
+        }
+    }
+
+    #[test]
+    fn internal_errors_do_not_leak_detail() {
+        let error = ApiError::from(StoreError::Engine("disk on fire at /secret/path".into()));
+        let body = error.body();
+        assert_eq!(body["error"], "internal_error");
+        assert_eq!(body["message"], "Internal error");
+        assert!(!body.to_string().contains("secret"));
+    }
+
+    #[test]
+    fn field_errors_name_the_field() {
+        let body =
+            ApiError::invalid("limit", "an integer from 1 to 1000", Some(&"0".into())).body();
+        assert_eq!(body["error"], "invalid_limit");
+        assert_eq!(body["moreInfo"]["limit"], "0");
+        assert_eq!(body["status"], "KO");
+    }
+}

@@ -1,0 +1,63 @@
+//! device-registry: the registry of Capacitor live-update devices and the Devices API that
+//! manages it. [`create_app`] builds the HTTP application for both the binary and the tests.
+
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod ids;
+pub mod model;
+pub mod routes;
+pub mod server;
+pub mod state;
+pub mod store;
+pub mod timefmt;
+
+use std::panic::AssertUnwindSafe;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Service, ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::middleware::{ErrorHandlers, Logger, NormalizePath};
+use actix_web::{web, App};
+use futures_util::FutureExt;
+
+use error::{ApiError, Code};
+pub use state::AppState;
+
+/// The request log line: client, request line (never headers, which carry keys), status, size,
+/// time taken.
+pub const LOG_FORMAT: &str = r#"%a "%r" %s %b %Dms"#;
+
+pub fn create_app(
+    state: AppState,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(web::Data::new(state))
+        .configure(routes::configure)
+        .default_service(web::to(routes::not_found))
+        .wrap(ErrorHandlers::new().default_handler(routes::json_error_body))
+        // A panic in a handler answers 500 `internal_error` instead of dropping the connection.
+        .wrap_fn(|request, service| {
+            let response = service.call(request);
+            async move {
+                match AssertUnwindSafe(response).catch_unwind().await {
+                    Ok(result) => result,
+                    Err(_) => {
+                        log::error!("a request handler panicked");
+                        Err(ApiError::new(Code::Internal).into())
+                    }
+                }
+            }
+        })
+        // `/device/` and `/device` are the same route.
+        .wrap(NormalizePath::trim())
+        .wrap(Logger::new(LOG_FORMAT))
+}

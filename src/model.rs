@@ -1,0 +1,321 @@
+//! Domain types shared by the store and the handlers. They carry no storage detail: the sled
+//! module decides how they are laid out on disk.
+
+use serde::{Deserialize, Serialize};
+
+use crate::timefmt::Micros;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    Ios,
+    Android,
+    Electron,
+}
+
+impl Platform {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "ios" => Some(Self::Ios),
+            "android" => Some(Self::Android),
+            "electron" => Some(Self::Electron),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ios => "ios",
+            Self::Android => "android",
+            Self::Electron => "electron",
+        }
+    }
+}
+
+/// API key modes, ordered by what they allow: `read < upload < write < all`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Read,
+    Upload,
+    Write,
+    All,
+}
+
+impl Mode {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "read" => Some(Self::Read),
+            "upload" => Some(Self::Upload),
+            "write" => Some(Self::Write),
+            "all" => Some(Self::All),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct App {
+    pub app_id: String,
+    pub name: String,
+    pub created_at: Micros,
+}
+
+/// `disableAutoUpdate` of a channel: the largest semver step a device may take by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DisableAutoUpdate {
+    Major,
+    Minor,
+    Patch,
+    VersionNumber,
+    None,
+}
+
+impl DisableAutoUpdate {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "major" => Some(Self::Major),
+            "minor" => Some(Self::Minor),
+            "patch" => Some(Self::Patch),
+            "version_number" => Some(Self::VersionNumber),
+            "none" => Some(Self::None),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Channel {
+    /// Numeric id, unique in the app.
+    pub id: u64,
+    pub app_id: String,
+    pub name: String,
+    /// The bundle (by version name) the channel distributes.
+    pub version: Option<String>,
+    pub public: bool,
+    pub ios: bool,
+    pub android: bool,
+    pub electron: bool,
+    pub allow_device_self_set: bool,
+    pub allow_emulator: bool,
+    pub allow_device: bool,
+    pub allow_dev: bool,
+    pub allow_prod: bool,
+    pub disable_auto_update: DisableAutoUpdate,
+    pub disable_auto_update_under_native: bool,
+    pub created_at: Micros,
+    pub updated_at: Micros,
+}
+
+impl Channel {
+    /// A channel as created when only its name is given (spec section 4 defaults).
+    pub fn with_defaults(id: u64, app_id: &str, name: &str, now: Micros) -> Self {
+        Self {
+            id,
+            app_id: app_id.to_owned(),
+            name: name.to_owned(),
+            version: None,
+            public: false,
+            ios: true,
+            android: true,
+            electron: true,
+            allow_device_self_set: false,
+            allow_emulator: true,
+            allow_device: true,
+            allow_dev: true,
+            allow_prod: true,
+            disable_auto_update: DisableAutoUpdate::Major,
+            disable_auto_update_under_native: true,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    pub fn allows_platform(&self, platform: Platform) -> bool {
+        match platform {
+            Platform::Ios => self.ios,
+            Platform::Android => self.android,
+            Platform::Electron => self.electron,
+        }
+    }
+
+    pub fn overlaps(&self, other: &Channel) -> bool {
+        (self.ios && other.ios)
+            || (self.android && other.android)
+            || (self.electron && other.electron)
+    }
+}
+
+/// The fields of a channel upsert that were sent; absent fields keep their value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChannelPatch {
+    /// `Some(None)` unsets the channel's bundle.
+    pub version: Option<Option<String>>,
+    pub public: Option<bool>,
+    pub ios: Option<bool>,
+    pub android: Option<bool>,
+    pub electron: Option<bool>,
+    pub allow_device_self_set: Option<bool>,
+    pub allow_emulator: Option<bool>,
+    pub allow_device: Option<bool>,
+    pub allow_dev: Option<bool>,
+    pub allow_prod: Option<bool>,
+    pub disable_auto_update: Option<DisableAutoUpdate>,
+    pub disable_auto_update_under_native: Option<bool>,
+}
+
+impl ChannelPatch {
+    pub fn apply(&self, channel: &mut Channel) {
+        if let Some(version) = &self.version {
+            channel.version.clone_from(version);
+        }
+        let flags = [
+            (self.public, &mut channel.public),
+            (self.ios, &mut channel.ios),
+            (self.android, &mut channel.android),
+            (self.electron, &mut channel.electron),
+            (
+                self.allow_device_self_set,
+                &mut channel.allow_device_self_set,
+            ),
+            (self.allow_emulator, &mut channel.allow_emulator),
+            (self.allow_device, &mut channel.allow_device),
+            (self.allow_dev, &mut channel.allow_dev),
+            (self.allow_prod, &mut channel.allow_prod),
+            (
+                self.disable_auto_update_under_native,
+                &mut channel.disable_auto_update_under_native,
+            ),
+        ];
+        for (value, slot) in flags {
+            if let Some(value) = value {
+                *slot = value;
+            }
+        }
+        if let Some(value) = self.disable_auto_update {
+            channel.disable_auto_update = value;
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bundle {
+    /// Numeric id, unique in the app; what a device's `version` field shows.
+    pub id: u64,
+    pub app_id: String,
+    /// The bundle's semver name.
+    pub version: String,
+    pub external_url: String,
+    pub checksum: String,
+    pub session_key: Option<String>,
+    pub min_update_version: Option<String>,
+    pub created_at: Micros,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewBundle {
+    pub app_id: String,
+    pub version: String,
+    pub external_url: String,
+    pub checksum: String,
+    pub session_key: Option<String>,
+    pub min_update_version: Option<String>,
+}
+
+/// What a device says about itself when it checks in (plugin body, spec section 5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceReport {
+    pub custom_id: String,
+    pub version_name: Option<String>,
+    pub version_build: String,
+    pub os_version: String,
+    pub plugin_version: String,
+    pub platform: Platform,
+    pub is_prod: bool,
+    pub is_emulator: bool,
+    pub default_channel: Option<String>,
+}
+
+/// A device as the registry knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    pub app_id: String,
+    pub device_id: String,
+    pub updated_at: Micros,
+    pub report: DeviceReport,
+}
+
+/// A device's overrides, set through the Devices API.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Overrides {
+    pub channel: Option<String>,
+    /// Bundle version name the device is pinned to.
+    pub version: Option<String>,
+    /// When an override was last set; an override of a device that never checks in expires
+    /// counted from here.
+    pub set_at: Micros,
+}
+
+impl Overrides {
+    pub fn is_empty(&self) -> bool {
+        self.channel.is_none() && self.version.is_none()
+    }
+}
+
+/// A device with what it takes to render it: its overrides and the id of the bundle it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceEntry {
+    pub device: Device,
+    pub overrides: Overrides,
+    pub bundle_id: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKey {
+    pub id: u64,
+    pub name: String,
+    pub mode: Mode,
+    /// Empty means every app.
+    pub limited_to_apps: Vec<String>,
+    pub expires_at: Option<Micros>,
+    pub created_at: Micros,
+}
+
+impl ApiKey {
+    pub fn can_access(&self, app_id: &str) -> bool {
+        self.limited_to_apps.is_empty() || self.limited_to_apps.iter().any(|a| a == app_id)
+    }
+}
+
+/// The order of a device list (spec section 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceOrder {
+    /// By `device_id` ascending: stable while devices check in.
+    DeviceId,
+    UpdatedAsc,
+    UpdatedDesc,
+}
+
+/// A position in a device list: the last row of the previous page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub updated_at: Micros,
+    pub device_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceListQuery {
+    pub order: DeviceOrder,
+    pub after: Option<Cursor>,
+    /// Only devices with `updated_at` strictly later than this.
+    pub updated_after: Option<Micros>,
+    pub limit: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DevicePage {
+    pub devices: Vec<DeviceEntry>,
+    /// Where the next page starts, when there is one.
+    pub next: Option<Cursor>,
+}

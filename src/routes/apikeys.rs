@@ -1,0 +1,167 @@
+//! `/apikey`: API keys (spec section 4). Everything here needs mode `all`.
+
+use actix_web::web::{self, Payload, ServiceConfig};
+use actix_web::{HttpRequest, HttpResponse};
+use serde_json::{json, Value};
+
+use super::input::{invalid, Input};
+use super::{caller, json_input, ok, persist, resource};
+use crate::auth;
+use crate::error::{ApiError, Code};
+use crate::ids;
+use crate::model::{ApiKey, Mode};
+use crate::state::AppState;
+use crate::timefmt::format_micros;
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(
+        resource("/apikey")
+            .route(web::get().to(list_keys))
+            .route(web::post().to(create_key)),
+    )
+    .service(resource("/apikey/{id}").route(web::delete().to(delete_key)));
+}
+
+/// A key as listed: never its secret, which is not stored.
+pub fn key_json(key: &ApiKey) -> Value {
+    json!({
+        "id": key.id,
+        "name": key.name,
+        "mode": format!("{:?}", key.mode).to_lowercase(),
+        "limited_to_apps": key.limited_to_apps,
+        "expires_at": key.expires_at.map(format_micros),
+        "created_at": format_micros(key.created_at),
+    })
+}
+
+fn parse_apps(input: &Input) -> Result<Vec<String>, ApiError> {
+    let bad = || {
+        invalid(
+            "limited_to_apps",
+            "an array of app ids",
+            input.raw("limited_to_apps"),
+        )
+    };
+    match input.raw("limited_to_apps") {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) if items.len() <= 1000 => {
+            let mut apps = Vec::with_capacity(items.len());
+            for item in items {
+                let app_id = item
+                    .as_str()
+                    .filter(|a| ids::is_valid_app_id(a))
+                    .ok_or_else(bad)?;
+                if !apps.iter().any(|a| a == app_id) {
+                    apps.push(app_id.to_owned());
+                }
+            }
+            Ok(apps)
+        }
+        Some(_) => Err(bad()),
+    }
+}
+
+async fn create_key(
+    req: HttpRequest,
+    payload: Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = caller(&req, &state, Mode::All)?;
+    let input = json_input(&req, payload, &state).await?;
+    let name = input.required_str("name")?;
+    if name.trim().is_empty() || name.len() > 128 || ids::has_control(name) {
+        return Err(invalid(
+            "name",
+            "1 to 128 bytes without control characters",
+            input.raw("name"),
+        ));
+    }
+    let mode_text = input.required_str("mode")?;
+    let mode = Mode::parse(mode_text)
+        .ok_or_else(|| invalid("mode", "one of read, upload, write, all", input.raw("mode")))?;
+    let limited_to_apps = parse_apps(&input)?;
+    let now = state.clock.now();
+    let expires_at = input.instant("expires_at")?;
+    if expires_at.is_some_and(|at| at <= now) {
+        return Err(invalid(
+            "expires_at",
+            "an instant in the future",
+            input.raw("expires_at"),
+        ));
+    }
+
+    // A key cannot create a key wider than itself: not more apps, not a longer life.
+    if !caller.limited_to_apps.is_empty() {
+        let outside: Vec<&String> = limited_to_apps
+            .iter()
+            .filter(|a| !caller.can_access(a))
+            .collect();
+        if limited_to_apps.is_empty() || !outside.is_empty() {
+            return Err(ApiError::new(Code::CannotAccessApp)
+                .message("A key limited to some apps can only create keys limited to those apps")
+                .info("limited_to_apps", caller.limited_to_apps.clone()));
+        }
+    }
+    if let Some(limit) = caller.expires_at {
+        if expires_at.is_none_or(|at| at > limit) {
+            return Err(ApiError::new(Code::InsufficientPermissions)
+                .message("A key that expires can only create keys that expire no later")
+                .info("expires_at", format_micros(limit)));
+        }
+    }
+
+    let (key, secret) = auth::create_key(
+        state.store.as_ref(),
+        name.trim(),
+        mode,
+        limited_to_apps,
+        expires_at,
+        now,
+    )?;
+    persist(&state).await?;
+    let mut body = key_json(&key);
+    body["key"] = Value::String(secret);
+    Ok(HttpResponse::Created().json(body))
+}
+
+async fn list_keys(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let caller = caller(&req, &state, Mode::All)?;
+    let keys: Vec<Value> = state
+        .store
+        .api_keys()?
+        .iter()
+        .filter(|key| caller.covers(key))
+        .map(key_json)
+        .collect();
+    Ok(HttpResponse::Ok().json(keys))
+}
+
+async fn delete_key(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = caller(&req, &state, Mode::All)?;
+    let text = path.into_inner();
+    let id: u64 = text.parse().map_err(|_| {
+        invalid(
+            "id",
+            "a key id, as GET /apikey lists it",
+            Some(&Value::String(text.clone())),
+        )
+    })?;
+    let not_found = || ApiError::new(Code::ApiKeyNotFound).info("id", id);
+    // Keys outside the caller's reach are reported as absent, as if they did not exist.
+    let key = state
+        .store
+        .api_keys()?
+        .into_iter()
+        .find(|key| key.id == id)
+        .filter(|key| caller.covers(key))
+        .ok_or_else(not_found)?;
+    if !state.store.delete_api_key(key.id)? {
+        return Err(not_found());
+    }
+    persist(&state).await?;
+    Ok(ok())
+}

@@ -1,0 +1,114 @@
+//! `/app`: the apps devices belong to (spec section 4). Writes need `all`.
+
+use actix_web::web::{self, Payload, ServiceConfig};
+use actix_web::{HttpRequest, HttpResponse};
+use serde_json::{json, Value};
+
+use super::input::{check_app_id, invalid};
+use super::{caller, json_input, ok, persist, resource, visible_app};
+use crate::error::{ApiError, Code};
+use crate::ids;
+use crate::model::{App, Mode};
+use crate::state::AppState;
+use crate::store::CreateApp;
+use crate::timefmt::format_micros;
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(
+        resource("/app")
+            .route(web::get().to(list_apps))
+            .route(web::post().to(create_app)),
+    )
+    .service(
+        resource("/app/{app_id}")
+            .route(web::get().to(get_app))
+            .route(web::delete().to(delete_app)),
+    );
+}
+
+pub fn app_json(app: &App) -> Value {
+    json!({
+        "app_id": app.app_id,
+        "name": app.name,
+        "created_at": format_micros(app.created_at),
+    })
+}
+
+async fn create_app(
+    req: HttpRequest,
+    payload: Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = caller(&req, &state, Mode::All)?;
+    let input = json_input(&req, payload, &state).await?;
+    let app_id = input.app_id()?;
+    let name = match input.str("name")? {
+        None => app_id.clone(),
+        Some(name) if !name.trim().is_empty() && name.len() <= 256 && !ids::has_control(name) => {
+            name.trim().to_owned()
+        }
+        Some(_) => {
+            return Err(invalid(
+                "name",
+                "1 to 256 bytes without control characters",
+                input.raw("name"),
+            ))
+        }
+    };
+    caller.require_app(&app_id)?;
+    match state.store.create_app(&app_id, &name, state.clock.now())? {
+        CreateApp::Created(app) => {
+            persist(&state).await?;
+            Ok(HttpResponse::Created().json(app_json(&app)))
+        }
+        CreateApp::AlreadyExists => {
+            Err(ApiError::new(Code::AppIdAlreadyExists).info("app_id", app_id))
+        }
+    }
+}
+
+async fn list_apps(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let caller = caller(&req, &state, Mode::Read)?;
+    let apps: Vec<Value> = state
+        .store
+        .apps()?
+        .iter()
+        .filter(|app| caller.can_access(&app.app_id))
+        .map(app_json)
+        .collect();
+    Ok(HttpResponse::Ok().json(apps))
+}
+
+async fn get_app(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = caller(&req, &state, Mode::Read)?;
+    let app_id = path.into_inner();
+    check_app_id(&app_id)?;
+    let app = visible_app(&state, &caller, &app_id)?;
+    Ok(HttpResponse::Ok().json(app_json(&app)))
+}
+
+async fn delete_app(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = caller(&req, &state, Mode::All)?;
+    let app_id = path.into_inner();
+    check_app_id(&app_id)?;
+    visible_app(&state, &caller, &app_id)?;
+    let store = state.store.clone();
+    let target = app_id.clone();
+    // Deleting an app walks all its devices: keep it off the request threads.
+    let deleted = web::block(move || store.delete_app(&target))
+        .await
+        .map_err(|_| ApiError::new(Code::Internal))??;
+    if !deleted {
+        return Err(ApiError::new(Code::AppNotFound).info("app_id", app_id));
+    }
+    persist(&state).await?;
+    Ok(ok())
+}

@@ -1,0 +1,167 @@
+//! `/bundle`: bundles hosted elsewhere, registered so that channels and overrides can name them
+//! (spec section 4).
+
+use actix_web::web::{self, Payload, ServiceConfig};
+use actix_web::{HttpRequest, HttpResponse};
+use serde_json::{json, Value};
+
+use super::input::{invalid, Input};
+use super::{body_or_query_input, caller, json_input, ok, persist, resource, visible_app};
+use crate::error::{ApiError, Code};
+use crate::ids;
+use crate::model::{Bundle, Mode, NewBundle};
+use crate::state::AppState;
+use crate::store::{CreateBundle, DeleteOutcome};
+use crate::timefmt::format_micros;
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(
+        resource("/bundle")
+            .route(web::get().to(list_bundles))
+            .route(web::post().to(create_bundle))
+            .route(web::delete().to(delete_bundle)),
+    );
+}
+
+pub fn bundle_json(bundle: &Bundle) -> Value {
+    json!({
+        "id": bundle.id,
+        "app_id": bundle.app_id,
+        "version": bundle.version,
+        "external_url": bundle.external_url,
+        "checksum": bundle.checksum,
+        "session_key": bundle.session_key,
+        "min_update_version": bundle.min_update_version,
+        "created_at": format_micros(bundle.created_at),
+    })
+}
+
+/// A semver version without a leading `v`, as Capgo names bundles.
+fn semver_field(input: &Input, field: &str) -> Result<Option<String>, ApiError> {
+    match input.str(field)? {
+        None => Ok(None),
+        Some(text) if text.len() <= 128 && semver::Version::parse(text).is_ok() => {
+            Ok(Some(text.to_owned()))
+        }
+        Some(_) => Err(invalid(
+            field,
+            "a semver version such as 1.2.3 (no leading v)",
+            input.raw(field),
+        )),
+    }
+}
+
+/// A bounded string without control characters.
+fn text_field(input: &Input, field: &str, max: usize) -> Result<Option<String>, ApiError> {
+    match input.str(field)? {
+        None => Ok(None),
+        Some(text) if !text.is_empty() && text.len() <= max && !ids::has_control(text) => {
+            Ok(Some(text.to_owned()))
+        }
+        Some(_) => Err(invalid(
+            field,
+            &format!("1 to {max} bytes without control characters"),
+            input.raw(field),
+        )),
+    }
+}
+
+fn parse_external_url(input: &Input) -> Result<String, ApiError> {
+    let url = input.required_str("external_url")?;
+    let has_scheme = url.starts_with("https://") || url.starts_with("http://");
+    let host_present = url
+        .split("://")
+        .nth(1)
+        .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'));
+    if has_scheme
+        && host_present
+        && url.len() <= 2048
+        && !url.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        Ok(url.to_owned())
+    } else {
+        Err(invalid(
+            "external_url",
+            "an http:// or https:// URL",
+            input.raw("external_url"),
+        ))
+    }
+}
+
+async fn create_bundle(
+    req: HttpRequest,
+    payload: Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = caller(&req, &state, Mode::Write)?;
+    let input = json_input(&req, payload, &state).await?;
+    let app_id = input.app_id()?;
+    let version =
+        semver_field(&input, "version")?.ok_or_else(|| super::input::missing("version"))?;
+    let external_url = parse_external_url(&input)?;
+    let checksum =
+        text_field(&input, "checksum", 1024)?.ok_or_else(|| super::input::missing("checksum"))?;
+    let session_key = text_field(&input, "session_key", 1024)?;
+    let min_update_version = semver_field(&input, "min_update_version")?;
+    visible_app(&state, &caller, &app_id)?;
+    let new = NewBundle {
+        app_id: app_id.clone(),
+        version: version.clone(),
+        external_url,
+        checksum,
+        session_key,
+        min_update_version,
+    };
+    match state.store.create_bundle(&new, state.clock.now())? {
+        CreateBundle::Created(bundle) => {
+            persist(&state).await?;
+            Ok(HttpResponse::Created()
+                .json(json!({"status": "ok", "bundle": bundle_json(&bundle)})))
+        }
+        CreateBundle::AlreadyExists => {
+            Err(ApiError::new(Code::VersionAlreadyExists).info("version", version))
+        }
+        CreateBundle::AppNotFound => Err(ApiError::new(Code::AppNotFound).info("app_id", app_id)),
+    }
+}
+
+async fn list_bundles(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = caller(&req, &state, Mode::Read)?;
+    let input = Input::from_query(req.query_string())?;
+    let app_id = input.app_id()?;
+    visible_app(&state, &caller, &app_id)?;
+    let bundles: Vec<Value> = state
+        .store
+        .bundles(&app_id)?
+        .iter()
+        .map(bundle_json)
+        .collect();
+    Ok(HttpResponse::Ok().json(bundles))
+}
+
+async fn delete_bundle(
+    req: HttpRequest,
+    payload: Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = caller(&req, &state, Mode::Write)?;
+    let input = body_or_query_input(&req, payload, &state).await?;
+    let app_id = input.app_id()?;
+    let version = input.required_name("version")?;
+    visible_app(&state, &caller, &app_id)?;
+    match state.store.delete_bundle(&app_id, &version)? {
+        DeleteOutcome::Deleted => {
+            persist(&state).await?;
+            Ok(ok())
+        }
+        DeleteOutcome::NotFound => {
+            Err(ApiError::new(Code::VersionNotFound).info("version", version))
+        }
+        DeleteOutcome::InUse => {
+            Err(ApiError::new(Code::CannotDeleteLinkedVersion).info("version", version))
+        }
+    }
+}

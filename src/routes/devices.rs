@@ -1,0 +1,286 @@
+//! `/device`: the Devices API of the seed (spec section 3).
+
+use actix_web::web::{self, Payload, ServiceConfig};
+use actix_web::{HttpRequest, HttpResponse};
+use serde::Serialize;
+
+use super::input::{invalid, Input};
+use super::{body_or_query_input, caller, json_input, ok, persist, resource, visible_app};
+use crate::error::{ApiError, Code};
+use crate::ids;
+use crate::model::{Cursor, DeviceEntry, DeviceListQuery, DeviceOrder, Mode};
+use crate::state::AppState;
+use crate::store::{Link, LinkOutcome};
+use crate::timefmt::{format_micros, parse_rfc3339};
+
+pub const DEFAULT_LIMIT: usize = 50;
+pub const MAX_LIMIT: usize = 1000;
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(
+        resource("/device")
+            .route(web::get().to(get_devices))
+            .route(web::post().to(link_device))
+            .route(web::delete().to(unlink_device)),
+    );
+}
+
+/// The seed's wording for a key below `write` on the Devices API.
+fn device_caller(
+    req: &HttpRequest,
+    state: &AppState,
+    mode: Mode,
+) -> Result<crate::auth::Caller, ApiError> {
+    caller(req, state, mode).map_err(|error| {
+        if error.code() == Code::InsufficientPermissions.as_str() {
+            error.message("Insufficient permissions to manage devices")
+        } else {
+            error
+        }
+    })
+}
+
+/// The Device object of the contract.
+#[derive(Serialize)]
+pub struct DeviceView<'a> {
+    updated_at: String,
+    device_id: &'a str,
+    custom_id: &'a str,
+    version: Option<u64>,
+    version_name: Option<&'a str>,
+    app_id: &'a str,
+    platform: &'static str,
+    plugin_version: &'a str,
+    os_version: &'a str,
+    version_build: &'a str,
+    is_prod: bool,
+    is_emulator: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    channel: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version_override: Option<&'a str>,
+}
+
+impl<'a> From<&'a DeviceEntry> for DeviceView<'a> {
+    fn from(entry: &'a DeviceEntry) -> Self {
+        let device = &entry.device;
+        let report = &device.report;
+        Self {
+            updated_at: format_micros(device.updated_at),
+            device_id: &device.device_id,
+            custom_id: &report.custom_id,
+            version: entry.bundle_id,
+            version_name: report.version_name.as_deref(),
+            app_id: &device.app_id,
+            platform: report.platform.as_str(),
+            plugin_version: &report.plugin_version,
+            os_version: &report.os_version,
+            version_build: &report.version_build,
+            is_prod: report.is_prod,
+            is_emulator: report.is_emulator,
+            channel: entry.overrides.channel.as_deref(),
+            version_override: entry.overrides.version.as_deref(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct DeviceList<'a> {
+    data: Vec<DeviceView<'a>>,
+    #[serde(rename = "nextCursor", skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<String>,
+    #[serde(rename = "hasMore")]
+    has_more: bool,
+}
+
+pub fn format_cursor(cursor: &Cursor) -> String {
+    format!("{}|{}", format_micros(cursor.updated_at), cursor.device_id)
+}
+
+/// `<updated_at>|<device_id>`, split at the first `|` (a device id may contain `|`).
+pub fn parse_cursor(text: &str) -> Option<Cursor> {
+    let (time, device_id) = text.split_once('|')?;
+    let updated_at = u64::try_from(parse_rfc3339(time)?).ok()?;
+    let device_id = ids::normalize_device_id(device_id)?;
+    Some(Cursor {
+        updated_at,
+        device_id,
+    })
+}
+
+fn parse_limit(input: &Input) -> Result<usize, ApiError> {
+    let Some(text) = input.str("limit")? else {
+        return Ok(DEFAULT_LIMIT);
+    };
+    text.bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| text.parse::<usize>().ok())
+        .flatten()
+        .filter(|limit| (1..=MAX_LIMIT).contains(limit))
+        .ok_or_else(|| invalid("limit", "an integer from 1 to 1000", input.raw("limit")))
+}
+
+fn parse_list_query(input: &Input) -> Result<DeviceListQuery, ApiError> {
+    let limit = parse_limit(input)?;
+    let order = match input.str("order")? {
+        None => DeviceOrder::DeviceId,
+        Some("asc") => DeviceOrder::UpdatedAsc,
+        Some("desc") => DeviceOrder::UpdatedDesc,
+        Some(_) => return Err(invalid("order", "asc or desc", input.raw("order"))),
+    };
+    let updated_after = match input.str("updated_at")? {
+        None => None,
+        // An instant before 1970 lists everything, as every device is later than it.
+        Some(text) => Some(
+            parse_rfc3339(text)
+                .map(|micros| u64::try_from(micros).unwrap_or(0))
+                .ok_or_else(|| {
+                    invalid(
+                        "updated_at",
+                        "expected an RFC 3339 instant",
+                        input.raw("updated_at"),
+                    )
+                })?,
+        ),
+    };
+    let after = match input.str("cursor")? {
+        None => None,
+        Some(text) => Some(parse_cursor(text).ok_or_else(|| {
+            invalid(
+                "cursor",
+                "expected the nextCursor of a previous page, <updated_at>|<device_id>",
+                input.raw("cursor"),
+            )
+        })?),
+    };
+    Ok(DeviceListQuery {
+        order,
+        after,
+        updated_after,
+        limit,
+    })
+}
+
+async fn get_devices(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = device_caller(&req, &state, Mode::Read)?;
+    let input = Input::from_query(req.query_string())?;
+    let app_id = input.app_id()?;
+    visible_app(&state, &caller, &app_id)?;
+
+    if let Some(device_id) = input.device_id()? {
+        let entry = state.store.device(&app_id, &device_id)?.ok_or_else(|| {
+            ApiError::new(Code::DeviceNotFound).info("device_id", device_id.as_str())
+        })?;
+        return Ok(HttpResponse::Ok().json(DeviceView::from(&entry)));
+    }
+
+    let query = parse_list_query(&input)?;
+    let page = state.store.list_devices(&app_id, &query)?;
+    let list = DeviceList {
+        data: page.devices.iter().map(DeviceView::from).collect(),
+        next_cursor: page.next.as_ref().map(format_cursor),
+        has_more: page.next.is_some(),
+    };
+    Ok(HttpResponse::Ok().json(list))
+}
+
+async fn link_device(
+    req: HttpRequest,
+    payload: Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = device_caller(&req, &state, Mode::Write)?;
+    let input = json_input(&req, payload, &state).await?;
+    let app_id = input.app_id()?;
+    let device_id = input.required_device_id()?;
+    let channel = input.name("channel")?;
+    let version = input.name("version_id")?;
+    visible_app(&state, &caller, &app_id)?;
+
+    if channel.is_none() && version.is_none() {
+        return Err(ApiError::new(Code::MissingChannelOrVersion));
+    }
+    let link = Link {
+        channel: channel.as_deref(),
+        version: version.as_deref(),
+    };
+    match state
+        .store
+        .link_device(&app_id, &device_id, link, state.clock.now())?
+    {
+        LinkOutcome::Linked => {}
+        LinkOutcome::AppNotFound => {
+            return Err(ApiError::new(Code::AppNotFound).info("app_id", app_id))
+        }
+        LinkOutcome::ChannelNotFound => {
+            return Err(
+                ApiError::new(Code::ChannelNotFound).info("channel", channel.unwrap_or_default())
+            )
+        }
+        LinkOutcome::VersionNotFound => {
+            return Err(ApiError::new(Code::VersionNotFound)
+                .info("version_id", version.unwrap_or_default()))
+        }
+    }
+    persist(&state).await?;
+    Ok(ok())
+}
+
+async fn unlink_device(
+    req: HttpRequest,
+    payload: Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = device_caller(&req, &state, Mode::Write)?;
+    let input = body_or_query_input(&req, payload, &state).await?;
+    let app_id = input.app_id()?;
+    let device_id = input.required_device_id()?;
+    visible_app(&state, &caller, &app_id)?;
+    state.store.unlink_device(&app_id, &device_id)?;
+    persist(&state).await?;
+    Ok(ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip() {
+        for (micros, id) in [
+            (0u64, "a"),
+            (1_704_067_200_123_456, "dev|ice|"),
+            (1_704_067_200_000_000, "é"),
+        ] {
+            let cursor = Cursor {
+                updated_at: micros,
+                device_id: id.to_owned(),
+            };
+            assert_eq!(parse_cursor(&format_cursor(&cursor)), Some(cursor));
+        }
+    }
+
+    #[test]
+    fn the_seed_cursor_parses() {
+        let cursor = parse_cursor("2024-01-01T00:00:00Z|device_456").unwrap();
+        assert_eq!(cursor.device_id, "device_456");
+        assert_eq!(format_micros(cursor.updated_at), "2024-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn malformed_cursors_are_refused() {
+        for bad in [
+            "",
+            "|",
+            "device_456",
+            "2024-01-01T00:00:00Z|",
+            "garbage|device",
+            "1969-12-31T23:59:59Z|d",
+        ] {
+            assert_eq!(parse_cursor(bad), None, "{bad}");
+        }
+    }
+}

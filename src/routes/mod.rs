@@ -1,0 +1,142 @@
+//! HTTP routes, one module per resource. Handlers parse, authorize, call the store, render.
+
+pub mod apikeys;
+pub mod apps;
+pub mod bundles;
+pub mod channels;
+pub mod devices;
+pub mod input;
+pub mod plugin;
+
+use actix_web::body::{BoxBody, EitherBody};
+use actix_web::dev::ServiceResponse;
+use actix_web::http::header::{self, HeaderMap};
+use actix_web::http::StatusCode;
+use actix_web::middleware::ErrorHandlerResponse;
+use actix_web::web::{self, Payload, ServiceConfig};
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use serde_json::json;
+
+use crate::auth::{self, Caller};
+use crate::config::Durability;
+use crate::error::{ApiError, Code};
+use crate::model::{App, Mode};
+use crate::state::AppState;
+use input::Input;
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    devices::configure(cfg);
+    apps::configure(cfg);
+    channels::configure(cfg);
+    bundles::configure(cfg);
+    apikeys::configure(cfg);
+    plugin::configure(cfg);
+}
+
+/// A resource whose unsupported methods answer 405 in the contract's shape.
+pub(crate) fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
+}
+
+pub async fn not_found() -> HttpResponse {
+    ApiError::new(Code::NotFound).error_response()
+}
+
+pub async fn method_not_allowed() -> HttpResponse {
+    ApiError::new(Code::MethodNotAllowed).error_response()
+}
+
+/// Authenticates the request and checks the key's mode.
+pub(crate) fn caller(req: &HttpRequest, state: &AppState, mode: Mode) -> Result<Caller, ApiError> {
+    let caller = auth::authenticate(req.headers(), state)?;
+    caller.require(mode)?;
+    Ok(caller)
+}
+
+/// The app, if the caller may see it: 403 before 404, so that nothing is learnt of other apps.
+pub(crate) fn visible_app(
+    state: &AppState,
+    caller: &Caller,
+    app_id: &str,
+) -> Result<App, ApiError> {
+    caller.require_app(app_id)?;
+    state
+        .store
+        .app(app_id)?
+        .ok_or_else(|| ApiError::new(Code::AppNotFound).info("app_id", app_id))
+}
+
+pub(crate) async fn body(
+    headers: &HeaderMap,
+    payload: Payload,
+    state: &AppState,
+) -> Result<web::Bytes, ApiError> {
+    input::read_body(headers, payload, state.max_body).await
+}
+
+/// A JSON object body, read within the configured limit.
+pub(crate) async fn json_input(
+    req: &HttpRequest,
+    payload: Payload,
+    state: &AppState,
+) -> Result<Input, ApiError> {
+    let bytes = body(req.headers(), payload, state).await?;
+    Input::from_json(req.headers(), &bytes)
+}
+
+/// A JSON body if there is one, else the query string.
+pub(crate) async fn body_or_query_input(
+    req: &HttpRequest,
+    payload: Payload,
+    state: &AppState,
+) -> Result<Input, ApiError> {
+    let bytes = body(req.headers(), payload, state).await?;
+    Input::from_body_or_query(req.headers(), &bytes, req.query_string())
+}
+
+/// Makes the writes so far durable before a management write is acknowledged
+/// (`storage.durability = "flush"`). The flush is disk I/O, so it runs on the blocking pool.
+pub(crate) async fn persist(state: &AppState) -> Result<(), ApiError> {
+    if state.durability == Durability::Flush {
+        let store = state.store.clone();
+        web::block(move || store.flush())
+            .await
+            .map_err(|_| ApiError::new(Code::Internal))??;
+    }
+    Ok(())
+}
+
+pub(crate) fn ok() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+/// Rewrites any error response that is not already JSON (from actix itself, say) into the
+/// contract's shape, so that no client ever sees an HTML or empty error page.
+pub fn json_error_body<B>(
+    response: ServiceResponse<B>,
+) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json {
+        return Ok(ErrorHandlerResponse::Response(
+            response.map_into_left_body(),
+        ));
+    }
+    let error = match response.status() {
+        StatusCode::NOT_FOUND => ApiError::new(Code::NotFound),
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::new(Code::MethodNotAllowed),
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(Code::PayloadTooLarge),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(Code::UnsupportedMediaType),
+        status if status.is_client_error() => ApiError::new(Code::InvalidQuery)
+            .message("Bad request")
+            .info("status", status.as_u16()),
+        _ => ApiError::new(Code::Internal),
+    };
+    let (request, _) = response.into_parts();
+    let rendered: HttpResponse<BoxBody> = error.error_response();
+    let response: ServiceResponse<EitherBody<B, BoxBody>> =
+        ServiceResponse::new(request, rendered).map_into_right_body();
+    Ok(ErrorHandlerResponse::Response(response))
+}

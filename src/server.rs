@@ -1,0 +1,87 @@
+//! Serving: open the store, make sure a key exists, run until SIGINT/SIGTERM, flush, return.
+
+use std::sync::Arc;
+
+use actix_web::HttpServer;
+
+use crate::auth;
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, Durability};
+use crate::create_app;
+use crate::state::AppState;
+use crate::store::sled::{SledOptions, SledStore};
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot open the store in {path}: {source}")]
+    Open { path: String, source: StoreError },
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: String,
+        source: std::io::Error,
+    },
+    #[error("server: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub fn open_store(config: &Config) -> Result<SledStore, ServeError> {
+    let dir = &config.storage.data_dir;
+    std::fs::create_dir_all(dir).map_err(|source| ServeError::DataDir {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    let options = SledOptions {
+        cache_bytes: config.storage.cache.0,
+        flush_every_ms: Some((config.storage.flush_every.micros() / 1000).max(1)),
+    };
+    SledStore::open(dir, &options).map_err(|source| ServeError::Open {
+        path: dir.display().to_string(),
+        source,
+    })
+}
+
+pub async fn serve(config: Config) -> Result<(), ServeError> {
+    let store: Arc<dyn Store> = Arc::new(open_store(&config)?);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    if let Some(secret) = auth::bootstrap(store.as_ref(), &config.auth.admin_key, clock.now())? {
+        // Printed once, on standard error, never logged.
+        eprintln!(
+            "device-registry: created an admin API key (mode \"all\"); it is shown only this once:"
+        );
+        eprintln!("  {secret}");
+    }
+    let state = AppState::new(store.clone(), clock, &config);
+    let max_body = state.max_body;
+    let address = config.server.bind.0.clone();
+    let server = HttpServer::new(move || {
+        create_app(state.clone()).app_data(actix_web::web::PayloadConfig::new(max_body))
+    })
+    .bind(address.as_str())
+    .map_err(|source| ServeError::Bind {
+        address: address.clone(),
+        source,
+    })?
+    .shutdown_timeout(30);
+    for addr in server.addrs() {
+        log::info!("listening on http://{addr}");
+    }
+    if config.storage.durability == Durability::Periodic {
+        log::info!(
+            "durability: periodic (flushed every {:?})",
+            config.storage.flush_every.to_std()
+        );
+    }
+    // actix stops accepting on SIGINT/SIGTERM and drains in-flight requests before this returns.
+    server.run().await?;
+    log::info!("shutting down: flushing the store");
+    store.flush()?;
+    Ok(())
+}

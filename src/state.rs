@@ -1,0 +1,33 @@
+//! What every handler shares: the store, the clock and the settings that shape answers.
+
+use std::sync::Arc;
+
+use crate::auth::hash_secret;
+use crate::clock::Clock;
+use crate::config::{Config, Durability};
+use crate::store::Store;
+use crate::timefmt::Micros;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub admin_key_hash: Option<[u8; 32]>,
+    pub max_body: usize,
+    pub touch_interval: Micros,
+    pub durability: Durability,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: &Config) -> Self {
+        let admin_key = &config.auth.admin_key;
+        Self {
+            store,
+            clock,
+            admin_key_hash: (!admin_key.is_empty()).then(|| hash_secret(admin_key)),
+            max_body: usize::try_from(config.server.max_body.0).unwrap_or(usize::MAX),
+            touch_interval: config.devices.touch_interval.micros(),
+            durability: config.storage.durability,
+        }
+    }
+}

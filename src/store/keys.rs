@@ -1,0 +1,279 @@
+//! Every byte layout of the sled store, keys and values, with their tests.
+//!
+//! Trees and key layouts (`0xFF` never occurs in UTF-8, so no id can forge a separator; app ids
+//! are ASCII, so the first `0xFF` of a key always ends its app id):
+//!
+//! ```text
+//! apps:            app_id                                   -> AppRecord
+//! channels:        app_id 0xFF channel_name                 -> Channel
+//! bundles:         app_id 0xFF version_name                 -> Bundle
+//! devices:         app_id 0xFF device_id                    -> DeviceRecord
+//! devices_by_time: app_id 0xFF updated_at(u64 BE µs) device_id -> ()
+//! overrides:       app_id 0xFF device_id                    -> Overrides
+//! api_keys:        sha256(secret) (32 bytes)                -> ApiKey
+//! ```
+//!
+//! Within one app, the byte order of `devices` keys is `device_id` order and that of
+//! `devices_by_time` keys is (`updated_at`, `device_id`) order, so that every list order is a
+//! range scan. Keys of different apps never interleave.
+//!
+//! Values are a format byte ([`FORMAT_V1`]) followed by the bincode (serde, standard config)
+//! encoding of the record, so that a record can change shape without rewriting the store.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::timefmt::Micros;
+
+pub const SEPARATOR: u8 = 0xFF;
+pub const FORMAT_V1: u8 = 1;
+
+/// `app_id 0xFF`: the prefix of everything an app owns in an app-scoped tree.
+pub fn app_prefix(app_id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(app_id.len() + 1);
+    key.extend_from_slice(app_id.as_bytes());
+    key.push(SEPARATOR);
+    key
+}
+
+/// `app_id 0xFF name`: channels, bundles, devices and overrides.
+pub fn app_scoped(app_id: &str, name: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(app_id.len() + 1 + name.len());
+    key.extend_from_slice(app_id.as_bytes());
+    key.push(SEPARATOR);
+    key.extend_from_slice(name.as_bytes());
+    key
+}
+
+pub fn split_app_scoped(key: &[u8]) -> Option<(&str, &str)> {
+    let at = key.iter().position(|&b| b == SEPARATOR)?;
+    let app_id = std::str::from_utf8(&key[..at]).ok()?;
+    let name = std::str::from_utf8(&key[at + 1..]).ok()?;
+    Some((app_id, name))
+}
+
+/// `app_id 0xFF updated_at(u64 BE) device_id`: the time index.
+pub fn device_time(app_id: &str, updated_at: Micros, device_id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(app_id.len() + 9 + device_id.len());
+    key.extend_from_slice(app_id.as_bytes());
+    key.push(SEPARATOR);
+    key.extend_from_slice(&updated_at.to_be_bytes());
+    key.extend_from_slice(device_id.as_bytes());
+    key
+}
+
+/// `app_id 0xFF updated_at(u64 BE)`: the first time-index key at that instant.
+pub fn device_time_floor(app_id: &str, updated_at: Micros) -> Vec<u8> {
+    device_time(app_id, updated_at, "")
+}
+
+pub fn split_device_time(key: &[u8]) -> Option<(&str, Micros, &str)> {
+    let at = key.iter().position(|&b| b == SEPARATOR)?;
+    let app_id = std::str::from_utf8(&key[..at]).ok()?;
+    let time: [u8; 8] = key.get(at + 1..at + 9)?.try_into().ok()?;
+    let device_id = std::str::from_utf8(&key[at + 9..]).ok()?;
+    Some((app_id, u64::from_be_bytes(time), device_id))
+}
+
+/// The smallest key greater than every key that starts with `prefix` (`None`: no such key).
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ValueError {
+    #[error("empty value")]
+    Empty,
+    #[error("unknown format byte {0}")]
+    UnknownFormat(u8),
+    #[error("bincode: {0}")]
+    Decode(String),
+}
+
+pub fn encode_value<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut out = vec![FORMAT_V1];
+    // Encoding plain structs of strings, integers, options and vectors into a Vec cannot fail.
+    bincode::serde::encode_into_std_write(value, &mut out, bincode::config::standard())
+        .expect("encoding a record into memory");
+    out
+}
+
+pub fn decode_value<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ValueError> {
+    match bytes.split_first() {
+        None => Err(ValueError::Empty),
+        Some((&FORMAT_V1, payload)) => {
+            bincode::serde::decode_from_slice(payload, bincode::config::standard())
+                .map(|(value, _)| value)
+                .map_err(|e| ValueError::Decode(e.to_string()))
+        }
+        Some((&format, _)) => Err(ValueError::UnknownFormat(format)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{DeviceReport, Platform};
+
+    const IDS: &[&str] = &[
+        "a",
+        "a|b",
+        "a|",
+        "|a",
+        "00000000-0000-0000-0000-000000000000",
+        "ab",
+        "b",
+        "é",
+        "日本",
+        "z\u{10FFFF}",
+        " ",
+    ];
+    const APPS: &[&str] = &["a", "a.b", "a-b", "ab", "app_123", "com.example.app", "b"];
+    const TIMES: &[u64] = &[
+        0,
+        1,
+        255,
+        256,
+        65_535,
+        1_704_067_200_000_000,
+        u64::MAX - 1,
+        u64::MAX,
+    ];
+
+    #[test]
+    fn app_scoped_round_trip() {
+        for app in APPS {
+            for id in IDS {
+                let key = app_scoped(app, id);
+                assert_eq!(split_app_scoped(&key), Some((*app, *id)));
+                assert!(key.starts_with(&app_prefix(app)));
+            }
+        }
+    }
+
+    #[test]
+    fn device_time_round_trip() {
+        for app in APPS {
+            for &t in TIMES {
+                for id in IDS {
+                    let key = device_time(app, t, id);
+                    assert_eq!(split_device_time(&key), Some((*app, t, *id)));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn app_scoped_byte_order_is_device_id_order_and_apps_do_not_interleave() {
+        let mut keys: Vec<(Vec<u8>, &str, &str)> = APPS
+            .iter()
+            .flat_map(|app| IDS.iter().map(move |id| (app_scoped(app, id), *app, *id)))
+            .collect();
+        keys.sort();
+        for app in APPS {
+            let positions: Vec<usize> = keys
+                .iter()
+                .enumerate()
+                .filter(|(_, k)| k.1 == *app)
+                .map(|(i, _)| i)
+                .collect();
+            assert_eq!(positions.len(), IDS.len());
+            assert!(
+                positions.windows(2).all(|w| w[1] == w[0] + 1),
+                "{app} interleaves"
+            );
+            let ids: Vec<&str> = positions.iter().map(|&i| keys[i].2).collect();
+            let mut expected: Vec<&str> = IDS.to_vec();
+            expected.sort();
+            assert_eq!(ids, expected);
+        }
+    }
+
+    #[test]
+    fn device_time_byte_order_is_time_then_device_id_order() {
+        let mut keys: Vec<(Vec<u8>, &str, u64, &str)> = Vec::new();
+        for app in APPS {
+            for &t in TIMES {
+                for id in IDS {
+                    keys.push((device_time(app, t, id), app, t, id));
+                }
+            }
+        }
+        keys.sort();
+        for app in APPS {
+            let group: Vec<(u64, &str)> = keys
+                .iter()
+                .filter(|k| k.1 == *app)
+                .map(|k| (k.2, k.3))
+                .collect();
+            let mut expected = group.clone();
+            expected.sort();
+            assert_eq!(group, expected);
+            let first = keys.iter().position(|k| k.1 == *app).unwrap();
+            assert!(keys[first..first + group.len()].iter().all(|k| k.1 == *app));
+        }
+    }
+
+    #[test]
+    fn floor_and_prefix_end_bound_exactly_one_app() {
+        for app in APPS {
+            let start = device_time_floor(app, 0);
+            let end = prefix_end(&app_prefix(app)).unwrap();
+            for other in APPS {
+                for &t in TIMES {
+                    for id in IDS {
+                        let key = device_time(other, t, id);
+                        let inside = key >= start && key < end;
+                        assert_eq!(inside, other == app, "{other} {t} {id} in {app}");
+                    }
+                }
+            }
+        }
+        assert_eq!(prefix_end(&[1, 0xFF]), Some(vec![2]));
+        assert_eq!(prefix_end(&[0xFF, 0xFF]), None);
+    }
+
+    #[test]
+    fn malformed_keys_do_not_decode() {
+        assert_eq!(split_app_scoped(b"no-separator"), None);
+        assert_eq!(split_device_time(b"app\xFF\x00\x01"), None);
+        assert_eq!(split_app_scoped(b"app\xFF\xC3"), None);
+    }
+
+    #[test]
+    fn values_round_trip_and_carry_their_format() {
+        let report = DeviceReport {
+            custom_id: "user 42".into(),
+            version_name: Some("1.2.3".into()),
+            version_build: "100".into(),
+            os_version: "17.0".into(),
+            plugin_version: "6.0.0".into(),
+            platform: Platform::Android,
+            is_prod: false,
+            is_emulator: true,
+            default_channel: None,
+        };
+        let bytes = encode_value(&report);
+        assert_eq!(bytes[0], FORMAT_V1);
+        assert_eq!(decode_value::<DeviceReport>(&bytes).unwrap(), report);
+
+        let mut future = bytes.clone();
+        future[0] = 2;
+        assert!(matches!(
+            decode_value::<DeviceReport>(&future),
+            Err(ValueError::UnknownFormat(2))
+        ));
+        assert!(matches!(
+            decode_value::<DeviceReport>(&[]),
+            Err(ValueError::Empty)
+        ));
+        assert!(decode_value::<DeviceReport>(&bytes[..bytes.len() - 3]).is_err());
+    }
+}

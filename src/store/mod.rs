@@ -1,0 +1,153 @@
+//! The registry's storage, as the handlers see it: operations named after what they mean, with no
+//! engine types. [`sled::SledStore`] is the embedded engine; another engine (a distributed one)
+//! implements [`Store`] and nothing above this module changes.
+//!
+//! Calls are synchronous. The sled engine answers them from memory except [`Store::flush`], which
+//! does disk I/O; handlers call that one on the blocking pool (see `routes::persist`).
+
+pub mod keys;
+pub mod sled;
+
+use crate::model::{
+    ApiKey, App, Bundle, Channel, ChannelPatch, DeviceEntry, DeviceListQuery, DevicePage,
+    DeviceReport, NewBundle,
+};
+use crate::timefmt::Micros;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage engine: {0}")]
+    Engine(String),
+    #[error("corrupt record in {tree}: {detail}")]
+    Corrupt { tree: &'static str, detail: String },
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Outcome of a check-in (spec section 5, `touch_interval`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upsert {
+    Created,
+    /// A field changed: rewritten with `updated_at` = now.
+    Updated,
+    /// Nothing changed but the record was older than `touch_interval`: `updated_at` = now.
+    Touched,
+    /// Nothing changed and the record is fresh: nothing written.
+    Unchanged,
+    AppNotFound,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateApp {
+    Created(App),
+    AlreadyExists,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpsertChannel {
+    Created(Channel),
+    Updated(Channel),
+    AppNotFound,
+    VersionNotFound,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateBundle {
+    Created(Bundle),
+    AlreadyExists,
+    AppNotFound,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    Deleted,
+    NotFound,
+    /// A bundle still used by a channel or a version override.
+    InUse,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkOutcome {
+    Linked,
+    AppNotFound,
+    ChannelNotFound,
+    VersionNotFound,
+}
+
+/// What to link a device to; at least one is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Link<'a> {
+    pub channel: Option<&'a str>,
+    pub version: Option<&'a str>,
+}
+
+/// An API key to store: its description and the SHA-256 of its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewApiKey {
+    pub key: ApiKey,
+    pub secret_hash: [u8; 32],
+}
+
+pub trait Store: Send + Sync + 'static {
+    // Apps.
+    fn create_app(&self, app_id: &str, name: &str, now: Micros) -> StoreResult<CreateApp>;
+    fn app(&self, app_id: &str) -> StoreResult<Option<App>>;
+    fn apps(&self) -> StoreResult<Vec<App>>;
+    /// Removes the app with its channels, bundles, devices, index entries and overrides.
+    fn delete_app(&self, app_id: &str) -> StoreResult<bool>;
+
+    // Channels.
+    /// Creates the channel with the defaults, or updates it; then, if it is public, makes the
+    /// other channels that overlap it on a platform private.
+    fn upsert_channel(
+        &self,
+        app_id: &str,
+        name: &str,
+        patch: &ChannelPatch,
+        now: Micros,
+    ) -> StoreResult<UpsertChannel>;
+    fn channel(&self, app_id: &str, name: &str) -> StoreResult<Option<Channel>>;
+    fn channels(&self, app_id: &str) -> StoreResult<Vec<Channel>>;
+    /// Removes the channel and the channel overrides that point at it.
+    fn delete_channel(&self, app_id: &str, name: &str) -> StoreResult<DeleteOutcome>;
+
+    // Bundles.
+    fn create_bundle(&self, bundle: &NewBundle, now: Micros) -> StoreResult<CreateBundle>;
+    fn bundle(&self, app_id: &str, version: &str) -> StoreResult<Option<Bundle>>;
+    /// Newest first.
+    fn bundles(&self, app_id: &str) -> StoreResult<Vec<Bundle>>;
+    fn delete_bundle(&self, app_id: &str, version: &str) -> StoreResult<DeleteOutcome>;
+
+    // Devices.
+    /// Records a check-in with the `touch_interval` rule; nothing for an unknown app.
+    fn upsert_device(
+        &self,
+        app_id: &str,
+        device_id: &str,
+        report: &DeviceReport,
+        now: Micros,
+        touch_interval: Micros,
+    ) -> StoreResult<Upsert>;
+    fn device(&self, app_id: &str, device_id: &str) -> StoreResult<Option<DeviceEntry>>;
+    fn list_devices(&self, app_id: &str, query: &DeviceListQuery) -> StoreResult<DevicePage>;
+    /// Sets the given overrides, replacing those of the same kind; the device need not exist.
+    fn link_device(
+        &self,
+        app_id: &str,
+        device_id: &str,
+        link: Link<'_>,
+        now: Micros,
+    ) -> StoreResult<LinkOutcome>;
+    /// Removes both overrides; never the device.
+    fn unlink_device(&self, app_id: &str, device_id: &str) -> StoreResult<()>;
+
+    // API keys.
+    fn create_api_key(&self, key: &NewApiKey) -> StoreResult<()>;
+    fn next_api_key_id(&self) -> StoreResult<u64>;
+    fn api_key_by_hash(&self, secret_hash: &[u8; 32]) -> StoreResult<Option<ApiKey>>;
+    fn api_keys(&self) -> StoreResult<Vec<ApiKey>>;
+    fn delete_api_key(&self, id: u64) -> StoreResult<bool>;
+
+    /// Makes every write so far durable.
+    fn flush(&self) -> StoreResult<()>;
+}

@@ -1,0 +1,756 @@
+//! The embedded engine: sled trees laid out as `keys.rs` describes.
+//!
+//! Consistency: a device record and its time-index entry change in one transaction over both
+//! trees, the old record naming the index entry to remove. Changes to the registry's shape (apps,
+//! channels, bundles, and every delete that cascades) hold `registry` exclusively, while device
+//! writes (check-ins, overrides) hold it shared: a link can never slip in between the check that a
+//! channel exists and that channel's deletion, and no check-in recreates a device of an app that
+//! is being deleted.
+
+use std::collections::HashMap;
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::{Db, IVec, Transactional, Tree};
+
+use super::keys::{self, decode_value, encode_value};
+use super::{
+    CreateApp, CreateBundle, DeleteOutcome, Link, LinkOutcome, NewApiKey, Store, StoreError,
+    StoreResult, Upsert, UpsertChannel,
+};
+use crate::model::{
+    ApiKey, App, Bundle, Channel, ChannelPatch, Cursor, Device, DeviceEntry, DeviceListQuery,
+    DeviceOrder, DevicePage, DeviceReport, NewBundle, Overrides,
+};
+use crate::timefmt::Micros;
+
+/// How many rows a filtered page may examine before it answers with what it has and a cursor to
+/// continue from, so that a selective filter cannot turn one request into a full scan.
+pub const MAX_EXAMINED_PER_PAGE: usize = 10_000;
+
+/// Rows deleted per transaction when an app is removed.
+const DELETE_CHUNK: usize = 512;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct AppRecord {
+    app: App,
+    next_channel_id: u64,
+    next_bundle_id: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct DeviceRecord {
+    updated_at: Micros,
+    report: DeviceReport,
+}
+
+/// Device records read for a page, with their device ids.
+type Rows = Vec<(String, DeviceRecord)>;
+
+/// How to open the store.
+#[derive(Debug, Clone)]
+pub struct SledOptions {
+    pub cache_bytes: u64,
+    /// Background flush period; `None` flushes only when asked.
+    pub flush_every_ms: Option<u64>,
+}
+
+pub struct SledStore {
+    db: Db,
+    apps: Tree,
+    channels: Tree,
+    bundles: Tree,
+    devices: Tree,
+    devices_by_time: Tree,
+    overrides: Tree,
+    api_keys: Tree,
+    registry: RwLock<()>,
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(error: sled::Error) -> Self {
+        StoreError::Engine(error.to_string())
+    }
+}
+
+impl From<TransactionError<StoreError>> for StoreError {
+    fn from(error: TransactionError<StoreError>) -> Self {
+        match error {
+            TransactionError::Abort(error) => error,
+            TransactionError::Storage(error) => error.into(),
+        }
+    }
+}
+
+fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> StoreResult<T> {
+    decode_value(bytes).map_err(|e| StoreError::Corrupt {
+        tree,
+        detail: e.to_string(),
+    })
+}
+
+fn corrupt_key(tree: &'static str) -> StoreError {
+    StoreError::Corrupt {
+        tree,
+        detail: "malformed key".into(),
+    }
+}
+
+/// Aborts a transaction with a store error.
+fn abort(error: StoreError) -> ConflictableTransactionError<StoreError> {
+    ConflictableTransactionError::Abort(error)
+}
+
+/// The range of an app-scoped tree that holds one app's keys.
+fn app_range(app_id: &str) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    let prefix = keys::app_prefix(app_id);
+    let end = keys::prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded);
+    (Bound::Included(prefix), end)
+}
+
+impl SledStore {
+    pub fn open(path: &Path, options: &SledOptions) -> StoreResult<Self> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(options.cache_bytes)
+            .flush_every_ms(options.flush_every_ms)
+            .open()?;
+        Ok(Self {
+            apps: db.open_tree("apps")?,
+            channels: db.open_tree("channels")?,
+            bundles: db.open_tree("bundles")?,
+            devices: db.open_tree("devices")?,
+            devices_by_time: db.open_tree("devices_by_time")?,
+            overrides: db.open_tree("overrides")?,
+            api_keys: db.open_tree("api_keys")?,
+            registry: RwLock::new(()),
+            db,
+        })
+    }
+
+    fn shared(&self) -> RwLockReadGuard<'_, ()> {
+        self.registry.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn exclusive(&self) -> RwLockWriteGuard<'_, ()> {
+        self.registry.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn app_record(&self, app_id: &str) -> StoreResult<Option<AppRecord>> {
+        self.apps
+            .get(app_id.as_bytes())?
+            .map(|bytes| decode("apps", &bytes))
+            .transpose()
+    }
+
+    fn app_values<T: DeserializeOwned>(
+        &self,
+        tree: &Tree,
+        name: &'static str,
+        app_id: &str,
+    ) -> StoreResult<Vec<T>> {
+        self.app_entries(tree, app_id)
+            .map(|entry| entry.and_then(|(_, value)| decode(name, &value)))
+            .collect()
+    }
+
+    fn app_entries<'a>(
+        &self,
+        tree: &'a Tree,
+        app_id: &str,
+    ) -> impl Iterator<Item = StoreResult<(IVec, IVec)>> + 'a {
+        tree.range(app_range(app_id))
+            .map(|entry| entry.map_err(StoreError::from))
+    }
+
+    fn overrides_of(&self, app_id: &str, device_id: &str) -> StoreResult<Overrides> {
+        Ok(self
+            .overrides
+            .get(keys::app_scoped(app_id, device_id))?
+            .map(|bytes| decode("overrides", &bytes))
+            .transpose()?
+            .unwrap_or_default())
+    }
+
+    fn bundle_id(&self, app_id: &str, version: &str) -> StoreResult<Option<u64>> {
+        Ok(self.bundle(app_id, version)?.map(|bundle| bundle.id))
+    }
+
+    /// Adds overrides and the bundle id to device records, looking each bundle up once per call.
+    fn entries(
+        &self,
+        app_id: &str,
+        rows: Vec<(String, DeviceRecord)>,
+    ) -> StoreResult<Vec<DeviceEntry>> {
+        let mut bundle_ids: HashMap<String, Option<u64>> = HashMap::new();
+        rows.into_iter()
+            .map(|(device_id, record)| {
+                let bundle_id = match &record.report.version_name {
+                    None => None,
+                    Some(name) => match bundle_ids.get(name) {
+                        Some(id) => *id,
+                        None => {
+                            let id = self.bundle_id(app_id, name)?;
+                            bundle_ids.insert(name.clone(), id);
+                            id
+                        }
+                    },
+                };
+                let overrides = self.overrides_of(app_id, &device_id)?;
+                Ok(DeviceEntry {
+                    device: Device {
+                        app_id: app_id.to_owned(),
+                        device_id,
+                        updated_at: record.updated_at,
+                        report: record.report,
+                    },
+                    overrides,
+                    bundle_id,
+                })
+            })
+            .collect()
+    }
+
+    /// Reads the device records that time-index entries point at, `limit + 1` at most.
+    fn rows_from_time_index(
+        &self,
+        index: impl Iterator<Item = sled::Result<(IVec, IVec)>>,
+        app_id: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<(String, DeviceRecord)>> {
+        let mut rows = Vec::with_capacity(limit + 1);
+        for entry in index {
+            let (key, _) = entry?;
+            let (_, updated_at, device_id) =
+                keys::split_device_time(&key).ok_or_else(|| corrupt_key("devices_by_time"))?;
+            let Some(bytes) = self.devices.get(keys::app_scoped(app_id, device_id))? else {
+                log::warn!("time index entry without a device: {app_id}/{device_id}");
+                continue;
+            };
+            let record: DeviceRecord = decode("devices", &bytes)?;
+            if record.updated_at != updated_at {
+                log::warn!("stale time index entry: {app_id}/{device_id}");
+                continue;
+            }
+            rows.push((device_id.to_owned(), record));
+            if rows.len() > limit {
+                break;
+            }
+        }
+        Ok(rows)
+    }
+
+    /// Default order: a range scan of the primary tree from the cursor's device id.
+    fn rows_by_device_id(
+        &self,
+        app_id: &str,
+        query: &DeviceListQuery,
+    ) -> StoreResult<(Rows, Option<Cursor>)> {
+        let (start, end) = app_range(app_id);
+        let start = match &query.after {
+            Some(cursor) => Bound::Excluded(keys::app_scoped(app_id, &cursor.device_id)),
+            None => start,
+        };
+        let mut rows = Vec::with_capacity(query.limit + 1);
+        let mut examined = 0;
+        for entry in self.devices.range((start, end)) {
+            let (key, value) = entry?;
+            let (_, device_id) =
+                keys::split_app_scoped(&key).ok_or_else(|| corrupt_key("devices"))?;
+            let record: DeviceRecord = decode("devices", &value)?;
+            examined += 1;
+            let wanted = query
+                .updated_after
+                .is_none_or(|after| record.updated_at > after);
+            if wanted {
+                rows.push((device_id.to_owned(), record));
+                if rows.len() > query.limit {
+                    break;
+                }
+            } else if examined >= MAX_EXAMINED_PER_PAGE {
+                // Answer what was found, with a cursor at the last row examined.
+                let resume = Cursor {
+                    updated_at: record.updated_at,
+                    device_id: device_id.to_owned(),
+                };
+                return Ok((rows, Some(resume)));
+            }
+        }
+        Ok((rows, None))
+    }
+
+    fn rows_by_time(
+        &self,
+        app_id: &str,
+        query: &DeviceListQuery,
+    ) -> StoreResult<Vec<(String, DeviceRecord)>> {
+        let (app_start, app_end) = app_range(app_id);
+        // Strictly later than `updated_after` is at or after the floor of the next microsecond.
+        let floor = match query.updated_after {
+            None => None,
+            Some(after) => match after.checked_add(1) {
+                Some(next) => Some(keys::device_time_floor(app_id, next)),
+                None => return Ok(Vec::new()),
+            },
+        };
+        let cursor_key = query
+            .after
+            .as_ref()
+            .map(|c| keys::device_time(app_id, c.updated_at, &c.device_id));
+        match query.order {
+            DeviceOrder::UpdatedAsc => {
+                let start = match (cursor_key, floor) {
+                    (Some(cursor), Some(floor)) if floor > cursor => Bound::Included(floor),
+                    (Some(cursor), _) => Bound::Excluded(cursor),
+                    (None, Some(floor)) => Bound::Included(floor),
+                    (None, None) => app_start,
+                };
+                let index = self.devices_by_time.range((start, app_end));
+                self.rows_from_time_index(index, app_id, query.limit)
+            }
+            DeviceOrder::UpdatedDesc => {
+                let end = cursor_key.map_or(app_end, Bound::Excluded);
+                let start = floor.map_or(app_start, Bound::Included);
+                if matches!((&start, &end), (Bound::Included(s), Bound::Excluded(e)) if s >= e) {
+                    return Ok(Vec::new());
+                }
+                let index = self.devices_by_time.range((start, end)).rev();
+                self.rows_from_time_index(index, app_id, query.limit)
+            }
+            DeviceOrder::DeviceId => unreachable!("device id order scans the primary tree"),
+        }
+    }
+
+    /// Removes every key of one app from a tree, in one atomic batch.
+    fn remove_app_keys(&self, tree: &Tree, app_id: &str) -> StoreResult<()> {
+        let mut batch = sled::Batch::default();
+        for key in tree.range(app_range(app_id)).keys() {
+            batch.remove(key?);
+        }
+        tree.apply_batch(batch)?;
+        Ok(())
+    }
+
+    fn remove_app_devices(&self, app_id: &str) -> StoreResult<usize> {
+        let mut removed = 0;
+        loop {
+            let mut chunk = Vec::with_capacity(DELETE_CHUNK);
+            for entry in self.devices.range(app_range(app_id)).take(DELETE_CHUNK) {
+                let (key, value) = entry?;
+                let (_, device_id) =
+                    keys::split_app_scoped(&key).ok_or_else(|| corrupt_key("devices"))?;
+                let record: DeviceRecord = decode("devices", &value)?;
+                chunk.push((
+                    key.clone(),
+                    keys::device_time(app_id, record.updated_at, device_id),
+                ));
+            }
+            if chunk.is_empty() {
+                break;
+            }
+            (&self.devices, &self.devices_by_time).transaction(|(devices, by_time)| {
+                for (device_key, time_key) in &chunk {
+                    devices.remove(device_key)?;
+                    by_time.remove(time_key.as_slice())?;
+                }
+                Ok::<_, ConflictableTransactionError<StoreError>>(())
+            })?;
+            removed += chunk.len();
+        }
+        // Index entries whose record is gone (none unless an earlier fault left some).
+        self.remove_app_keys(&self.devices_by_time, app_id)?;
+        Ok(removed)
+    }
+}
+
+impl Store for SledStore {
+    fn create_app(&self, app_id: &str, name: &str, now: Micros) -> StoreResult<CreateApp> {
+        let _registry = self.exclusive();
+        let app = App {
+            app_id: app_id.to_owned(),
+            name: name.to_owned(),
+            created_at: now,
+        };
+        let record = AppRecord {
+            app: app.clone(),
+            next_channel_id: 1,
+            next_bundle_id: 1,
+        };
+        let swapped = self.apps.compare_and_swap(
+            app_id.as_bytes(),
+            None as Option<&[u8]>,
+            Some(encode_value(&record)),
+        )?;
+        Ok(match swapped {
+            Ok(()) => CreateApp::Created(app),
+            Err(_) => CreateApp::AlreadyExists,
+        })
+    }
+
+    fn app(&self, app_id: &str) -> StoreResult<Option<App>> {
+        Ok(self.app_record(app_id)?.map(|record| record.app))
+    }
+
+    fn apps(&self) -> StoreResult<Vec<App>> {
+        self.apps
+            .iter()
+            .values()
+            .map(|value| decode::<AppRecord>("apps", &value?).map(|record| record.app))
+            .collect()
+    }
+
+    fn delete_app(&self, app_id: &str) -> StoreResult<bool> {
+        let _registry = self.exclusive();
+        if !self.apps.contains_key(app_id.as_bytes())? {
+            return Ok(false);
+        }
+        // Children first and the app last: a crash midway leaves an app that a second DELETE
+        // finishes removing, never orphans of a vanished app.
+        let devices = self.remove_app_devices(app_id)?;
+        self.remove_app_keys(&self.overrides, app_id)?;
+        self.remove_app_keys(&self.channels, app_id)?;
+        self.remove_app_keys(&self.bundles, app_id)?;
+        self.apps.remove(app_id.as_bytes())?;
+        log::info!("deleted app {app_id} with {devices} devices");
+        Ok(true)
+    }
+
+    fn upsert_channel(
+        &self,
+        app_id: &str,
+        name: &str,
+        patch: &ChannelPatch,
+        now: Micros,
+    ) -> StoreResult<UpsertChannel> {
+        let _registry = self.exclusive();
+        let Some(mut app) = self.app_record(app_id)? else {
+            return Ok(UpsertChannel::AppNotFound);
+        };
+        if let Some(Some(version)) = &patch.version {
+            if !self
+                .bundles
+                .contains_key(keys::app_scoped(app_id, version))?
+            {
+                return Ok(UpsertChannel::VersionNotFound);
+            }
+        }
+        let (mut channel, created) = match self.channel(app_id, name)? {
+            Some(channel) => (channel, false),
+            None => {
+                let id = app.next_channel_id;
+                app.next_channel_id += 1;
+                (Channel::with_defaults(id, app_id, name, now), true)
+            }
+        };
+        patch.apply(&mut channel);
+        channel.updated_at = now;
+
+        let mut demoted = Vec::new();
+        if channel.public {
+            for other in self.channels(app_id)? {
+                if other.name != channel.name && other.public && other.overlaps(&channel) {
+                    let mut other = other;
+                    other.public = false;
+                    other.updated_at = now;
+                    demoted.push(other);
+                }
+            }
+        }
+        (&self.apps, &self.channels).transaction(|(apps, channels)| {
+            if created {
+                apps.insert(app_id.as_bytes(), encode_value(&app))?;
+            }
+            for other in demoted.iter().chain(std::iter::once(&channel)) {
+                channels.insert(keys::app_scoped(app_id, &other.name), encode_value(other))?;
+            }
+            Ok::<_, ConflictableTransactionError<StoreError>>(())
+        })?;
+        Ok(if created {
+            UpsertChannel::Created(channel)
+        } else {
+            UpsertChannel::Updated(channel)
+        })
+    }
+
+    fn channel(&self, app_id: &str, name: &str) -> StoreResult<Option<Channel>> {
+        self.channels
+            .get(keys::app_scoped(app_id, name))?
+            .map(|bytes| decode("channels", &bytes))
+            .transpose()
+    }
+
+    fn channels(&self, app_id: &str) -> StoreResult<Vec<Channel>> {
+        self.app_values(&self.channels, "channels", app_id)
+    }
+
+    fn delete_channel(&self, app_id: &str, name: &str) -> StoreResult<DeleteOutcome> {
+        let _registry = self.exclusive();
+        let channel_key = keys::app_scoped(app_id, name);
+        if !self.channels.contains_key(&channel_key)? {
+            return Ok(DeleteOutcome::NotFound);
+        }
+        let mut changed: Vec<(IVec, Overrides)> = Vec::new();
+        for entry in self.app_entries(&self.overrides, app_id) {
+            let (key, value) = entry?;
+            let mut overrides: Overrides = decode("overrides", &value)?;
+            if overrides.channel.as_deref() == Some(name) {
+                overrides.channel = None;
+                changed.push((key, overrides));
+            }
+        }
+        (&self.channels, &self.overrides).transaction(|(channels, overrides)| {
+            channels.remove(channel_key.as_slice())?;
+            for (key, remaining) in &changed {
+                if remaining.is_empty() {
+                    overrides.remove(key)?;
+                } else {
+                    overrides.insert(key, encode_value(remaining))?;
+                }
+            }
+            Ok::<_, ConflictableTransactionError<StoreError>>(())
+        })?;
+        Ok(DeleteOutcome::Deleted)
+    }
+
+    fn create_bundle(&self, bundle: &NewBundle, now: Micros) -> StoreResult<CreateBundle> {
+        let _registry = self.exclusive();
+        let Some(mut app) = self.app_record(&bundle.app_id)? else {
+            return Ok(CreateBundle::AppNotFound);
+        };
+        let key = keys::app_scoped(&bundle.app_id, &bundle.version);
+        if self.bundles.contains_key(&key)? {
+            return Ok(CreateBundle::AlreadyExists);
+        }
+        let created = Bundle {
+            id: app.next_bundle_id,
+            app_id: bundle.app_id.clone(),
+            version: bundle.version.clone(),
+            external_url: bundle.external_url.clone(),
+            checksum: bundle.checksum.clone(),
+            session_key: bundle.session_key.clone(),
+            min_update_version: bundle.min_update_version.clone(),
+            created_at: now,
+        };
+        app.next_bundle_id += 1;
+        (&self.apps, &self.bundles).transaction(|(apps, bundles)| {
+            apps.insert(bundle.app_id.as_bytes(), encode_value(&app))?;
+            bundles.insert(key.as_slice(), encode_value(&created))?;
+            Ok::<_, ConflictableTransactionError<StoreError>>(())
+        })?;
+        Ok(CreateBundle::Created(created))
+    }
+
+    fn bundle(&self, app_id: &str, version: &str) -> StoreResult<Option<Bundle>> {
+        self.bundles
+            .get(keys::app_scoped(app_id, version))?
+            .map(|bytes| decode("bundles", &bytes))
+            .transpose()
+    }
+
+    fn bundles(&self, app_id: &str) -> StoreResult<Vec<Bundle>> {
+        let mut bundles: Vec<Bundle> = self.app_values(&self.bundles, "bundles", app_id)?;
+        bundles.sort_by_key(|bundle| std::cmp::Reverse(bundle.id));
+        Ok(bundles)
+    }
+
+    fn delete_bundle(&self, app_id: &str, version: &str) -> StoreResult<DeleteOutcome> {
+        let _registry = self.exclusive();
+        let key = keys::app_scoped(app_id, version);
+        if !self.bundles.contains_key(&key)? {
+            return Ok(DeleteOutcome::NotFound);
+        }
+        let used_by_channel = self
+            .channels(app_id)?
+            .iter()
+            .any(|channel| channel.version.as_deref() == Some(version));
+        if used_by_channel {
+            return Ok(DeleteOutcome::InUse);
+        }
+        for overrides in self.app_values::<Overrides>(&self.overrides, "overrides", app_id)? {
+            if overrides.version.as_deref() == Some(version) {
+                return Ok(DeleteOutcome::InUse);
+            }
+        }
+        self.bundles.remove(key)?;
+        Ok(DeleteOutcome::Deleted)
+    }
+
+    fn upsert_device(
+        &self,
+        app_id: &str,
+        device_id: &str,
+        report: &DeviceReport,
+        now: Micros,
+        touch_interval: Micros,
+    ) -> StoreResult<Upsert> {
+        let _registry = self.shared();
+        if !self.apps.contains_key(app_id.as_bytes())? {
+            return Ok(Upsert::AppNotFound);
+        }
+        let key = keys::app_scoped(app_id, device_id);
+        // The common case, a device that checks in again with nothing new, writes nothing.
+        if let Some(bytes) = self.devices.get(&key)? {
+            let old: DeviceRecord = decode("devices", &bytes)?;
+            if old.report == *report && now.saturating_sub(old.updated_at) < touch_interval {
+                return Ok(Upsert::Unchanged);
+            }
+        }
+        let new_value = encode_value(&DeviceRecord {
+            updated_at: now,
+            report: report.clone(),
+        });
+        let new_time_key = keys::device_time(app_id, now, device_id);
+        let outcome =
+            (&self.devices, &self.devices_by_time).transaction(|(devices, by_time)| {
+                let outcome = match devices.get(&key)? {
+                    None => Upsert::Created,
+                    Some(bytes) => {
+                        let old: DeviceRecord = decode("devices", &bytes).map_err(abort)?;
+                        by_time.remove(keys::device_time(app_id, old.updated_at, device_id))?;
+                        if old.report == *report {
+                            Upsert::Touched
+                        } else {
+                            Upsert::Updated
+                        }
+                    }
+                };
+                devices.insert(key.as_slice(), new_value.as_slice())?;
+                by_time.insert(new_time_key.as_slice(), &[] as &[u8])?;
+                Ok(outcome)
+            })?;
+        Ok(outcome)
+    }
+
+    fn device(&self, app_id: &str, device_id: &str) -> StoreResult<Option<DeviceEntry>> {
+        let Some(bytes) = self.devices.get(keys::app_scoped(app_id, device_id))? else {
+            return Ok(None);
+        };
+        let record: DeviceRecord = decode("devices", &bytes)?;
+        let mut entries = self.entries(app_id, vec![(device_id.to_owned(), record)])?;
+        Ok(entries.pop())
+    }
+
+    fn list_devices(&self, app_id: &str, query: &DeviceListQuery) -> StoreResult<DevicePage> {
+        let (mut rows, resume) = match query.order {
+            DeviceOrder::DeviceId => self.rows_by_device_id(app_id, query)?,
+            DeviceOrder::UpdatedAsc | DeviceOrder::UpdatedDesc => {
+                (self.rows_by_time(app_id, query)?, None)
+            }
+        };
+        let has_more = rows.len() > query.limit;
+        rows.truncate(query.limit);
+        let next = if has_more {
+            rows.last().map(|(device_id, record)| Cursor {
+                updated_at: record.updated_at,
+                device_id: device_id.clone(),
+            })
+        } else {
+            resume
+        };
+        Ok(DevicePage {
+            devices: self.entries(app_id, rows)?,
+            next,
+        })
+    }
+
+    fn link_device(
+        &self,
+        app_id: &str,
+        device_id: &str,
+        link: Link<'_>,
+        now: Micros,
+    ) -> StoreResult<LinkOutcome> {
+        let _registry = self.shared();
+        if !self.apps.contains_key(app_id.as_bytes())? {
+            return Ok(LinkOutcome::AppNotFound);
+        }
+        if let Some(channel) = link.channel {
+            if !self
+                .channels
+                .contains_key(keys::app_scoped(app_id, channel))?
+            {
+                return Ok(LinkOutcome::ChannelNotFound);
+            }
+        }
+        if let Some(version) = link.version {
+            if !self
+                .bundles
+                .contains_key(keys::app_scoped(app_id, version))?
+            {
+                return Ok(LinkOutcome::VersionNotFound);
+            }
+        }
+        let key = keys::app_scoped(app_id, device_id);
+        self.overrides.transaction(|overrides| {
+            let mut current: Overrides = match overrides.get(&key)? {
+                Some(bytes) => decode("overrides", &bytes).map_err(abort)?,
+                None => Overrides::default(),
+            };
+            if let Some(channel) = link.channel {
+                current.channel = Some(channel.to_owned());
+            }
+            if let Some(version) = link.version {
+                current.version = Some(version.to_owned());
+            }
+            current.set_at = now;
+            overrides.insert(key.as_slice(), encode_value(&current))?;
+            Ok(())
+        })?;
+        Ok(LinkOutcome::Linked)
+    }
+
+    fn unlink_device(&self, app_id: &str, device_id: &str) -> StoreResult<()> {
+        let _registry = self.shared();
+        self.overrides.remove(keys::app_scoped(app_id, device_id))?;
+        Ok(())
+    }
+
+    fn create_api_key(&self, key: &NewApiKey) -> StoreResult<()> {
+        self.api_keys
+            .insert(key.secret_hash, encode_value(&key.key))?;
+        Ok(())
+    }
+
+    fn next_api_key_id(&self) -> StoreResult<u64> {
+        Ok(self.db.generate_id()? + 1)
+    }
+
+    fn api_key_by_hash(&self, secret_hash: &[u8; 32]) -> StoreResult<Option<ApiKey>> {
+        self.api_keys
+            .get(secret_hash)?
+            .map(|bytes| decode("api_keys", &bytes))
+            .transpose()
+    }
+
+    fn api_keys(&self) -> StoreResult<Vec<ApiKey>> {
+        let mut keys: Vec<ApiKey> = self
+            .api_keys
+            .iter()
+            .values()
+            .map(|value| decode("api_keys", &value?))
+            .collect::<StoreResult<_>>()?;
+        keys.sort_by_key(|key| key.id);
+        Ok(keys)
+    }
+
+    fn delete_api_key(&self, id: u64) -> StoreResult<bool> {
+        for entry in self.api_keys.iter() {
+            let (hash, value) = entry?;
+            let key: ApiKey = decode("api_keys", &value)?;
+            if key.id == id {
+                self.api_keys.remove(hash)?;
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    fn flush(&self) -> StoreResult<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
