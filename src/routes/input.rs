@@ -53,10 +53,11 @@ pub async fn read_body(
     }
     match payload.to_bytes_limited(limit).await {
         Ok(Ok(bytes)) => Ok(bytes),
-        Ok(Err(_)) => Err(too_large()),
-        Err(_) => {
+        // The body limit is the outer error; the inner one is the connection's.
+        Ok(Err(_)) => {
             Err(ApiError::new(Code::InvalidJsonBody).message("The request body could not be read"))
         }
+        Err(_) => Err(too_large()),
     }
 }
 

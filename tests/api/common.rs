@@ -1,0 +1,218 @@
+//! The harness: the production app (`create_app`) over a temporary store and a manual clock.
+//! Every call returns `(StatusCode, serde_json::Value)`; each test uses its own app ids.
+
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use actix_web::http::{Method, StatusCode};
+use actix_web::test::{self, TestRequest};
+use serde_json::{json, Value};
+
+use device_registry::clock::{Clock, ManualClock};
+use device_registry::config::Config;
+use device_registry::store::sled::{SledOptions, SledStore};
+use device_registry::store::Store;
+use device_registry::{create_app, AppState};
+
+pub const ADMIN: &str = "test-admin-key";
+/// 2024-01-01T00:00:00Z.
+pub const START: u64 = 1_704_067_200_000_000;
+pub const SECOND: u64 = 1_000_000;
+pub const HOUR: u64 = 3_600 * SECOND;
+
+type Response = (StatusCode, actix_web::http::header::HeaderMap, Value);
+type Call = Box<dyn Fn(actix_http::Request) -> Pin<Box<dyn Future<Output = Response>>>>;
+
+pub struct TestServer {
+    call: Call,
+    pub clock: Arc<ManualClock>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+pub fn config() -> Config {
+    let mut config = Config::default();
+    config.auth.admin_key = ADMIN.to_owned();
+    config
+}
+
+pub fn open_store(path: &Path) -> Arc<dyn Store> {
+    let options = SledOptions {
+        cache_bytes: 16 * 1024 * 1024,
+        flush_every_ms: None,
+    };
+    Arc::new(SledStore::open(path, &options).expect("open store"))
+}
+
+impl TestServer {
+    pub async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut server = Self::open(dir.path(), config(), Arc::new(ManualClock::new(START))).await;
+        server._dir = Some(dir);
+        server
+    }
+
+    pub async fn with_config(config: Config) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut server = Self::open(dir.path(), config, Arc::new(ManualClock::new(START))).await;
+        server._dir = Some(dir);
+        server
+    }
+
+    /// A server over an existing data directory (for restarts).
+    pub async fn open(path: &Path, config: Config, clock: Arc<ManualClock>) -> Self {
+        let store = open_store(path);
+        let dyn_clock: Arc<dyn Clock> = clock.clone();
+        let state = AppState::new(store, dyn_clock, &config);
+        let service = Rc::new(test::init_service(create_app(state)).await);
+        let call: Call = Box::new(move |request| {
+            let service = service.clone();
+            Box::pin(async move {
+                let response = test::call_service(&*service, request).await;
+                let status = response.status();
+                let headers = response.headers().clone();
+                let body = test::read_body(response).await;
+                let value = if body.is_empty() {
+                    Value::Null
+                } else {
+                    serde_json::from_slice(&body).unwrap_or_else(|_| {
+                        panic!("not JSON ({status}): {}", String::from_utf8_lossy(&body))
+                    })
+                };
+                (status, headers, value)
+            })
+        });
+        Self {
+            call,
+            clock,
+            _dir: None,
+        }
+    }
+
+    pub async fn send(&self, request: TestRequest) -> Response {
+        (self.call)(request.to_request()).await
+    }
+
+    pub async fn send_raw(&self, request: actix_http::Request) -> (StatusCode, Value) {
+        let (status, _, body) = (self.call)(request).await;
+        (status, body)
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = TestRequest::default().method(method).uri(uri);
+        if let Some(key) = key {
+            request = request.insert_header(("authorization", key));
+        }
+        if let Some(body) = body {
+            request = request.set_json(body);
+        }
+        let (status, _, value) = self.send(request).await;
+        (status, value)
+    }
+
+    pub async fn get(&self, uri: &str, key: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, uri, Some(key), None).await
+    }
+
+    pub async fn post(&self, uri: &str, key: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, uri, Some(key), Some(body)).await
+    }
+
+    pub async fn delete(&self, uri: &str, key: &str, body: Option<Value>) -> (StatusCode, Value) {
+        self.call(Method::DELETE, uri, Some(key), body).await
+    }
+
+    /// An unauthenticated plugin call.
+    pub async fn plugin(&self, uri: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, uri, None, Some(body)).await
+    }
+
+    pub async fn create_app(&self, app_id: &str) {
+        let (status, body) = self
+            .post("/app", ADMIN, json!({"app_id": app_id, "name": app_id}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+
+    pub async fn create_channel(&self, app_id: &str, channel: &str, fields: Value) {
+        let mut body = json!({"app_id": app_id, "channel": channel});
+        body.as_object_mut()
+            .unwrap()
+            .extend(fields.as_object().unwrap().clone());
+        let (status, answer) = self.post("/channel", ADMIN, body).await;
+        assert!(status.is_success(), "{answer}");
+    }
+
+    pub async fn create_bundle(&self, app_id: &str, version: &str) -> u64 {
+        let (status, body) = self
+            .post(
+                "/bundle",
+                ADMIN,
+                json!({"app_id": app_id, "version": version,
+                       "external_url": format!("https://cdn.example.com/{version}.zip"),
+                       "checksum": format!("sum-{version}")}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["bundle"]["id"].as_u64().unwrap()
+    }
+
+    /// Reports a device through `/stats`, as the plugin would.
+    pub async fn report(&self, app_id: &str, device_id: &str) {
+        self.report_with(app_id, device_id, json!({})).await;
+    }
+
+    pub async fn report_with(&self, app_id: &str, device_id: &str, fields: Value) {
+        let mut body = device_body(app_id, device_id);
+        body.as_object_mut()
+            .unwrap()
+            .extend(fields.as_object().unwrap().clone());
+        body["action"] = json!("get");
+        let (status, answer) = self.plugin("/stats", body).await;
+        assert_eq!(
+            (status, &answer),
+            (StatusCode::OK, &json!({"status": "ok"}))
+        );
+    }
+
+    /// Creates a key and returns its secret.
+    pub async fn key(&self, mode: &str, apps: &[&str]) -> String {
+        let mut body = json!({"name": format!("{mode} key"), "mode": mode});
+        if !apps.is_empty() {
+            body["limited_to_apps"] = json!(apps);
+        }
+        let (status, answer) = self.post("/apikey", ADMIN, body).await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+        answer["key"].as_str().unwrap().to_owned()
+    }
+}
+
+/// The body the plugin sends for a device.
+pub fn device_body(app_id: &str, device_id: &str) -> Value {
+    json!({
+        "app_id": app_id,
+        "device_id": device_id,
+        "platform": "ios",
+        "custom_id": "test-device-1",
+        "version_name": "1.0.0",
+        "version_build": "1",
+        "version_code": "1",
+        "version_os": "17.0",
+        "plugin_version": "5.0.0",
+        "is_emulator": false,
+        "is_prod": true,
+    })
+}
+
+/// The contract's error body.
+pub fn error(code: &str, message: &str, more_info: Value) -> Value {
+    json!({"error": code, "message": message, "moreInfo": more_info, "status": "KO"})
+}

@@ -1,0 +1,11 @@
+//! Integration tests: the real HTTP app, driven through every endpoint and error of the contract.
+
+mod common;
+
+mod auth;
+mod cli;
+mod devices;
+mod errors;
+mod persistence;
+mod plugin;
+mod registry;
