@@ -7,10 +7,12 @@ pub mod config;
 pub mod error;
 pub mod ids;
 pub mod model;
+pub mod resolve;
 pub mod routes;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod sweep;
 pub mod timefmt;
 
 use std::panic::AssertUnwindSafe;

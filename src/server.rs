@@ -11,6 +11,7 @@ use crate::create_app;
 use crate::state::AppState;
 use crate::store::sled::{SledOptions, SledStore};
 use crate::store::{Store, StoreError};
+use crate::sweep;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -58,7 +59,13 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         );
         eprintln!("  {secret}");
     }
-    let state = AppState::new(store.clone(), clock, &config);
+    let state = AppState::new(store.clone(), clock.clone(), &config);
+    let sweep = sweep::spawn(
+        store.clone(),
+        clock,
+        config.retention.device_ttl.micros(),
+        config.retention.sweep_interval.to_std(),
+    );
     let max_body = state.max_body;
     let address = config.server.bind.0.clone();
     let server = HttpServer::new(move || {
@@ -80,8 +87,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         );
     }
     // actix stops accepting on SIGINT/SIGTERM and drains in-flight requests before this returns.
-    server.run().await?;
-    log::info!("shutting down: flushing the store");
+    let served = server.run().await;
+    log::info!("shutting down: stopping the sweep, flushing the store");
+    sweep.stop().await;
+    served?;
     store.flush()?;
     Ok(())
 }

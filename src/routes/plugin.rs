@@ -10,33 +10,38 @@ use super::input::{invalid, parse_json, Input};
 use super::resource;
 use crate::error::{ApiError, Code};
 use crate::ids;
-use crate::model::{DeviceReport, Platform};
+use crate::model::{Channel, DeviceReport, Platform};
+use crate::resolve::{self, coerce_native_version, semver_error, Answer, Kind, Refusal};
 use crate::state::AppState;
 use crate::store::Upsert;
 
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(resource("/stats").route(web::post().to(stats)));
+    cfg.service(resource("/stats").route(web::post().to(stats)))
+        .service(resource("/updates").route(web::post().to(updates)))
+        .service(
+            resource("/channel_self")
+                .route(web::post().to(channel_self_set))
+                .route(web::put().to(channel_self_get))
+                .route(web::get().to(channel_self_list))
+                .route(web::delete().to(channel_self_unset)),
+        );
 }
 
-/// `kind` of a plugin refusal.
-#[derive(Debug, Clone, Copy)]
-pub enum Kind {
-    UpToDate,
-    Blocked,
-    Failed,
-}
-
-pub fn refusal(error: &str, message: &str, kind: Kind) -> HttpResponse {
-    let kind = match kind {
-        Kind::UpToDate => "up_to_date",
-        Kind::Blocked => "blocked",
-        Kind::Failed => "failed",
-    };
-    HttpResponse::Ok().json(json!({"error": error, "message": message, "kind": kind}))
+/// A refusal as the plugin reads it: HTTP 200 `{"error", "message", "kind"}`.
+pub fn refusal(refusal: &Refusal) -> HttpResponse {
+    HttpResponse::Ok().json(json!({
+        "error": refusal.error,
+        "message": refusal.message,
+        "kind": refusal.kind.as_str(),
+    }))
 }
 
 pub fn app_not_found() -> HttpResponse {
-    refusal("app_not_found", "App not found", Kind::Failed)
+    refusal(&Refusal::new(
+        "app_not_found",
+        "App not found",
+        Kind::Failed,
+    ))
 }
 
 /// A device as the plugin describes itself.
@@ -206,4 +211,212 @@ async fn stats(
     } else {
         HttpResponse::Ok().json(json!({"status": "ok"}))
     })
+}
+
+/// A JSON object body of a plugin call.
+async fn plugin_input(
+    req: &HttpRequest,
+    payload: Payload,
+    state: &AppState,
+) -> Result<Input, ApiError> {
+    super::json_input(req, payload, state).await
+}
+
+/// `POST /updates`: records the check-in, then answers what the device should run.
+async fn updates(
+    req: HttpRequest,
+    payload: Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let input = plugin_input(&req, payload, &state).await?;
+    let device = parse_device_body(&input)?;
+    // Unknown apps and unreadable native versions store nothing.
+    if state.store.app(&device.app_id)?.is_none() {
+        return Ok(app_not_found());
+    }
+    let Some(native) = coerce_native_version(&device.report.version_build) else {
+        return Ok(refusal(&semver_error(&device.report.version_build)));
+    };
+    if !record_check_in(&state, &device)? {
+        return Ok(app_not_found());
+    }
+    let overrides = state.store.overrides(&device.app_id, &device.device_id)?;
+    let answer = resolve::resolve(
+        state.store.as_ref(),
+        &device.app_id,
+        &device.report,
+        &native,
+        &overrides,
+    )?;
+    Ok(match answer {
+        Answer::Update { bundle, .. } => HttpResponse::Ok().json(json!({
+            "version": bundle.version,
+            "url": bundle.external_url,
+            "checksum": bundle.checksum,
+            "session_key": bundle.session_key.unwrap_or_default(),
+        })),
+        Answer::Refused { refusal: r, .. } => refusal(&r),
+    })
+}
+
+fn channel_not_found() -> HttpResponse {
+    refusal(&Refusal::new(
+        "channel_not_found",
+        "Channel not found",
+        Kind::Failed,
+    ))
+}
+
+/// `POST /channel_self`: may the device choose this channel? Nothing is stored: current plugins
+/// keep the choice and send it as `defaultChannel`.
+async fn channel_self_set(
+    req: HttpRequest,
+    payload: Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let input = plugin_input(&req, payload, &state).await?;
+    let device = parse_device_body(&input)?;
+    let name = input.required_name("channel")?;
+    if state.store.app(&device.app_id)?.is_none() {
+        return Ok(app_not_found());
+    }
+    let Some(channel) = state.store.channel(&device.app_id, &name)? else {
+        return Ok(channel_not_found());
+    };
+    if channel.public {
+        return Ok(refusal(&Refusal::new(
+            "public_channel_self_set_not_allowed",
+            "A public channel cannot be chosen: it is the default already",
+            Kind::Failed,
+        )));
+    }
+    if !channel.allow_device_self_set {
+        return Ok(refusal(&Refusal::new(
+            "channel_self_set_not_allowed",
+            "This channel does not allow devices to choose it",
+            Kind::Failed,
+        )));
+    }
+    Ok(HttpResponse::Ok().json(json!({"status": "ok", "allowSet": true})))
+}
+
+/// `PUT /channel_self`: the channel the device is on: its override, else its default channel
+/// or the public channel.
+async fn channel_self_get(
+    req: HttpRequest,
+    payload: Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let input = plugin_input(&req, payload, &state).await?;
+    let device = parse_device_body(&input)?;
+    let store = state.store.as_ref();
+    if store.app(&device.app_id)?.is_none() {
+        return Ok(app_not_found());
+    }
+    let overrides = store.overrides(&device.app_id, &device.device_id)?;
+    if let Some(name) = &overrides.channel {
+        if let Some(channel) = store.channel(&device.app_id, name)? {
+            return Ok(HttpResponse::Ok().json(json!({
+                "channel": channel.name,
+                "status": "override",
+                "allowSet": channel.allow_device_self_set,
+            })));
+        }
+    }
+    let default = match &device.report.default_channel {
+        Some(name) => store.channel(&device.app_id, name)?,
+        None => None,
+    };
+    let channel = match default {
+        Some(channel) => Some(channel),
+        None => resolve::public_channel(store, &device.app_id, device.report.platform)?,
+    };
+    Ok(match channel {
+        Some(channel) => HttpResponse::Ok().json(json!({
+            "channel": channel.name,
+            "status": "default",
+            "allowSet": channel.allow_device_self_set,
+        })),
+        None => refusal(&Refusal::new(
+            "no_channel",
+            "no default channel or override",
+            Kind::Failed,
+        )),
+    })
+}
+
+/// Whether a device of this kind may pick the channel (or fall back to it, when public).
+fn selectable(
+    channel: &Channel,
+    platform: Option<Platform>,
+    is_emulator: bool,
+    is_prod: bool,
+) -> bool {
+    (channel.allow_device_self_set || channel.public)
+        && platform.is_none_or(|p| channel.allows_platform(p))
+        && if is_emulator {
+            channel.allow_emulator
+        } else {
+            channel.allow_device
+        }
+        && if is_prod {
+            channel.allow_prod
+        } else {
+            channel.allow_dev
+        }
+}
+
+/// `GET /channel_self?app_id&platform&is_emulator&is_prod`: the channels a device may pick.
+async fn channel_self_list(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let input = Input::from_query(req.query_string())?;
+    let app_id = input.app_id()?;
+    let platform = match input.str("platform")? {
+        None => None,
+        Some(text) => Some(Platform::parse(text).ok_or_else(|| {
+            invalid(
+                "platform",
+                "ios, android or electron",
+                input.raw("platform"),
+            )
+        })?),
+    };
+    let is_emulator = input.bool("is_emulator")?.unwrap_or(false);
+    let is_prod = input.bool("is_prod")?.unwrap_or(true);
+    if state.store.app(&app_id)?.is_none() {
+        return Ok(app_not_found());
+    }
+    let channels: Vec<Value> = state
+        .store
+        .channels(&app_id)?
+        .iter()
+        .filter(|channel| selectable(channel, platform, is_emulator, is_prod))
+        .map(|channel| {
+            json!({
+                "id": channel.id,
+                "name": channel.name,
+                "public": channel.public,
+                "allow_self_set": channel.allow_device_self_set,
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(channels))
+}
+
+/// `DELETE /channel_self`: the device goes back to its default. Nothing is stored server-side
+/// for a self-set channel, so there is nothing to remove; the request is still validated.
+async fn channel_self_unset(
+    req: HttpRequest,
+    payload: Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let input = super::body_or_query_input(&req, payload, &state).await?;
+    let app_id = input.app_id()?;
+    input.required_device_id()?;
+    if state.store.app(&app_id)?.is_none() {
+        return Ok(app_not_found());
+    }
+    Ok(HttpResponse::Ok().json(json!({"status": "ok"})))
 }

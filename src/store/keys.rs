@@ -10,8 +10,12 @@
 //! devices:         app_id 0xFF device_id                    -> DeviceRecord
 //! devices_by_time: app_id 0xFF updated_at(u64 BE µs) device_id -> ()
 //! overrides:       app_id 0xFF device_id                    -> Overrides
+//! overrides_by_time: app_id 0xFF set_at(u64 BE µs) device_id -> ()
 //! api_keys:        sha256(secret) (32 bytes)                -> ApiKey
 //! ```
+//!
+//! `overrides_by_time` lets the sweep find overrides of devices that never checked in without
+//! reading every override; it has the layout of `devices_by_time` and the same codec.
 //!
 //! Within one app, the byte order of `devices` keys is `device_id` order and that of
 //! `devices_by_time` keys is (`updated_at`, `device_id`) order, so that every list order is a
@@ -52,7 +56,7 @@ pub fn split_app_scoped(key: &[u8]) -> Option<(&str, &str)> {
     Some((app_id, name))
 }
 
-/// `app_id 0xFF updated_at(u64 BE) device_id`: the time index.
+/// `app_id 0xFF time(u64 BE) device_id`: the time indexes (`devices_by_time`, `overrides_by_time`).
 pub fn device_time(app_id: &str, updated_at: Micros, device_id: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(app_id.len() + 9 + device_id.len());
     key.extend_from_slice(app_id.as_bytes());

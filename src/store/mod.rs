@@ -10,7 +10,7 @@ pub mod sled;
 
 use crate::model::{
     ApiKey, App, Bundle, Channel, ChannelPatch, DeviceEntry, DeviceListQuery, DevicePage,
-    DeviceReport, NewBundle,
+    DeviceReport, NewBundle, Overrides,
 };
 use crate::timefmt::Micros;
 
@@ -72,6 +72,26 @@ pub enum LinkOutcome {
     AppNotFound,
     ChannelNotFound,
     VersionNotFound,
+}
+
+/// What one call of [`Store::expire_before`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Expired {
+    pub devices: usize,
+    /// Overrides of devices that never checked in (those of expired devices go with them).
+    pub orphan_overrides: usize,
+    /// The call stopped at its limit: call again for the rest.
+    pub more: bool,
+}
+
+/// How many entries each tree holds (a full scan: for checks and tests, not for requests).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub apps: usize,
+    pub devices: usize,
+    pub devices_by_time: usize,
+    pub overrides: usize,
+    pub overrides_by_time: usize,
 }
 
 /// What to link a device to; at least one is set.
@@ -140,6 +160,16 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<LinkOutcome>;
     /// Removes both overrides; never the device.
     fn unlink_device(&self, app_id: &str, device_id: &str) -> StoreResult<()>;
+    /// The device's overrides (empty when it has none), whether or not it has checked in.
+    fn overrides(&self, app_id: &str, device_id: &str) -> StoreResult<Overrides>;
+
+    // Retention.
+    /// Deletes, oldest first, up to `limit` devices whose `updated_at` is before `cutoff`, with
+    /// their index entries and overrides; then up to `limit` overrides set before `cutoff` for
+    /// devices that never checked in. Its cost is proportional to what it removes (plus the
+    /// number of apps), never to the number of devices.
+    fn expire_before(&self, cutoff: Micros, limit: usize) -> StoreResult<Expired>;
+    fn counts(&self) -> StoreResult<Counts>;
 
     // API keys.
     fn create_api_key(&self, key: &NewApiKey) -> StoreResult<()>;

@@ -19,8 +19,8 @@ use sled::{Db, IVec, Transactional, Tree};
 
 use super::keys::{self, decode_value, encode_value};
 use super::{
-    CreateApp, CreateBundle, DeleteOutcome, Link, LinkOutcome, NewApiKey, Store, StoreError,
-    StoreResult, Upsert, UpsertChannel,
+    Counts, CreateApp, CreateBundle, DeleteOutcome, Expired, Link, LinkOutcome, NewApiKey, Store,
+    StoreError, StoreResult, Upsert, UpsertChannel,
 };
 use crate::model::{
     ApiKey, App, Bundle, Channel, ChannelPatch, Cursor, Device, DeviceEntry, DeviceListQuery,
@@ -67,6 +67,7 @@ pub struct SledStore {
     devices: Tree,
     devices_by_time: Tree,
     overrides: Tree,
+    overrides_by_time: Tree,
     api_keys: Tree,
     registry: RwLock<()>,
 }
@@ -126,6 +127,7 @@ impl SledStore {
             devices: db.open_tree("devices")?,
             devices_by_time: db.open_tree("devices_by_time")?,
             overrides: db.open_tree("overrides")?,
+            overrides_by_time: db.open_tree("overrides_by_time")?,
             api_keys: db.open_tree("api_keys")?,
             registry: RwLock::new(()),
             db,
@@ -367,6 +369,101 @@ impl SledStore {
     }
 }
 
+impl SledStore {
+    /// Deletes up to `limit` devices of one app last seen before `cutoff`, oldest first: a range
+    /// scan of the time index that stops at the cutoff. Each device goes in one transaction with
+    /// its index entry and its overrides; a device that checked in since the scan is left alone.
+    /// Returns (removed, visited).
+    fn expire_app_devices(
+        &self,
+        app_id: &str,
+        cutoff: Micros,
+        limit: usize,
+    ) -> StoreResult<(usize, usize)> {
+        let start = keys::device_time_floor(app_id, 0);
+        let end = keys::device_time_floor(app_id, cutoff);
+        let mut removed = 0;
+        let mut visited = 0;
+        for entry in self.devices_by_time.range(start..end).keys().take(limit) {
+            let time_key = entry?;
+            visited += 1;
+            let (_, updated_at, device_id) =
+                keys::split_device_time(&time_key).ok_or_else(|| corrupt_key("devices_by_time"))?;
+            let device_key = keys::app_scoped(app_id, device_id);
+            let gone = (
+                &self.devices,
+                &self.devices_by_time,
+                &self.overrides,
+                &self.overrides_by_time,
+            )
+                .transaction(|(devices, by_time, overrides, overrides_by_time)| {
+                    by_time.remove(&time_key)?;
+                    if let Some(bytes) = devices.get(&device_key)? {
+                        let record: DeviceRecord = decode("devices", &bytes).map_err(abort)?;
+                        if record.updated_at != updated_at {
+                            // Checked in since: this entry was stale, the device lives on.
+                            return Ok(false);
+                        }
+                        devices.remove(device_key.as_slice())?;
+                    }
+                    if let Some(bytes) = overrides.remove(device_key.as_slice())? {
+                        let old: Overrides = decode("overrides", &bytes).map_err(abort)?;
+                        overrides_by_time
+                            .remove(keys::device_time(app_id, old.set_at, device_id))?;
+                    }
+                    Ok(true)
+                })?;
+            if gone {
+                removed += 1;
+            }
+        }
+        Ok((removed, visited))
+    }
+
+    /// Expires overrides set before `cutoff` for devices that never checked in. An override of a
+    /// device that exists lives as long as the device: its time entry is dropped (the device's
+    /// own expiry removes it), so each entry is visited once. Returns (removed, visited).
+    fn expire_app_overrides(
+        &self,
+        app_id: &str,
+        cutoff: Micros,
+        limit: usize,
+    ) -> StoreResult<(usize, usize)> {
+        let start = keys::device_time_floor(app_id, 0);
+        let end = keys::device_time_floor(app_id, cutoff);
+        let mut removed = 0;
+        let mut visited = 0;
+        for entry in self.overrides_by_time.range(start..end).keys().take(limit) {
+            let time_key = entry?;
+            visited += 1;
+            let (_, set_at, device_id) = keys::split_device_time(&time_key)
+                .ok_or_else(|| corrupt_key("overrides_by_time"))?;
+            let device_key = keys::app_scoped(app_id, device_id);
+            let gone = (&self.devices, &self.overrides, &self.overrides_by_time).transaction(
+                |(devices, overrides, by_time)| {
+                    by_time.remove(&time_key)?;
+                    if devices.get(&device_key)?.is_some() {
+                        return Ok(false);
+                    }
+                    let Some(bytes) = overrides.get(&device_key)? else {
+                        return Ok(false);
+                    };
+                    let current: Overrides = decode("overrides", &bytes).map_err(abort)?;
+                    if current.set_at != set_at {
+                        return Ok(false);
+                    }
+                    overrides.remove(device_key.as_slice())?;
+                    Ok(true)
+                },
+            )?;
+            if gone {
+                removed += 1;
+            }
+        }
+        Ok((removed, visited))
+    }
+}
+
 impl Store for SledStore {
     fn create_app(&self, app_id: &str, name: &str, now: Micros) -> StoreResult<CreateApp> {
         let _registry = self.exclusive();
@@ -412,6 +509,7 @@ impl Store for SledStore {
         // finishes removing, never orphans of a vanished app.
         let devices = self.remove_app_devices(app_id)?;
         self.remove_app_keys(&self.overrides, app_id)?;
+        self.remove_app_keys(&self.overrides_by_time, app_id)?;
         self.remove_app_keys(&self.channels, app_id)?;
         self.remove_app_keys(&self.bundles, app_id)?;
         self.apps.remove(app_id.as_bytes())?;
@@ -502,17 +600,22 @@ impl Store for SledStore {
                 changed.push((key, overrides));
             }
         }
-        (&self.channels, &self.overrides).transaction(|(channels, overrides)| {
-            channels.remove(channel_key.as_slice())?;
-            for (key, remaining) in &changed {
-                if remaining.is_empty() {
-                    overrides.remove(key)?;
-                } else {
-                    overrides.insert(key, encode_value(remaining))?;
+        (&self.channels, &self.overrides, &self.overrides_by_time).transaction(
+            |(channels, overrides, by_time)| {
+                channels.remove(channel_key.as_slice())?;
+                for (key, remaining) in &changed {
+                    if remaining.is_empty() {
+                        let (_, device_id) = keys::split_app_scoped(key)
+                            .ok_or_else(|| abort(corrupt_key("overrides")))?;
+                        overrides.remove(key)?;
+                        by_time.remove(keys::device_time(app_id, remaining.set_at, device_id))?;
+                    } else {
+                        overrides.insert(key, encode_value(remaining))?;
+                    }
                 }
-            }
-            Ok::<_, ConflictableTransactionError<StoreError>>(())
-        })?;
+                Ok::<_, ConflictableTransactionError<StoreError>>(())
+            },
+        )?;
         Ok(DeleteOutcome::Deleted)
     }
 
@@ -685,9 +788,14 @@ impl Store for SledStore {
             }
         }
         let key = keys::app_scoped(app_id, device_id);
-        self.overrides.transaction(|overrides| {
+        let new_time_key = keys::device_time(app_id, now, device_id);
+        (&self.overrides, &self.overrides_by_time).transaction(|(overrides, by_time)| {
             let mut current: Overrides = match overrides.get(&key)? {
-                Some(bytes) => decode("overrides", &bytes).map_err(abort)?,
+                Some(bytes) => {
+                    let old: Overrides = decode("overrides", &bytes).map_err(abort)?;
+                    by_time.remove(keys::device_time(app_id, old.set_at, device_id))?;
+                    old
+                }
                 None => Overrides::default(),
             };
             if let Some(channel) = link.channel {
@@ -698,6 +806,7 @@ impl Store for SledStore {
             }
             current.set_at = now;
             overrides.insert(key.as_slice(), encode_value(&current))?;
+            by_time.insert(new_time_key.as_slice(), &[] as &[u8])?;
             Ok(())
         })?;
         Ok(LinkOutcome::Linked)
@@ -705,8 +814,61 @@ impl Store for SledStore {
 
     fn unlink_device(&self, app_id: &str, device_id: &str) -> StoreResult<()> {
         let _registry = self.shared();
-        self.overrides.remove(keys::app_scoped(app_id, device_id))?;
+        let key = keys::app_scoped(app_id, device_id);
+        (&self.overrides, &self.overrides_by_time).transaction(|(overrides, by_time)| {
+            if let Some(bytes) = overrides.remove(key.as_slice())? {
+                let old: Overrides = decode("overrides", &bytes).map_err(abort)?;
+                by_time.remove(keys::device_time(app_id, old.set_at, device_id))?;
+            }
+            Ok(())
+        })?;
         Ok(())
+    }
+
+    fn overrides(&self, app_id: &str, device_id: &str) -> StoreResult<Overrides> {
+        self.overrides_of(app_id, device_id)
+    }
+
+    fn expire_before(&self, cutoff: Micros, limit: usize) -> StoreResult<Expired> {
+        let mut expired = Expired::default();
+        if limit == 0 {
+            return Ok(expired);
+        }
+        let _registry = self.shared();
+        let app_ids: Vec<IVec> = self.apps.iter().keys().collect::<sled::Result<_>>()?;
+        let mut room = limit;
+        for app_id in &app_ids {
+            let app_id = std::str::from_utf8(app_id).map_err(|_| corrupt_key("apps"))?;
+            let (removed, visited) = self.expire_app_devices(app_id, cutoff, room)?;
+            expired.devices += removed;
+            room -= visited;
+            if room == 0 {
+                expired.more = true;
+                return Ok(expired);
+            }
+        }
+        let mut room = limit;
+        for app_id in &app_ids {
+            let app_id = std::str::from_utf8(app_id).map_err(|_| corrupt_key("apps"))?;
+            let (removed, visited) = self.expire_app_overrides(app_id, cutoff, room)?;
+            expired.orphan_overrides += removed;
+            room -= visited;
+            if room == 0 {
+                expired.more = true;
+                return Ok(expired);
+            }
+        }
+        Ok(expired)
+    }
+
+    fn counts(&self) -> StoreResult<Counts> {
+        Ok(Counts {
+            apps: self.apps.len(),
+            devices: self.devices.len(),
+            devices_by_time: self.devices_by_time.len(),
+            overrides: self.overrides.len(),
+            overrides_by_time: self.overrides_by_time.len(),
+        })
     }
 
     fn create_api_key(&self, key: &NewApiKey) -> StoreResult<()> {

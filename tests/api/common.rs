@@ -29,6 +29,7 @@ type Call = Box<dyn Fn(actix_http::Request) -> Pin<Box<dyn Future<Output = Respo
 pub struct TestServer {
     call: Call,
     pub clock: Arc<ManualClock>,
+    pub store: Arc<dyn Store>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -65,7 +66,7 @@ impl TestServer {
     pub async fn open(path: &Path, config: Config, clock: Arc<ManualClock>) -> Self {
         let store = open_store(path);
         let dyn_clock: Arc<dyn Clock> = clock.clone();
-        let state = AppState::new(store, dyn_clock, &config);
+        let state = AppState::new(store.clone(), dyn_clock, &config);
         let service = Rc::new(test::init_service(create_app(state)).await);
         let call: Call = Box::new(move |request| {
             let service = service.clone();
@@ -87,6 +88,7 @@ impl TestServer {
         Self {
             call,
             clock,
+            store,
             _dir: None,
         }
     }
@@ -163,6 +165,17 @@ impl TestServer {
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body["bundle"]["id"].as_u64().unwrap()
+    }
+
+    /// A check-in through `/updates`: the plugin's body with `fields` on top.
+    pub async fn check_in(&self, app_id: &str, device_id: &str, fields: Value) -> Value {
+        let mut body = device_body(app_id, device_id);
+        body.as_object_mut()
+            .unwrap()
+            .extend(fields.as_object().unwrap().clone());
+        let (status, answer) = self.plugin("/updates", body).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        answer
     }
 
     /// Reports a device through `/stats`, as the plugin would.

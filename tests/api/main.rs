@@ -3,9 +3,12 @@
 mod common;
 
 mod auth;
+mod channel_self;
 mod cli;
 mod devices;
 mod errors;
 mod persistence;
 mod plugin;
 mod registry;
+mod sweep;
+mod updates;

@@ -1,0 +1,128 @@
+//! Retention (spec section 6): devices not seen for `retention.device_ttl` are deleted with
+//! their index entries and overrides, and so are overrides of devices that never checked in
+//! once they are that old. One task, started once, runs a sweep every `sweep_interval`; each
+//! sweep works in bounded batches on the blocking pool, so requests keep flowing, and stops
+//! between batches when the server shuts down.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::clock::Clock;
+use crate::store::{Expired, Store, StoreResult};
+use crate::timefmt::{format_micros, Micros};
+
+/// Devices (or overrides) removed per batch: small enough that one batch holds the store for
+/// milliseconds, large enough that 100k expirations take few round trips.
+pub const BATCH: usize = 1_000;
+
+/// What one sweep removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    pub devices: usize,
+    pub orphan_overrides: usize,
+    pub batches: usize,
+    pub failed_batches: usize,
+}
+
+/// Errors tolerated within one sweep before it gives up until the next tick.
+const MAX_FAILED_BATCHES: usize = 3;
+
+impl SweepReport {
+    /// Takes in one batch's result; `true` while the sweep should go on.
+    fn record(&mut self, batch: StoreResult<Expired>) -> bool {
+        match batch {
+            Ok(expired) => {
+                self.devices += expired.devices;
+                self.orphan_overrides += expired.orphan_overrides;
+                self.batches += 1;
+                expired.more
+            }
+            Err(error) => {
+                self.failed_batches += 1;
+                log::error!("sweep batch failed: {error}");
+                self.failed_batches < MAX_FAILED_BATCHES
+            }
+        }
+    }
+}
+
+/// Runs one sweep to completion on the calling thread (blocking).
+pub fn sweep_once(store: &dyn Store, now: Micros, ttl: Micros, batch: usize) -> SweepReport {
+    let cutoff = now.saturating_sub(ttl);
+    let mut report = SweepReport::default();
+    while report.record(store.expire_before(cutoff, batch)) {}
+    report
+}
+
+/// The running sweep task; [`SweepHandle::stop`] ends it between two batches.
+pub struct SweepHandle {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SweepHandle {
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// Starts the periodic sweep on the current runtime. The first sweep runs at once.
+pub fn spawn(
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    ttl: Micros,
+    interval: Duration,
+) -> SweepHandle {
+    let (stop, mut stopped) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        loop {
+            let report = sweep_until_stopped(&store, &clock, ttl, &stopped).await;
+            if report.devices + report.orphan_overrides > 0 || report.failed_batches > 0 {
+                log::info!(
+                    "sweep: removed {} devices and {} orphan overrides not seen since {} ({} batches, {} failed)",
+                    report.devices,
+                    report.orphan_overrides,
+                    format_micros(clock.now().saturating_sub(ttl)),
+                    report.batches,
+                    report.failed_batches,
+                );
+            }
+            if *stopped.borrow() {
+                return;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = stopped.changed() => return,
+            }
+        }
+    });
+    SweepHandle { stop, task }
+}
+
+/// One sweep, a batch at a time on the blocking pool, checking for shutdown between batches.
+async fn sweep_until_stopped(
+    store: &Arc<dyn Store>,
+    clock: &Arc<dyn Clock>,
+    ttl: Micros,
+    stopped: &watch::Receiver<bool>,
+) -> SweepReport {
+    let cutoff = clock.now().saturating_sub(ttl);
+    let mut report = SweepReport::default();
+    while !*stopped.borrow() {
+        let store = store.clone();
+        let batch =
+            match tokio::task::spawn_blocking(move || store.expire_before(cutoff, BATCH)).await {
+                Ok(result) => result,
+                Err(join_error) => Err(crate::store::StoreError::Engine(format!(
+                    "sweep batch panicked: {join_error}"
+                ))),
+            };
+        if !report.record(batch) {
+            break;
+        }
+    }
+    report
+}
