@@ -311,6 +311,9 @@ pub struct DeviceListQuery {
     /// Only devices with `updated_at` strictly later than this.
     pub updated_after: Option<Micros>,
     pub limit: usize,
+    /// How many rows a filtered page may examine before it answers with what it found and a
+    /// cursor to continue from, so that a selective filter cannot turn a page into a full scan.
+    pub max_examined: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,6 +15,8 @@ use crate::timefmt::{format_micros, parse_rfc3339};
 
 pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 1000;
+/// Rows a filtered page may examine (see [`DeviceListQuery::max_examined`]).
+pub const MAX_EXAMINED_PER_PAGE: usize = 10_000;
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(
@@ -158,6 +160,7 @@ fn parse_list_query(input: &Input) -> Result<DeviceListQuery, ApiError> {
         after,
         updated_after,
         limit,
+        max_examined: MAX_EXAMINED_PER_PAGE,
     })
 }
 

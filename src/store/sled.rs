@@ -28,10 +28,6 @@ use crate::model::{
 };
 use crate::timefmt::Micros;
 
-/// How many rows a filtered page may examine before it answers with what it has and a cursor to
-/// continue from, so that a selective filter cannot turn one request into a full scan.
-pub const MAX_EXAMINED_PER_PAGE: usize = 10_000;
-
 /// Rows deleted per transaction when an app is removed.
 const DELETE_CHUNK: usize = 512;
 
@@ -273,7 +269,7 @@ impl SledStore {
                 if rows.len() > query.limit {
                     break;
                 }
-            } else if examined >= MAX_EXAMINED_PER_PAGE {
+            } else if examined >= query.max_examined {
                 // Answer what was found, with a cursor at the last row examined.
                 let resume = Cursor {
                     updated_at: record.updated_at,

@@ -667,3 +667,40 @@ async fn unlinking_removes_both_overrides_and_keeps_the_device() {
         (StatusCode::NOT_FOUND, Some("app_not_found"))
     );
 }
+
+/// A filtered page in device-id order stops after `max_examined` rows and says where to go on,
+/// so that walking the cursors still finds every match exactly once.
+#[actix_web::test]
+async fn a_filtered_page_examines_a_bounded_number_of_rows() {
+    use device_registry::model::{DeviceListQuery, DeviceOrder};
+
+    let server = TestServer::new().await;
+    server.create_app("app_bound").await;
+    for i in 0..40 {
+        // Only every tenth device is recent enough to match.
+        server
+            .clock
+            .set(START + if i % 10 == 9 { HOUR } else { 0 } + i);
+        server.report("app_bound", &format!("d{i:02}")).await;
+    }
+    let mut query = DeviceListQuery {
+        order: DeviceOrder::DeviceId,
+        after: None,
+        updated_after: Some(START + HOUR / 2),
+        limit: 50,
+        max_examined: 5,
+    };
+    let mut found = Vec::new();
+    let mut pages = 0;
+    loop {
+        let page = server.store.list_devices("app_bound", &query).unwrap();
+        pages += 1;
+        found.extend(page.devices.iter().map(|e| e.device.device_id.clone()));
+        match page.next {
+            Some(cursor) => query.after = Some(cursor),
+            None => break,
+        }
+    }
+    assert_eq!(found, ["d09", "d19", "d29", "d39"]);
+    assert!(pages >= 7, "the bound was not applied: {pages} pages");
+}
