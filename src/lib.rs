@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod durable;
 pub mod error;
 pub mod ids;
 pub mod model;

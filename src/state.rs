@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::auth::hash_secret;
 use crate::clock::Clock;
 use crate::config::{Config, Durability};
+use crate::durable::GroupCommit;
 use crate::store::Store;
 use crate::timefmt::Micros;
 
@@ -16,6 +17,7 @@ pub struct AppState {
     pub max_body: usize,
     pub touch_interval: Micros,
     pub durability: Durability,
+    pub group_commit: Arc<GroupCommit>,
 }
 
 impl AppState {
@@ -28,6 +30,7 @@ impl AppState {
             max_body: usize::try_from(config.server.max_body.0).unwrap_or(usize::MAX),
             touch_interval: config.devices.touch_interval.micros(),
             durability: config.storage.durability,
+            group_commit: Arc::new(GroupCommit::new()),
         }
     }
 }

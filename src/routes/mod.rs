@@ -95,11 +95,13 @@ pub(crate) async fn body_or_query_input(
 }
 
 /// Makes the writes so far durable before a management write is acknowledged
-/// (`storage.durability = "flush"`). The flush is disk I/O, so it runs on the blocking pool.
+/// (`storage.durability = "flush"`), sharing flushes with concurrent writers. The flush is disk
+/// I/O, so it runs on the blocking pool.
 pub(crate) async fn persist(state: &AppState) -> Result<(), ApiError> {
     if state.durability == Durability::Flush {
         let store = state.store.clone();
-        web::block(move || store.flush())
+        let group = state.group_commit.clone();
+        web::block(move || group.commit(|| store.flush()))
             .await
             .map_err(|_| ApiError::new(Code::Internal))??;
     }
