@@ -28,6 +28,13 @@ struct Cli {
 enum Command {
     /// Serve the API (the default).
     Serve,
+    /// Verify the store offline: every index entry matches its record and the reverse, every
+    /// record belongs to an app. Exit status 0 when clean, 1 when not.
+    Check {
+        /// Rebuild the indexes from the primary records and drop what belongs to no app.
+        #[arg(long)]
+        repair: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -46,6 +53,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command.unwrap_or(Command::Serve) {
+        Command::Check { repair } => check(&config, repair),
         Command::Serve => {
             let result =
                 actix_web::rt::System::new().block_on(device_registry::server::serve(config));
@@ -58,4 +66,72 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+fn check(config: &Config, repair: bool) -> ExitCode {
+    use device_registry::store::Store;
+
+    let store = match device_registry::server::open_store(config) {
+        Ok(store) => store,
+        Err(error) => {
+            eprintln!("device-registry: {error} (is a server using this data directory?)");
+            return ExitCode::FAILURE;
+        }
+    };
+    let report = match store.check(repair) {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("device-registry: check failed: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!(
+        "{} devices, {} time-index entries in {}",
+        report.devices,
+        report.index_entries,
+        config.storage.data_dir.display()
+    );
+    if report.is_clean() {
+        println!("clean");
+        return ExitCode::SUCCESS;
+    }
+    for (count, what) in [
+        (
+            report.missing_index_entries,
+            "devices without a time-index entry",
+        ),
+        (
+            report.stale_index_entries,
+            "time-index entries matching no device",
+        ),
+        (
+            report.unexpirable_overrides,
+            "overrides that would never expire",
+        ),
+        (report.orphan_records, "records of apps that do not exist"),
+        (
+            report.dangling_overrides,
+            "overrides naming a missing channel or bundle",
+        ),
+        (report.corrupt_records, "records that do not decode"),
+    ] {
+        if count > 0 {
+            println!("{count} {what}");
+        }
+    }
+    for example in &report.examples {
+        println!("  {example}");
+    }
+    if report.repaired {
+        match store.check(false) {
+            Ok(after) if after.is_clean() => {
+                println!("repaired: the indexes were rebuilt from the records; clean now");
+                return ExitCode::SUCCESS;
+            }
+            _ => println!("repair did not make the store clean"),
+        }
+    } else {
+        println!("run again with --repair to rebuild the indexes");
+    }
+    ExitCode::FAILURE
 }

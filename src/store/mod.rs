@@ -94,6 +94,40 @@ pub struct Counts {
     pub overrides_by_time: usize,
 }
 
+/// What [`Store::check`] found (and, when asked, repaired).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckReport {
+    pub devices: usize,
+    pub index_entries: usize,
+    /// Devices whose time-index entry is missing.
+    pub missing_index_entries: usize,
+    /// Time-index entries with no device, or naming another `updated_at` than the device's.
+    pub stale_index_entries: usize,
+    /// Overrides of devices that never checked in, without the entry that makes them expire.
+    pub unexpirable_overrides: usize,
+    /// Devices, overrides, channels or bundles of an app that does not exist.
+    pub orphan_records: usize,
+    /// Overrides naming a channel or bundle that does not exist.
+    pub dangling_overrides: usize,
+    /// Records that do not decode.
+    pub corrupt_records: usize,
+    /// The first problems found, described.
+    pub examples: Vec<String>,
+    pub repaired: bool,
+}
+
+impl CheckReport {
+    pub fn is_clean(&self) -> bool {
+        self.missing_index_entries
+            + self.stale_index_entries
+            + self.unexpirable_overrides
+            + self.orphan_records
+            + self.dangling_overrides
+            + self.corrupt_records
+            == 0
+    }
+}
+
 /// What to link a device to; at least one is set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Link<'a> {
@@ -170,6 +204,10 @@ pub trait Store: Send + Sync + 'static {
     /// number of apps), never to the number of devices.
     fn expire_before(&self, cutoff: Micros, limit: usize) -> StoreResult<Expired>;
     fn counts(&self) -> StoreResult<Counts>;
+    /// Verifies that every index entry matches its primary record and the reverse, and that
+    /// every record belongs to an existing app; with `repair`, rebuilds the indexes from the
+    /// primary records and removes what belongs to no app. Meant for a store no server is using.
+    fn check(&self, repair: bool) -> StoreResult<CheckReport>;
 
     // API keys.
     fn create_api_key(&self, key: &NewApiKey) -> StoreResult<()>;

@@ -19,8 +19,8 @@ use sled::{Db, IVec, Transactional, Tree};
 
 use super::keys::{self, decode_value, encode_value};
 use super::{
-    Counts, CreateApp, CreateBundle, DeleteOutcome, Expired, Link, LinkOutcome, NewApiKey, Store,
-    StoreError, StoreResult, Upsert, UpsertChannel,
+    CheckReport, Counts, CreateApp, CreateBundle, DeleteOutcome, Expired, Link, LinkOutcome,
+    NewApiKey, Store, StoreError, StoreResult, Upsert, UpsertChannel,
 };
 use crate::model::{
     ApiKey, App, Bundle, Channel, ChannelPatch, Cursor, Device, DeviceEntry, DeviceListQuery,
@@ -460,6 +460,205 @@ impl SledStore {
     }
 }
 
+/// How many problems a check describes in full.
+const CHECK_EXAMPLES: usize = 20;
+
+impl CheckReport {
+    fn note(&mut self, problem: String) {
+        if self.examples.len() < CHECK_EXAMPLES {
+            self.examples.push(problem);
+        }
+    }
+}
+
+impl SledStore {
+    fn check_store(&self, repair: bool) -> StoreResult<CheckReport> {
+        let _registry = self.exclusive();
+        let mut report = CheckReport::default();
+        let app_exists = |app_id: &str| self.apps.contains_key(app_id.as_bytes());
+        let mut orphan_keys: Vec<(&Tree, IVec)> = Vec::new();
+
+        // Primary -> index.
+        let mut expected_times: Vec<Vec<u8>> = Vec::new();
+        for entry in self.devices.iter() {
+            let (key, value) = entry?;
+            report.devices += 1;
+            let Some((app_id, device_id)) = keys::split_app_scoped(&key) else {
+                report.corrupt_records += 1;
+                report.note(format!("devices: malformed key {key:?}"));
+                continue;
+            };
+            if !app_exists(app_id)? {
+                report.orphan_records += 1;
+                report.note(format!("device {app_id}/{device_id} of a missing app"));
+                orphan_keys.push((&self.devices, key.clone()));
+                continue;
+            }
+            let Ok(record) = decode::<DeviceRecord>("devices", &value) else {
+                report.corrupt_records += 1;
+                report.note(format!("device {app_id}/{device_id} does not decode"));
+                continue;
+            };
+            let time_key = keys::device_time(app_id, record.updated_at, device_id);
+            if !self.devices_by_time.contains_key(&time_key)? {
+                report.missing_index_entries += 1;
+                report.note(format!(
+                    "device {app_id}/{device_id} has no time-index entry"
+                ));
+            }
+            expected_times.push(time_key);
+        }
+        // Index -> primary.
+        expected_times.sort_unstable();
+        for key in self.devices_by_time.iter().keys() {
+            let key = key?;
+            report.index_entries += 1;
+            if expected_times
+                .binary_search_by(|k| k.as_slice().cmp(&key))
+                .is_err()
+            {
+                report.stale_index_entries += 1;
+                let shown = keys::split_device_time(&key)
+                    .map(|(a, t, d)| format!("{a}/{d} at {t}"))
+                    .unwrap_or_else(|| format!("{key:?}"));
+                report.note(format!("time-index entry {shown} matches no device"));
+            }
+        }
+        // Overrides.
+        let mut override_times: Vec<Vec<u8>> = Vec::new();
+        for entry in self.overrides.iter() {
+            let (key, value) = entry?;
+            let Some((app_id, device_id)) = keys::split_app_scoped(&key) else {
+                report.corrupt_records += 1;
+                continue;
+            };
+            if !app_exists(app_id)? {
+                report.orphan_records += 1;
+                report.note(format!("override of {app_id}/{device_id}: missing app"));
+                orphan_keys.push((&self.overrides, key.clone()));
+                continue;
+            }
+            let Ok(overrides) = decode::<Overrides>("overrides", &value) else {
+                report.corrupt_records += 1;
+                report.note(format!("override of {app_id}/{device_id} does not decode"));
+                continue;
+            };
+            let channel_missing = match &overrides.channel {
+                Some(name) => !self.channels.contains_key(keys::app_scoped(app_id, name))?,
+                None => false,
+            };
+            let bundle_missing = match &overrides.version {
+                Some(name) => !self.bundles.contains_key(keys::app_scoped(app_id, name))?,
+                None => false,
+            };
+            if channel_missing || bundle_missing || overrides.is_empty() {
+                report.dangling_overrides += 1;
+                report.note(format!(
+                    "override of {app_id}/{device_id} names a missing channel or bundle"
+                ));
+            }
+            let time_key = keys::device_time(app_id, overrides.set_at, device_id);
+            if !self.devices.contains_key(&key)?
+                && !self.overrides_by_time.contains_key(&time_key)?
+            {
+                report.unexpirable_overrides += 1;
+                report.note(format!(
+                    "override of {app_id}/{device_id} would never expire"
+                ));
+            }
+            override_times.push(time_key);
+        }
+        for (tree, name) in [(&self.channels, "channel"), (&self.bundles, "bundle")] {
+            for key in tree.iter().keys() {
+                let key = key?;
+                match keys::split_app_scoped(&key) {
+                    Some((app_id, item)) if !app_exists(app_id)? => {
+                        report.orphan_records += 1;
+                        report.note(format!("{name} {app_id}/{item} of a missing app"));
+                        orphan_keys.push((tree, key.clone()));
+                    }
+                    Some(_) => {}
+                    None => report.corrupt_records += 1,
+                }
+            }
+        }
+
+        if repair && !report.is_clean() {
+            // Drop what belongs to no app, then rebuild both time indexes from the records.
+            for (tree, key) in &orphan_keys {
+                tree.remove(key)?;
+            }
+            self.rebuild_time_index()?;
+            self.rebuild_override_index(&override_times)?;
+            self.remove_dangling_overrides()?;
+            self.db.flush()?;
+            report.repaired = true;
+        }
+        Ok(report)
+    }
+
+    fn rebuild_time_index(&self) -> StoreResult<()> {
+        self.devices_by_time.clear()?;
+        for entry in self.devices.iter() {
+            let (key, value) = entry?;
+            let (Some((app_id, device_id)), Ok(record)) = (
+                keys::split_app_scoped(&key),
+                decode::<DeviceRecord>("devices", &value),
+            ) else {
+                continue;
+            };
+            self.devices_by_time.insert(
+                keys::device_time(app_id, record.updated_at, device_id),
+                &[] as &[u8],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn rebuild_override_index(&self, override_times: &[Vec<u8>]) -> StoreResult<()> {
+        self.overrides_by_time.clear()?;
+        for key in override_times {
+            self.overrides_by_time
+                .insert(key.as_slice(), &[] as &[u8])?;
+        }
+        Ok(())
+    }
+
+    /// Clears override fields naming a channel or bundle that no longer exists.
+    fn remove_dangling_overrides(&self) -> StoreResult<()> {
+        for entry in self.overrides.iter() {
+            let (key, value) = entry?;
+            let (Some((app_id, device_id)), Ok(mut overrides)) = (
+                keys::split_app_scoped(&key),
+                decode::<Overrides>("overrides", &value),
+            ) else {
+                continue;
+            };
+            if let Some(name) = &overrides.channel {
+                if !self.channels.contains_key(keys::app_scoped(app_id, name))? {
+                    overrides.channel = None;
+                }
+            }
+            if let Some(name) = &overrides.version {
+                if !self.bundles.contains_key(keys::app_scoped(app_id, name))? {
+                    overrides.version = None;
+                }
+            }
+            if overrides.is_empty() {
+                self.overrides.remove(&key)?;
+                self.overrides_by_time.remove(keys::device_time(
+                    app_id,
+                    overrides.set_at,
+                    device_id,
+                ))?;
+            } else {
+                self.overrides.insert(&key, encode_value(&overrides))?;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Store for SledStore {
     fn create_app(&self, app_id: &str, name: &str, now: Micros) -> StoreResult<CreateApp> {
         let _registry = self.exclusive();
@@ -857,6 +1056,10 @@ impl Store for SledStore {
         Ok(expired)
     }
 
+    fn check(&self, repair: bool) -> StoreResult<CheckReport> {
+        self.check_store(repair)
+    }
+
     fn counts(&self) -> StoreResult<Counts> {
         Ok(Counts {
             apps: self.apps.len(),
@@ -910,5 +1113,138 @@ impl Store for SledStore {
     fn flush(&self) -> StoreResult<()> {
         self.db.flush()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Platform;
+
+    fn report() -> DeviceReport {
+        DeviceReport {
+            custom_id: String::new(),
+            version_name: Some("1.0.0".into()),
+            version_build: "1.0.0".into(),
+            os_version: "17".into(),
+            plugin_version: "6.0.0".into(),
+            platform: Platform::Ios,
+            is_prod: true,
+            is_emulator: false,
+            default_channel: None,
+        }
+    }
+
+    fn open(dir: &Path) -> SledStore {
+        let options = SledOptions {
+            cache_bytes: 8 << 20,
+            flush_every_ms: None,
+        };
+        SledStore::open(dir, &options).unwrap()
+    }
+
+    #[test]
+    fn check_finds_and_repairs_every_kind_of_inconsistency() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        store.create_app("app", "app", 1).unwrap();
+        store
+            .upsert_channel("app", "beta", &ChannelPatch::default(), 1)
+            .unwrap();
+        for i in 0..10 {
+            store
+                .upsert_device("app", &format!("d{i}"), &report(), 100 + i, 1)
+                .unwrap();
+        }
+        let link = Link {
+            channel: Some("beta"),
+            version: None,
+        };
+        store.link_device("app", "d0", link, 5).unwrap();
+        store.link_device("app", "never", link, 5).unwrap();
+        assert!(store.check(false).unwrap().is_clean());
+
+        // A lost index entry, a stale one, an unexpirable override, an orphan of a deleted app,
+        // and an override whose channel vanished.
+        store
+            .devices_by_time
+            .remove(keys::device_time("app", 101, "d1"))
+            .unwrap();
+        store
+            .devices_by_time
+            .insert(keys::device_time("app", 999, "ghost"), &[] as &[u8])
+            .unwrap();
+        store
+            .overrides_by_time
+            .remove(keys::device_time("app", 5, "never"))
+            .unwrap();
+        let orphan = DeviceRecord {
+            updated_at: 7,
+            report: report(),
+        };
+        store
+            .devices
+            .insert(keys::app_scoped("gone", "x"), encode_value(&orphan))
+            .unwrap();
+        store
+            .channels
+            .remove(keys::app_scoped("app", "beta"))
+            .unwrap();
+
+        let found = store.check(false).unwrap();
+        assert_eq!(found.missing_index_entries, 1, "{found:?}");
+        assert_eq!(found.stale_index_entries, 1, "{found:?}");
+        assert_eq!(found.unexpirable_overrides, 1, "{found:?}");
+        assert_eq!(found.orphan_records, 1, "{found:?}");
+        assert_eq!(found.dangling_overrides, 2, "{found:?}");
+        assert!(!found.repaired && !found.examples.is_empty());
+
+        assert!(store.check(true).unwrap().repaired);
+        let after = store.check(false).unwrap();
+        assert!(after.is_clean(), "{after:?}");
+        assert_eq!((after.devices, after.index_entries), (10, 10));
+    }
+
+    #[test]
+    fn expiry_removes_a_device_with_every_entry_of_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        store.create_app("app", "app", 1).unwrap();
+        store
+            .upsert_channel("app", "beta", &ChannelPatch::default(), 1)
+            .unwrap();
+        store.upsert_device("app", "old", &report(), 10, 1).unwrap();
+        store.upsert_device("app", "new", &report(), 50, 1).unwrap();
+        store
+            .link_device(
+                "app",
+                "old",
+                Link {
+                    channel: Some("beta"),
+                    version: None,
+                },
+                10,
+            )
+            .unwrap();
+        let expired = store.expire_before(20, 100).unwrap();
+        assert_eq!(
+            expired,
+            Expired {
+                devices: 1,
+                orphan_overrides: 0,
+                more: false
+            }
+        );
+        let counts = store.counts().unwrap();
+        assert_eq!(
+            (
+                counts.devices,
+                counts.devices_by_time,
+                counts.overrides,
+                counts.overrides_by_time
+            ),
+            (1, 1, 0, 0)
+        );
+        assert!(store.check(false).unwrap().is_clean());
     }
 }
