@@ -7,6 +7,7 @@
 use actix_web::http::header::HeaderMap;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use crate::error::{ApiError, Code};
 use crate::model::{ApiKey, Mode};
@@ -95,7 +96,10 @@ fn presented_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
 pub fn authenticate(headers: &HeaderMap, state: &AppState) -> Result<Caller, ApiError> {
     let secret = presented_key(headers)?.ok_or_else(|| ApiError::new(Code::NoKeyProvided))?;
     let hash = hash_secret(secret);
-    if state.admin_key_hash == Some(hash) {
+    let is_admin = state
+        .admin_key_hash
+        .is_some_and(|admin| bool::from(admin.ct_eq(&hash)));
+    if is_admin {
         return Ok(Caller {
             key_id: None,
             mode: Mode::All,

@@ -41,6 +41,7 @@ pub struct Config {
     pub retention: RetentionConfig,
     pub devices: DevicesConfig,
     pub auth: AuthConfig,
+    pub limits: LimitsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -48,6 +49,9 @@ pub struct Config {
 pub struct ServerConfig {
     pub bind: Address,
     pub max_body: ByteSize,
+    /// Header naming the client's address when behind a reverse proxy (e.g. `x-forwarded-for`,
+    /// first address taken); empty: the connection's peer address.
+    pub client_ip_header: String,
 }
 
 impl Default for ServerConfig {
@@ -55,6 +59,27 @@ impl Default for ServerConfig {
         Self {
             bind: Address("127.0.0.1:8080".into()),
             max_body: ByteSize(256 * 1024),
+            client_ip_header: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Failed authentications per client within `auth_window` before it is refused (0: never).
+    pub auth_failures: usize,
+    pub auth_window: Duration,
+    /// Requests per minute per client on `/updates`, `/stats`, `/channel_self` (0: no limit).
+    pub plugin_per_minute: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            auth_failures: 20,
+            auth_window: Duration::from_secs(15 * 60),
+            plugin_per_minute: 0,
         }
     }
 }
@@ -414,6 +439,16 @@ mod tests {
             default.devices.touch_interval
         );
         assert_eq!(shipped.auth.admin_key, default.auth.admin_key);
+        assert_eq!(
+            shipped.server.client_ip_header,
+            default.server.client_ip_header
+        );
+        assert_eq!(shipped.limits.auth_failures, default.limits.auth_failures);
+        assert_eq!(shipped.limits.auth_window, default.limits.auth_window);
+        assert_eq!(
+            shipped.limits.plugin_per_minute,
+            default.limits.plugin_per_minute
+        );
     }
 
     #[test]

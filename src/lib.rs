@@ -7,6 +7,7 @@ pub mod config;
 pub mod durable;
 pub mod error;
 pub mod ids;
+pub mod limits;
 pub mod model;
 pub mod resolve;
 pub mod routes;

@@ -6,6 +6,7 @@ use crate::auth::hash_secret;
 use crate::clock::Clock;
 use crate::config::{Config, Durability};
 use crate::durable::GroupCommit;
+use crate::limits::{FailureLimiter, RateLimiter};
 use crate::store::Store;
 use crate::timefmt::Micros;
 
@@ -18,6 +19,9 @@ pub struct AppState {
     pub touch_interval: Micros,
     pub durability: Durability,
     pub group_commit: Arc<GroupCommit>,
+    pub auth_failures: Arc<FailureLimiter>,
+    pub plugin_limit: Arc<RateLimiter>,
+    pub client_ip_header: Option<String>,
 }
 
 impl AppState {
@@ -31,6 +35,13 @@ impl AppState {
             touch_interval: config.devices.touch_interval.micros(),
             durability: config.storage.durability,
             group_commit: Arc::new(GroupCommit::new()),
+            auth_failures: Arc::new(FailureLimiter::new(
+                config.limits.auth_failures,
+                config.limits.auth_window.micros(),
+            )),
+            plugin_limit: Arc::new(RateLimiter::new(config.limits.plugin_per_minute)),
+            client_ip_header: Some(config.server.client_ip_header.trim().to_ascii_lowercase())
+                .filter(|name| !name.is_empty()),
         }
     }
 }

@@ -16,6 +16,7 @@ use actix_web::middleware::ErrorHandlerResponse;
 use actix_web::web::{self, Payload, ServiceConfig};
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use serde_json::json;
+use std::net::{IpAddr, Ipv6Addr};
 
 use crate::auth::{self, Caller};
 use crate::config::Durability;
@@ -46,11 +47,47 @@ pub async fn method_not_allowed() -> HttpResponse {
     ApiError::new(Code::MethodNotAllowed).error_response()
 }
 
-/// Authenticates the request and checks the key's mode.
+/// The client's address: the configured proxy header's first address, else the peer's.
+pub(crate) fn client_ip(req: &HttpRequest, state: &AppState) -> IpAddr {
+    let forwarded = state.client_ip_header.as_deref().and_then(|name| {
+        let value = req.headers().get(name)?.to_str().ok()?;
+        value.split(',').next()?.trim().parse().ok()
+    });
+    forwarded
+        .or_else(|| req.peer_addr().map(|addr| addr.ip()))
+        .unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED))
+}
+
+fn too_many_requests(retry_after: u64) -> ApiError {
+    ApiError::new(Code::TooManyRequests).info("retryAfter", retry_after)
+}
+
+/// Authenticates the request and checks the key's mode. A client with too many recent failed
+/// authentications is refused before its key is even looked at.
 pub(crate) fn caller(req: &HttpRequest, state: &AppState, mode: Mode) -> Result<Caller, ApiError> {
-    let caller = auth::authenticate(req.headers(), state)?;
+    let client = client_ip(req, state);
+    let now = state.clock.now();
+    if let Some(retry_after) = state.auth_failures.retry_after(client, now) {
+        return Err(too_many_requests(retry_after));
+    }
+    let caller = auth::authenticate(req.headers(), state).inspect_err(|error| {
+        if error.code() == Code::InvalidApiKey.as_str() {
+            state.auth_failures.record_failure(client, now);
+        }
+    })?;
     caller.require(mode)?;
     Ok(caller)
+}
+
+/// The per-client limit of the plugin endpoints.
+pub(crate) fn plugin_allowed(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+    match state
+        .plugin_limit
+        .check(client_ip(req, state), state.clock.now())
+    {
+        Some(retry_after) => Err(too_many_requests(retry_after)),
+        None => Ok(()),
+    }
 }
 
 /// The app, if the caller may see it: 403 before 404, so that nothing is learnt of other apps.

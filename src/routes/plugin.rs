@@ -152,6 +152,7 @@ async fn stats(
     payload: Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    super::plugin_allowed(&req, &state)?;
     let bytes = super::body(req.headers(), payload, &state).await?;
     let not_an_object = || {
         ApiError::new(Code::InvalidJsonBody)
@@ -219,6 +220,7 @@ async fn plugin_input(
     payload: Payload,
     state: &AppState,
 ) -> Result<Input, ApiError> {
+    super::plugin_allowed(req, state)?;
     super::json_input(req, payload, state).await
 }
 
@@ -371,6 +373,7 @@ async fn channel_self_list(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    super::plugin_allowed(&req, &state)?;
     let input = Input::from_query(req.query_string())?;
     let app_id = input.app_id()?;
     let platform = match input.str("platform")? {
@@ -412,6 +415,7 @@ async fn channel_self_unset(
     payload: Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    super::plugin_allowed(&req, &state)?;
     let input = super::body_or_query_input(&req, payload, &state).await?;
     let app_id = input.app_id()?;
     input.required_device_id()?;

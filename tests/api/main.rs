@@ -8,6 +8,7 @@ mod cli;
 mod crash;
 mod devices;
 mod errors;
+mod limits;
 mod persistence;
 mod plugin;
 mod process;
