@@ -53,6 +53,7 @@ error_codes! {
     UnsupportedMediaType => (UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Request body must be JSON (content-type: application/json)"),
     TooManyRequests => (TOO_MANY_REQUESTS, "too_many_requests", "Too many requests"),
     Internal => (INTERNAL_SERVER_ERROR, "internal_error", "Internal error"),
+    StoreUnavailable => (SERVICE_UNAVAILABLE, "store_unavailable", "The store does not accept writes"),
 }
 
 #[derive(Debug, Clone)]
@@ -185,6 +186,7 @@ mod tests {
             Code::UnsupportedMediaType,
             Code::TooManyRequests,
             Code::Internal,
+            Code::StoreUnavailable,
         ];
         for code in codes {
             assert!(code

@@ -8,7 +8,9 @@ pub mod durable;
 pub mod error;
 pub mod ids;
 pub mod limits;
+pub mod metrics;
 pub mod model;
+pub mod observe;
 pub mod resolve;
 pub mod routes;
 pub mod server;
@@ -21,16 +23,12 @@ use std::panic::AssertUnwindSafe;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceFactory, ServiceRequest, ServiceResponse};
-use actix_web::middleware::{ErrorHandlers, Logger, NormalizePath};
+use actix_web::middleware::{ErrorHandlers, NormalizePath};
 use actix_web::{web, App};
 use futures_util::FutureExt;
 
 use error::{ApiError, Code};
 pub use state::AppState;
-
-/// The request log line: client, request line (never headers, which carry keys), status, size,
-/// time taken.
-pub const LOG_FORMAT: &str = r#"%a "%r" %s %b %Dms"#;
 
 pub fn create_app(
     state: AppState,
@@ -63,5 +61,5 @@ pub fn create_app(
         })
         // `/device/` and `/device` are the same route.
         .wrap(NormalizePath::trim())
-        .wrap(Logger::new(LOG_FORMAT))
+        .wrap_fn(observe::observe)
 }

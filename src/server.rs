@@ -63,6 +63,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let sweep = sweep::spawn(
         store.clone(),
         clock,
+        state.metrics.clone(),
         config.retention.device_ttl.micros(),
         config.retention.sweep_interval.to_std(),
     );

@@ -7,6 +7,7 @@ use crate::clock::Clock;
 use crate::config::{Config, Durability};
 use crate::durable::GroupCommit;
 use crate::limits::{FailureLimiter, RateLimiter};
+use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::timefmt::Micros;
 
@@ -22,6 +23,7 @@ pub struct AppState {
     pub auth_failures: Arc<FailureLimiter>,
     pub plugin_limit: Arc<RateLimiter>,
     pub client_ip_header: Option<String>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
@@ -42,6 +44,7 @@ impl AppState {
             plugin_limit: Arc::new(RateLimiter::new(config.limits.plugin_per_minute)),
             client_ip_header: Some(config.server.client_ip_header.trim().to_ascii_lowercase())
                 .filter(|name| !name.is_empty()),
+            metrics: Arc::new(Metrics::new()),
         }
     }
 }

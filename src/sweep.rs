@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::clock::Clock;
+use crate::metrics::Metrics;
 use crate::store::{Expired, Store, StoreResult};
 use crate::timefmt::{format_micros, Micros};
 
@@ -73,6 +74,7 @@ impl SweepHandle {
 pub fn spawn(
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
     ttl: Micros,
     interval: Duration,
 ) -> SweepHandle {
@@ -80,6 +82,7 @@ pub fn spawn(
     let task = tokio::spawn(async move {
         loop {
             let report = sweep_until_stopped(&store, &clock, ttl, &stopped).await;
+            metrics.record_sweep(&report);
             if report.devices + report.orphan_overrides > 0 || report.failed_batches > 0 {
                 log::info!(
                     "sweep: removed {} devices and {} orphan overrides not seen since {} ({} batches, {} failed)",

@@ -6,6 +6,7 @@ pub mod bundles;
 pub mod channels;
 pub mod devices;
 pub mod input;
+pub mod ops;
 pub mod plugin;
 
 use actix_web::body::{BoxBody, EitherBody};
@@ -32,6 +33,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     bundles::configure(cfg);
     apikeys::configure(cfg);
     plugin::configure(cfg);
+    ops::configure(cfg);
 }
 
 /// A resource whose unsupported methods answer 405 in the contract's shape.

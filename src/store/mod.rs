@@ -218,4 +218,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Makes every write so far durable.
     fn flush(&self) -> StoreResult<()>;
+    /// Proves the store is open and writable (a small write to a scratch record).
+    fn health(&self) -> StoreResult<()>;
+    /// Bytes the store occupies on disk.
+    fn size_on_disk(&self) -> StoreResult<u64>;
+    /// Devices per app (a scan of the device keys: callers cache it).
+    fn device_counts(&self) -> StoreResult<Vec<(String, usize)>>;
 }

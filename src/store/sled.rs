@@ -1114,6 +1114,28 @@ impl Store for SledStore {
         self.db.flush()?;
         Ok(())
     }
+
+    fn health(&self) -> StoreResult<()> {
+        // The default tree holds nothing else; this key is the probe.
+        self.db
+            .insert(b"health_probe", &self.db.generate_id()?.to_be_bytes())?;
+        Ok(())
+    }
+
+    fn size_on_disk(&self) -> StoreResult<u64> {
+        Ok(self.db.size_on_disk()?)
+    }
+
+    fn device_counts(&self) -> StoreResult<Vec<(String, usize)>> {
+        let mut counts = Vec::new();
+        for app_id in self.apps.iter().keys() {
+            let app_id = app_id?;
+            let app_id = String::from_utf8(app_id.to_vec()).map_err(|_| corrupt_key("apps"))?;
+            let devices = self.devices.range(app_range(&app_id)).keys().count();
+            counts.push((app_id, devices));
+        }
+        Ok(counts)
+    }
 }
 
 #[cfg(test)]

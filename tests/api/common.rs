@@ -25,9 +25,12 @@ pub const HOUR: u64 = 3_600 * SECOND;
 
 type Response = (StatusCode, actix_web::http::header::HeaderMap, Value);
 type Call = Box<dyn Fn(actix_http::Request) -> Pin<Box<dyn Future<Output = Response>>>>;
+type TextCall =
+    Box<dyn Fn(actix_http::Request) -> Pin<Box<dyn Future<Output = (StatusCode, String)>>>>;
 
 pub struct TestServer {
     call: Call,
+    call_text: TextCall,
     pub clock: Arc<ManualClock>,
     pub store: Arc<dyn Store>,
     _dir: Option<tempfile::TempDir>,
@@ -68,6 +71,16 @@ impl TestServer {
         let dyn_clock: Arc<dyn Clock> = clock.clone();
         let state = AppState::new(store.clone(), dyn_clock, &config);
         let service = Rc::new(test::init_service(create_app(state)).await);
+        let text_service = service.clone();
+        let call_text: TextCall = Box::new(move |request| {
+            let service = text_service.clone();
+            Box::pin(async move {
+                let response = test::call_service(&*service, request).await;
+                let status = response.status();
+                let body = test::read_body(response).await;
+                (status, String::from_utf8_lossy(&body).into_owned())
+            })
+        });
         let call: Call = Box::new(move |request| {
             let service = service.clone();
             Box::pin(async move {
@@ -87,6 +100,7 @@ impl TestServer {
         });
         Self {
             call,
+            call_text,
             clock,
             store,
             _dir: None,
@@ -95,6 +109,11 @@ impl TestServer {
 
     pub async fn send(&self, request: TestRequest) -> Response {
         (self.call)(request.to_request()).await
+    }
+
+    /// A call whose answer is not JSON.
+    pub async fn send_text(&self, request: actix_http::Request) -> (StatusCode, String) {
+        (self.call_text)(request).await
     }
 
     pub async fn send_raw(&self, request: actix_http::Request) -> (StatusCode, Value) {

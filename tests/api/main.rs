@@ -9,6 +9,7 @@ mod crash;
 mod devices;
 mod errors;
 mod limits;
+mod ops;
 mod persistence;
 mod plugin;
 mod process;

@@ -189,7 +189,14 @@ async fn the_sweep_task_runs_periodically_and_stops_on_request() {
     server.create_app("app_task").await;
     server.report("app_task", "d").await;
     let clock: std::sync::Arc<dyn device_registry::clock::Clock> = server.clock.clone();
-    let handle = sweep::spawn(server.store.clone(), clock, TTL, Duration::from_millis(10));
+    let metrics = std::sync::Arc::new(device_registry::metrics::Metrics::new());
+    let handle = sweep::spawn(
+        server.store.clone(),
+        clock,
+        metrics.clone(),
+        TTL,
+        Duration::from_millis(10),
+    );
     // The first sweep finds nothing; move time past the TTL and a later tick removes the device.
     server.clock.advance(TTL + SECOND);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -197,6 +204,11 @@ async fn the_sweep_task_runs_periodically_and_stops_on_request() {
         assert!(Instant::now() < deadline, "the sweep task did not run");
         actix_web::rt::time::sleep(Duration::from_millis(5)).await;
     }
+    let rendered = metrics.render(&Default::default());
+    assert!(
+        rendered.contains("device_registry_sweep_devices_removed_total 1"),
+        "{rendered}"
+    );
     let stopping = Instant::now();
     handle.stop().await;
     assert!(stopping.elapsed() < Duration::from_secs(5));

@@ -1,0 +1,246 @@
+//! What the server tells its operator: counters kept in memory and rendered in Prometheus text
+//! format by `GET /metrics`. Routes are recorded by their pattern (`/device`, `/app/{app_id}`),
+//! never by raw path, so the number of series is bounded by the routes that exist.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::sweep::SweepReport;
+
+/// Upper bounds of the latency histogram, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+#[derive(Debug, Default, Clone)]
+struct Histogram {
+    buckets: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+#[derive(Debug, Default)]
+struct Requests {
+    /// (route, method, status) -> count
+    counts: BTreeMap<(String, String, u16), u64>,
+    /// route -> latency
+    latency: BTreeMap<String, Histogram>,
+}
+
+/// Devices per app, recomputed at most every `DEVICE_COUNT_TTL`.
+#[derive(Debug, Default)]
+struct DeviceCounts {
+    at: Option<Instant>,
+    counts: Vec<(String, usize)>,
+}
+
+pub const DEVICE_COUNT_TTL: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests: Mutex<Requests>,
+    sweep_runs: AtomicU64,
+    sweep_devices: AtomicU64,
+    sweep_overrides: AtomicU64,
+    sweep_failed_batches: AtomicU64,
+    device_counts: Mutex<DeviceCounts>,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn record_request(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
+        let mut requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        *requests
+            .counts
+            .entry((route.to_owned(), method.to_owned(), status))
+            .or_default() += 1;
+        let histogram = requests.latency.entry(route.to_owned()).or_default();
+        let seconds = elapsed.as_secs_f64();
+        for (bucket, bound) in histogram.buckets.iter_mut().zip(BUCKETS) {
+            if seconds <= bound {
+                *bucket += 1;
+            }
+        }
+        histogram.count += 1;
+        histogram.sum += seconds;
+    }
+
+    pub fn record_sweep(&self, report: &SweepReport) {
+        self.sweep_runs.fetch_add(1, Ordering::Relaxed);
+        self.sweep_devices
+            .fetch_add(report.devices as u64, Ordering::Relaxed);
+        self.sweep_overrides
+            .fetch_add(report.orphan_overrides as u64, Ordering::Relaxed);
+        self.sweep_failed_batches
+            .fetch_add(report.failed_batches as u64, Ordering::Relaxed);
+    }
+
+    /// The cached devices-per-app, when fresh enough.
+    pub fn cached_device_counts(&self) -> Option<Vec<(String, usize)>> {
+        let cached = self.device_counts.lock().unwrap_or_else(|e| e.into_inner());
+        cached
+            .at
+            .filter(|at| at.elapsed() < DEVICE_COUNT_TTL)
+            .map(|_| cached.counts.clone())
+    }
+
+    pub fn store_device_counts(&self, counts: Vec<(String, usize)>) {
+        let mut cached = self.device_counts.lock().unwrap_or_else(|e| e.into_inner());
+        cached.at = Some(Instant::now());
+        cached.counts = counts;
+    }
+
+    /// The Prometheus text exposition of everything, plus the gauges the caller read.
+    pub fn render(&self, gauges: &Gauges) -> String {
+        let mut out = String::with_capacity(4096);
+        let requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        out.push_str("# HELP device_registry_requests_total HTTP requests by route pattern, method and status.\n");
+        out.push_str("# TYPE device_registry_requests_total counter\n");
+        for ((route, method, status), count) in &requests.counts {
+            let _ = writeln!(
+                out,
+                "device_registry_requests_total{{route=\"{}\",method=\"{method}\",status=\"{status}\"}} {count}",
+                escape(route)
+            );
+        }
+        out.push_str(
+            "# HELP device_registry_request_duration_seconds Time to answer, by route pattern.\n",
+        );
+        out.push_str("# TYPE device_registry_request_duration_seconds histogram\n");
+        for (route, histogram) in &requests.latency {
+            let route = escape(route);
+            for (bound, count) in BUCKETS.iter().zip(histogram.buckets) {
+                let _ = writeln!(
+                    out,
+                    "device_registry_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {count}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "device_registry_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
+                histogram.count
+            );
+            let _ = writeln!(
+                out,
+                "device_registry_request_duration_seconds_sum{{route=\"{route}\"}} {}",
+                histogram.sum
+            );
+            let _ = writeln!(
+                out,
+                "device_registry_request_duration_seconds_count{{route=\"{route}\"}} {}",
+                histogram.count
+            );
+        }
+        drop(requests);
+
+        let counters = [
+            (
+                "sweep_runs_total",
+                "Retention sweeps run.",
+                self.sweep_runs.load(Ordering::Relaxed),
+            ),
+            (
+                "sweep_devices_removed_total",
+                "Devices removed by the sweep.",
+                self.sweep_devices.load(Ordering::Relaxed),
+            ),
+            (
+                "sweep_overrides_removed_total",
+                "Overrides of devices that never checked in, removed by the sweep.",
+                self.sweep_overrides.load(Ordering::Relaxed),
+            ),
+            (
+                "sweep_failed_batches_total",
+                "Sweep batches that failed.",
+                self.sweep_failed_batches.load(Ordering::Relaxed),
+            ),
+            (
+                "durable_commits_total",
+                "Management writes made durable before their answer.",
+                gauges.commits,
+            ),
+            (
+                "store_flushes_total",
+                "Flushes run for them (fewer when writers share one).",
+                gauges.flushes,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let _ = writeln!(out, "# HELP device_registry_{name} {help}\n# TYPE device_registry_{name} counter\ndevice_registry_{name} {value}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP device_registry_store_size_bytes Bytes the store occupies on disk.\n# TYPE device_registry_store_size_bytes gauge\ndevice_registry_store_size_bytes {}",
+            gauges.store_size_bytes
+        );
+        out.push_str(
+            "# HELP device_registry_devices Devices registered, by app (refreshed every 30 s).\n",
+        );
+        out.push_str("# TYPE device_registry_devices gauge\n");
+        for (app_id, count) in &gauges.devices_per_app {
+            let _ = writeln!(
+                out,
+                "device_registry_devices{{app_id=\"{}\"}} {count}",
+                escape(app_id)
+            );
+        }
+        out
+    }
+}
+
+/// Values read from elsewhere for one rendering.
+#[derive(Debug, Default)]
+pub struct Gauges {
+    pub store_size_bytes: u64,
+    pub devices_per_app: Vec<(String, usize)>,
+    pub commits: u64,
+    pub flushes: u64,
+}
+
+/// Label values escaped as the text format wants.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_render_as_counters_and_histograms() {
+        let metrics = Metrics::new();
+        metrics.record_request("/device", "GET", 200, Duration::from_micros(300));
+        metrics.record_request("/device", "GET", 200, Duration::from_millis(30));
+        metrics.record_request("/device", "POST", 404, Duration::from_millis(3));
+        let text = metrics.render(&Gauges::default());
+        assert!(text.contains(
+            "device_registry_requests_total{route=\"/device\",method=\"GET\",status=\"200\"} 2"
+        ));
+        assert!(text.contains(
+            "device_registry_requests_total{route=\"/device\",method=\"POST\",status=\"404\"} 1"
+        ));
+        assert!(text.contains(
+            "device_registry_request_duration_seconds_bucket{route=\"/device\",le=\"0.0005\"} 1"
+        ));
+        assert!(text.contains(
+            "device_registry_request_duration_seconds_bucket{route=\"/device\",le=\"0.05\"} 3"
+        ));
+        assert!(
+            text.contains("device_registry_request_duration_seconds_count{route=\"/device\"} 3")
+        );
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape("a\"b\\c"), "a\\\"b\\\\c");
+    }
+}

@@ -1,0 +1,57 @@
+//! Operating the server: `/health` for liveness checks, `/metrics` for Prometheus.
+
+use actix_web::web::{self, ServiceConfig};
+use actix_web::{HttpRequest, HttpResponse};
+use serde_json::json;
+
+use super::{caller, resource};
+use crate::error::{ApiError, Code};
+use crate::metrics::Gauges;
+use crate::model::Mode;
+use crate::state::AppState;
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(resource("/health").route(web::get().to(health)))
+        .service(resource("/metrics").route(web::get().to(metrics)));
+}
+
+/// 200 while the store is open and takes writes; no key needed.
+async fn health(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    match state.store.health() {
+        Ok(()) => Ok(HttpResponse::Ok().json(json!({"status": "ok"}))),
+        Err(error) => {
+            log::error!("health check failed: {error}");
+            Err(ApiError::new(Code::StoreUnavailable))
+        }
+    }
+}
+
+/// Prometheus text format. Needs a key (it names apps); per-app figures only for the apps the
+/// key may see.
+async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let caller = caller(&req, &state, Mode::Read)?;
+    let devices_per_app = match state.metrics.cached_device_counts() {
+        Some(counts) => counts,
+        None => {
+            let store = state.store.clone();
+            let counts = web::block(move || store.device_counts())
+                .await
+                .map_err(|_| ApiError::new(Code::Internal))??;
+            state.metrics.store_device_counts(counts.clone());
+            counts
+        }
+    };
+    let (commits, flushes) = state.group_commit.totals();
+    let gauges = Gauges {
+        store_size_bytes: state.store.size_on_disk()?,
+        devices_per_app: devices_per_app
+            .into_iter()
+            .filter(|(app_id, _)| caller.can_access(app_id))
+            .collect(),
+        commits,
+        flushes,
+    };
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.metrics.render(&gauges)))
+}

@@ -1,0 +1,114 @@
+//! `/health`, `/metrics`, request ids.
+
+use actix_web::http::StatusCode;
+use actix_web::test::TestRequest;
+use serde_json::json;
+
+use crate::common::*;
+
+#[actix_web::test]
+async fn health_needs_no_key() {
+    let server = TestServer::new().await;
+    let (status, _, body) = server.send(TestRequest::get().uri("/health")).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"status": "ok"})));
+}
+
+#[actix_web::test]
+async fn every_answer_carries_a_request_id() {
+    let server = TestServer::new().await;
+    let (_, headers, _) = server.send(TestRequest::get().uri("/health")).await;
+    let first = headers
+        .get("x-request-id")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let (_, headers, _) = server.send(TestRequest::get().uri("/nowhere")).await;
+    let second = headers
+        .get("x-request-id")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(first.len(), 16);
+    assert_ne!(first, second);
+}
+
+#[actix_web::test]
+async fn metrics_count_requests_by_route_and_devices_by_app() {
+    let server = TestServer::new().await;
+    server.create_app("app_metrics").await;
+    server.create_app("app_hidden").await;
+    server.report("app_metrics", "d1").await;
+    server.report("app_metrics", "d2").await;
+    server
+        .get("/device/?app_id=app_metrics&device_id=d1", ADMIN)
+        .await;
+    server
+        .get("/device/?app_id=app_metrics&device_id=nobody", ADMIN)
+        .await;
+
+    let (status, _, _) = server.send(TestRequest::get().uri("/metrics")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let key = server.key("read", &["app_metrics"]).await;
+    let request = TestRequest::get()
+        .uri("/metrics")
+        .insert_header(("authorization", key));
+    let response = actix_web::test::call_service(
+        &actix_web::test::init_service(device_registry::create_app(
+            device_registry::AppState::new(server.store.clone(), server.clock.clone(), &config()),
+        ))
+        .await,
+        request.to_request(),
+    )
+    .await;
+    // A fresh app over the same store sees the devices; request counts are per process.
+    let text = String::from_utf8(actix_web::test::read_body(response).await.to_vec()).unwrap();
+    assert!(
+        text.contains("device_registry_devices{app_id=\"app_metrics\"} 2"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("app_hidden"),
+        "an app-limited key saw another app: {text}"
+    );
+
+    let raw = TestRequest::get()
+        .uri("/metrics")
+        .insert_header(("authorization", ADMIN))
+        .to_request();
+    let (status, text) = server.send_text(raw).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        text.contains(
+            "device_registry_requests_total{route=\"/device\",method=\"GET\",status=\"200\"} 1"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "device_registry_requests_total{route=\"/device\",method=\"GET\",status=\"404\"} 1"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "device_registry_requests_total{route=\"/stats\",method=\"POST\",status=\"200\"} 2"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("device_registry_request_duration_seconds_count{route=\"/device\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("device_registry_durable_commits_total 3"),
+        "{text}"
+    );
+    assert!(text.contains("device_registry_store_size_bytes "), "{text}");
+    assert!(
+        text.contains("device_registry_devices{app_id=\"app_hidden\"} 0"),
+        "{text}"
+    );
+}
