@@ -13,6 +13,7 @@ mod ops;
 mod persistence;
 mod plugin;
 mod process;
+mod properties;
 mod registry;
 mod sweep;
 mod updates;
