@@ -1,0 +1,86 @@
+//! Memory under sustained writes: inserts N devices (default 1,000,000) through the store, then
+//! keeps checking random devices in with changed fields for SECS seconds (default 60), printing
+//! the process RSS as it goes. A bounded store shows a plateau, not a line.
+//!
+//!     cargo bench --bench memory                       # N=1000000 SECS=60 CACHE_MB=128
+//!     N=400000 SECS=30 FLUSH_MS=100 cargo bench --bench memory
+
+use std::time::{Duration, Instant};
+
+use device_registry::model::{DeviceReport, Platform};
+use device_registry::store::sled::{SledOptions, SledStore};
+use device_registry::store::Store;
+
+fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn report(i: u64, version: u64) -> DeviceReport {
+    DeviceReport {
+        custom_id: format!("c{i}"),
+        version_name: Some(format!("1.0.{version}")),
+        version_build: "1.0.0".into(),
+        os_version: "17.0".into(),
+        plugin_version: "6.0.0".into(),
+        platform: if i % 2 == 0 { Platform::Ios } else { Platform::Android },
+        is_prod: true,
+        is_emulator: false,
+        default_channel: None,
+    }
+}
+
+fn main() {
+    let total = env("N", 1_000_000);
+    let secs = env("SECS", 60);
+    let options = SledOptions {
+        cache_bytes: env("CACHE_MB", 128) << 20,
+        flush_every_ms: Some(env("FLUSH_MS", 500)),
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SledStore::open(dir.path(), &options).expect("open");
+    store.create_app("app_mem", "mem", 1).expect("app");
+    println!("cache {} MiB, flush every {} ms", options.cache_bytes >> 20, options.flush_every_ms.unwrap_or(0));
+
+    let started = Instant::now();
+    let mut now = 1_767_225_600_000_000u64;
+    for i in 0..total {
+        now += 1;
+        store
+            .upsert_device("app_mem", &format!("device_{i:09}"), &report(i, 0), now, 3_600_000_000)
+            .expect("insert");
+        if (i + 1) % (total / 10).max(1) == 0 {
+            println!("inserted {:>9}  rss {:>7.1} MiB  ({:.0}/s)", i + 1, rss_mib(), (i + 1) as f64 / started.elapsed().as_secs_f64());
+        }
+    }
+
+    let started = Instant::now();
+    let mut next_print = Duration::from_secs(5);
+    let mut updates = 0u64;
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    while started.elapsed() < Duration::from_secs(secs) {
+        // xorshift: a cheap uniform pick of the device to check in.
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let i = seed % total;
+        now += 1;
+        store
+            .upsert_device("app_mem", &format!("device_{i:09}"), &report(i, updates % 7 + 1), now, 3_600_000_000)
+            .expect("update");
+        updates += 1;
+        if started.elapsed() >= next_print {
+            println!("updated {:>9}  rss {:>7.1} MiB  ({:.0}/s)", updates, rss_mib(), updates as f64 / started.elapsed().as_secs_f64());
+            next_print += Duration::from_secs(5);
+        }
+    }
+    println!("on disk {:.1} MiB", store.size_on_disk().unwrap_or(0) as f64 / 1048576.0);
+}
