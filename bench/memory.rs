@@ -12,7 +12,10 @@ use device_registry::store::sled::{SledOptions, SledStore};
 use device_registry::store::Store;
 
 fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn rss_mib() -> f64 {
@@ -31,7 +34,11 @@ fn report(i: u64, version: u64) -> DeviceReport {
         version_build: "1.0.0".into(),
         os_version: "17.0".into(),
         plugin_version: "6.0.0".into(),
-        platform: if i % 2 == 0 { Platform::Ios } else { Platform::Android },
+        platform: if i % 2 == 0 {
+            Platform::Ios
+        } else {
+            Platform::Android
+        },
         is_prod: true,
         is_emulator: false,
         default_channel: None,
@@ -41,6 +48,8 @@ fn report(i: u64, version: u64) -> DeviceReport {
 fn main() {
     let total = env("N", 1_000_000);
     let secs = env("SECS", 60);
+    // Also flush explicitly every this many writes (0: only the background flush).
+    let flush_every_n = env("FLUSH_EVERY_N", 0);
     let options = SledOptions {
         cache_bytes: env("CACHE_MB", 128) << 20,
         flush_every_ms: Some(env("FLUSH_MS", 500)),
@@ -48,17 +57,35 @@ fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = SledStore::open(dir.path(), &options).expect("open");
     store.create_app("app_mem", "mem", 1).expect("app");
-    println!("cache {} MiB, flush every {} ms", options.cache_bytes >> 20, options.flush_every_ms.unwrap_or(0));
+    println!(
+        "cache {} MiB, flush every {} ms",
+        options.cache_bytes >> 20,
+        options.flush_every_ms.unwrap_or(0)
+    );
 
     let started = Instant::now();
     let mut now = 1_767_225_600_000_000u64;
     for i in 0..total {
         now += 1;
         store
-            .upsert_device("app_mem", &format!("device_{i:09}"), &report(i, 0), now, 3_600_000_000)
+            .upsert_device(
+                "app_mem",
+                &format!("device_{i:09}"),
+                &report(i, 0),
+                now,
+                3_600_000_000,
+            )
             .expect("insert");
+        if flush_every_n > 0 && (i + 1) % flush_every_n == 0 {
+            store.flush().expect("flush");
+        }
         if (i + 1) % (total / 10).max(1) == 0 {
-            println!("inserted {:>9}  rss {:>7.1} MiB  ({:.0}/s)", i + 1, rss_mib(), (i + 1) as f64 / started.elapsed().as_secs_f64());
+            println!(
+                "inserted {:>9}  rss {:>7.1} MiB  ({:.0}/s)",
+                i + 1,
+                rss_mib(),
+                (i + 1) as f64 / started.elapsed().as_secs_f64()
+            );
         }
     }
 
@@ -74,13 +101,30 @@ fn main() {
         let i = seed % total;
         now += 1;
         store
-            .upsert_device("app_mem", &format!("device_{i:09}"), &report(i, updates % 7 + 1), now, 3_600_000_000)
+            .upsert_device(
+                "app_mem",
+                &format!("device_{i:09}"),
+                &report(i, updates % 7 + 1),
+                now,
+                3_600_000_000,
+            )
             .expect("update");
         updates += 1;
+        if flush_every_n > 0 && updates % flush_every_n == 0 {
+            store.flush().expect("flush");
+        }
         if started.elapsed() >= next_print {
-            println!("updated {:>9}  rss {:>7.1} MiB  ({:.0}/s)", updates, rss_mib(), updates as f64 / started.elapsed().as_secs_f64());
+            println!(
+                "updated {:>9}  rss {:>7.1} MiB  ({:.0}/s)",
+                updates,
+                rss_mib(),
+                updates as f64 / started.elapsed().as_secs_f64()
+            );
             next_print += Duration::from_secs(5);
         }
     }
-    println!("on disk {:.1} MiB", store.size_on_disk().unwrap_or(0) as f64 / 1048576.0);
+    println!(
+        "on disk {:.1} MiB",
+        store.size_on_disk().unwrap_or(0) as f64 / 1048576.0
+    );
 }

@@ -22,13 +22,24 @@ const OWNED_PER_CLIENT: usize = 40;
 const EPHEMERAL: usize = 2_000;
 
 fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
-fn http(port: u16, method: &str, path: &str, key: Option<&str>, body: &str) -> std::io::Result<(u16, String)> {
+fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: &str,
+) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let auth = key.map(|k| format!("authorization: {k}\r\n")).unwrap_or_default();
+    let auth = key
+        .map(|k| format!("authorization: {k}\r\n"))
+        .unwrap_or_default();
     let request = format!(
         "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{auth}content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
@@ -39,8 +50,16 @@ fn http(port: u16, method: &str, path: &str, key: Option<&str>, body: &str) -> s
     let status = response
         .get(9..12)
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "incomplete response"))?;
-    Ok((status, response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default()))
+        .ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "incomplete response")
+        })?;
+    Ok((
+        status,
+        response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default(),
+    ))
 }
 
 fn start(dir: &std::path::Path, port: u16) -> Child {
@@ -70,7 +89,10 @@ fn start(dir: &std::path::Path, port: u16) -> Child {
 }
 
 fn stop(child: &mut Child) {
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     let status = child.wait().unwrap();
     assert!(status.success(), "server exited with {status}");
 }
@@ -93,7 +115,9 @@ fn device_body(device: &str) -> String {
 
 fn client(port: u16, id: usize, until: Instant) -> Tally {
     let mut tally = Tally::default();
-    let devices: Vec<String> = (0..OWNED_PER_CLIENT).map(|i| format!("owned-{id}-{i}")).collect();
+    let devices: Vec<String> = (0..OWNED_PER_CLIENT)
+        .map(|i| format!("owned-{id}-{i}"))
+        .collect();
     let mut step = 0usize;
     while Instant::now() < until {
         let device = &devices[step % devices.len()];
@@ -105,24 +129,35 @@ fn client(port: u16, id: usize, until: Instant) -> Tally {
             1 => ("POST", "/stats".to_owned(), None, device_body(device)),
             2 => {
                 let channel = if step % 2 == 0 { "beta" } else { "alpha" };
-                let body = format!(r#"{{"app_id": "{APP}", "device_id": "{device}", "channel": "{channel}"}}"#);
+                let body = format!(
+                    r#"{{"app_id": "{APP}", "device_id": "{device}", "channel": "{channel}"}}"#
+                );
                 ("POST", "/device".to_owned(), Some(ADMIN), body)
             }
             3 => {
                 let body = format!(r#"{{"app_id": "{APP}", "device_id": "{device}"}}"#);
                 ("DELETE", "/device".to_owned(), Some(ADMIN), body)
             }
-            _ => ("GET", format!("/device/?app_id={APP}&limit=50&order=desc"), Some(ADMIN), String::new()),
+            _ => (
+                "GET",
+                format!("/device/?app_id={APP}&limit=50&order=desc"),
+                Some(ADMIN),
+                String::new(),
+            ),
         };
         let answer = http(port, method, &path, key, &body);
-        tally.latencies_us.push(started.elapsed().as_micros() as u64);
+        tally
+            .latencies_us
+            .push(started.elapsed().as_micros() as u64);
         tally.requests += 1;
         match answer {
             Ok((status, _)) if status >= 500 => tally.server_errors += 1,
             Ok((200, _)) => match op {
                 2 => {
                     let channel = if step % 2 == 0 { "beta" } else { "alpha" };
-                    tally.expected.insert(device.clone(), Some(channel.to_owned()));
+                    tally
+                        .expected
+                        .insert(device.clone(), Some(channel.to_owned()));
                 }
                 3 => {
                     tally.expected.insert(device.clone(), None);
@@ -143,32 +178,68 @@ fn main() {
     let secs = env("SECS", 60);
     let clients = env("CLIENTS", 8) as usize;
     let dir = tempfile::tempdir().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut server = start(dir.path(), port);
 
-    assert_eq!(http(port, "POST", "/app", Some(ADMIN), &format!(r#"{{"app_id": "{APP}"}}"#)).unwrap().0, 201);
+    assert_eq!(
+        http(
+            port,
+            "POST",
+            "/app",
+            Some(ADMIN),
+            &format!(r#"{{"app_id": "{APP}"}}"#)
+        )
+        .unwrap()
+        .0,
+        201
+    );
     http(port, "POST", "/bundle", Some(ADMIN), &format!(r#"{{"app_id": "{APP}", "version": "1.1.0", "external_url": "https://x.example/1.1.0.zip", "checksum": "c"}}"#)).unwrap();
     for (channel, public) in [("production", true), ("beta", false), ("alpha", false)] {
-        let body = format!(r#"{{"app_id": "{APP}", "channel": "{channel}", "public": {public}, "version": "1.1.0"}}"#);
-        assert!(http(port, "POST", "/channel", Some(ADMIN), &body).unwrap().0 < 300);
+        let body = format!(
+            r#"{{"app_id": "{APP}", "channel": "{channel}", "public": {public}, "version": "1.1.0"}}"#
+        );
+        assert!(
+            http(port, "POST", "/channel", Some(ADMIN), &body)
+                .unwrap()
+                .0
+                < 300
+        );
     }
     for i in 0..EPHEMERAL {
-        http(port, "POST", "/stats", None, &device_body(&format!("ephemeral-{i}"))).unwrap();
+        http(
+            port,
+            "POST",
+            "/stats",
+            None,
+            &device_body(&format!("ephemeral-{i}")),
+        )
+        .unwrap();
     }
 
     println!("soak: {secs} s, {clients} clients, TTL 15 s, sweep every 1 s");
     let started = Instant::now();
     let until = started + Duration::from_secs(secs);
-    let workers: Vec<_> = (0..clients).map(|id| std::thread::spawn(move || client(port, id, until))).collect();
+    let workers: Vec<_> = (0..clients)
+        .map(|id| std::thread::spawn(move || client(port, id, until)))
+        .collect();
     let tallies: Vec<Tally> = workers.into_iter().map(|w| w.join().unwrap()).collect();
     let elapsed = started.elapsed().as_secs_f64();
 
     let requests: u64 = tallies.iter().map(|t| t.requests).sum();
     let server_errors: u64 = tallies.iter().map(|t| t.server_errors).sum();
     let other_errors: u64 = tallies.iter().map(|t| t.other_errors).sum();
-    let mut latencies: Vec<u64> = tallies.iter().flat_map(|t| t.latencies_us.iter().copied()).collect();
+    let mut latencies: Vec<u64> = tallies
+        .iter()
+        .flat_map(|t| t.latencies_us.iter().copied())
+        .collect();
     latencies.sort_unstable();
-    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)] as f64 / 1000.0;
+    let pct = |p: f64| {
+        latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)] as f64 / 1000.0
+    };
     println!(
         "requests {requests} ({:.0}/s), 5xx {server_errors}, other failures {other_errors}, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         requests as f64 / elapsed,
@@ -185,19 +256,35 @@ fn main() {
     println!("sweep removed {swept} devices during the soak");
 
     stop(&mut server);
-    let check = Command::new(BINARY).arg("check").arg("--data-dir").arg(dir.path().join("data")).output().unwrap();
+    let check = Command::new(BINARY)
+        .arg("check")
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
     print!("check: {}", String::from_utf8_lossy(&check.stdout));
-    assert!(check.status.success(), "the index is not consistent after the soak");
+    assert!(
+        check.status.success(),
+        "the index is not consistent after the soak"
+    );
 
     let mut server = start(dir.path(), port);
     let mut lost = 0;
     let mut verified = 0;
     for tally in &tallies {
         for (device, channel) in &tally.expected {
-            let (status, body) =
-                http(port, "GET", &format!("/device/?app_id={APP}&device_id={device}"), Some(ADMIN), "").unwrap();
+            let (status, body) = http(
+                port,
+                "GET",
+                &format!("/device/?app_id={APP}&device_id={device}"),
+                Some(ADMIN),
+                "",
+            )
+            .unwrap();
             let shown = match channel {
-                Some(channel) => status == 200 && body.contains(&format!(r#""channel":"{channel}""#)),
+                Some(channel) => {
+                    status == 200 && body.contains(&format!(r#""channel":"{channel}""#))
+                }
                 None => status == 200 && !body.contains(r#""channel":"#),
             };
             verified += 1;
