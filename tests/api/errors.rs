@@ -325,10 +325,12 @@ async fn a_catalogue_of_malformed_requests_gets_4xx_json() {
         let (status, _, body) = server.send(request).await;
         assert_error_shape(status, &body, name);
     }
-    // Nothing changed, and the server still answers.
+    // Nothing changed, and the server is healthy.
     let (status, page) = server.get("/device/?app_id=app_bad", ADMIN).await;
     assert_eq!(
         (status, page),
         (StatusCode::OK, json!({"data": [], "hasMore": false}))
     );
+    let (status, _, health) = server.send(TestRequest::get().uri("/health")).await;
+    assert_eq!((status, health), (StatusCode::OK, json!({"status": "ok"})));
 }
