@@ -31,6 +31,8 @@ use crate::timefmt::Micros;
 
 pub const SEPARATOR: u8 = 0xFF;
 pub const FORMAT_V1: u8 = 1;
+/// No record comes near this; a length prefix beyond it is corruption.
+pub const MAX_RECORD_BYTES: usize = 1 << 20;
 
 /// `app_id 0xFF`: the prefix of everything an app owns in an app-scoped tree.
 pub fn app_prefix(app_id: &str) -> Vec<u8> {
@@ -113,7 +115,10 @@ pub fn decode_value<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ValueError> 
     match bytes.split_first() {
         None => Err(ValueError::Empty),
         Some((&FORMAT_V1, payload)) => {
-            bincode::serde::decode_from_slice(payload, bincode::config::standard())
+            // The limit makes a corrupt length prefix an error instead of a giant allocation
+            // (found by fuzzing: an unbounded decode aborts the process).
+            let config = bincode::config::standard().with_limit::<MAX_RECORD_BYTES>();
+            bincode::serde::decode_from_slice(payload, config)
                 .map(|(value, _)| value)
                 .map_err(|e| ValueError::Decode(e.to_string()))
         }
@@ -279,5 +284,9 @@ mod tests {
             Err(ValueError::Empty)
         ));
         assert!(decode_value::<DeviceReport>(&bytes[..bytes.len() - 3]).is_err());
+        // A corrupt length prefix (u64::MAX bytes of channel name) is an error, not an abort.
+        let mut huge = vec![FORMAT_V1, 1, 253];
+        huge.extend_from_slice(&[0xFF; 8]);
+        assert!(decode_value::<crate::model::Overrides>(&huge).is_err());
     }
 }
