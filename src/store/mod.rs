@@ -9,7 +9,7 @@ pub mod keys;
 pub mod sled;
 
 use crate::model::{
-    ApiKey, App, Bundle, Channel, ChannelPatch, DeviceEntry, DeviceListQuery, DevicePage,
+    ApiKey, App, Bundle, Channel, ChannelPatch, Device, DeviceEntry, DeviceListQuery, DevicePage,
     DeviceReport, NewBundle, Overrides,
 };
 use crate::timefmt::Micros;
@@ -182,6 +182,10 @@ pub trait Store: Send + Sync + 'static {
         now: Micros,
         touch_interval: Micros,
     ) -> StoreResult<Upsert>;
+    /// Writes many devices of one app as given (their own `updated_at`, no `touch_interval`),
+    /// replacing those that exist; `false` for an unknown app. For imports and seeding: one
+    /// transaction per call, so callers pass batches of a few thousand.
+    fn import_devices(&self, app_id: &str, devices: &[Device]) -> StoreResult<bool>;
     fn device(&self, app_id: &str, device_id: &str) -> StoreResult<Option<DeviceEntry>>;
     fn list_devices(&self, app_id: &str, query: &DeviceListQuery) -> StoreResult<DevicePage>;
     /// Sets the given overrides, replacing those of the same kind; the device need not exist.

@@ -975,6 +975,39 @@ impl Store for SledStore {
         Ok(outcome)
     }
 
+    fn import_devices(&self, app_id: &str, devices: &[Device]) -> StoreResult<bool> {
+        let _registry = self.shared();
+        if !self.apps.contains_key(app_id.as_bytes())? {
+            return Ok(false);
+        }
+        let rows: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> = devices
+            .iter()
+            .map(|device| {
+                let record = DeviceRecord {
+                    updated_at: device.updated_at,
+                    report: device.report.clone(),
+                };
+                (
+                    keys::app_scoped(app_id, &device.device_id),
+                    encode_value(&record),
+                    keys::device_time(app_id, device.updated_at, &device.device_id),
+                )
+            })
+            .collect();
+        (&self.devices, &self.devices_by_time).transaction(|(tx_devices, by_time)| {
+            for ((key, value, time_key), device) in rows.iter().zip(devices) {
+                if let Some(bytes) = tx_devices.insert(key.as_slice(), value.as_slice())? {
+                    let old: DeviceRecord = decode("devices", &bytes).map_err(abort)?;
+                    by_time.remove(keys::device_time(app_id, old.updated_at, &device.device_id))?;
+                }
+                by_time.insert(time_key.as_slice(), &[] as &[u8])?;
+            }
+            Ok(())
+        })?;
+        self.spend(devices.len() as u64)?;
+        Ok(true)
+    }
+
     fn device(&self, app_id: &str, device_id: &str) -> StoreResult<Option<DeviceEntry>> {
         let Some(bytes) = self.devices.get(keys::app_scoped(app_id, device_id))? else {
             return Ok(None);

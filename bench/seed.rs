@@ -1,0 +1,96 @@
+//! Seeds a data directory for bench/run.sh through the store's import path: app `app_bench`
+//! with a public channel on bundle 1.0.0, and N devices shaped as pg_baseline.sh shapes its rows
+//! (`device_%09d`, updated_at spread over 90 days from 2026-08-01, version_name 1.0.(i % 50),
+//! platform alternating ios/android).
+//!
+//!     DATA_DIR=/tmp/bench-data N=1000000 cargo bench --bench seed
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use device_registry::model::{ChannelPatch, Device, DeviceReport, Platform};
+use device_registry::store::sled::{SledOptions, SledStore};
+use device_registry::store::{CreateBundle, Store};
+
+const APP: &str = "app_bench";
+/// 2026-08-01T00:00:00Z.
+const SINCE: u64 = 1_785_542_400_000_000;
+const NINETY_DAYS: u64 = 90 * 86_400_000_000;
+const BATCH: usize = 2_000;
+
+pub fn report(i: u64) -> DeviceReport {
+    DeviceReport {
+        custom_id: format!("c{i}"),
+        version_name: Some(format!("1.0.{}", i % 50)),
+        version_build: "1".into(),
+        os_version: "17.0".into(),
+        plugin_version: "6.0.0".into(),
+        platform: if i % 2 == 0 {
+            Platform::Ios
+        } else {
+            Platform::Android
+        },
+        is_prod: true,
+        is_emulator: false,
+        default_channel: None,
+    }
+}
+
+fn main() {
+    let dir = PathBuf::from(std::env::var("DATA_DIR").expect("DATA_DIR"));
+    let total: u64 = std::env::var("N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let options = SledOptions {
+        cache_bytes: 128 << 20,
+        flush_every_ms: Some(500),
+    };
+    let store = SledStore::open(&dir, &options).expect("open store");
+    store.create_app(APP, "bench", SINCE).expect("app");
+    let bundle = device_registry::model::NewBundle {
+        app_id: APP.into(),
+        version: "1.0.0".into(),
+        external_url: "https://cdn.example.com/1.0.0.zip".into(),
+        checksum: "c".into(),
+        session_key: None,
+        min_update_version: None,
+    };
+    assert!(matches!(
+        store.create_bundle(&bundle, SINCE).expect("bundle"),
+        CreateBundle::Created(_) | CreateBundle::AlreadyExists
+    ));
+    let patch = ChannelPatch {
+        version: Some(Some("1.0.0".into())),
+        public: Some(true),
+        ..ChannelPatch::default()
+    };
+    store
+        .upsert_channel(APP, "production", &patch, SINCE)
+        .expect("channel");
+
+    let started = Instant::now();
+    let mut seed = 0x2545_F491_4F6C_DD1Du64;
+    let mut batch = Vec::with_capacity(BATCH);
+    for i in 1..=total {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        batch.push(Device {
+            app_id: APP.into(),
+            device_id: format!("device_{i:09}"),
+            updated_at: SINCE + seed % NINETY_DAYS,
+            report: report(i),
+        });
+        if batch.len() == BATCH || i == total {
+            assert!(store.import_devices(APP, &batch).expect("import"));
+            batch.clear();
+        }
+    }
+    store.flush().expect("flush");
+    let elapsed = started.elapsed().as_secs_f64();
+    println!(
+        "seeded {total} devices in {elapsed:.1} s ({:.0}/s)",
+        total as f64 / elapsed
+    );
+}
