@@ -35,6 +35,9 @@ data_dir = "$DATA"
 [devices]
 # Unchanged check-ins must take the no-write path: seeded devices were last seen weeks ago.
 touch_interval = "3650d"
+[retention]
+# The seeded devices date from 2026-08-01 on, as pg_baseline.sh's rows do: keep them all.
+device_ttl = "3650d"
 [limits]
 auth_failures = 0
 EOF

@@ -88,6 +88,8 @@ fn main() {
         }
     }
     store.flush().expect("flush");
+    let stored = store.counts().expect("counts").devices as u64;
+    assert_eq!(stored, total, "the store holds {stored} of {total} devices");
     let elapsed = started.elapsed().as_secs_f64();
     println!(
         "seeded {total} devices in {elapsed:.1} s ({:.0}/s)",

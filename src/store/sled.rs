@@ -1355,3 +1355,46 @@ mod tests {
         assert!(store.check(false).unwrap().is_clean());
     }
 }
+
+#[cfg(test)]
+mod import_tests {
+    use super::*;
+    use crate::model::Platform;
+
+    #[test]
+    fn an_imported_batch_is_all_there_before_and_after_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = SledOptions {
+            cache_bytes: 8 << 20,
+            flush_every_ms: None,
+        };
+        let report = DeviceReport {
+            custom_id: String::new(),
+            version_name: None,
+            version_build: "1".into(),
+            os_version: String::new(),
+            plugin_version: String::new(),
+            platform: Platform::Ios,
+            is_prod: true,
+            is_emulator: false,
+            default_channel: None,
+        };
+        let devices: Vec<Device> = (0..1000u64)
+            .map(|i| Device {
+                app_id: "app".into(),
+                device_id: format!("device_{i:09}"),
+                updated_at: 1_000_000 + (i * 7919) % 5000,
+                report: report.clone(),
+            })
+            .collect();
+        {
+            let store = SledStore::open(dir.path(), &options).unwrap();
+            store.create_app("app", "app", 1).unwrap();
+            assert!(store.import_devices("app", &devices).unwrap());
+            assert_eq!(store.counts().unwrap().devices, 1000, "in memory");
+            store.flush().unwrap();
+        }
+        let store = SledStore::open(dir.path(), &options).unwrap();
+        assert_eq!(store.counts().unwrap().devices, 1000, "after reopening");
+    }
+}
