@@ -23,7 +23,7 @@ use std::panic::AssertUnwindSafe;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceFactory, ServiceRequest, ServiceResponse};
-use actix_web::middleware::{ErrorHandlers, NormalizePath};
+use actix_web::middleware::ErrorHandlers;
 use actix_web::{web, App};
 use futures_util::FutureExt;
 
@@ -59,7 +59,5 @@ pub fn create_app(
                 }
             }
         })
-        // `/device/` and `/device` are the same route.
-        .wrap(NormalizePath::trim())
         .wrap_fn(observe::observe)
 }

@@ -22,12 +22,23 @@ struct Histogram {
     sum: f64,
 }
 
+/// Methods counted by name; anything else is `OTHER`.
+const METHODS: [&str; 7] = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OTHER"];
+
+fn method_index(method: &str) -> u8 {
+    METHODS[..6].iter().position(|m| *m == method).unwrap_or(6) as u8
+}
+
+#[derive(Debug, Default)]
+struct RouteStats {
+    /// (method index, status) -> count
+    counts: BTreeMap<(u8, u16), u64>,
+    latency: Histogram,
+}
+
 #[derive(Debug, Default)]
 struct Requests {
-    /// (route, method, status) -> count
-    counts: BTreeMap<(String, String, u16), u64>,
-    /// route -> latency
-    latency: BTreeMap<String, Histogram>,
+    routes: BTreeMap<String, RouteStats>,
 }
 
 /// Devices per app, recomputed at most every `DEVICE_COUNT_TTL`.
@@ -54,13 +65,22 @@ impl Metrics {
         Self::default()
     }
 
+    /// Records one request; allocates only the first time a route is seen.
     pub fn record_request(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
         let mut requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
-        *requests
+        if !requests.routes.contains_key(route) {
+            requests
+                .routes
+                .insert(route.to_owned(), RouteStats::default());
+        }
+        let Some(stats) = requests.routes.get_mut(route) else {
+            return;
+        };
+        *stats
             .counts
-            .entry((route.to_owned(), method.to_owned(), status))
+            .entry((method_index(method), status))
             .or_default() += 1;
-        let histogram = requests.latency.entry(route.to_owned()).or_default();
+        let histogram = &mut stats.latency;
         let seconds = elapsed.as_secs_f64();
         for (bucket, bound) in histogram.buckets.iter_mut().zip(BUCKETS) {
             if seconds <= bound {
@@ -102,19 +122,23 @@ impl Metrics {
         let requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
         out.push_str("# HELP device_registry_requests_total HTTP requests by route pattern, method and status.\n");
         out.push_str("# TYPE device_registry_requests_total counter\n");
-        for ((route, method, status), count) in &requests.counts {
-            let _ = writeln!(
-                out,
-                "device_registry_requests_total{{route=\"{}\",method=\"{method}\",status=\"{status}\"}} {count}",
-                escape(route)
-            );
+        for (route, stats) in &requests.routes {
+            let route = escape(route);
+            for ((method, status), count) in &stats.counts {
+                let method = METHODS[usize::from(*method)];
+                let _ = writeln!(
+                    out,
+                    "device_registry_requests_total{{route=\"{route}\",method=\"{method}\",status=\"{status}\"}} {count}"
+                );
+            }
         }
         out.push_str(
             "# HELP device_registry_request_duration_seconds Time to answer, by route pattern.\n",
         );
         out.push_str("# TYPE device_registry_request_duration_seconds histogram\n");
-        for (route, histogram) in &requests.latency {
+        for (route, stats) in &requests.routes {
             let route = escape(route);
+            let histogram = &stats.latency;
             for (bound, count) in BUCKETS.iter().zip(histogram.buckets) {
                 let _ = writeln!(
                     out,

@@ -24,43 +24,75 @@ where
     B: MessageBody,
 {
     let started = Instant::now();
-    let request_id = format!("{:016x}", rand::random::<u64>());
+    let request_id = rand::random::<u64>();
     let state = request.app_data::<web::Data<AppState>>().cloned();
-    let client = state
-        .as_ref()
-        .map(|state| crate::routes::client_ip(request.request(), state).to_string())
-        .unwrap_or_default();
-    let method = request.method().to_string();
-    let path = request.path().to_owned();
+    // What the log line needs is gathered only when it will be written.
+    let logged = log::log_enabled!(log::Level::Info).then(|| {
+        let client = state
+            .as_ref()
+            .map(|state| crate::routes::client_ip(request.request(), state).to_string())
+            .unwrap_or_default();
+        (client, request.path().to_owned())
+    });
+    let method = request.method().clone();
     let response = service.call(request);
     async move {
         let mut result = response.await;
         let elapsed = started.elapsed();
-        let (status, route) = match &mut result {
+        let status = match &mut result {
             Ok(response) => {
-                if let Ok(value) = HeaderValue::from_str(&request_id) {
-                    response.headers_mut().insert(REQUEST_ID, value);
+                let mut id = [0u8; 16];
+                let id = hex16(request_id, &mut id);
+                response.headers_mut().insert(
+                    REQUEST_ID,
+                    HeaderValue::from_bytes(id).expect("hex is a valid header value"),
+                );
+                let route = response.request().match_name().unwrap_or("unmatched");
+                let status = response.status().as_u16();
+                if let Some(state) = &state {
+                    state
+                        .metrics
+                        .record_request(route, method.as_str(), status, elapsed);
                 }
-                let route = response
-                    .request()
-                    .match_pattern()
-                    .unwrap_or_else(|| "unmatched".into());
-                (response.status().as_u16(), route)
+                status
             }
-            Err(error) => (
-                error.as_response_error().status_code().as_u16(),
-                "unmatched".into(),
-            ),
+            Err(error) => {
+                let status = error.as_response_error().status_code().as_u16();
+                if let Some(state) = &state {
+                    state
+                        .metrics
+                        .record_request("unmatched", method.as_str(), status, elapsed);
+                }
+                status
+            }
         };
-        if let Some(state) = &state {
-            state
-                .metrics
-                .record_request(&route, &method, status, elapsed);
+        if let Some((client, path)) = logged {
+            log::info!(
+                "request_id={request_id:016x} client={client} method={method} path={path:?} status={status} duration_ms={:.3}",
+                elapsed.as_secs_f64() * 1e3
+            );
         }
-        log::info!(
-            "request_id={request_id} client={client} method={method} path={path:?} status={status} duration_ms={:.3}",
-            elapsed.as_secs_f64() * 1e3
-        );
         result
+    }
+}
+
+/// `value` as 16 lowercase hex digits, without allocating.
+fn hex16(value: u64, out: &mut [u8; 16]) -> &[u8] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = DIGITS[((value >> (60 - 4 * i)) & 0xF) as usize];
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn request_ids_are_16_hex_digits() {
+        let mut out = [0u8; 16];
+        assert_eq!(
+            super::hex16(0x00ab_cdef_0123_4567, &mut out),
+            b"00abcdef01234567"
+        );
     }
 }

@@ -87,7 +87,11 @@ async fn get_app(
     let caller = caller(&req, &state, Mode::Read)?;
     let app_id = path.into_inner();
     check_app_id(&app_id)?;
-    let app = visible_app(&state, &caller, &app_id)?;
+    caller.require_app(&app_id)?;
+    let app = state
+        .store
+        .app(&app_id)?
+        .ok_or_else(|| super::app_not_found(&app_id))?;
     Ok(HttpResponse::Ok().json(app_json(&app)))
 }
 

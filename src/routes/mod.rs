@@ -22,7 +22,7 @@ use std::net::{IpAddr, Ipv6Addr};
 use crate::auth::{self, Caller};
 use crate::config::Durability;
 use crate::error::{ApiError, Code};
-use crate::model::{App, Mode};
+use crate::model::Mode;
 use crate::state::AppState;
 use input::Input;
 
@@ -37,8 +37,13 @@ pub fn configure(cfg: &mut ServiceConfig) {
 }
 
 /// A resource whose unsupported methods answer 405 in the contract's shape.
-pub(crate) fn resource(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(method_not_allowed))
+/// A resource answering on `path` and `path/` (the seed writes `/device/`), named after `path`
+/// so that metrics can name the route without allocating; unsupported methods answer 405 in the
+/// contract's shape.
+pub(crate) fn resource(path: &'static str) -> actix_web::Resource {
+    web::resource([path.to_owned(), format!("{path}/")])
+        .name(path)
+        .default_service(web::to(method_not_allowed))
 }
 
 pub async fn not_found() -> HttpResponse {
@@ -92,17 +97,19 @@ pub(crate) fn plugin_allowed(req: &HttpRequest, state: &AppState) -> Result<(), 
     }
 }
 
-/// The app, if the caller may see it: 403 before 404, so that nothing is learnt of other apps.
-pub(crate) fn visible_app(
-    state: &AppState,
-    caller: &Caller,
-    app_id: &str,
-) -> Result<App, ApiError> {
+/// Checks that the app exists and the caller may see it: 403 before 404, so that nothing is
+/// learnt of other apps.
+pub(crate) fn visible_app(state: &AppState, caller: &Caller, app_id: &str) -> Result<(), ApiError> {
     caller.require_app(app_id)?;
-    state
-        .store
-        .app(app_id)?
-        .ok_or_else(|| ApiError::new(Code::AppNotFound).info("app_id", app_id))
+    if state.store.app_exists(app_id)? {
+        Ok(())
+    } else {
+        Err(app_not_found(app_id))
+    }
+}
+
+pub(crate) fn app_not_found(app_id: &str) -> ApiError {
+    ApiError::new(Code::AppNotFound).info("app_id", app_id)
 }
 
 pub(crate) async fn body(

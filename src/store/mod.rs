@@ -146,6 +146,7 @@ pub trait Store: Send + Sync + 'static {
     // Apps.
     fn create_app(&self, app_id: &str, name: &str, now: Micros) -> StoreResult<CreateApp>;
     fn app(&self, app_id: &str) -> StoreResult<Option<App>>;
+    fn app_exists(&self, app_id: &str) -> StoreResult<bool>;
     fn apps(&self) -> StoreResult<Vec<App>>;
     /// Removes the app with its channels, bundles, devices, index entries and overrides.
     fn delete_app(&self, app_id: &str) -> StoreResult<bool>;

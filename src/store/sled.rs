@@ -225,7 +225,16 @@ impl SledStore {
     }
 
     fn bundle_id(&self, app_id: &str, version: &str) -> StoreResult<Option<u64>> {
-        Ok(self.bundle(app_id, version)?.map(|bundle| bundle.id))
+        /// The leading field of a `Bundle`: bincode decodes a prefix of the record without
+        /// reading (or allocating) the rest.
+        #[derive(Deserialize)]
+        struct BundleId {
+            id: u64,
+        }
+        self.bundles
+            .get(keys::app_scoped(app_id, version))?
+            .map(|bytes| decode::<BundleId>("bundles", &bytes).map(|bundle| bundle.id))
+            .transpose()
     }
 
     /// Adds overrides and the bundle id to device records, looking each bundle up once per call.
@@ -235,6 +244,8 @@ impl SledStore {
         rows: Vec<(String, DeviceRecord)>,
     ) -> StoreResult<Vec<DeviceEntry>> {
         let mut bundle_ids: HashMap<String, Option<u64>> = HashMap::new();
+        // Most apps have few overrides or none: one probe saves a lookup per row.
+        let app_has_overrides = self.overrides.range(app_range(app_id)).next().is_some();
         rows.into_iter()
             .map(|(device_id, record)| {
                 let bundle_id = match &record.report.version_name {
@@ -248,7 +259,11 @@ impl SledStore {
                         }
                     },
                 };
-                let overrides = self.overrides_of(app_id, &device_id)?;
+                let overrides = if app_has_overrides {
+                    self.overrides_of(app_id, &device_id)?
+                } else {
+                    Overrides::default()
+                };
                 Ok(DeviceEntry {
                     device: Device {
                         app_id: app_id.to_owned(),
@@ -732,6 +747,10 @@ impl Store for SledStore {
             Ok(()) => CreateApp::Created(app),
             Err(_) => CreateApp::AlreadyExists,
         })
+    }
+
+    fn app_exists(&self, app_id: &str) -> StoreResult<bool> {
+        Ok(self.apps.contains_key(app_id.as_bytes())?)
     }
 
     fn app(&self, app_id: &str) -> StoreResult<Option<App>> {
