@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use device_registry::model::{DeviceReport, Platform};
+use device_registry::model::{Device, DeviceReport, Platform};
 use device_registry::store::sled::{SledOptions, SledStore};
 use device_registry::store::Store;
 use device_registry::sweep::{sweep_once, BATCH};
@@ -34,6 +34,7 @@ fn main() {
     let ttl = 90 * DAY;
 
     let seeding = Instant::now();
+    let mut batch = Vec::with_capacity(2_000);
     for i in 0..total {
         let report = DeviceReport {
             custom_id: format!("c{i}"),
@@ -56,15 +57,16 @@ fn main() {
         } else {
             T0 + 100 * DAY + i as u64
         };
-        store
-            .upsert_device(
-                "app_bench",
-                &format!("device_{i:09}"),
-                &report,
-                seen,
-                3_600_000_000,
-            )
-            .expect("upsert");
+        batch.push(Device {
+            app_id: "app_bench".into(),
+            device_id: format!("device_{i:09}"),
+            updated_at: seen,
+            report,
+        });
+        if batch.len() == 2_000 || i + 1 == total {
+            assert!(store.import_devices("app_bench", &batch).expect("import"));
+            batch.clear();
+        }
     }
     store.flush().expect("flush");
     let seeded = seeding.elapsed();

@@ -432,54 +432,60 @@ impl SledStore {
 
 impl SledStore {
     /// Deletes up to `limit` devices of one app last seen before `cutoff`, oldest first: a range
-    /// scan of the time index that stops at the cutoff. Each device goes in one transaction with
-    /// its index entry and its overrides; a device that checked in since the scan is left alone.
-    /// Returns (removed, visited).
+    /// scan of the time index that stops at the cutoff. Each chunk of devices goes in one
+    /// transaction with their index entries and overrides; a device that checked in since the
+    /// scan is left alone. Returns (removed, visited).
     fn expire_app_devices(
         &self,
         app_id: &str,
         cutoff: Micros,
         limit: usize,
     ) -> StoreResult<(usize, usize)> {
+        /// Devices per transaction: amortises its cost, keeps each one short.
+        const CHUNK: usize = 128;
         let start = keys::device_time_floor(app_id, 0);
         let end = keys::device_time_floor(app_id, cutoff);
-        let mut removed = 0;
-        let mut visited = 0;
+        let mut expired: Vec<(IVec, Micros, String)> = Vec::new();
         for entry in self.devices_by_time.range(start..end).keys().take(limit) {
             let time_key = entry?;
-            visited += 1;
             let (_, updated_at, device_id) =
                 keys::split_device_time(&time_key).ok_or_else(|| corrupt_key("devices_by_time"))?;
-            let device_key = keys::app_scoped(app_id, device_id);
-            let gone = (
+            let device_id = device_id.to_owned();
+            expired.push((time_key, updated_at, device_id));
+        }
+        let mut removed = 0;
+        for chunk in expired.chunks(CHUNK) {
+            removed += (
                 &self.devices,
                 &self.devices_by_time,
                 &self.overrides,
                 &self.overrides_by_time,
             )
                 .transaction(|(devices, by_time, overrides, overrides_by_time)| {
-                    by_time.remove(&time_key)?;
-                    if let Some(bytes) = devices.get(&device_key)? {
-                        let record: DeviceRecord = decode("devices", &bytes).map_err(abort)?;
-                        if record.updated_at != updated_at {
-                            // Checked in since: this entry was stale, the device lives on.
-                            return Ok(false);
+                    let mut gone = 0;
+                    for (time_key, updated_at, device_id) in chunk {
+                        let device_key = keys::app_scoped(app_id, device_id);
+                        by_time.remove(time_key)?;
+                        if let Some(bytes) = devices.get(&device_key)? {
+                            let record: DeviceRecord = decode("devices", &bytes).map_err(abort)?;
+                            if record.updated_at != *updated_at {
+                                // Checked in since: this entry was stale, the device lives on.
+                                continue;
+                            }
+                            devices.remove(device_key.as_slice())?;
                         }
-                        devices.remove(device_key.as_slice())?;
+                        if let Some(bytes) = overrides.remove(device_key.as_slice())? {
+                            let old: Overrides = decode("overrides", &bytes).map_err(abort)?;
+                            overrides_by_time
+                                .remove(keys::device_time(app_id, old.set_at, device_id))?;
+                        }
+                        gone += 1;
                     }
-                    if let Some(bytes) = overrides.remove(device_key.as_slice())? {
-                        let old: Overrides = decode("overrides", &bytes).map_err(abort)?;
-                        overrides_by_time
-                            .remove(keys::device_time(app_id, old.set_at, device_id))?;
-                    }
-                    Ok(true)
+                    Ok(gone)
                 })?;
-            if gone {
-                removed += 1;
-            }
         }
-        self.spend(visited as u64)?;
-        Ok((removed, visited))
+        self.spend(expired.len() as u64)?;
+        Ok((removed, expired.len()))
     }
 
     /// Expires overrides set before `cutoff` for devices that never checked in. An override of a
