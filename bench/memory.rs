@@ -7,16 +7,12 @@
 
 use std::time::{Duration, Instant};
 
-use device_registry::model::{DeviceReport, Platform};
+#[path = "common.rs"]
+mod common;
+
+use common::env_or as env;
 use device_registry::store::sled::{SledOptions, SledStore};
 use device_registry::store::Store;
-
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -25,24 +21,6 @@ fn rss_mib() -> f64 {
         .find_map(|line| line.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
-}
-
-fn report(i: u64, version: u64) -> DeviceReport {
-    DeviceReport {
-        custom_id: format!("c{i}"),
-        version_name: Some(format!("1.0.{version}")),
-        version_build: "1.0.0".into(),
-        os_version: "17.0".into(),
-        plugin_version: "6.0.0".into(),
-        platform: if i % 2 == 0 {
-            Platform::Ios
-        } else {
-            Platform::Android
-        },
-        is_prod: true,
-        is_emulator: false,
-        default_channel: None,
-    }
 }
 
 fn main() {
@@ -71,7 +49,7 @@ fn main() {
             .upsert_device(
                 "app_mem",
                 &format!("device_{i:09}"),
-                &report(i, 0),
+                &common::report(i, "1.0.0".into()),
                 now,
                 3_600_000_000,
             )
@@ -104,7 +82,7 @@ fn main() {
             .upsert_device(
                 "app_mem",
                 &format!("device_{i:09}"),
-                &report(i, updates % 7 + 1),
+                &common::report(i, format!("1.0.{}", updates % 7 + 1)),
                 now,
                 3_600_000_000,
             )

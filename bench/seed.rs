@@ -8,7 +8,10 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use device_registry::model::{ChannelPatch, Device, DeviceReport, Platform};
+#[path = "common.rs"]
+mod common;
+
+use device_registry::model::{ChannelPatch, Device};
 use device_registry::store::sled::{SledOptions, SledStore};
 use device_registry::store::{CreateBundle, Store};
 
@@ -18,30 +21,9 @@ const SINCE: u64 = 1_785_542_400_000_000;
 const NINETY_DAYS: u64 = 90 * 86_400_000_000;
 const BATCH: usize = 2_000;
 
-pub fn report(i: u64) -> DeviceReport {
-    DeviceReport {
-        custom_id: format!("c{i}"),
-        version_name: Some(format!("1.0.{}", i % 50)),
-        version_build: "1".into(),
-        os_version: "17.0".into(),
-        plugin_version: "6.0.0".into(),
-        platform: if i % 2 == 0 {
-            Platform::Ios
-        } else {
-            Platform::Android
-        },
-        is_prod: true,
-        is_emulator: false,
-        default_channel: None,
-    }
-}
-
 fn main() {
     let dir = PathBuf::from(std::env::var("DATA_DIR").expect("DATA_DIR"));
-    let total: u64 = std::env::var("N")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
+    let total = common::env_or("N", 1_000_000);
     let options = SledOptions {
         cache_bytes: 128 << 20,
         flush_every_ms: Some(500),
@@ -80,7 +62,7 @@ fn main() {
             app_id: APP.into(),
             device_id: format!("device_{i:09}"),
             updated_at: SINCE + seed % NINETY_DAYS,
-            report: report(i),
+            report: common::report(i, format!("1.0.{}", i % 50)),
         });
         if batch.len() == BATCH || i == total {
             assert!(store.import_devices(APP, &batch).expect("import"));

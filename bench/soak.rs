@@ -9,25 +9,25 @@
 //! device must show the override of the last acknowledged link or unlink. Devices reported once
 //! at the start ("ephemeral") are left to expire: the TTL is 15 s and the sweep runs every second.
 
+#[path = "common.rs"]
+#[allow(dead_code)]
+mod common;
+#[path = "../tests/api/process.rs"]
+#[allow(dead_code)]
+mod process;
+
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BINARY: &str = env!("CARGO_BIN_EXE_device-registry");
+use process::BINARY;
 const ADMIN: &str = "soak-admin-key";
 const APP: &str = "app_soak";
 const OWNED_PER_CLIENT: usize = 40;
 const EPHEMERAL: usize = 2_000;
 
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
+/// One request over a fresh connection (the helper the integration tests use).
 fn http(
     port: u16,
     method: &str,
@@ -35,31 +35,7 @@ fn http(
     key: Option<&str>,
     body: &str,
 ) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let auth = key
-        .map(|k| format!("authorization: {k}\r\n"))
-        .unwrap_or_default();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{auth}content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes())?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let status = response
-        .get(9..12)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| {
-            std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "incomplete response")
-        })?;
-    Ok((
-        status,
-        response
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
-            .unwrap_or_default(),
-    ))
+    process::http(port, method, path, key, Some(body))
 }
 
 fn start(dir: &std::path::Path, port: u16) -> Child {
@@ -175,8 +151,8 @@ fn client(port: u16, id: usize, until: Instant) -> Tally {
 }
 
 fn main() {
-    let secs = env("SECS", 60);
-    let clients = env("CLIENTS", 8) as usize;
+    let secs = common::env_or("SECS", 60);
+    let clients = common::env_or("CLIENTS", 8) as usize;
     let dir = tempfile::tempdir().unwrap();
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()

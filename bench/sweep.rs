@@ -6,7 +6,10 @@
 
 use std::time::Instant;
 
-use device_registry::model::{Device, DeviceReport, Platform};
+#[path = "common.rs"]
+mod common;
+
+use device_registry::model::Device;
 use device_registry::store::sled::{SledOptions, SledStore};
 use device_registry::store::Store;
 use device_registry::sweep::{sweep_once, BATCH};
@@ -14,16 +17,9 @@ use device_registry::sweep::{sweep_once, BATCH};
 const DAY: u64 = 86_400_000_000;
 const T0: u64 = 1_767_225_600_000_000; // 2026-01-01
 
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() {
-    let total = env("N", 1_000_000);
-    let expired = env("EXPIRED", total / 10);
+    let total = common::env_or("N", 1_000_000) as usize;
+    let expired = common::env_or("EXPIRED", total as u64 / 10) as usize;
     let dir = tempfile::tempdir().expect("temp dir");
     let options = SledOptions {
         cache_bytes: 512 * 1024 * 1024,
@@ -36,21 +32,7 @@ fn main() {
     let seeding = Instant::now();
     let mut batch = Vec::with_capacity(2_000);
     for i in 0..total {
-        let report = DeviceReport {
-            custom_id: format!("c{i}"),
-            version_name: Some(format!("1.0.{}", i % 50)),
-            version_build: "1.0.0".into(),
-            os_version: "17.0".into(),
-            plugin_version: "6.0.0".into(),
-            platform: if i % 2 == 0 {
-                Platform::Ios
-            } else {
-                Platform::Android
-            },
-            is_prod: true,
-            is_emulator: false,
-            default_channel: None,
-        };
+        let report = common::report(i as u64, format!("1.0.{}", i % 50));
         // The first `expired` devices were last seen at T0, the rest 100 days later.
         let seen = if i < expired {
             T0 + i as u64

@@ -202,7 +202,7 @@ async fn stats(
     if events.iter().all(|e| e.action.ends_with("_fail")) {
         // Nothing was recorded, but an unknown app is still reported as such.
         if let Some(first) = events.first() {
-            if state.store.app(&first.device.app_id)?.is_none() {
+            if !state.store.app_exists(&first.device.app_id)? {
                 return Ok(app_not_found());
             }
         }
@@ -214,14 +214,17 @@ async fn stats(
     })
 }
 
-/// A JSON object body of a plugin call.
-async fn plugin_input(
+/// A plugin call's body (read once the client is within its rate limit) and the device it
+/// describes.
+async fn device_call(
     req: &HttpRequest,
     payload: Payload,
     state: &AppState,
-) -> Result<Input, ApiError> {
+) -> Result<(Input, DeviceBody), ApiError> {
     super::plugin_allowed(req, state)?;
-    super::json_input(req, payload, state).await
+    let input = super::json_input(req, payload, state).await?;
+    let device = parse_device_body(&input)?;
+    Ok((input, device))
 }
 
 /// `POST /updates`: records the check-in, then answers what the device should run.
@@ -230,10 +233,9 @@ async fn updates(
     payload: Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let input = plugin_input(&req, payload, &state).await?;
-    let device = parse_device_body(&input)?;
+    let (_, device) = device_call(&req, payload, &state).await?;
     // Unknown apps and unreadable native versions store nothing.
-    if state.store.app(&device.app_id)?.is_none() {
+    if !state.store.app_exists(&device.app_id)? {
         return Ok(app_not_found());
     }
     let Some(native) = coerce_native_version(&device.report.version_build) else {
@@ -276,10 +278,9 @@ async fn channel_self_set(
     payload: Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let input = plugin_input(&req, payload, &state).await?;
-    let device = parse_device_body(&input)?;
+    let (input, device) = device_call(&req, payload, &state).await?;
     let name = input.required_name("channel")?;
-    if state.store.app(&device.app_id)?.is_none() {
+    if !state.store.app_exists(&device.app_id)? {
         return Ok(app_not_found());
     }
     let Some(channel) = state.store.channel(&device.app_id, &name)? else {
@@ -309,10 +310,9 @@ async fn channel_self_get(
     payload: Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let input = plugin_input(&req, payload, &state).await?;
-    let device = parse_device_body(&input)?;
+    let (_, device) = device_call(&req, payload, &state).await?;
     let store = state.store.as_ref();
-    if store.app(&device.app_id)?.is_none() {
+    if !store.app_exists(&device.app_id)? {
         return Ok(app_not_found());
     }
     let overrides = store.overrides(&device.app_id, &device.device_id)?;
@@ -388,7 +388,7 @@ async fn channel_self_list(
     };
     let is_emulator = input.bool("is_emulator")?.unwrap_or(false);
     let is_prod = input.bool("is_prod")?.unwrap_or(true);
-    if state.store.app(&app_id)?.is_none() {
+    if !state.store.app_exists(&app_id)? {
         return Ok(app_not_found());
     }
     let channels: Vec<Value> = state
@@ -419,7 +419,7 @@ async fn channel_self_unset(
     let input = super::body_or_query_input(&req, payload, &state).await?;
     let app_id = input.app_id()?;
     input.required_device_id()?;
-    if state.store.app(&app_id)?.is_none() {
+    if !state.store.app_exists(&app_id)? {
         return Ok(app_not_found());
     }
     Ok(HttpResponse::Ok().json(json!({"status": "ok"})))

@@ -543,7 +543,46 @@ impl CheckReport {
     }
 }
 
+/// An app-scoped record that passed the checks common to all: its key splits, its app exists,
+/// its value decodes.
+struct Scoped<T> {
+    app_id: String,
+    name: String,
+    value: T,
+}
+
 impl SledStore {
+    /// The checks every app-scoped record gets; `None` (with the problem noted) when it fails one.
+    fn check_scoped<'t, T: DeserializeOwned>(
+        &self,
+        report: &mut CheckReport,
+        orphans: &mut Vec<(&'t Tree, IVec)>,
+        (tree, what): (&'t Tree, &'static str),
+        (key, value): (IVec, IVec),
+    ) -> StoreResult<Option<Scoped<T>>> {
+        let Some((app_id, name)) = keys::split_app_scoped(&key) else {
+            report.corrupt_records += 1;
+            report.note(format!("{what}: malformed key {key:?}"));
+            return Ok(None);
+        };
+        if !self.apps.contains_key(app_id.as_bytes())? {
+            report.orphan_records += 1;
+            report.note(format!("{what} {app_id}/{name} of a missing app"));
+            orphans.push((tree, key.clone()));
+            return Ok(None);
+        }
+        let Ok(value) = decode::<T>(what, &value) else {
+            report.corrupt_records += 1;
+            report.note(format!("{what} {app_id}/{name} does not decode"));
+            return Ok(None);
+        };
+        Ok(Some(Scoped {
+            app_id: app_id.to_owned(),
+            name: name.to_owned(),
+            value,
+        }))
+    }
+
     fn check_store(&self, repair: bool) -> StoreResult<CheckReport> {
         let _registry = self.exclusive();
         let mut report = CheckReport::default();
@@ -553,24 +592,21 @@ impl SledStore {
         // Primary -> index.
         let mut expected_times: Vec<Vec<u8>> = Vec::new();
         for entry in self.devices.iter() {
-            let (key, value) = entry?;
             report.devices += 1;
-            let Some((app_id, device_id)) = keys::split_app_scoped(&key) else {
-                report.corrupt_records += 1;
-                report.note(format!("devices: malformed key {key:?}"));
+            let Some(Scoped {
+                app_id,
+                name: device_id,
+                value: record,
+            }) = self.check_scoped::<DeviceRecord>(
+                &mut report,
+                &mut orphan_keys,
+                (&self.devices, "device"),
+                entry?,
+            )?
+            else {
                 continue;
             };
-            if !app_exists(app_id)? {
-                report.orphan_records += 1;
-                report.note(format!("device {app_id}/{device_id} of a missing app"));
-                orphan_keys.push((&self.devices, key.clone()));
-                continue;
-            }
-            let Ok(record) = decode::<DeviceRecord>("devices", &value) else {
-                report.corrupt_records += 1;
-                report.note(format!("device {app_id}/{device_id} does not decode"));
-                continue;
-            };
+            let (app_id, device_id) = (app_id.as_str(), device_id.as_str());
             let time_key = keys::device_time(app_id, record.updated_at, device_id);
             if !self.devices_by_time.contains_key(&time_key)? {
                 report.missing_index_entries += 1;
@@ -599,22 +635,21 @@ impl SledStore {
         // Overrides.
         let mut override_times: Vec<Vec<u8>> = Vec::new();
         for entry in self.overrides.iter() {
-            let (key, value) = entry?;
-            let Some((app_id, device_id)) = keys::split_app_scoped(&key) else {
-                report.corrupt_records += 1;
+            let Some(Scoped {
+                app_id,
+                name: device_id,
+                value: overrides,
+            }) = self.check_scoped::<Overrides>(
+                &mut report,
+                &mut orphan_keys,
+                (&self.overrides, "override"),
+                entry?,
+            )?
+            else {
                 continue;
             };
-            if !app_exists(app_id)? {
-                report.orphan_records += 1;
-                report.note(format!("override of {app_id}/{device_id}: missing app"));
-                orphan_keys.push((&self.overrides, key.clone()));
-                continue;
-            }
-            let Ok(overrides) = decode::<Overrides>("overrides", &value) else {
-                report.corrupt_records += 1;
-                report.note(format!("override of {app_id}/{device_id} does not decode"));
-                continue;
-            };
+            let (app_id, device_id) = (app_id.as_str(), device_id.as_str());
+            let key = keys::app_scoped(app_id, device_id);
             let channel_missing = match &overrides.channel {
                 Some(name) => !self.channels.contains_key(keys::app_scoped(app_id, name))?,
                 None => false,

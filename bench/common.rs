@@ -1,0 +1,30 @@
+//! What the benchmarks share: their knobs and the device they report.
+
+use device_registry::model::{DeviceReport, Platform};
+
+/// A numeric knob from the environment.
+pub fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Device `i` as the benchmarks report it (bench/run.sh's Lua scripts send the same fields).
+pub fn report(i: u64, version_name: String) -> DeviceReport {
+    DeviceReport {
+        custom_id: format!("c{i}"),
+        version_name: Some(version_name),
+        version_build: "1".into(),
+        os_version: "17.0".into(),
+        plugin_version: "6.0.0".into(),
+        platform: if i % 2 == 0 {
+            Platform::Ios
+        } else {
+            Platform::Android
+        },
+        is_prod: true,
+        is_emulator: false,
+        default_channel: None,
+    }
+}
