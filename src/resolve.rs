@@ -16,6 +16,7 @@
 use std::borrow::Cow;
 
 use semver::Version;
+use serde::Serialize;
 
 use crate::model::{Bundle, Channel, DeviceReport, DisableAutoUpdate, Overrides, Platform};
 use crate::store::{Store, StoreResult};
@@ -76,6 +77,71 @@ pub enum Answer {
     },
 }
 
+/// Why an answer is what it is: each precedence step with whether it applied, then each
+/// channel rule checked, in order, up to the first that refused. Recording is off for
+/// `/updates` and on for `GET /device/resolve`; the decisions are the same code either way.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct Trace {
+    #[serde(skip)]
+    on: bool,
+    pub precedence: Vec<StepTrace>,
+    pub rules: Vec<RuleTrace>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StepTrace {
+    pub step: &'static str,
+    pub applied: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RuleTrace {
+    pub rule: &'static str,
+    pub passed: bool,
+}
+
+impl Trace {
+    /// Records nothing.
+    pub fn off() -> Self {
+        Self::default()
+    }
+
+    pub fn on() -> Self {
+        Self {
+            on: true,
+            ..Self::default()
+        }
+    }
+
+    fn step(&mut self, step: &'static str, applied: bool, detail: impl FnOnce() -> String) {
+        if self.on {
+            self.precedence.push(StepTrace {
+                step,
+                applied,
+                detail: detail(),
+            });
+        }
+    }
+
+    fn rule(&mut self, rule: &'static str, passed: bool) {
+        if self.on {
+            self.rules.push(RuleTrace { rule, passed });
+        }
+    }
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::VersionOverride => "version_override",
+            Source::ChannelOverride => "channel_override",
+            Source::DefaultChannel => "default_channel",
+            Source::PublicChannel => "public_channel",
+        }
+    }
+}
+
 /// The native version as Capgo reads it: `builtin`/`unknown` are 0.0.0, a missing minor or patch
 /// is 0 (`1` is 1.0.0, `1.2` is 1.2.0); the result must then be strict semver.
 pub fn coerce_native_version(version_build: &str) -> Option<Version> {
@@ -106,37 +172,45 @@ pub fn resolve(
     report: &DeviceReport,
     native: &Version,
     overrides: &Overrides,
+    trace: &mut Trace,
 ) -> StoreResult<Answer> {
-    if let Some(name) = &overrides.version {
-        if let Some(bundle) = store.bundle(app_id, name)? {
-            let source = Some(Source::VersionOverride);
-            if report.version_name.as_deref() == Some(bundle.version.as_str()) {
-                return Ok(Answer::Refused {
-                    refusal: up_to_date(),
-                    source,
-                });
-            }
-            return Ok(Answer::Update {
-                bundle,
-                source: Source::VersionOverride,
-            });
+    let pinned = match &overrides.version {
+        Some(name) => store.bundle(app_id, name)?,
+        None => None,
+    };
+    trace.step("version_override", pinned.is_some(), || {
+        match &overrides.version {
+            Some(name) => format!("pinned to bundle {name}"),
+            None => "none".into(),
         }
-    }
-    let (channel, source) = match choose_channel(store, app_id, report, overrides)? {
-        Some(found) => found,
-        None => {
-            let refusal =
-                Refusal::new("no_channel", "no default channel or override", Kind::Failed);
+    });
+    if let Some(bundle) = pinned {
+        let source = Some(Source::VersionOverride);
+        let current = report.version_name.as_deref() == Some(bundle.version.as_str());
+        trace.rule("no_new_version_available", !current);
+        if current {
             return Ok(Answer::Refused {
-                refusal,
-                source: None,
+                refusal: up_to_date(),
+                source,
             });
         }
+        return Ok(Answer::Update {
+            bundle,
+            source: Source::VersionOverride,
+        });
+    }
+    let Some((channel, source)) = choose_channel(store, app_id, report, overrides, trace)? else {
+        let refusal = Refusal::new("no_channel", "no default channel or override", Kind::Failed);
+        return Ok(Answer::Refused {
+            refusal,
+            source: None,
+        });
     };
     let bundle = match &channel.version {
         Some(name) => store.bundle(app_id, name)?,
         None => None,
     };
+    trace.rule("no_bundle", bundle.is_some());
     let Some(bundle) = bundle else {
         let refusal = Refusal::new("no_bundle", "Cannot get bundle", Kind::Failed);
         return Ok(Answer::Refused {
@@ -145,7 +219,7 @@ pub fn resolve(
         });
     };
     let via_override = source == Source::ChannelOverride;
-    match channel_rules(&channel, &bundle, report, native, via_override) {
+    match channel_rules(&channel, &bundle, report, native, via_override, trace) {
         Some(refusal) => Ok(Answer::Refused {
             refusal,
             source: Some(source),
@@ -160,19 +234,36 @@ fn choose_channel(
     app_id: &str,
     report: &DeviceReport,
     overrides: &Overrides,
+    trace: &mut Trace,
 ) -> StoreResult<Option<(Channel, Source)>> {
-    if let Some(name) = &overrides.channel {
-        if let Some(channel) = store.channel(app_id, name)? {
-            return Ok(Some((channel, Source::ChannelOverride)));
+    let linked = match &overrides.channel {
+        Some(name) => store.channel(app_id, name)?,
+        None => None,
+    };
+    trace.step("channel_override", linked.is_some(), || {
+        match &overrides.channel {
+            Some(name) => format!("linked to channel {name}"),
+            None => "none".into(),
         }
+    });
+    if let Some(channel) = linked {
+        return Ok(Some((channel, Source::ChannelOverride)));
     }
     if let Some(name) = &report.default_channel {
-        return Ok(store
-            .channel(app_id, name)?
-            .map(|channel| (channel, Source::DefaultChannel)));
+        let named = store.channel(app_id, name)?;
+        trace.step("default_channel", named.is_some(), || match named {
+            Some(_) => format!("channel {name}"),
+            None => format!("channel {name} does not exist"),
+        });
+        return Ok(named.map(|channel| (channel, Source::DefaultChannel)));
     }
-    Ok(public_channel(store, app_id, report.platform)?
-        .map(|channel| (channel, Source::PublicChannel)))
+    trace.step("default_channel", false, || "not sent".into());
+    let public = public_channel(store, app_id, report.platform)?;
+    trace.step("public_channel", public.is_some(), || match &public {
+        Some(channel) => format!("channel {}", channel.name),
+        None => format!("no public channel for {}", report.platform.as_str()),
+    });
+    Ok(public.map(|channel| (channel, Source::PublicChannel)))
 }
 
 /// The app's public channel for a platform (at most one: making a channel public unsets the
@@ -196,10 +287,6 @@ fn up_to_date() -> Refusal {
     )
 }
 
-fn blocked(error: &'static str, message: &'static str) -> Option<Refusal> {
-    Some(Refusal::new(error, message, Kind::Blocked))
-}
-
 /// The channel rules in Capgo's order; the first that refuses answers. Version comparisons are
 /// semver, against the native version (`version_build`).
 pub fn channel_rules(
@@ -208,105 +295,137 @@ pub fn channel_rules(
     report: &DeviceReport,
     native: &Version,
     via_override: bool,
+    trace: &mut Trace,
 ) -> Option<Refusal> {
-    if report.version_name.as_deref() == Some(bundle.version.as_str()) {
-        return Some(up_to_date());
+    // Records the rule and answers its refusal when it refuses.
+    macro_rules! rule {
+        ($name:expr, $refuses:expr, $refusal:expr) => {{
+            let refuses: bool = $refuses;
+            trace.rule($name, !refuses);
+            if refuses {
+                return Some($refusal);
+            }
+        }};
     }
-    if !channel.allows_platform(report.platform) {
-        let (error, message) = match report.platform {
-            Platform::Ios => ("disabled_platform_ios", "Cannot update, ios is disabled"),
-            Platform::Android => (
-                "disabled_platform_android",
-                "Cannot update, android is disabled",
-            ),
-            Platform::Electron => (
-                "disabled_platform_electron",
-                "Cannot update, electron is disabled",
-            ),
-        };
-        return blocked(error, message);
-    }
+    let blocked =
+        |error: &'static str, message: &'static str| Refusal::new(error, message, Kind::Blocked);
+
+    let current = report.version_name.as_deref() == Some(bundle.version.as_str());
+    rule!("no_new_version_available", current, up_to_date());
+    let (error, message) = match report.platform {
+        Platform::Ios => ("disabled_platform_ios", "Cannot update, ios is disabled"),
+        Platform::Android => (
+            "disabled_platform_android",
+            "Cannot update, android is disabled",
+        ),
+        Platform::Electron => (
+            "disabled_platform_electron",
+            "Cannot update, electron is disabled",
+        ),
+    };
+    rule!(
+        error,
+        !channel.allows_platform(report.platform),
+        blocked(error, message)
+    );
     // Bundle names are validated as semver when registered; one that is not is never offered.
     let Ok(target) = Version::parse(&bundle.version) else {
         return Some(Refusal::new("no_bundle", "Cannot get bundle", Kind::Failed));
     };
     let policy = channel.disable_auto_update;
-    if policy == DisableAutoUpdate::Major && target.major > native.major {
-        return blocked(
+    rule!(
+        "disable_auto_update_to_major",
+        policy == DisableAutoUpdate::Major && target.major > native.major,
+        blocked(
             "disable_auto_update_to_major",
-            "Cannot upgrade major version",
-        );
-    }
-    if !channel.allow_device_self_set && !channel.public && !via_override {
-        return blocked(
+            "Cannot upgrade major version"
+        )
+    );
+    rule!(
+        "cannot_update_via_private_channel",
+        !channel.allow_device_self_set && !channel.public && !via_override,
+        blocked(
             "cannot_update_via_private_channel",
             "Cannot update via a private channel: the channel does not allow devices to self-assign",
-        );
-    }
-    if policy == DisableAutoUpdate::Minor
-        && (target.major != native.major || target.minor != native.minor)
-    {
-        return blocked(
+        )
+    );
+    rule!(
+        "disable_auto_update_to_minor",
+        policy == DisableAutoUpdate::Minor
+            && (target.major != native.major || target.minor != native.minor),
+        blocked(
             "disable_auto_update_to_minor",
-            "Cannot upgrade minor version",
-        );
-    }
-    if policy == DisableAutoUpdate::Patch
-        && (target.major != native.major
-            || target.minor != native.minor
-            || target.patch != native.patch)
-    {
-        return blocked(
+            "Cannot upgrade minor version"
+        )
+    );
+    rule!(
+        "disable_auto_update_to_patch",
+        policy == DisableAutoUpdate::Patch
+            && (target.major != native.major
+                || target.minor != native.minor
+                || target.patch != native.patch),
+        blocked(
             "disable_auto_update_to_patch",
-            "Cannot upgrade patch version",
-        );
-    }
+            "Cannot upgrade patch version"
+        )
+    );
     if policy == DisableAutoUpdate::VersionNumber {
         let minimum = bundle
             .min_update_version
             .as_deref()
             .and_then(|v| Version::parse(v).ok());
-        match minimum {
-            None => {
-                return Some(Refusal::new(
-                    "misconfigured_channel",
-                    format!(
-                        "Channel {} is misconfigured: its bundle has no min_update_version",
-                        channel.name
-                    ),
-                    Kind::Failed,
-                ))
-            }
-            Some(minimum) if minimum > *native => {
-                return blocked(
-                    "disable_auto_update_to_metadata",
-                    "Cannot upgrade version, min update version > current version",
-                );
-            }
-            Some(_) => {}
-        }
+        rule!(
+            "misconfigured_channel",
+            minimum.is_none(),
+            Refusal::new(
+                "misconfigured_channel",
+                format!(
+                    "Channel {} is misconfigured: its bundle has no min_update_version",
+                    channel.name
+                ),
+                Kind::Failed,
+            )
+        );
+        rule!(
+            "disable_auto_update_to_metadata",
+            minimum.is_some_and(|minimum| minimum > *native),
+            blocked(
+                "disable_auto_update_to_metadata",
+                "Cannot upgrade version, min update version > current version",
+            )
+        );
     }
-    if channel.disable_auto_update_under_native && target < *native {
-        return blocked(
+    rule!(
+        "disable_auto_update_under_native",
+        channel.disable_auto_update_under_native && target < *native,
+        blocked(
             "disable_auto_update_under_native",
-            "Cannot revert under native version",
-        );
-    }
-    if !channel.allow_prod && report.is_prod {
-        return blocked(
+            "Cannot revert under native version"
+        )
+    );
+    rule!(
+        "disable_prod_build",
+        !channel.allow_prod && report.is_prod,
+        blocked(
             "disable_prod_build",
-            "Cannot update, prod build is disabled",
-        );
-    }
-    if !channel.allow_dev && !report.is_prod {
-        return blocked("disable_dev_build", "Cannot update, dev build is disabled");
-    }
-    if !channel.allow_device && !report.is_emulator {
-        return blocked("disable_device", "Cannot update, device is disabled");
-    }
-    if !channel.allow_emulator && report.is_emulator {
-        return blocked("disable_emulator", "Cannot update, emulator is disabled");
-    }
+            "Cannot update, prod build is disabled"
+        )
+    );
+    rule!(
+        "disable_dev_build",
+        !channel.allow_dev && !report.is_prod,
+        blocked("disable_dev_build", "Cannot update, dev build is disabled")
+    );
+    rule!(
+        "disable_device",
+        !channel.allow_device && !report.is_emulator,
+        blocked("disable_device", "Cannot update, device is disabled")
+    );
+    rule!(
+        "disable_emulator",
+        !channel.allow_emulator && report.is_emulator,
+        blocked("disable_emulator", "Cannot update, emulator is disabled")
+    );
     None
 }
 

@@ -5,13 +5,16 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde::Serialize;
 
 use super::input::{invalid, Input};
+use super::plugin;
 use super::{body_or_query_input, caller, json_input, ok, persist, resource, visible_app};
 use crate::error::{ApiError, Code};
 use crate::ids;
 use crate::model::{Cursor, DeviceEntry, DeviceListQuery, DeviceOrder, Mode};
+use crate::resolve;
 use crate::state::AppState;
 use crate::store::{Link, LinkOutcome};
 use crate::timefmt::{format_micros, parse_rfc3339};
+use serde_json::json;
 
 pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 1000;
@@ -19,6 +22,7 @@ pub const MAX_LIMIT: usize = 1000;
 pub const MAX_EXAMINED_PER_PAGE: usize = 10_000;
 
 pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(resource("/device/resolve").route(web::get().to(resolve_device)));
     cfg.service(
         resource("/device")
             .route(web::get().to(get_devices))
@@ -245,6 +249,59 @@ async fn unlink_device(
     state.store.unlink_device(&app_id, &device_id)?;
     persist(&state).await?;
     Ok(ok())
+}
+
+/// `GET /device/resolve?app_id=&device_id=`: what `/updates` would answer this device now, from
+/// its last reported fields, and why: each precedence step, then each channel rule checked. The
+/// decisions are `/updates`' own code, with recording on; nothing is written.
+async fn resolve_device(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = device_caller(&req, &state, Mode::Read)?;
+    let input = Input::from_query(req.query_string())?;
+    let app_id = input.app_id()?;
+    let device_id = input.required_device_id()?;
+    visible_app(&state, &caller, &app_id)?;
+    let entry = state
+        .store
+        .device(&app_id, &device_id)?
+        .ok_or_else(|| ApiError::new(Code::DeviceNotFound).info("device_id", device_id.as_str()))?;
+    let report = &entry.device.report;
+    let mut trace = resolve::Trace::on();
+    let (answer, source) = match resolve::coerce_native_version(&report.version_build) {
+        None => {
+            let refusal = resolve::semver_error(&report.version_build);
+            let answer = resolve::Answer::Refused {
+                refusal,
+                source: None,
+            };
+            (plugin::answer_json(&answer), None)
+        }
+        Some(native) => {
+            let answer = resolve::resolve(
+                state.store.as_ref(),
+                &app_id,
+                report,
+                &native,
+                &entry.overrides,
+                &mut trace,
+            )?;
+            let source = match &answer {
+                resolve::Answer::Update { source, .. } => Some(*source),
+                resolve::Answer::Refused { source, .. } => *source,
+            };
+            (plugin::answer_json(&answer), source)
+        }
+    };
+    Ok(HttpResponse::Ok().json(json!({
+        "app_id": app_id,
+        "device_id": device_id,
+        "answer": answer,
+        "source": source.map(resolve::Source::as_str),
+        "precedence": trace.precedence,
+        "rules": trace.rules,
+    })))
 }
 
 #[cfg(test)]

@@ -29,11 +29,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
 
 /// A refusal as the plugin reads it: HTTP 200 `{"error", "message", "kind"}`.
 pub fn refusal(refusal: &Refusal) -> HttpResponse {
-    HttpResponse::Ok().json(json!({
-        "error": refusal.error,
-        "message": refusal.message,
-        "kind": refusal.kind.as_str(),
-    }))
+    HttpResponse::Ok().json(refusal_json(refusal))
 }
 
 pub fn app_not_found() -> HttpResponse {
@@ -251,16 +247,26 @@ async fn updates(
         &device.report,
         &native,
         &overrides,
+        &mut resolve::Trace::off(),
     )?;
-    Ok(match answer {
-        Answer::Update { bundle, .. } => HttpResponse::Ok().json(json!({
+    Ok(HttpResponse::Ok().json(answer_json(&answer)))
+}
+
+/// The body of an `/updates` answer: the bundle to install, or the refusal.
+pub fn answer_json(answer: &Answer) -> Value {
+    match answer {
+        Answer::Update { bundle, .. } => json!({
             "version": bundle.version,
             "url": bundle.external_url,
             "checksum": bundle.checksum,
-            "session_key": bundle.session_key.unwrap_or_default(),
-        })),
-        Answer::Refused { refusal: r, .. } => refusal(&r),
-    })
+            "session_key": bundle.session_key.as_deref().unwrap_or_default(),
+        }),
+        Answer::Refused { refusal, .. } => refusal_json(refusal),
+    }
+}
+
+fn refusal_json(refusal: &Refusal) -> Value {
+    json!({"error": refusal.error, "message": refusal.message, "kind": refusal.kind.as_str()})
 }
 
 fn channel_not_found() -> HttpResponse {

@@ -15,5 +15,6 @@ mod plugin;
 mod process;
 mod properties;
 mod registry;
+mod resolve;
 mod sweep;
 mod updates;
