@@ -6,6 +6,7 @@ pub mod clock;
 pub mod config;
 pub mod durable;
 pub mod error;
+pub mod export;
 pub mod ids;
 pub mod limits;
 pub mod metrics;

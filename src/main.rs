@@ -35,6 +35,18 @@ enum Command {
         #[arg(long)]
         repair: bool,
     },
+    /// Write every device of an app as NDJSON (or CSV), offline, to standard output or a file.
+    Export {
+        /// The app whose devices to export.
+        #[arg(long)]
+        app: String,
+        /// ndjson (default) or csv.
+        #[arg(long, default_value = "ndjson")]
+        format: String,
+        /// Write here instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        output: Option<std::path::PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -54,6 +66,11 @@ fn main() -> ExitCode {
     };
     match cli.command.unwrap_or(Command::Serve) {
         Command::Check { repair } => check(&config, repair),
+        Command::Export {
+            app,
+            format,
+            output,
+        } => export(&config, &app, &format, output.as_deref()),
         Command::Serve => {
             let result =
                 actix_web::rt::System::new().block_on(device_registry::server::serve(config));
@@ -134,4 +151,90 @@ fn check(config: &Config, repair: bool) -> ExitCode {
         println!("run again with --repair to rebuild the indexes");
     }
     ExitCode::FAILURE
+}
+
+fn export(
+    config: &Config,
+    app_id: &str,
+    format: &str,
+    output: Option<&std::path::Path>,
+) -> ExitCode {
+    use std::io::Write;
+
+    use device_registry::export::{self, Format};
+    use device_registry::store::Store;
+
+    let Some(format) = Format::parse(format) else {
+        eprintln!("device-registry: --format must be ndjson or csv");
+        return ExitCode::from(2);
+    };
+    let store = match device_registry::server::open_store(config) {
+        Ok(store) => store,
+        Err(error) => {
+            eprintln!("device-registry: {error} (is a server using this data directory?)");
+            return ExitCode::FAILURE;
+        }
+    };
+    let total = match store.device_counts() {
+        Ok(counts) => match counts.into_iter().find(|(app, _)| app == app_id) {
+            Some((_, total)) => total,
+            None => {
+                eprintln!(
+                    "device-registry: no app {app_id} in {}",
+                    config.storage.data_dir.display()
+                );
+                return ExitCode::FAILURE;
+            }
+        },
+        Err(error) => {
+            eprintln!("device-registry: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut out: Box<dyn Write> = match output {
+        Some(path) => match std::fs::File::create(path) {
+            Ok(file) => Box::new(std::io::BufWriter::new(file)),
+            Err(error) => {
+                eprintln!("device-registry: cannot write {}: {error}", path.display());
+                return ExitCode::FAILURE;
+            }
+        },
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    // A progress bar on a terminal only (indicatif draws nothing when stderr is not one).
+    let progress = indicatif::ProgressBar::new(total as u64);
+    progress.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} devices {elapsed} (eta {eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let mut after = None;
+    let mut text = format.header();
+    loop {
+        let page = match export::page(&store, app_id, after) {
+            Ok(page) => page,
+            Err(error) => {
+                eprintln!("device-registry: export failed: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        export::render(format, &page.devices, &mut text);
+        progress.inc(page.devices.len() as u64);
+        if let Err(error) = out.write_all(text.as_bytes()) {
+            eprintln!("device-registry: write failed: {error}");
+            return ExitCode::FAILURE;
+        }
+        text.clear();
+        match page.next {
+            Some(cursor) => after = Some(cursor),
+            None => break,
+        }
+    }
+    progress.finish_and_clear();
+    if let Err(error) = out.flush() {
+        eprintln!("device-registry: write failed: {error}");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
 }

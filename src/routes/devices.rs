@@ -8,6 +8,7 @@ use super::input::{invalid, Input};
 use super::plugin;
 use super::{body_or_query_input, caller, json_input, ok, persist, resource, visible_app};
 use crate::error::{ApiError, Code};
+use crate::export;
 use crate::ids;
 use crate::model::{Cursor, DeviceEntry, DeviceListQuery, DeviceOrder, Mode};
 use crate::resolve;
@@ -23,6 +24,7 @@ pub const MAX_EXAMINED_PER_PAGE: usize = 10_000;
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(resource("/device/resolve").route(web::get().to(resolve_device)));
+    cfg.service(resource("/device/export").route(web::get().to(export_devices)));
     cfg.service(
         resource("/device")
             .route(web::get().to(get_devices))
@@ -302,6 +304,71 @@ async fn resolve_device(
         "precedence": trace.precedence,
         "rules": trace.rules,
     })))
+}
+
+/// Where an export stream is.
+enum ExportPosition {
+    Header,
+    After(Option<Cursor>),
+    Done,
+}
+
+/// `GET /device/export?app_id=[&format=csv]`: every device of the app, NDJSON by default, read
+/// and sent a page at a time (never all in memory), in device id order.
+async fn export_devices(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = device_caller(&req, &state, Mode::Read)?;
+    let input = Input::from_query(req.query_string())?;
+    let app_id = input.app_id()?;
+    let format = match input.str("format")? {
+        None => export::Format::Ndjson,
+        Some(text) => export::Format::parse(text)
+            .ok_or_else(|| invalid("format", "ndjson or csv", input.raw("format")))?,
+    };
+    visible_app(&state, &caller, &app_id)?;
+    let store = state.store.clone();
+    let pages = futures_util::stream::unfold(ExportPosition::Header, move |position| {
+        let (store, app_id) = (store.clone(), app_id.clone());
+        async move {
+            let after = match position {
+                ExportPosition::Done => return None,
+                ExportPosition::Header => {
+                    let header = web::Bytes::from(format.header());
+                    return Some((Ok(header), ExportPosition::After(None)));
+                }
+                ExportPosition::After(after) => after,
+            };
+            let page = web::block(move || export::page(store.as_ref(), &app_id, after)).await;
+            match page {
+                Ok(Ok(page)) => {
+                    let mut rows = String::with_capacity(page.devices.len() * 320);
+                    export::render(format, &page.devices, &mut rows);
+                    let next = page.next.map_or(ExportPosition::Done, |cursor| {
+                        ExportPosition::After(Some(cursor))
+                    });
+                    Some((Ok(web::Bytes::from(rows)), next))
+                }
+                failed => {
+                    // The answer has begun: all that can be done is to end it short.
+                    let reason = match failed {
+                        Ok(Err(error)) => error.to_string(),
+                        Err(error) => error.to_string(),
+                        Ok(Ok(_)) => unreachable!("handled above"),
+                    };
+                    log::error!("export failed: {reason}");
+                    Some((
+                        Err(std::io::Error::other("export failed")),
+                        ExportPosition::Done,
+                    ))
+                }
+            }
+        }
+    });
+    Ok(HttpResponse::Ok()
+        .content_type(format.content_type())
+        .streaming(pages))
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ mod cli;
 mod crash;
 mod devices;
 mod errors;
+mod export;
 mod limits;
 mod ops;
 mod persistence;
