@@ -75,6 +75,7 @@ pub fn page(
             updated_after: None,
             limit: PAGE,
             max_examined: usize::MAX,
+            filter: Default::default(),
         },
     )
 }

@@ -304,6 +304,55 @@ pub struct Cursor {
     pub device_id: String,
 }
 
+/// Conditions a listed device must meet; unset fields do not filter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeviceFilter {
+    pub custom_id: Option<String>,
+    pub custom_id_prefix: Option<String>,
+    pub platform: Option<Platform>,
+    pub version_name: Option<String>,
+    /// Devices whose channel override is this channel.
+    pub channel: Option<String>,
+    pub has_override: Option<bool>,
+    pub is_prod: Option<bool>,
+    pub is_emulator: Option<bool>,
+}
+
+impl DeviceFilter {
+    /// Whether matching needs the device's overrides.
+    pub fn needs_overrides(&self) -> bool {
+        self.channel.is_some() || self.has_override.is_some()
+    }
+
+    pub fn matches(&self, report: &DeviceReport, overrides: &Overrides) -> bool {
+        self.custom_id
+            .as_ref()
+            .is_none_or(|id| report.custom_id == *id)
+            && self
+                .custom_id_prefix
+                .as_ref()
+                .is_none_or(|prefix| report.custom_id.starts_with(prefix.as_str()))
+            && self
+                .platform
+                .is_none_or(|platform| report.platform == platform)
+            && self
+                .version_name
+                .as_ref()
+                .is_none_or(|name| report.version_name.as_ref() == Some(name))
+            && self
+                .channel
+                .as_ref()
+                .is_none_or(|channel| overrides.channel.as_ref() == Some(channel))
+            && self
+                .has_override
+                .is_none_or(|has| has != overrides.is_empty())
+            && self.is_prod.is_none_or(|is_prod| report.is_prod == is_prod)
+            && self
+                .is_emulator
+                .is_none_or(|is_emulator| report.is_emulator == is_emulator)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceListQuery {
     pub order: DeviceOrder,
@@ -314,6 +363,7 @@ pub struct DeviceListQuery {
     /// How many rows a filtered page may examine before it answers with what it found and a
     /// cursor to continue from, so that a selective filter cannot turn a page into a full scan.
     pub max_examined: usize,
+    pub filter: DeviceFilter,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,7 +10,9 @@ use super::{body_or_query_input, caller, json_input, ok, persist, resource, visi
 use crate::error::{ApiError, Code};
 use crate::export;
 use crate::ids;
-use crate::model::{Cursor, DeviceEntry, DeviceListQuery, DeviceOrder, Mode};
+use crate::model::{
+    Cursor, DeviceEntry, DeviceFilter, DeviceListQuery, DeviceOrder, Mode, Platform,
+};
 use crate::resolve;
 use crate::state::AppState;
 use crate::store::{Link, LinkOutcome};
@@ -167,6 +169,49 @@ fn parse_list_query(input: &Input) -> Result<DeviceListQuery, ApiError> {
         updated_after,
         limit,
         max_examined: MAX_EXAMINED_PER_PAGE,
+        filter: parse_filter(input)?,
+    })
+}
+
+/// The list filters (each optional, all combinable).
+fn parse_filter(input: &Input) -> Result<DeviceFilter, ApiError> {
+    let text = |field: &str, allow_empty: bool| -> Result<Option<String>, ApiError> {
+        match input.str(field)? {
+            None => Ok(None),
+            Some(value)
+                if (allow_empty || !value.is_empty())
+                    && value.len() <= 256
+                    && !ids::has_control(value) =>
+            {
+                Ok(Some(value.to_owned()))
+            }
+            Some(_) => Err(invalid(
+                field,
+                "at most 256 bytes without control characters",
+                input.raw(field),
+            )),
+        }
+    };
+    let platform = match input.str("platform")? {
+        None => None,
+        Some(value) => Some(Platform::parse(value).ok_or_else(|| {
+            invalid(
+                "platform",
+                "ios, android or electron",
+                input.raw("platform"),
+            )
+        })?),
+    };
+    Ok(DeviceFilter {
+        // Stored custom ids are trimmed; a filter for one is too.
+        custom_id: text("custom_id", true)?.map(|id| id.trim().to_owned()),
+        custom_id_prefix: text("custom_id_prefix", false)?,
+        platform,
+        version_name: text("version_name", false)?,
+        channel: input.name("channel")?,
+        has_override: input.bool("has_override")?,
+        is_prod: input.bool("is_prod")?,
+        is_emulator: input.bool("is_emulator")?,
     })
 }
 

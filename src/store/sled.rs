@@ -278,33 +278,72 @@ impl SledStore {
             .collect()
     }
 
-    /// Reads the device records that time-index entries point at, `limit + 1` at most.
-    fn rows_from_time_index(
+    /// Takes candidate rows in list order until `limit + 1` match the query, or until
+    /// `max_examined` rows were examined: then the rows found so far are the page, and the cursor
+    /// at the last row examined is where the next page starts.
+    fn collect_rows(
         &self,
-        index: impl Iterator<Item = sled::Result<(IVec, IVec)>>,
         app_id: &str,
-        limit: usize,
-    ) -> StoreResult<Vec<(String, DeviceRecord)>> {
-        let mut rows = Vec::with_capacity(limit + 1);
-        for entry in index {
-            let (key, _) = entry?;
-            let (_, updated_at, device_id) =
-                keys::split_device_time(&key).ok_or_else(|| corrupt_key("devices_by_time"))?;
-            let Some(bytes) = self.devices.get(keys::app_scoped(app_id, device_id))? else {
-                log::warn!("time index entry without a device: {app_id}/{device_id}");
-                continue;
-            };
-            let record: DeviceRecord = decode("devices", &bytes)?;
-            if record.updated_at != updated_at {
-                log::warn!("stale time index entry: {app_id}/{device_id}");
-                continue;
+        candidates: impl Iterator<Item = StoreResult<(String, DeviceRecord)>>,
+        query: &DeviceListQuery,
+    ) -> StoreResult<(Rows, Option<Cursor>)> {
+        let filter = &query.filter;
+        let mut rows = Vec::with_capacity(query.limit + 1);
+        let mut examined = 0;
+        for candidate in candidates {
+            let (device_id, record) = candidate?;
+            examined += 1;
+            let mut wanted = query
+                .updated_after
+                .is_none_or(|after| record.updated_at > after);
+            if wanted {
+                let overrides = if filter.needs_overrides() {
+                    self.overrides_of(app_id, &device_id)?
+                } else {
+                    Overrides::default()
+                };
+                wanted = filter.matches(&record.report, &overrides);
             }
-            rows.push((device_id.to_owned(), record));
-            if rows.len() > limit {
-                break;
+            if wanted {
+                rows.push((device_id, record));
+                if rows.len() > query.limit {
+                    break;
+                }
+            } else if examined >= query.max_examined {
+                let resume = Cursor {
+                    updated_at: record.updated_at,
+                    device_id,
+                };
+                return Ok((rows, Some(resume)));
             }
         }
-        Ok(rows)
+        Ok((rows, None))
+    }
+
+    /// The device records that time-index entries point at, in the index's order.
+    fn records_from_time_index<'a>(
+        &'a self,
+        index: impl Iterator<Item = sled::Result<(IVec, IVec)>> + 'a,
+        app_id: &'a str,
+    ) -> impl Iterator<Item = StoreResult<(String, DeviceRecord)>> + 'a {
+        index.filter_map(move |entry| {
+            let read = || -> StoreResult<Option<(String, DeviceRecord)>> {
+                let (key, _) = entry?;
+                let (_, updated_at, device_id) =
+                    keys::split_device_time(&key).ok_or_else(|| corrupt_key("devices_by_time"))?;
+                let Some(bytes) = self.devices.get(keys::app_scoped(app_id, device_id))? else {
+                    log::warn!("time index entry without a device: {app_id}/{device_id}");
+                    return Ok(None);
+                };
+                let record: DeviceRecord = decode("devices", &bytes)?;
+                if record.updated_at != updated_at {
+                    log::warn!("stale time index entry: {app_id}/{device_id}");
+                    return Ok(None);
+                }
+                Ok(Some((device_id.to_owned(), record)))
+            };
+            read().transpose()
+        })
     }
 
     /// Default order: a range scan of the primary tree from the cursor's device id.
@@ -318,46 +357,29 @@ impl SledStore {
             Some(cursor) => Bound::Excluded(keys::app_scoped(app_id, &cursor.device_id)),
             None => start,
         };
-        let mut rows = Vec::with_capacity(query.limit + 1);
-        let mut examined = 0;
-        for entry in self.devices.range((start, end)) {
+        let candidates = self.devices.range((start, end)).map(|entry| {
             let (key, value) = entry?;
             let (_, device_id) =
                 keys::split_app_scoped(&key).ok_or_else(|| corrupt_key("devices"))?;
             let record: DeviceRecord = decode("devices", &value)?;
-            examined += 1;
-            let wanted = query
-                .updated_after
-                .is_none_or(|after| record.updated_at > after);
-            if wanted {
-                rows.push((device_id.to_owned(), record));
-                if rows.len() > query.limit {
-                    break;
-                }
-            } else if examined >= query.max_examined {
-                // Answer what was found, with a cursor at the last row examined.
-                let resume = Cursor {
-                    updated_at: record.updated_at,
-                    device_id: device_id.to_owned(),
-                };
-                return Ok((rows, Some(resume)));
-            }
-        }
-        Ok((rows, None))
+            Ok((device_id.to_owned(), record))
+        });
+        self.collect_rows(app_id, candidates, query)
     }
 
+    /// Time orders: a range scan of the time index, bounded by the cursor and `updated_after`.
     fn rows_by_time(
         &self,
         app_id: &str,
         query: &DeviceListQuery,
-    ) -> StoreResult<Vec<(String, DeviceRecord)>> {
+    ) -> StoreResult<(Rows, Option<Cursor>)> {
         let (app_start, app_end) = app_range(app_id);
         // Strictly later than `updated_after` is at or after the floor of the next microsecond.
         let floor = match query.updated_after {
             None => None,
             Some(after) => match after.checked_add(1) {
                 Some(next) => Some(keys::device_time_floor(app_id, next)),
-                None => return Ok(Vec::new()),
+                None => return Ok((Vec::new(), None)),
             },
         };
         let cursor_key = query
@@ -373,18 +395,18 @@ impl SledStore {
                     (None, None) => app_start,
                 };
                 let index = self.devices_by_time.range((start, app_end));
-                self.rows_from_time_index(index, app_id, query.limit)
+                self.collect_rows(app_id, self.records_from_time_index(index, app_id), query)
             }
             DeviceOrder::UpdatedDesc => {
                 let end = cursor_key.map_or(app_end, Bound::Excluded);
                 let start = floor.map_or(app_start, Bound::Included);
                 if matches!((&start, &end), (Bound::Included(s), Bound::Excluded(e)) if s >= e) {
-                    return Ok(Vec::new());
+                    return Ok((Vec::new(), None));
                 }
                 let index = self.devices_by_time.range((start, end)).rev();
-                self.rows_from_time_index(index, app_id, query.limit)
+                self.collect_rows(app_id, self.records_from_time_index(index, app_id), query)
             }
-            DeviceOrder::DeviceId => unreachable!("device id order scans the primary tree"),
+            DeviceOrder::DeviceId => self.rows_by_device_id(app_id, query),
         }
     }
 
@@ -1081,7 +1103,7 @@ impl Store for SledStore {
         let (mut rows, resume) = match query.order {
             DeviceOrder::DeviceId => self.rows_by_device_id(app_id, query)?,
             DeviceOrder::UpdatedAsc | DeviceOrder::UpdatedDesc => {
-                (self.rows_by_time(app_id, query)?, None)
+                self.rows_by_time(app_id, query)?
             }
         };
         let has_more = rows.len() > query.limit;

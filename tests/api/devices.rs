@@ -689,6 +689,7 @@ async fn a_filtered_page_examines_a_bounded_number_of_rows() {
         updated_after: Some(START + HOUR / 2),
         limit: 50,
         max_examined: 5,
+        filter: Default::default(),
     };
     let mut found = Vec::new();
     let mut pages = 0;
@@ -703,4 +704,60 @@ async fn a_filtered_page_examines_a_bounded_number_of_rows() {
     }
     assert_eq!(found, ["d09", "d19", "d29", "d39"]);
     assert!(pages >= 7, "the bound was not applied: {pages} pages");
+}
+
+/// The bound also holds for filters in time order: every match still comes exactly once.
+#[actix_web::test]
+async fn a_selective_filter_in_time_order_is_bounded_and_complete() {
+    use device_registry::model::{DeviceFilter, DeviceListQuery, DeviceOrder};
+
+    let server = TestServer::new().await;
+    server.create_app("app_bound_time").await;
+    for i in 0..40u64 {
+        server.clock.set(START + i * SECOND);
+        let custom_id = if i % 10 == 3 { "needle" } else { "hay" };
+        server
+            .report_with(
+                "app_bound_time",
+                &format!("d{i:02}"),
+                json!({"custom_id": custom_id}),
+            )
+            .await;
+    }
+    for order in [
+        DeviceOrder::UpdatedAsc,
+        DeviceOrder::UpdatedDesc,
+        DeviceOrder::DeviceId,
+    ] {
+        let mut query = DeviceListQuery {
+            order,
+            after: None,
+            updated_after: None,
+            limit: 50,
+            max_examined: 4,
+            filter: DeviceFilter {
+                custom_id: Some("needle".into()),
+                ..Default::default()
+            },
+        };
+        let (mut found, mut pages) = (Vec::new(), 0);
+        loop {
+            let page = server.store.list_devices("app_bound_time", &query).unwrap();
+            pages += 1;
+            found.extend(page.devices.iter().map(|e| e.device.device_id.clone()));
+            match page.next {
+                Some(cursor) => query.after = Some(cursor),
+                None => break,
+            }
+        }
+        let mut expected = vec!["d03", "d13", "d23", "d33"];
+        if order == DeviceOrder::UpdatedDesc {
+            expected.reverse();
+        }
+        assert_eq!(found, expected, "{order:?}");
+        assert!(
+            pages >= 9,
+            "{order:?}: the bound was not applied ({pages} pages)"
+        );
+    }
 }

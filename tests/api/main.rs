@@ -9,6 +9,7 @@ mod crash;
 mod devices;
 mod errors;
 mod export;
+mod filters;
 mod limits;
 mod ops;
 mod persistence;
