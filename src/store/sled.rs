@@ -30,6 +30,9 @@ use crate::model::{
 };
 use crate::timefmt::Micros;
 
+/// Overrides an app may have for override filters to read them instead of scanning devices.
+const OVERRIDE_CANDIDATES: usize = 10_000;
+
 /// Rows deleted per transaction when an app is removed.
 const DELETE_CHUNK: usize = 512;
 
@@ -365,6 +368,72 @@ impl SledStore {
             Ok((device_id.to_owned(), record))
         });
         self.collect_rows(app_id, candidates, query)
+    }
+
+    /// Filters on overrides (`channel`, `has_override=true`) read their candidates from the app's
+    /// overrides (usually far fewer than its devices) instead of scanning every device; `None`
+    /// when the app has more than `OVERRIDE_CANDIDATES` of them, to scan instead.
+    fn rows_from_overrides(
+        &self,
+        app_id: &str,
+        query: &DeviceListQuery,
+    ) -> StoreResult<Option<Rows>> {
+        let filter = &query.filter;
+        let mut candidates: Rows = Vec::new();
+        for (seen, entry) in self.overrides.range(app_range(app_id)).enumerate() {
+            if seen >= OVERRIDE_CANDIDATES {
+                return Ok(None);
+            }
+            let (key, value) = entry?;
+            let overrides: Overrides = decode("overrides", &value)?;
+            if overrides.is_empty()
+                || filter
+                    .channel
+                    .as_ref()
+                    .is_some_and(|c| overrides.channel.as_ref() != Some(c))
+            {
+                continue;
+            }
+            // An override of a device that never checked in lists nothing.
+            let Some(bytes) = self.devices.get(&key)? else {
+                continue;
+            };
+            let record: DeviceRecord = decode("devices", &bytes)?;
+            let recent = query
+                .updated_after
+                .is_none_or(|after| record.updated_at > after);
+            if recent && filter.matches(&record.report, &overrides) {
+                let (_, device_id) =
+                    keys::split_app_scoped(&key).ok_or_else(|| corrupt_key("overrides"))?;
+                candidates.push((device_id.to_owned(), record));
+            }
+        }
+        // Overrides come in device id order; the time orders sort.
+        let position = |row: &(String, DeviceRecord)| (row.1.updated_at, row.0.clone());
+        match query.order {
+            DeviceOrder::DeviceId => {}
+            DeviceOrder::UpdatedAsc => candidates.sort_by_key(position),
+            DeviceOrder::UpdatedDesc => {
+                candidates.sort_by_key(|row| std::cmp::Reverse(position(row)))
+            }
+        }
+        let after_cursor = |row: &(String, DeviceRecord)| match (&query.after, query.order) {
+            (None, _) => true,
+            (Some(c), DeviceOrder::DeviceId) => row.0 > c.device_id,
+            (Some(c), DeviceOrder::UpdatedAsc) => {
+                position(row) > (c.updated_at, c.device_id.clone())
+            }
+            (Some(c), DeviceOrder::UpdatedDesc) => {
+                position(row) < (c.updated_at, c.device_id.clone())
+            }
+        };
+        Ok(Some(
+            candidates
+                .into_iter()
+                .filter(after_cursor)
+                .take(query.limit + 1)
+                .collect(),
+        ))
     }
 
     /// Time orders: a range scan of the time index, bounded by the cursor and `updated_after`.
@@ -1100,9 +1169,17 @@ impl Store for SledStore {
     }
 
     fn list_devices(&self, app_id: &str, query: &DeviceListQuery) -> StoreResult<DevicePage> {
-        let (mut rows, resume) = match query.order {
-            DeviceOrder::DeviceId => self.rows_by_device_id(app_id, query)?,
-            DeviceOrder::UpdatedAsc | DeviceOrder::UpdatedDesc => {
+        let by_overrides =
+            query.filter.channel.is_some() || query.filter.has_override == Some(true);
+        let from_overrides = if by_overrides {
+            self.rows_from_overrides(app_id, query)?
+        } else {
+            None
+        };
+        let (mut rows, resume) = match (from_overrides, query.order) {
+            (Some(rows), _) => (rows, None),
+            (None, DeviceOrder::DeviceId) => self.rows_by_device_id(app_id, query)?,
+            (None, DeviceOrder::UpdatedAsc | DeviceOrder::UpdatedDesc) => {
                 self.rows_by_time(app_id, query)?
             }
         };
