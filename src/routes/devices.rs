@@ -15,7 +15,7 @@ use crate::model::{
 };
 use crate::resolve;
 use crate::state::AppState;
-use crate::store::{Link, LinkOutcome};
+use crate::store::{BulkOutcome, Link, LinkOutcome};
 use crate::timefmt::{format_micros, parse_rfc3339};
 use serde_json::json;
 
@@ -27,6 +27,11 @@ pub const MAX_EXAMINED_PER_PAGE: usize = 10_000;
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(resource("/device/resolve").route(web::get().to(resolve_device)));
     cfg.service(resource("/device/export").route(web::get().to(export_devices)));
+    cfg.service(
+        resource("/device/bulk")
+            .route(web::post().to(bulk_link))
+            .route(web::delete().to(bulk_unlink)),
+    );
     cfg.service(
         resource("/device")
             .route(web::get().to(get_devices))
@@ -349,6 +354,118 @@ async fn resolve_device(
         "precedence": trace.precedence,
         "rules": trace.rules,
     })))
+}
+
+/// Devices one bulk call may change.
+pub const MAX_BULK: usize = 1000;
+
+/// `device_ids` of a bulk call: 1 to 1000 valid ids, lowercased, duplicates dropped.
+fn parse_device_ids(input: &Input) -> Result<Vec<String>, ApiError> {
+    let bad = |expected: &str| invalid("device_ids", expected, input.raw("device_ids"));
+    let items = match input.raw("device_ids") {
+        None | Some(serde_json::Value::Null) => return Err(super::input::missing("device_ids")),
+        Some(serde_json::Value::Array(items)) => items,
+        Some(_) => return Err(bad("an array of device ids")),
+    };
+    if items.is_empty() || items.len() > MAX_BULK {
+        return Err(bad("1 to 1000 device ids"));
+    }
+    let mut ids: Vec<String> = Vec::with_capacity(items.len());
+    for (index, item) in items.iter().enumerate() {
+        let id = item
+            .as_str()
+            .and_then(ids::normalize_device_id)
+            .ok_or_else(|| {
+                bad("device ids of 1 to 128 bytes without control characters").info("index", index)
+            })?;
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
+}
+
+fn overrides_json(overrides: &crate::model::Overrides) -> serde_json::Value {
+    json!({"channel": overrides.channel, "version_override": overrides.version})
+}
+
+fn bulk_answer(changes: &[crate::store::OverrideChange], dry_run: bool) -> HttpResponse {
+    let results: Vec<serde_json::Value> = changes
+        .iter()
+        .map(|change| {
+            json!({
+                "device_id": change.device_id,
+                "changed": change.changed(),
+                "before": overrides_json(&change.before),
+                "after": overrides_json(&change.after),
+            })
+        })
+        .collect();
+    HttpResponse::Ok().json(json!({"status": "ok", "dry_run": dry_run, "results": results}))
+}
+
+/// `POST /device/bulk {"app_id", "device_ids", "channel"?, "version_id"?, "dry_run"?}`: links up to
+/// 1000 devices at once, all or none, after validating the whole request.
+async fn bulk_link(
+    req: HttpRequest,
+    payload: Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = device_caller(&req, &state, Mode::Write)?;
+    let input = json_input(&req, payload, &state).await?;
+    let app_id = input.app_id()?;
+    let device_ids = parse_device_ids(&input)?;
+    let channel = input.name("channel")?;
+    let version = input.name("version_id")?;
+    let dry_run = input.bool("dry_run")?.unwrap_or(false);
+    visible_app(&state, &caller, &app_id)?;
+    if channel.is_none() && version.is_none() {
+        return Err(ApiError::new(Code::MissingChannelOrVersion));
+    }
+    let link = Link {
+        channel: channel.as_deref(),
+        version: version.as_deref(),
+    };
+    let changes =
+        match state
+            .store
+            .link_devices(&app_id, &device_ids, link, state.clock.now(), dry_run)?
+        {
+            BulkOutcome::Applied(changes) => changes,
+            BulkOutcome::AppNotFound => return Err(super::app_not_found(&app_id)),
+            BulkOutcome::ChannelNotFound => {
+                return Err(ApiError::new(Code::ChannelNotFound)
+                    .info("channel", channel.unwrap_or_default()))
+            }
+            BulkOutcome::VersionNotFound => {
+                return Err(ApiError::new(Code::VersionNotFound)
+                    .info("version_id", version.unwrap_or_default()))
+            }
+        };
+    if !dry_run {
+        persist(&state).await?;
+    }
+    Ok(bulk_answer(&changes, dry_run))
+}
+
+/// `DELETE /device/bulk {"app_id", "device_ids", "dry_run"?}`: removes the overrides of up to 1000
+/// devices at once, all or none.
+async fn bulk_unlink(
+    req: HttpRequest,
+    payload: Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = device_caller(&req, &state, Mode::Write)?;
+    let input = json_input(&req, payload, &state).await?;
+    let app_id = input.app_id()?;
+    let device_ids = parse_device_ids(&input)?;
+    let dry_run = input.bool("dry_run")?.unwrap_or(false);
+    visible_app(&state, &caller, &app_id)?;
+    let changes = state.store.unlink_devices(&app_id, &device_ids, dry_run)?;
+    if !dry_run {
+        persist(&state).await?;
+    }
+    Ok(bulk_answer(&changes, dry_run))
 }
 
 /// Where an export stream is.

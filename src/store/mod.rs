@@ -128,6 +128,29 @@ impl CheckReport {
     }
 }
 
+/// A device's overrides before and after a change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverrideChange {
+    pub device_id: String,
+    pub before: Overrides,
+    pub after: Overrides,
+}
+
+impl OverrideChange {
+    /// Whether the channel or the pinned version differs (not merely when it was set).
+    pub fn changed(&self) -> bool {
+        self.before.channel != self.after.channel || self.before.version != self.after.version
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BulkOutcome {
+    Applied(Vec<OverrideChange>),
+    AppNotFound,
+    ChannelNotFound,
+    VersionNotFound,
+}
+
 /// What to link a device to; at least one is set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Link<'a> {
@@ -189,16 +212,48 @@ pub trait Store: Send + Sync + 'static {
     fn import_devices(&self, app_id: &str, devices: &[Device]) -> StoreResult<bool>;
     fn device(&self, app_id: &str, device_id: &str) -> StoreResult<Option<DeviceEntry>>;
     fn list_devices(&self, app_id: &str, query: &DeviceListQuery) -> StoreResult<DevicePage>;
-    /// Sets the given overrides, replacing those of the same kind; the device need not exist.
+    /// Sets the given overrides on every device (replacing those of the same kind) in one
+    /// transaction, or with `dry_run` only says what would change; the devices need not exist.
+    fn link_devices(
+        &self,
+        app_id: &str,
+        device_ids: &[String],
+        link: Link<'_>,
+        now: Micros,
+        dry_run: bool,
+    ) -> StoreResult<BulkOutcome>;
+    /// Removes both overrides of every device in one transaction (or says what it would remove);
+    /// never the devices themselves.
+    fn unlink_devices(
+        &self,
+        app_id: &str,
+        device_ids: &[String],
+        dry_run: bool,
+    ) -> StoreResult<Vec<OverrideChange>>;
+
+    /// [`Store::link_devices`] for one device.
     fn link_device(
         &self,
         app_id: &str,
         device_id: &str,
         link: Link<'_>,
         now: Micros,
-    ) -> StoreResult<LinkOutcome>;
-    /// Removes both overrides; never the device.
-    fn unlink_device(&self, app_id: &str, device_id: &str) -> StoreResult<()>;
+    ) -> StoreResult<LinkOutcome> {
+        Ok(
+            match self.link_devices(app_id, &[device_id.to_owned()], link, now, false)? {
+                BulkOutcome::Applied(_) => LinkOutcome::Linked,
+                BulkOutcome::AppNotFound => LinkOutcome::AppNotFound,
+                BulkOutcome::ChannelNotFound => LinkOutcome::ChannelNotFound,
+                BulkOutcome::VersionNotFound => LinkOutcome::VersionNotFound,
+            },
+        )
+    }
+
+    /// [`Store::unlink_devices`] for one device.
+    fn unlink_device(&self, app_id: &str, device_id: &str) -> StoreResult<()> {
+        self.unlink_devices(app_id, &[device_id.to_owned()], false)
+            .map(|_| ())
+    }
     /// The device's overrides (empty when it has none), whether or not it has checked in.
     fn overrides(&self, app_id: &str, device_id: &str) -> StoreResult<Overrides>;
 

@@ -20,8 +20,8 @@ use sled::{Db, IVec, Transactional, Tree};
 
 use super::keys::{self, decode_value, encode_value};
 use super::{
-    CheckReport, Counts, CreateApp, CreateBundle, DeleteOutcome, Expired, Link, LinkOutcome,
-    NewApiKey, Store, StoreError, StoreResult, Upsert, UpsertChannel,
+    BulkOutcome, CheckReport, Counts, CreateApp, CreateBundle, DeleteOutcome, Expired, Link,
+    NewApiKey, OverrideChange, Store, StoreError, StoreResult, Upsert, UpsertChannel,
 };
 use crate::durable::GroupCommit;
 use crate::model::{
@@ -1199,23 +1199,24 @@ impl Store for SledStore {
         })
     }
 
-    fn link_device(
+    fn link_devices(
         &self,
         app_id: &str,
-        device_id: &str,
+        device_ids: &[String],
         link: Link<'_>,
         now: Micros,
-    ) -> StoreResult<LinkOutcome> {
+        dry_run: bool,
+    ) -> StoreResult<BulkOutcome> {
         let _registry = self.shared();
         if !self.apps.contains_key(app_id.as_bytes())? {
-            return Ok(LinkOutcome::AppNotFound);
+            return Ok(BulkOutcome::AppNotFound);
         }
         if let Some(channel) = link.channel {
             if !self
                 .channels
                 .contains_key(keys::app_scoped(app_id, channel))?
             {
-                return Ok(LinkOutcome::ChannelNotFound);
+                return Ok(BulkOutcome::ChannelNotFound);
             }
         }
         if let Some(version) = link.version {
@@ -1223,46 +1224,105 @@ impl Store for SledStore {
                 .bundles
                 .contains_key(keys::app_scoped(app_id, version))?
             {
-                return Ok(LinkOutcome::VersionNotFound);
+                return Ok(BulkOutcome::VersionNotFound);
             }
         }
-        let key = keys::app_scoped(app_id, device_id);
-        let new_time_key = keys::device_time(app_id, now, device_id);
-        (&self.overrides, &self.overrides_by_time).transaction(|(overrides, by_time)| {
-            let mut current: Overrides = match overrides.get(&key)? {
-                Some(bytes) => {
-                    let old: Overrides = decode("overrides", &bytes).map_err(abort)?;
-                    by_time.remove(keys::device_time(app_id, old.set_at, device_id))?;
-                    old
-                }
-                None => Overrides::default(),
-            };
+        let linked = |before: &Overrides| {
+            let mut after = before.clone();
             if let Some(channel) = link.channel {
-                current.channel = Some(channel.to_owned());
+                after.channel = Some(channel.to_owned());
             }
             if let Some(version) = link.version {
-                current.version = Some(version.to_owned());
+                after.version = Some(version.to_owned());
             }
-            current.set_at = now;
-            overrides.insert(key.as_slice(), encode_value(&current))?;
-            by_time.insert(new_time_key.as_slice(), &[] as &[u8])?;
-            Ok(())
-        })?;
-        self.spend(1)?;
-        Ok(LinkOutcome::Linked)
+            after.set_at = now;
+            after
+        };
+        if dry_run {
+            let changes = device_ids
+                .iter()
+                .map(|device_id| {
+                    let before = self.overrides_of(app_id, device_id)?;
+                    let after = linked(&before);
+                    Ok(OverrideChange {
+                        device_id: device_id.clone(),
+                        before,
+                        after,
+                    })
+                })
+                .collect::<StoreResult<_>>()?;
+            return Ok(BulkOutcome::Applied(changes));
+        }
+        let changes =
+            (&self.overrides, &self.overrides_by_time).transaction(|(overrides, by_time)| {
+                let mut changes = Vec::with_capacity(device_ids.len());
+                for device_id in device_ids {
+                    let key = keys::app_scoped(app_id, device_id);
+                    let before: Overrides = match overrides.get(&key)? {
+                        Some(bytes) => {
+                            let old: Overrides = decode("overrides", &bytes).map_err(abort)?;
+                            by_time.remove(keys::device_time(app_id, old.set_at, device_id))?;
+                            old
+                        }
+                        None => Overrides::default(),
+                    };
+                    let after = linked(&before);
+                    overrides.insert(key.as_slice(), encode_value(&after))?;
+                    by_time.insert(keys::device_time(app_id, now, device_id), &[] as &[u8])?;
+                    changes.push(OverrideChange {
+                        device_id: device_id.clone(),
+                        before,
+                        after,
+                    });
+                }
+                Ok(changes)
+            })?;
+        self.spend(device_ids.len() as u64)?;
+        Ok(BulkOutcome::Applied(changes))
     }
 
-    fn unlink_device(&self, app_id: &str, device_id: &str) -> StoreResult<()> {
+    fn unlink_devices(
+        &self,
+        app_id: &str,
+        device_ids: &[String],
+        dry_run: bool,
+    ) -> StoreResult<Vec<OverrideChange>> {
         let _registry = self.shared();
-        let key = keys::app_scoped(app_id, device_id);
-        (&self.overrides, &self.overrides_by_time).transaction(|(overrides, by_time)| {
-            if let Some(bytes) = overrides.remove(key.as_slice())? {
-                let old: Overrides = decode("overrides", &bytes).map_err(abort)?;
-                by_time.remove(keys::device_time(app_id, old.set_at, device_id))?;
-            }
-            Ok(())
-        })?;
-        Ok(())
+        if dry_run {
+            return device_ids
+                .iter()
+                .map(|device_id| {
+                    let before = self.overrides_of(app_id, device_id)?;
+                    Ok(OverrideChange {
+                        device_id: device_id.clone(),
+                        before,
+                        after: Overrides::default(),
+                    })
+                })
+                .collect();
+        }
+        let changes =
+            (&self.overrides, &self.overrides_by_time).transaction(|(overrides, by_time)| {
+                let mut changes = Vec::with_capacity(device_ids.len());
+                for device_id in device_ids {
+                    let before = match overrides.remove(keys::app_scoped(app_id, device_id))? {
+                        Some(bytes) => {
+                            let old: Overrides = decode("overrides", &bytes).map_err(abort)?;
+                            by_time.remove(keys::device_time(app_id, old.set_at, device_id))?;
+                            old
+                        }
+                        None => Overrides::default(),
+                    };
+                    changes.push(OverrideChange {
+                        device_id: device_id.clone(),
+                        before,
+                        after: Overrides::default(),
+                    });
+                }
+                Ok(changes)
+            })?;
+        self.spend(device_ids.len() as u64)?;
+        Ok(changes)
     }
 
     fn overrides(&self, app_id: &str, device_id: &str) -> StoreResult<Overrides> {

@@ -3,6 +3,7 @@
 mod common;
 
 mod auth;
+mod bulk;
 mod channel_self;
 mod cli;
 mod crash;
