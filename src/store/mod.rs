@@ -151,6 +151,23 @@ pub enum BulkOutcome {
     VersionNotFound,
 }
 
+/// Which devices an erasure removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EraseTarget<'a> {
+    Device(&'a str),
+    /// Every device of the app reporting this custom id (a scan of the app's devices).
+    CustomId(&'a str),
+}
+
+/// What an erasure removed for one device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Erased {
+    pub device_id: String,
+    /// Whether it had checked in (a record and a time-index entry were removed).
+    pub record: bool,
+    pub overrides: Overrides,
+}
+
 /// What to link a device to; at least one is set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Link<'a> {
@@ -254,6 +271,9 @@ pub trait Store: Send + Sync + 'static {
         self.unlink_devices(app_id, &[device_id.to_owned()], false)
             .map(|_| ())
     }
+    /// Removes devices for good: their records, index entries and overrides, in one
+    /// transaction. Returns what was removed (nothing when nothing matched).
+    fn erase_devices(&self, app_id: &str, target: EraseTarget<'_>) -> StoreResult<Vec<Erased>>;
     /// The device's overrides (empty when it has none), whether or not it has checked in.
     fn overrides(&self, app_id: &str, device_id: &str) -> StoreResult<Overrides>;
 

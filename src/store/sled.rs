@@ -20,8 +20,9 @@ use sled::{Db, IVec, Transactional, Tree};
 
 use super::keys::{self, decode_value, encode_value};
 use super::{
-    BulkOutcome, CheckReport, Counts, CreateApp, CreateBundle, DeleteOutcome, Expired, Link,
-    NewApiKey, OverrideChange, Store, StoreError, StoreResult, Upsert, UpsertChannel,
+    BulkOutcome, CheckReport, Counts, CreateApp, CreateBundle, DeleteOutcome, EraseTarget, Erased,
+    Expired, Link, NewApiKey, OverrideChange, Store, StoreError, StoreResult, Upsert,
+    UpsertChannel,
 };
 use crate::durable::GroupCommit;
 use crate::model::{
@@ -1323,6 +1324,69 @@ impl Store for SledStore {
             })?;
         self.spend(device_ids.len() as u64)?;
         Ok(changes)
+    }
+
+    fn erase_devices(&self, app_id: &str, target: EraseTarget<'_>) -> StoreResult<Vec<Erased>> {
+        let _registry = self.shared();
+        let device_ids: Vec<String> = match target {
+            EraseTarget::Device(device_id) => vec![device_id.to_owned()],
+            EraseTarget::CustomId(custom_id) => {
+                let mut found = Vec::new();
+                for entry in self.devices.range(app_range(app_id)) {
+                    let (key, value) = entry?;
+                    let record: DeviceRecord = decode("devices", &value)?;
+                    if record.report.custom_id == custom_id {
+                        let (_, device_id) =
+                            keys::split_app_scoped(&key).ok_or_else(|| corrupt_key("devices"))?;
+                        found.push(device_id.to_owned());
+                    }
+                }
+                found
+            }
+        };
+        let erased = (
+            &self.devices,
+            &self.devices_by_time,
+            &self.overrides,
+            &self.overrides_by_time,
+        )
+            .transaction(|(devices, devices_by_time, overrides, overrides_by_time)| {
+                let mut erased = Vec::with_capacity(device_ids.len());
+                for device_id in &device_ids {
+                    let key = keys::app_scoped(app_id, device_id);
+                    let record = match devices.remove(key.as_slice())? {
+                        Some(bytes) => {
+                            let old: DeviceRecord = decode("devices", &bytes).map_err(abort)?;
+                            devices_by_time.remove(keys::device_time(
+                                app_id,
+                                old.updated_at,
+                                device_id,
+                            ))?;
+                            true
+                        }
+                        None => false,
+                    };
+                    let removed_overrides = match overrides.remove(key.as_slice())? {
+                        Some(bytes) => {
+                            let old: Overrides = decode("overrides", &bytes).map_err(abort)?;
+                            overrides_by_time
+                                .remove(keys::device_time(app_id, old.set_at, device_id))?;
+                            old
+                        }
+                        None => Overrides::default(),
+                    };
+                    if record || !removed_overrides.is_empty() {
+                        erased.push(Erased {
+                            device_id: device_id.clone(),
+                            record,
+                            overrides: removed_overrides,
+                        });
+                    }
+                }
+                Ok(erased)
+            })?;
+        self.spend(device_ids.len() as u64)?;
+        Ok(erased)
     }
 
     fn overrides(&self, app_id: &str, device_id: &str) -> StoreResult<Overrides> {

@@ -8,6 +8,7 @@ mod channel_self;
 mod cli;
 mod crash;
 mod devices;
+mod erase;
 mod errors;
 mod export;
 mod filters;
