@@ -8,6 +8,7 @@ pub mod durable;
 pub mod error;
 pub mod export;
 pub mod ids;
+pub mod import;
 pub mod limits;
 pub mod metrics;
 pub mod model;

@@ -47,6 +47,18 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         output: Option<std::path::PathBuf>,
     },
+    /// Load devices from what `export` writes (NDJSON, or CSV with its header), offline.
+    /// Bad lines are reported with their number and skipped; exit status 1 if any was.
+    Import {
+        /// The file to read.
+        file: std::path::PathBuf,
+        /// ndjson or csv (default: csv for a .csv file, else ndjson).
+        #[arg(long)]
+        format: Option<String>,
+        /// Create the apps the file names that do not exist yet.
+        #[arg(long)]
+        create_apps: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -66,6 +78,11 @@ fn main() -> ExitCode {
     };
     match cli.command.unwrap_or(Command::Serve) {
         Command::Check { repair } => check(&config, repair),
+        Command::Import {
+            file,
+            format,
+            create_apps,
+        } => import(&config, &file, format.as_deref(), create_apps),
         Command::Export {
             app,
             format,
@@ -237,4 +254,85 @@ fn export(
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
+}
+
+fn import(
+    config: &Config,
+    file: &std::path::Path,
+    format: Option<&str>,
+    create_apps: bool,
+) -> ExitCode {
+    use device_registry::export::Format;
+
+    let format = match format {
+        Some(name) => match Format::parse(name) {
+            Some(format) => format,
+            None => {
+                eprintln!("device-registry: --format must be ndjson or csv");
+                return ExitCode::from(2);
+            }
+        },
+        None if file
+            .extension()
+            .is_some_and(|ext| ext.eq_ignore_ascii_case("csv")) =>
+        {
+            Format::Csv
+        }
+        None => Format::Ndjson,
+    };
+    let opened = std::fs::File::open(file).and_then(|f| f.metadata().map(|m| (f, m.len())));
+    let (reader, size) = match opened {
+        Ok(opened) => opened,
+        Err(error) => {
+            eprintln!("device-registry: cannot read {}: {error}", file.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let store = match device_registry::server::open_store(config) {
+        Ok(store) => store,
+        Err(error) => {
+            eprintln!("device-registry: {error} (is a server using this data directory?)");
+            return ExitCode::FAILURE;
+        }
+    };
+    // A progress bar over the file's bytes, on a terminal only.
+    let progress = indicatif::ProgressBar::new(size);
+    progress.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {bytes}/{total_bytes} {elapsed} (eta {eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let now = device_registry::timefmt::system_now();
+    let reader = std::io::BufReader::new(reader);
+    let imported =
+        device_registry::import::import(&store, reader, format, create_apps, now, |bytes| {
+            progress.inc(bytes as u64)
+        });
+    progress.finish_and_clear();
+    let report = match imported {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("device-registry: import failed: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for (line, why) in &report.bad_lines {
+        eprintln!("line {line}: {why} (skipped)");
+    }
+    if report.skipped > report.bad_lines.len() {
+        eprintln!(
+            "... and {} more bad lines",
+            report.skipped - report.bad_lines.len()
+        );
+    }
+    println!(
+        "imported {} devices, skipped {} lines",
+        report.imported, report.skipped
+    );
+    if report.skipped == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }

@@ -12,6 +12,7 @@ mod erase;
 mod errors;
 mod export;
 mod filters;
+mod import;
 mod limits;
 mod ops;
 mod persistence;

@@ -1,0 +1,174 @@
+//! `device-registry import`: what export writes loads back, idempotently; bad lines are
+//! reported by number and skipped whole.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use actix_web::test::TestRequest;
+use device_registry::clock::ManualClock;
+use serde_json::json;
+
+use crate::common::*;
+use crate::process::BINARY;
+
+const APP: &str = "app_import";
+
+async fn export(server: &TestServer, format: &str) -> String {
+    let request = TestRequest::get()
+        .uri(&format!("/device/export?app_id={APP}&format={format}"))
+        .insert_header(("authorization", ADMIN))
+        .to_request();
+    server.send_text(request).await.1
+}
+
+/// An app with the channel and bundle that overrides name.
+async fn registry(server: &TestServer) {
+    server.create_app(APP).await;
+    server.create_channel(APP, "beta", json!({})).await;
+    server.create_bundle(APP, "2.0.0").await;
+}
+
+fn import(dir: &Path, file: &Path, extra: &[&str]) -> Output {
+    Command::new(BINARY)
+        .arg("import")
+        .arg(file)
+        .args(extra)
+        .arg("--data-dir")
+        .arg(dir)
+        .output()
+        .unwrap()
+}
+
+#[actix_web::test]
+async fn an_export_imports_back_identically_and_idempotently() {
+    let source = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(START));
+    let (ndjson, csv) = {
+        let server = TestServer::open(source.path(), config(), clock.clone()).await;
+        registry(&server).await;
+        for i in 0..1_200 {
+            clock.advance(SECOND);
+            server
+                .report_with(
+                    APP,
+                    &format!("d{i:04}"),
+                    json!({"custom_id": format!("user, {i}")}),
+                )
+                .await;
+        }
+        server
+            .post(
+                "/device/bulk",
+                ADMIN,
+                json!({"app_id": APP, "device_ids": ["d0001", "d0002"], "channel": "beta"}),
+            )
+            .await;
+        server
+            .post(
+                "/device",
+                ADMIN,
+                json!({"app_id": APP, "device_id": "d0003", "version_id": "2.0.0"}),
+            )
+            .await;
+        (
+            export(&server, "ndjson").await,
+            export(&server, "csv").await,
+        )
+    };
+    let files = tempfile::tempdir().unwrap();
+    for (name, text) in [("devices.ndjson", &ndjson), ("devices.csv", &csv)] {
+        let file = files.path().join(name);
+        std::fs::write(&file, text).unwrap();
+        let target = tempfile::tempdir().unwrap();
+        {
+            let server = TestServer::open(target.path(), config(), clock.clone()).await;
+            registry(&server).await;
+        }
+        for round in 0..2 {
+            let output = import(target.path(), &file, &[]);
+            assert!(
+                output.status.success(),
+                "{name} round {round}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            assert_eq!(
+                String::from_utf8_lossy(&output.stdout).trim(),
+                "imported 1200 devices, skipped 0 lines"
+            );
+        }
+        let server = TestServer::open(target.path(), config(), clock.clone()).await;
+        assert_eq!(
+            export(&server, "ndjson").await,
+            ndjson,
+            "{name}: the import differs from the export"
+        );
+        assert!(server.store.check(false).unwrap().is_clean());
+    }
+}
+
+#[actix_web::test]
+async fn bad_lines_are_reported_by_number_and_skipped_whole() {
+    let target = tempfile::tempdir().unwrap();
+    {
+        let server =
+            TestServer::open(target.path(), config(), Arc::new(ManualClock::new(START))).await;
+        registry(&server).await;
+    }
+    let good = |id: &str| {
+        json!({"updated_at": "2024-01-01T00:00:00Z", "device_id": id, "app_id": APP, "platform": "ios",
+               "custom_id": "", "version_name": "1.0.0", "version_build": "1", "os_version": "17",
+               "plugin_version": "6.0.0", "is_prod": true, "is_emulator": false})
+    };
+    let mut with_missing_channel = good("g4");
+    with_missing_channel["channel"] = json!("nope");
+    let mut other_app = good("g5");
+    other_app["app_id"] = json!("app_elsewhere");
+    let mut bad_platform = good("g6");
+    bad_platform["platform"] = json!("palm");
+    let lines = [
+        good("g1").to_string(),
+        "{not json".to_owned(),
+        json!({"app_id": APP, "platform": "ios", "updated_at": "2024-01-01T00:00:00Z"}).to_string(),
+        with_missing_channel.to_string(),
+        other_app.to_string(),
+        bad_platform.to_string(),
+        String::new(),
+        good("g8").to_string(),
+    ];
+    let file = target.path().join("mixed.ndjson");
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let output = import(target.path(), &file, &[]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for expected in [
+        "line 2: invalid_json_body",
+        "line 3: missing_device_id",
+        "line 4: channel_not_found: nope",
+        "line 5: app_not_found: app_elsewhere",
+        "line 6: invalid_platform",
+    ] {
+        assert!(stderr.contains(expected), "{expected} not in:\n{stderr}");
+    }
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "imported 2 devices, skipped 5 lines"
+    );
+
+    // --create-apps makes the unknown app and takes its line.
+    let output = import(target.path(), &file, &["--create-apps"]);
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "imported 3 devices, skipped 4 lines"
+    );
+
+    let server = TestServer::open(target.path(), config(), Arc::new(ManualClock::new(START))).await;
+    let (_, page) = server.get(&format!("/device/?app_id={APP}"), ADMIN).await;
+    let ids: Vec<&str> = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["device_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["g1", "g8"], "a bad line was half-written");
+}
