@@ -235,6 +235,9 @@ fn missing_override_target(
     Ok(None)
 }
 
+/// Devices to link, by (app, channel, pinned version).
+type LinkGroups<'a> = BTreeMap<(&'a str, Option<&'a str>, Option<&'a str>), Vec<String>>;
+
 /// Writes a batch: devices per app in one import each, then overrides grouped by what they set.
 fn write_batch(
     store: &dyn Store,
@@ -251,7 +254,7 @@ fn write_batch(
     for (app_id, devices) in &by_app {
         store.import_devices(app_id, devices)?;
     }
-    let mut links: BTreeMap<(&str, Option<&str>, Option<&str>), Vec<String>> = BTreeMap::new();
+    let mut links: LinkGroups<'_> = BTreeMap::new();
     for imported in batch.iter() {
         if imported.channel.is_some() || imported.version_override.is_some() {
             links
