@@ -12,7 +12,7 @@ mod common;
 use device_registry::model::Device;
 use device_registry::store::sled::{SledOptions, SledStore};
 use device_registry::store::Store;
-use device_registry::sweep::{sweep_once, BATCH};
+use device_registry::sweep::{sweep_once, Retention, BATCH};
 
 const DAY: u64 = 86_400_000_000;
 const T0: u64 = 1_767_225_600_000_000; // 2026-01-01
@@ -28,6 +28,10 @@ fn main() {
     let store = SledStore::open(dir.path(), &options).expect("open store");
     store.create_app("app_bench", "bench", T0).expect("app");
     let ttl = 90 * DAY;
+    let retention = Retention {
+        device_ttl: ttl,
+        audit_ttl: 365 * DAY,
+    };
 
     let seeding = Instant::now();
     let mut batch = Vec::with_capacity(2_000);
@@ -60,7 +64,7 @@ fn main() {
 
     // Nothing older than the TTL yet.
     let started = Instant::now();
-    let report = sweep_once(&store, T0 + ttl - 1, ttl, BATCH);
+    let report = sweep_once(&store, T0 + ttl - 1, retention, BATCH);
     let idle = started.elapsed();
     assert_eq!(report.devices, 0);
     println!(
@@ -70,7 +74,7 @@ fn main() {
     );
 
     let started = Instant::now();
-    let report = sweep_once(&store, T0 + 100 * DAY, ttl, BATCH);
+    let report = sweep_once(&store, T0 + 100 * DAY, retention, BATCH);
     let busy = started.elapsed();
     assert_eq!(report.devices, expired);
     println!(

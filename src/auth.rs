@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::{ApiError, Code};
-use crate::model::{ApiKey, Mode};
+use crate::model::{Actor, ApiKey, Mode};
 use crate::state::AppState;
 use crate::store::{NewApiKey, Store, StoreResult};
 use crate::timefmt::Micros;
@@ -63,6 +63,11 @@ impl Caller {
         } else {
             Err(ApiError::new(Code::CannotAccessApp).info("app_id", app_id))
         }
+    }
+
+    /// How the audit log names this caller.
+    pub fn actor(&self) -> Actor {
+        self.key_id.map_or(Actor::Admin, Actor::Key)
     }
 
     /// Whether a key is within what this caller may see and manage.

@@ -118,6 +118,8 @@ impl Default for StorageConfig {
 pub struct RetentionConfig {
     pub device_ttl: Duration,
     pub sweep_interval: Duration,
+    /// Audit log entries older than this are deleted by the sweep.
+    pub audit_ttl: Duration,
 }
 
 impl Default for RetentionConfig {
@@ -125,6 +127,7 @@ impl Default for RetentionConfig {
         Self {
             device_ttl: Duration::from_secs(90 * 86_400),
             sweep_interval: Duration::from_secs(3_600),
+            audit_ttl: Duration::from_secs(365 * 86_400),
         }
     }
 }

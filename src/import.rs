@@ -10,9 +10,10 @@ use actix_web::http::header::HeaderMap;
 use serde_json::{Map, Value};
 
 use crate::export::{Format, CSV_COLUMNS};
+use crate::model::Actor;
 use crate::model::{Device, DeviceReport, Platform};
 use crate::routes::input::Input;
-use crate::store::{BulkOutcome, Link, Store, StoreResult};
+use crate::store::{BulkOutcome, Change, Link, Store, StoreResult};
 use crate::timefmt::Micros;
 
 /// Devices written per batch.
@@ -270,7 +271,16 @@ fn write_batch(
     for ((app_id, channel, version), device_ids) in links {
         // Targets were checked line by line; a channel deleted meanwhile fails the whole group.
         if !matches!(
-            store.link_devices(app_id, &device_ids, Link { channel, version }, now, false)?,
+            store.link_devices(
+                app_id,
+                &device_ids,
+                Link { channel, version },
+                Change {
+                    actor: Actor::Import,
+                    at: now
+                },
+                false
+            )?,
             BulkOutcome::Applied(_)
         ) {
             log::warn!(

@@ -56,6 +56,7 @@ pub struct Metrics {
     sweep_runs: AtomicU64,
     sweep_devices: AtomicU64,
     sweep_overrides: AtomicU64,
+    sweep_audit: AtomicU64,
     sweep_failed_batches: AtomicU64,
     device_counts: Mutex<DeviceCounts>,
 }
@@ -178,6 +179,11 @@ impl Metrics {
                 "sweep_overrides_removed_total",
                 "Overrides of devices that never checked in, removed by the sweep.",
                 self.sweep_overrides.load(Ordering::Relaxed),
+            ),
+            (
+                "sweep_audit_entries_removed_total",
+                "Audit entries removed by the sweep.",
+                self.sweep_audit.load(Ordering::Relaxed),
             ),
             (
                 "sweep_failed_batches_total",

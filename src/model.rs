@@ -263,6 +263,71 @@ impl Overrides {
     }
 }
 
+/// Who made a change: an API key (by id, never its secret), the configured admin key, or the
+/// server itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Actor {
+    Key(u64),
+    Admin,
+    Sweep,
+    Import,
+}
+
+impl Actor {
+    pub fn label(self) -> String {
+        match self {
+            Actor::Key(id) => format!("key:{id}"),
+            Actor::Admin => "admin".into(),
+            Actor::Sweep => "sweep".into(),
+            Actor::Import => "import".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AuditAction {
+    Link,
+    Unlink,
+    Erase,
+    /// The sweep removed the device or its orphan override.
+    Expire,
+    /// The channel the override named was deleted.
+    ChannelDeleted,
+}
+
+impl AuditAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::Link => "link",
+            AuditAction::Unlink => "unlink",
+            AuditAction::Erase => "erase",
+            AuditAction::Expire => "expire",
+            AuditAction::ChannelDeleted => "channel_deleted",
+        }
+    }
+}
+
+/// One change of a device's overrides.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub at: Micros,
+    /// Orders entries of the same microsecond; with `at`, the entry's position.
+    pub seq: u64,
+    pub device_id: String,
+    pub actor: Actor,
+    pub action: AuditAction,
+    pub before: Overrides,
+    pub after: Overrides,
+}
+
+/// A page of the audit log, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditPage {
+    pub entries: Vec<AuditEntry>,
+    /// (at, seq) of the last entry, when there are more.
+    pub next: Option<(Micros, u64)>,
+}
+
 /// A device with what it takes to render it: its overrides and the id of the bundle it runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceEntry {

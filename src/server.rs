@@ -64,7 +64,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         store.clone(),
         clock,
         state.metrics.clone(),
-        config.retention.device_ttl.micros(),
+        sweep::Retention {
+            device_ttl: config.retention.device_ttl.micros(),
+            audit_ttl: config.retention.audit_ttl.micros(),
+        },
         config.retention.sweep_interval.to_std(),
     );
     let max_body = state.max_body;

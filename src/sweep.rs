@@ -23,6 +23,8 @@ pub const BATCH: usize = 1_000;
 pub struct SweepReport {
     pub devices: usize,
     pub orphan_overrides: usize,
+    /// Audit entries older than `retention.audit_ttl`.
+    pub audit_entries: usize,
     pub batches: usize,
     pub failed_batches: usize,
 }
@@ -47,13 +49,42 @@ impl SweepReport {
             }
         }
     }
+
+    /// Takes in one batch of audit expiry; `true` while there is more.
+    fn record_audit(&mut self, batch: StoreResult<(usize, bool)>) -> bool {
+        match batch {
+            Ok((removed, more)) => {
+                self.audit_entries += removed;
+                more
+            }
+            Err(error) => {
+                self.failed_batches += 1;
+                log::error!("audit expiry batch failed: {error}");
+                false
+            }
+        }
+    }
+}
+
+/// How long things are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub device_ttl: Micros,
+    pub audit_ttl: Micros,
 }
 
 /// Runs one sweep to completion on the calling thread (blocking).
-pub fn sweep_once(store: &dyn Store, now: Micros, ttl: Micros, batch: usize) -> SweepReport {
-    let cutoff = now.saturating_sub(ttl);
+pub fn sweep_once(
+    store: &dyn Store,
+    now: Micros,
+    retention: Retention,
+    batch: usize,
+) -> SweepReport {
+    let cutoff = now.saturating_sub(retention.device_ttl);
     let mut report = SweepReport::default();
-    while report.record(store.expire_before(cutoff, batch)) {}
+    while report.record(store.expire_before(cutoff, batch, now)) {}
+    let audit_cutoff = now.saturating_sub(retention.audit_ttl);
+    while report.record_audit(store.expire_audit_before(audit_cutoff, batch)) {}
     report
 }
 
@@ -75,20 +106,23 @@ pub fn spawn(
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
-    ttl: Micros,
+    retention: Retention,
     interval: Duration,
 ) -> SweepHandle {
     let (stop, mut stopped) = watch::channel(false);
     let task = tokio::spawn(async move {
         loop {
-            let report = sweep_until_stopped(&store, &clock, ttl, &stopped).await;
+            let report = sweep_until_stopped(&store, &clock, retention, &stopped).await;
             metrics.record_sweep(&report);
-            if report.devices + report.orphan_overrides > 0 || report.failed_batches > 0 {
+            if report.devices + report.orphan_overrides + report.audit_entries > 0
+                || report.failed_batches > 0
+            {
                 log::info!(
-                    "sweep: removed {} devices and {} orphan overrides not seen since {} ({} batches, {} failed)",
+                    "sweep: removed {} devices, {} orphan overrides and {} audit entries; devices not seen since {} ({} batches, {} failed)",
                     report.devices,
                     report.orphan_overrides,
-                    format_micros(clock.now().saturating_sub(ttl)),
+                    report.audit_entries,
+                    format_micros(clock.now().saturating_sub(retention.device_ttl)),
                     report.batches,
                     report.failed_batches,
                 );
@@ -109,21 +143,42 @@ pub fn spawn(
 async fn sweep_until_stopped(
     store: &Arc<dyn Store>,
     clock: &Arc<dyn Clock>,
-    ttl: Micros,
+    retention: Retention,
     stopped: &watch::Receiver<bool>,
 ) -> SweepReport {
-    let cutoff = clock.now().saturating_sub(ttl);
+    let now = clock.now();
+    let cutoff = now.saturating_sub(retention.device_ttl);
     let mut report = SweepReport::default();
     while !*stopped.borrow() {
         let store = store.clone();
-        let batch =
-            match tokio::task::spawn_blocking(move || store.expire_before(cutoff, BATCH)).await {
-                Ok(result) => result,
-                Err(join_error) => Err(crate::store::StoreError::Engine(format!(
-                    "sweep batch panicked: {join_error}"
-                ))),
-            };
+        let batch = match tokio::task::spawn_blocking(move || {
+            store.expire_before(cutoff, BATCH, now)
+        })
+        .await
+        {
+            Ok(result) => result,
+            Err(join_error) => Err(crate::store::StoreError::Engine(format!(
+                "sweep batch panicked: {join_error}"
+            ))),
+        };
         if !report.record(batch) {
+            break;
+        }
+    }
+    let audit_cutoff = now.saturating_sub(retention.audit_ttl);
+    while !*stopped.borrow() {
+        let store = store.clone();
+        let batch = match tokio::task::spawn_blocking(move || {
+            store.expire_audit_before(audit_cutoff, BATCH)
+        })
+        .await
+        {
+            Ok(result) => result,
+            Err(join_error) => Err(crate::store::StoreError::Engine(format!(
+                "audit expiry panicked: {join_error}"
+            ))),
+        };
+        if !report.record_audit(batch) {
             break;
         }
     }

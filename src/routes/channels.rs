@@ -165,7 +165,10 @@ async fn delete_channel(
     let app_id = input.app_id()?;
     let name = input.required_name("channel")?;
     visible_app(&state, &caller, &app_id)?;
-    match state.store.delete_channel(&app_id, &name)? {
+    match state
+        .store
+        .delete_channel(&app_id, &name, super::change_by(&caller, &state))?
+    {
         DeleteOutcome::Deleted => {
             persist(&state).await?;
             Ok(ok())

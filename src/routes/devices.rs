@@ -28,6 +28,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(resource("/device/resolve").route(web::get().to(resolve_device)));
     cfg.service(resource("/device/export").route(web::get().to(export_devices)));
     cfg.service(resource("/device/erase").route(web::post().to(erase_device)));
+    cfg.service(resource("/device/audit").route(web::get().to(audit_log)));
     cfg.service(
         resource("/device/bulk")
             .route(web::post().to(bulk_link))
@@ -269,7 +270,7 @@ async fn link_device(
     };
     match state
         .store
-        .link_device(&app_id, &device_id, link, state.clock.now())?
+        .link_device(&app_id, &device_id, link, super::change_by(&caller, &state))?
     {
         LinkOutcome::Linked => {}
         LinkOutcome::AppNotFound => {
@@ -299,7 +300,9 @@ async fn unlink_device(
     let app_id = input.app_id()?;
     let device_id = input.required_device_id()?;
     visible_app(&state, &caller, &app_id)?;
-    state.store.unlink_device(&app_id, &device_id)?;
+    state
+        .store
+        .unlink_device(&app_id, &device_id, super::change_by(&caller, &state))?;
     persist(&state).await?;
     Ok(ok())
 }
@@ -427,22 +430,25 @@ async fn bulk_link(
         channel: channel.as_deref(),
         version: version.as_deref(),
     };
-    let changes =
-        match state
-            .store
-            .link_devices(&app_id, &device_ids, link, state.clock.now(), dry_run)?
-        {
-            BulkOutcome::Applied(changes) => changes,
-            BulkOutcome::AppNotFound => return Err(super::app_not_found(&app_id)),
-            BulkOutcome::ChannelNotFound => {
-                return Err(ApiError::new(Code::ChannelNotFound)
-                    .info("channel", channel.unwrap_or_default()))
-            }
-            BulkOutcome::VersionNotFound => {
-                return Err(ApiError::new(Code::VersionNotFound)
-                    .info("version_id", version.unwrap_or_default()))
-            }
-        };
+    let changes = match state.store.link_devices(
+        &app_id,
+        &device_ids,
+        link,
+        super::change_by(&caller, &state),
+        dry_run,
+    )? {
+        BulkOutcome::Applied(changes) => changes,
+        BulkOutcome::AppNotFound => return Err(super::app_not_found(&app_id)),
+        BulkOutcome::ChannelNotFound => {
+            return Err(
+                ApiError::new(Code::ChannelNotFound).info("channel", channel.unwrap_or_default())
+            )
+        }
+        BulkOutcome::VersionNotFound => {
+            return Err(ApiError::new(Code::VersionNotFound)
+                .info("version_id", version.unwrap_or_default()))
+        }
+    };
     if !dry_run {
         persist(&state).await?;
     }
@@ -462,7 +468,12 @@ async fn bulk_unlink(
     let device_ids = parse_device_ids(&input)?;
     let dry_run = input.bool("dry_run")?.unwrap_or(false);
     visible_app(&state, &caller, &app_id)?;
-    let changes = state.store.unlink_devices(&app_id, &device_ids, dry_run)?;
+    let changes = state.store.unlink_devices(
+        &app_id,
+        &device_ids,
+        super::change_by(&caller, &state),
+        dry_run,
+    )?;
     if !dry_run {
         persist(&state).await?;
     }
@@ -508,6 +519,7 @@ async fn erase_device(
     };
     visible_app(&state, &caller, &app_id)?;
     let (store, erase_app) = (state.store.clone(), app_id.clone());
+    let change = super::change_by(&caller, &state);
     let needle = device_id
         .clone()
         .or_else(|| custom_id.clone())
@@ -519,7 +531,7 @@ async fn erase_device(
         } else {
             EraseTarget::Device(&needle)
         };
-        store.erase_devices(&erase_app, target)
+        store.erase_devices(&erase_app, target, change)
     })
     .await
     .map_err(|_| ApiError::new(Code::Internal))??;
@@ -543,6 +555,56 @@ async fn erase_device(
         })
         .collect();
     Ok(HttpResponse::Ok().json(json!({"status": "ok", "removed": removed})))
+}
+
+/// An audit cursor: `<at>|<seq>` of the last entry of the previous page.
+fn parse_audit_cursor(text: &str) -> Option<(u64, u64)> {
+    let (at, seq) = text.split_once('|')?;
+    let at = u64::try_from(parse_rfc3339(at)?).ok()?;
+    Some((at, seq.parse().ok()?))
+}
+
+/// `GET /device/audit?app_id=[&device_id=][&cursor=][&limit=]`: who changed which override and
+/// when, newest first.
+async fn audit_log(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let caller = device_caller(&req, &state, Mode::Read)?;
+    let input = Input::from_query(req.query_string())?;
+    let app_id = input.app_id()?;
+    let device_id = input.device_id()?;
+    let limit = parse_limit(&input)?;
+    let before = match input.str("cursor")? {
+        None => None,
+        Some(text) => Some(parse_audit_cursor(text).ok_or_else(|| {
+            invalid(
+                "cursor",
+                "expected the nextCursor of a previous page",
+                input.raw("cursor"),
+            )
+        })?),
+    };
+    visible_app(&state, &caller, &app_id)?;
+    let page = state
+        .store
+        .audit(&app_id, device_id.as_deref(), before, limit)?;
+    let data: Vec<serde_json::Value> = page
+        .entries
+        .iter()
+        .map(|entry| {
+            json!({
+                "at": format_micros(entry.at),
+                "device_id": entry.device_id,
+                "actor": entry.actor.label(),
+                "action": entry.action.as_str(),
+                "before": overrides_json(&entry.before),
+                "after": overrides_json(&entry.after),
+            })
+        })
+        .collect();
+    let mut body = json!({"data": data, "hasMore": page.next.is_some()});
+    if let Some((at, seq)) = page.next {
+        body["nextCursor"] = json!(format!("{}|{seq}", format_micros(at)));
+    }
+    Ok(HttpResponse::Ok().json(body))
 }
 
 /// Where an export stream is.

@@ -24,6 +24,7 @@ use crate::config::Durability;
 use crate::error::{ApiError, Code};
 use crate::model::Mode;
 use crate::state::AppState;
+use crate::store::Change;
 use input::Input;
 
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -84,6 +85,14 @@ pub(crate) fn caller(req: &HttpRequest, state: &AppState, mode: Mode) -> Result<
     })?;
     caller.require(mode)?;
     Ok(caller)
+}
+
+/// A change made now by this caller, as the audit log records it.
+pub(crate) fn change_by(caller: &Caller, state: &AppState) -> Change {
+    Change {
+        actor: caller.actor(),
+        at: state.clock.now(),
+    }
 }
 
 /// The per-client limit of the plugin endpoints.

@@ -11,6 +11,8 @@
 //! devices_by_time: app_id 0xFF updated_at(u64 BE µs) device_id -> ()
 //! overrides:       app_id 0xFF device_id                    -> Overrides
 //! overrides_by_time: app_id 0xFF set_at(u64 BE µs) device_id -> ()
+//! audit:           app_id 0xFF at(u64 BE µs) seq(u64 BE)    -> AuditEntry
+//! audit_by_device: app_id 0xFF device_id 0xFF at(u64 BE µs) seq(u64 BE) -> ()
 //! api_keys:        sha256(secret) (32 bytes)                -> ApiKey
 //! ```
 //!
@@ -79,6 +81,59 @@ pub fn split_device_time(key: &[u8]) -> Option<(&str, Micros, &str)> {
     let time: [u8; 8] = key.get(at + 1..at + 9)?.try_into().ok()?;
     let device_id = std::str::from_utf8(&key[at + 9..]).ok()?;
     Some((app_id, u64::from_be_bytes(time), device_id))
+}
+
+/// `app_id 0xFF at(u64 BE) seq(u64 BE)`: the audit log, in time order within an app (`seq`, unique,
+/// orders entries of the same microsecond).
+pub fn audit(app_id: &str, at: Micros, seq: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(app_id.len() + 17);
+    key.extend_from_slice(app_id.as_bytes());
+    key.push(SEPARATOR);
+    key.extend_from_slice(&at.to_be_bytes());
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+pub fn split_audit(key: &[u8]) -> Option<(&str, Micros, u64)> {
+    let at_sep = key.iter().position(|&b| b == SEPARATOR)?;
+    let app_id = std::str::from_utf8(&key[..at_sep]).ok()?;
+    let rest = key.get(at_sep + 1..)?;
+    if rest.len() != 16 {
+        return None;
+    }
+    let at = u64::from_be_bytes(rest[..8].try_into().ok()?);
+    let seq = u64::from_be_bytes(rest[8..].try_into().ok()?);
+    Some((app_id, at, seq))
+}
+
+/// `app_id 0xFF device_id 0xFF at(u64 BE) seq(u64 BE)`: one device's audit entries, in time order.
+pub fn audit_by_device(app_id: &str, device_id: &str, at: Micros, seq: u64) -> Vec<u8> {
+    let mut key = audit_device_prefix(app_id, device_id);
+    key.extend_from_slice(&at.to_be_bytes());
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+/// `app_id 0xFF device_id 0xFF`: the prefix of one device's audit entries.
+pub fn audit_device_prefix(app_id: &str, device_id: &str) -> Vec<u8> {
+    let mut key = app_scoped(app_id, device_id);
+    key.push(SEPARATOR);
+    key
+}
+
+pub fn split_audit_by_device(key: &[u8]) -> Option<(&str, &str, Micros, u64)> {
+    let app_end = key.iter().position(|&b| b == SEPARATOR)?;
+    let rest = key.get(app_end + 1..)?;
+    let device_end = rest.iter().position(|&b| b == SEPARATOR)?;
+    let tail = rest.get(device_end + 1..)?;
+    if tail.len() != 16 {
+        return None;
+    }
+    let app_id = std::str::from_utf8(&key[..app_end]).ok()?;
+    let device_id = std::str::from_utf8(&rest[..device_end]).ok()?;
+    let at = u64::from_be_bytes(tail[..8].try_into().ok()?);
+    let seq = u64::from_be_bytes(tail[8..].try_into().ok()?);
+    Some((app_id, device_id, at, seq))
 }
 
 /// The smallest key greater than every key that starts with `prefix` (`None`: no such key).
@@ -247,6 +302,43 @@ mod tests {
         }
         assert_eq!(prefix_end(&[1, 0xFF]), Some(vec![2]));
         assert_eq!(prefix_end(&[0xFF, 0xFF]), None);
+    }
+
+    #[test]
+    fn audit_keys_round_trip_and_order_by_time_then_sequence() {
+        let mut keys_in_order = Vec::new();
+        for app in APPS {
+            for &at in TIMES {
+                for seq in [0u64, 1, 300, u64::MAX] {
+                    let key = audit(app, at, seq);
+                    assert_eq!(split_audit(&key), Some((*app, at, seq)));
+                    keys_in_order.push((key, app, at, seq));
+                    for id in IDS {
+                        let by_device = audit_by_device(app, id, at, seq);
+                        assert_eq!(
+                            split_audit_by_device(&by_device),
+                            Some((*app, *id, at, seq))
+                        );
+                        assert!(by_device.starts_with(&audit_device_prefix(app, id)));
+                    }
+                }
+            }
+        }
+        keys_in_order.sort();
+        for app in APPS {
+            let group: Vec<(u64, u64)> = keys_in_order
+                .iter()
+                .filter(|k| k.1 == app)
+                .map(|k| (k.2, k.3))
+                .collect();
+            let mut expected = group.clone();
+            expected.sort();
+            assert_eq!(group, expected);
+        }
+        // One device's prefix never takes in another's entries ("a" and "a|b" share a start).
+        let prefix = audit_device_prefix("app", "a");
+        assert!(!audit_by_device("app", "a|b", 5, 5).starts_with(&prefix));
+        assert!(!audit_by_device("app", "ab", 5, 5).starts_with(&prefix));
     }
 
     #[test]

@@ -9,8 +9,8 @@ pub mod keys;
 pub mod sled;
 
 use crate::model::{
-    ApiKey, App, Bundle, Channel, ChannelPatch, Device, DeviceEntry, DeviceListQuery, DevicePage,
-    DeviceReport, NewBundle, Overrides,
+    Actor, ApiKey, App, AuditPage, Bundle, Channel, ChannelPatch, Device, DeviceEntry,
+    DeviceListQuery, DevicePage, DeviceReport, NewBundle, Overrides,
 };
 use crate::timefmt::Micros;
 
@@ -151,6 +151,13 @@ pub enum BulkOutcome {
     VersionNotFound,
 }
 
+/// Who makes a change of overrides, and when: what the audit log records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Change {
+    pub actor: Actor,
+    pub at: Micros,
+}
+
 /// Which devices an erasure removes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EraseTarget<'a> {
@@ -204,7 +211,12 @@ pub trait Store: Send + Sync + 'static {
     fn channel(&self, app_id: &str, name: &str) -> StoreResult<Option<Channel>>;
     fn channels(&self, app_id: &str) -> StoreResult<Vec<Channel>>;
     /// Removes the channel and the channel overrides that point at it.
-    fn delete_channel(&self, app_id: &str, name: &str) -> StoreResult<DeleteOutcome>;
+    fn delete_channel(
+        &self,
+        app_id: &str,
+        name: &str,
+        change: Change,
+    ) -> StoreResult<DeleteOutcome>;
 
     // Bundles.
     fn create_bundle(&self, bundle: &NewBundle, now: Micros) -> StoreResult<CreateBundle>;
@@ -236,7 +248,7 @@ pub trait Store: Send + Sync + 'static {
         app_id: &str,
         device_ids: &[String],
         link: Link<'_>,
-        now: Micros,
+        change: Change,
         dry_run: bool,
     ) -> StoreResult<BulkOutcome>;
     /// Removes both overrides of every device in one transaction (or says what it would remove);
@@ -245,6 +257,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         app_id: &str,
         device_ids: &[String],
+        change: Change,
         dry_run: bool,
     ) -> StoreResult<Vec<OverrideChange>>;
 
@@ -254,10 +267,10 @@ pub trait Store: Send + Sync + 'static {
         app_id: &str,
         device_id: &str,
         link: Link<'_>,
-        now: Micros,
+        change: Change,
     ) -> StoreResult<LinkOutcome> {
         Ok(
-            match self.link_devices(app_id, &[device_id.to_owned()], link, now, false)? {
+            match self.link_devices(app_id, &[device_id.to_owned()], link, change, false)? {
                 BulkOutcome::Applied(_) => LinkOutcome::Linked,
                 BulkOutcome::AppNotFound => LinkOutcome::AppNotFound,
                 BulkOutcome::ChannelNotFound => LinkOutcome::ChannelNotFound,
@@ -267,13 +280,31 @@ pub trait Store: Send + Sync + 'static {
     }
 
     /// [`Store::unlink_devices`] for one device.
-    fn unlink_device(&self, app_id: &str, device_id: &str) -> StoreResult<()> {
-        self.unlink_devices(app_id, &[device_id.to_owned()], false)
+    fn unlink_device(&self, app_id: &str, device_id: &str, change: Change) -> StoreResult<()> {
+        self.unlink_devices(app_id, &[device_id.to_owned()], change, false)
             .map(|_| ())
     }
+
+    /// The audit log of override changes, newest first, from before `before` (an entry's
+    /// (at, seq)); one device's when `device_id` is given.
+    fn audit(
+        &self,
+        app_id: &str,
+        device_id: Option<&str>,
+        before: Option<(Micros, u64)>,
+        limit: usize,
+    ) -> StoreResult<AuditPage>;
+    /// Deletes up to `limit` audit entries older than `cutoff`; `true` when there may be more.
+    fn expire_audit_before(&self, cutoff: Micros, limit: usize) -> StoreResult<(usize, bool)>;
+
     /// Removes devices for good: their records, index entries and overrides, in one
     /// transaction. Returns what was removed (nothing when nothing matched).
-    fn erase_devices(&self, app_id: &str, target: EraseTarget<'_>) -> StoreResult<Vec<Erased>>;
+    fn erase_devices(
+        &self,
+        app_id: &str,
+        target: EraseTarget<'_>,
+        change: Change,
+    ) -> StoreResult<Vec<Erased>>;
     /// The device's overrides (empty when it has none), whether or not it has checked in.
     fn overrides(&self, app_id: &str, device_id: &str) -> StoreResult<Overrides>;
 
@@ -282,7 +313,7 @@ pub trait Store: Send + Sync + 'static {
     /// their index entries and overrides; then up to `limit` overrides set before `cutoff` for
     /// devices that never checked in. Its cost is proportional to what it removes (plus the
     /// number of apps), never to the number of devices.
-    fn expire_before(&self, cutoff: Micros, limit: usize) -> StoreResult<Expired>;
+    fn expire_before(&self, cutoff: Micros, limit: usize, now: Micros) -> StoreResult<Expired>;
     fn counts(&self) -> StoreResult<Counts>;
     /// Verifies that every index entry matches its primary record and the reverse, and that
     /// every record belongs to an existing app; with `repair`, rebuilds the indexes from the

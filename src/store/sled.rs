@@ -15,19 +15,22 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::transaction::{
+    ConflictableTransactionError, TransactionError, TransactionalTree, UnabortableTransactionError,
+};
 use sled::{Db, IVec, Transactional, Tree};
 
 use super::keys::{self, decode_value, encode_value};
 use super::{
-    BulkOutcome, CheckReport, Counts, CreateApp, CreateBundle, DeleteOutcome, EraseTarget, Erased,
-    Expired, Link, NewApiKey, OverrideChange, Store, StoreError, StoreResult, Upsert,
+    BulkOutcome, Change, CheckReport, Counts, CreateApp, CreateBundle, DeleteOutcome, EraseTarget,
+    Erased, Expired, Link, NewApiKey, OverrideChange, Store, StoreError, StoreResult, Upsert,
     UpsertChannel,
 };
 use crate::durable::GroupCommit;
 use crate::model::{
-    ApiKey, App, Bundle, Channel, ChannelPatch, Cursor, Device, DeviceEntry, DeviceListQuery,
-    DeviceOrder, DevicePage, DeviceReport, NewBundle, Overrides,
+    Actor, ApiKey, App, AuditAction, AuditEntry, AuditPage, Bundle, Channel, ChannelPatch, Cursor,
+    Device, DeviceEntry, DeviceListQuery, DeviceOrder, DevicePage, DeviceReport, NewBundle,
+    Overrides,
 };
 use crate::timefmt::Micros;
 
@@ -90,6 +93,8 @@ pub struct SledStore {
     devices_by_time: Tree,
     overrides: Tree,
     overrides_by_time: Tree,
+    audit: Tree,
+    audit_by_device: Tree,
     api_keys: Tree,
     registry: RwLock<()>,
     budget: WriteBudget,
@@ -151,6 +156,8 @@ impl SledStore {
             devices_by_time: db.open_tree("devices_by_time")?,
             overrides: db.open_tree("overrides")?,
             overrides_by_time: db.open_tree("overrides_by_time")?,
+            audit: db.open_tree("audit")?,
+            audit_by_device: db.open_tree("audit_by_device")?,
             api_keys: db.open_tree("api_keys")?,
             registry: RwLock::new(()),
             budget: WriteBudget {
@@ -532,6 +539,7 @@ impl SledStore {
         app_id: &str,
         cutoff: Micros,
         limit: usize,
+        change: Change,
     ) -> StoreResult<(usize, usize)> {
         /// Devices per transaction: amortises its cost, keeps each one short.
         const CHUNK: usize = 128;
@@ -547,34 +555,49 @@ impl SledStore {
         }
         let mut removed = 0;
         for chunk in expired.chunks(CHUNK) {
+            let seqs = self.audit_seqs(chunk.len())?;
             removed += (
                 &self.devices,
                 &self.devices_by_time,
                 &self.overrides,
                 &self.overrides_by_time,
+                &self.audit,
+                &self.audit_by_device,
             )
-                .transaction(|(devices, by_time, overrides, overrides_by_time)| {
-                    let mut gone = 0;
-                    for (time_key, updated_at, device_id) in chunk {
-                        let device_key = keys::app_scoped(app_id, device_id);
-                        by_time.remove(time_key)?;
-                        if let Some(bytes) = devices.get(&device_key)? {
-                            let record: DeviceRecord = decode("devices", &bytes).map_err(abort)?;
-                            if record.updated_at != *updated_at {
-                                // Checked in since: this entry was stale, the device lives on.
-                                continue;
+                .transaction(
+                    |(devices, by_time, overrides, overrides_by_time, audit, audit_by_device)| {
+                        let mut gone = 0;
+                        for (i, (time_key, updated_at, device_id)) in chunk.iter().enumerate() {
+                            let device_key = keys::app_scoped(app_id, device_id);
+                            by_time.remove(time_key)?;
+                            if let Some(bytes) = devices.get(&device_key)? {
+                                let record: DeviceRecord =
+                                    decode("devices", &bytes).map_err(abort)?;
+                                if record.updated_at != *updated_at {
+                                    // Checked in since: this entry was stale, the device lives on.
+                                    continue;
+                                }
+                                devices.remove(device_key.as_slice())?;
                             }
-                            devices.remove(device_key.as_slice())?;
+                            if let Some(bytes) = overrides.remove(device_key.as_slice())? {
+                                let old: Overrides = decode("overrides", &bytes).map_err(abort)?;
+                                overrides_by_time
+                                    .remove(keys::device_time(app_id, old.set_at, device_id))?;
+                                let entry = Self::audit_entry(
+                                    device_id,
+                                    seqs[i],
+                                    change,
+                                    AuditAction::Expire,
+                                    &old,
+                                    &Overrides::default(),
+                                );
+                                write_audit(audit, audit_by_device, app_id, &entry)?;
+                            }
+                            gone += 1;
                         }
-                        if let Some(bytes) = overrides.remove(device_key.as_slice())? {
-                            let old: Overrides = decode("overrides", &bytes).map_err(abort)?;
-                            overrides_by_time
-                                .remove(keys::device_time(app_id, old.set_at, device_id))?;
-                        }
-                        gone += 1;
-                    }
-                    Ok(gone)
-                })?;
+                        Ok(gone)
+                    },
+                )?;
         }
         self.spend(expired.len() as u64)?;
         Ok((removed, expired.len()))
@@ -588,6 +611,7 @@ impl SledStore {
         app_id: &str,
         cutoff: Micros,
         limit: usize,
+        change: Change,
     ) -> StoreResult<(usize, usize)> {
         let start = keys::device_time_floor(app_id, 0);
         let end = keys::device_time_floor(app_id, cutoff);
@@ -599,28 +623,188 @@ impl SledStore {
             let (_, set_at, device_id) = keys::split_device_time(&time_key)
                 .ok_or_else(|| corrupt_key("overrides_by_time"))?;
             let device_key = keys::app_scoped(app_id, device_id);
-            let gone = (&self.devices, &self.overrides, &self.overrides_by_time).transaction(
-                |(devices, overrides, by_time)| {
-                    by_time.remove(&time_key)?;
-                    if devices.get(&device_key)?.is_some() {
-                        return Ok(false);
-                    }
-                    let Some(bytes) = overrides.get(&device_key)? else {
-                        return Ok(false);
-                    };
-                    let current: Overrides = decode("overrides", &bytes).map_err(abort)?;
-                    if current.set_at != set_at {
-                        return Ok(false);
-                    }
-                    overrides.remove(device_key.as_slice())?;
-                    Ok(true)
-                },
-            )?;
+            let seq = self.audit_seqs(1)?[0];
+            let gone = (
+                &self.devices,
+                &self.overrides,
+                &self.overrides_by_time,
+                &self.audit,
+                &self.audit_by_device,
+            )
+                .transaction(
+                    |(devices, overrides, by_time, audit, audit_by_device)| {
+                        by_time.remove(&time_key)?;
+                        if devices.get(&device_key)?.is_some() {
+                            return Ok(false);
+                        }
+                        let Some(bytes) = overrides.get(&device_key)? else {
+                            return Ok(false);
+                        };
+                        let current: Overrides = decode("overrides", &bytes).map_err(abort)?;
+                        if current.set_at != set_at {
+                            return Ok(false);
+                        }
+                        overrides.remove(device_key.as_slice())?;
+                        let entry = Self::audit_entry(
+                            device_id,
+                            seq,
+                            change,
+                            AuditAction::Expire,
+                            &current,
+                            &Overrides::default(),
+                        );
+                        write_audit(audit, audit_by_device, app_id, &entry)?;
+                        Ok(true)
+                    },
+                )?;
             if gone {
                 removed += 1;
             }
         }
         Ok((removed, visited))
+    }
+}
+
+/// Appends an audit entry, with its per-device index entry, inside a transaction.
+fn write_audit(
+    audit: &TransactionalTree,
+    audit_by_device: &TransactionalTree,
+    app_id: &str,
+    entry: &AuditEntry,
+) -> Result<(), UnabortableTransactionError> {
+    audit.insert(
+        keys::audit(app_id, entry.at, entry.seq),
+        encode_value(entry),
+    )?;
+    audit_by_device.insert(
+        keys::audit_by_device(app_id, &entry.device_id, entry.at, entry.seq),
+        &[] as &[u8],
+    )?;
+    Ok(())
+}
+
+impl SledStore {
+    /// Numbers for `n` audit entries, taken before a transaction: sled's id generator must not
+    /// be called inside one (it can persist its counter, which deadlocks against the
+    /// transaction's own locks).
+    fn audit_seqs(&self, n: usize) -> StoreResult<Vec<u64>> {
+        (0..n).map(|_| Ok(self.db.generate_id()?)).collect()
+    }
+
+    /// An audit entry for a change.
+    fn audit_entry(
+        device_id: &str,
+        seq: u64,
+        change: Change,
+        action: AuditAction,
+        before: &Overrides,
+        after: &Overrides,
+    ) -> AuditEntry {
+        AuditEntry {
+            at: change.at,
+            seq,
+            device_id: device_id.to_owned(),
+            actor: change.actor,
+            action,
+            before: before.clone(),
+            after: after.clone(),
+        }
+    }
+
+    fn audit_page(
+        &self,
+        app_id: &str,
+        device_id: Option<&str>,
+        before: Option<(Micros, u64)>,
+        limit: usize,
+    ) -> StoreResult<AuditPage> {
+        let mut entries: Vec<AuditEntry> = Vec::with_capacity(limit + 1);
+        match device_id {
+            None => {
+                let (start, app_end) = app_range(app_id);
+                let end = before.map_or(app_end, |(at, seq)| {
+                    Bound::Excluded(keys::audit(app_id, at, seq))
+                });
+                for entry in self
+                    .audit
+                    .range((start, end))
+                    .values()
+                    .rev()
+                    .take(limit + 1)
+                {
+                    entries.push(decode("audit", &entry?)?);
+                }
+            }
+            Some(device_id) => {
+                let prefix = keys::audit_device_prefix(app_id, device_id);
+                let end = match before {
+                    Some((at, seq)) => {
+                        Bound::Excluded(keys::audit_by_device(app_id, device_id, at, seq))
+                    }
+                    None => keys::prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded),
+                };
+                for key in self
+                    .audit_by_device
+                    .range((Bound::Included(prefix), end))
+                    .keys()
+                    .rev()
+                {
+                    let key = key?;
+                    let (_, _, at, seq) = keys::split_audit_by_device(&key)
+                        .ok_or_else(|| corrupt_key("audit_by_device"))?;
+                    // An index entry whose entry expired in between is passed over.
+                    if let Some(value) = self.audit.get(keys::audit(app_id, at, seq))? {
+                        entries.push(decode("audit", &value)?);
+                        if entries.len() > limit {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        let more = entries.len() > limit;
+        entries.truncate(limit);
+        let next = if more {
+            entries.last().map(|e| (e.at, e.seq))
+        } else {
+            None
+        };
+        Ok(AuditPage { entries, next })
+    }
+
+    fn expire_audit(&self, cutoff: Micros, limit: usize) -> StoreResult<(usize, bool)> {
+        let mut removed = 0;
+        for app_id in self.apps.iter().keys() {
+            let app_id = app_id?;
+            let app_id = std::str::from_utf8(&app_id)
+                .map_err(|_| corrupt_key("apps"))?
+                .to_owned();
+            let start = keys::audit(&app_id, 0, 0);
+            let end = keys::audit(&app_id, cutoff, 0);
+            let mut doomed: Vec<(IVec, Vec<u8>)> = Vec::new();
+            for entry in self.audit.range(start..end).take(limit - removed) {
+                let (key, value) = entry?;
+                let audit: AuditEntry = decode("audit", &value)?;
+                doomed.push((
+                    key,
+                    keys::audit_by_device(&app_id, &audit.device_id, audit.at, audit.seq),
+                ));
+            }
+            for chunk in doomed.chunks(256) {
+                (&self.audit, &self.audit_by_device).transaction(|(audit, by_device)| {
+                    for (key, device_key) in chunk {
+                        audit.remove(key)?;
+                        by_device.remove(device_key.as_slice())?;
+                    }
+                    Ok::<_, ConflictableTransactionError<StoreError>>(())
+                })?;
+            }
+            removed += doomed.len();
+            if removed >= limit {
+                return Ok((removed, true));
+            }
+        }
+        Ok((removed, false))
     }
 }
 
@@ -908,6 +1092,8 @@ impl Store for SledStore {
         let devices = self.remove_app_devices(app_id)?;
         self.remove_app_keys(&self.overrides, app_id)?;
         self.remove_app_keys(&self.overrides_by_time, app_id)?;
+        self.remove_app_keys(&self.audit, app_id)?;
+        self.remove_app_keys(&self.audit_by_device, app_id)?;
         self.remove_app_keys(&self.channels, app_id)?;
         self.remove_app_keys(&self.bundles, app_id)?;
         self.apps.remove(app_id.as_bytes())?;
@@ -983,37 +1169,58 @@ impl Store for SledStore {
         self.app_values(&self.channels, "channels", app_id)
     }
 
-    fn delete_channel(&self, app_id: &str, name: &str) -> StoreResult<DeleteOutcome> {
+    fn delete_channel(
+        &self,
+        app_id: &str,
+        name: &str,
+        change: Change,
+    ) -> StoreResult<DeleteOutcome> {
         let _registry = self.exclusive();
         let channel_key = keys::app_scoped(app_id, name);
         if !self.channels.contains_key(&channel_key)? {
             return Ok(DeleteOutcome::NotFound);
         }
-        let mut changed: Vec<(IVec, Overrides)> = Vec::new();
+        let mut changed: Vec<(IVec, Overrides, Overrides)> = Vec::new();
         for entry in self.app_entries(&self.overrides, app_id) {
             let (key, value) = entry?;
-            let mut overrides: Overrides = decode("overrides", &value)?;
-            if overrides.channel.as_deref() == Some(name) {
-                overrides.channel = None;
-                changed.push((key, overrides));
+            let before: Overrides = decode("overrides", &value)?;
+            if before.channel.as_deref() == Some(name) {
+                let mut after = before.clone();
+                after.channel = None;
+                changed.push((key, before, after));
             }
         }
-        (&self.channels, &self.overrides, &self.overrides_by_time).transaction(
-            |(channels, overrides, by_time)| {
+        let seqs = self.audit_seqs(changed.len())?;
+        (
+            &self.channels,
+            &self.overrides,
+            &self.overrides_by_time,
+            &self.audit,
+            &self.audit_by_device,
+        )
+            .transaction(|(channels, overrides, by_time, audit, audit_by_device)| {
                 channels.remove(channel_key.as_slice())?;
-                for (key, remaining) in &changed {
+                for (i, (key, before, remaining)) in changed.iter().enumerate() {
+                    let (_, device_id) = keys::split_app_scoped(key)
+                        .ok_or_else(|| abort(corrupt_key("overrides")))?;
                     if remaining.is_empty() {
-                        let (_, device_id) = keys::split_app_scoped(key)
-                            .ok_or_else(|| abort(corrupt_key("overrides")))?;
                         overrides.remove(key)?;
                         by_time.remove(keys::device_time(app_id, remaining.set_at, device_id))?;
                     } else {
                         overrides.insert(key, encode_value(remaining))?;
                     }
+                    let entry = Self::audit_entry(
+                        device_id,
+                        seqs[i],
+                        change,
+                        AuditAction::ChannelDeleted,
+                        before,
+                        remaining,
+                    );
+                    write_audit(audit, audit_by_device, app_id, &entry)?;
                 }
                 Ok::<_, ConflictableTransactionError<StoreError>>(())
-            },
-        )?;
+            })?;
         Ok(DeleteOutcome::Deleted)
     }
 
@@ -1205,7 +1412,7 @@ impl Store for SledStore {
         app_id: &str,
         device_ids: &[String],
         link: Link<'_>,
-        now: Micros,
+        change: Change,
         dry_run: bool,
     ) -> StoreResult<BulkOutcome> {
         let _registry = self.shared();
@@ -1236,7 +1443,7 @@ impl Store for SledStore {
             if let Some(version) = link.version {
                 after.version = Some(version.to_owned());
             }
-            after.set_at = now;
+            after.set_at = change.at;
             after
         };
         if dry_run {
@@ -1254,10 +1461,16 @@ impl Store for SledStore {
                 .collect::<StoreResult<_>>()?;
             return Ok(BulkOutcome::Applied(changes));
         }
-        let changes =
-            (&self.overrides, &self.overrides_by_time).transaction(|(overrides, by_time)| {
+        let seqs = self.audit_seqs(device_ids.len())?;
+        let changes = (
+            &self.overrides,
+            &self.overrides_by_time,
+            &self.audit,
+            &self.audit_by_device,
+        )
+            .transaction(|(overrides, by_time, audit, audit_by_device)| {
                 let mut changes = Vec::with_capacity(device_ids.len());
-                for device_id in device_ids {
+                for (i, device_id) in device_ids.iter().enumerate() {
                     let key = keys::app_scoped(app_id, device_id);
                     let before: Overrides = match overrides.get(&key)? {
                         Some(bytes) => {
@@ -1269,7 +1482,26 @@ impl Store for SledStore {
                     };
                     let after = linked(&before);
                     overrides.insert(key.as_slice(), encode_value(&after))?;
-                    by_time.insert(keys::device_time(app_id, now, device_id), &[] as &[u8])?;
+                    by_time.insert(
+                        keys::device_time(app_id, change.at, device_id),
+                        &[] as &[u8],
+                    )?;
+                    let link_change = OverrideChange {
+                        device_id: device_id.clone(),
+                        before: before.clone(),
+                        after: after.clone(),
+                    };
+                    if link_change.changed() {
+                        let entry = Self::audit_entry(
+                            device_id,
+                            seqs[i],
+                            change,
+                            AuditAction::Link,
+                            &before,
+                            &after,
+                        );
+                        write_audit(audit, audit_by_device, app_id, &entry)?;
+                    }
                     changes.push(OverrideChange {
                         device_id: device_id.clone(),
                         before,
@@ -1286,6 +1518,7 @@ impl Store for SledStore {
         &self,
         app_id: &str,
         device_ids: &[String],
+        change: Change,
         dry_run: bool,
     ) -> StoreResult<Vec<OverrideChange>> {
         let _registry = self.shared();
@@ -1302,10 +1535,16 @@ impl Store for SledStore {
                 })
                 .collect();
         }
-        let changes =
-            (&self.overrides, &self.overrides_by_time).transaction(|(overrides, by_time)| {
+        let seqs = self.audit_seqs(device_ids.len())?;
+        let changes = (
+            &self.overrides,
+            &self.overrides_by_time,
+            &self.audit,
+            &self.audit_by_device,
+        )
+            .transaction(|(overrides, by_time, audit, audit_by_device)| {
                 let mut changes = Vec::with_capacity(device_ids.len());
-                for device_id in device_ids {
+                for (i, device_id) in device_ids.iter().enumerate() {
                     let before = match overrides.remove(keys::app_scoped(app_id, device_id))? {
                         Some(bytes) => {
                             let old: Overrides = decode("overrides", &bytes).map_err(abort)?;
@@ -1314,6 +1553,17 @@ impl Store for SledStore {
                         }
                         None => Overrides::default(),
                     };
+                    if !before.is_empty() {
+                        let entry = Self::audit_entry(
+                            device_id,
+                            seqs[i],
+                            change,
+                            AuditAction::Unlink,
+                            &before,
+                            &Overrides::default(),
+                        );
+                        write_audit(audit, audit_by_device, app_id, &entry)?;
+                    }
                     changes.push(OverrideChange {
                         device_id: device_id.clone(),
                         before,
@@ -1326,7 +1576,12 @@ impl Store for SledStore {
         Ok(changes)
     }
 
-    fn erase_devices(&self, app_id: &str, target: EraseTarget<'_>) -> StoreResult<Vec<Erased>> {
+    fn erase_devices(
+        &self,
+        app_id: &str,
+        target: EraseTarget<'_>,
+        change: Change,
+    ) -> StoreResult<Vec<Erased>> {
         let _registry = self.shared();
         let device_ids: Vec<String> = match target {
             EraseTarget::Device(device_id) => vec![device_id.to_owned()],
@@ -1344,56 +1599,99 @@ impl Store for SledStore {
                 found
             }
         };
+        let seqs = self.audit_seqs(device_ids.len())?;
         let erased = (
             &self.devices,
             &self.devices_by_time,
             &self.overrides,
             &self.overrides_by_time,
+            &self.audit,
+            &self.audit_by_device,
         )
-            .transaction(|(devices, devices_by_time, overrides, overrides_by_time)| {
-                let mut erased = Vec::with_capacity(device_ids.len());
-                for device_id in &device_ids {
-                    let key = keys::app_scoped(app_id, device_id);
-                    let record = match devices.remove(key.as_slice())? {
-                        Some(bytes) => {
-                            let old: DeviceRecord = decode("devices", &bytes).map_err(abort)?;
-                            devices_by_time.remove(keys::device_time(
-                                app_id,
-                                old.updated_at,
+            .transaction(
+                |(
+                    devices,
+                    devices_by_time,
+                    overrides,
+                    overrides_by_time,
+                    audit,
+                    audit_by_device,
+                )| {
+                    let mut erased = Vec::with_capacity(device_ids.len());
+                    for (i, device_id) in device_ids.iter().enumerate() {
+                        let key = keys::app_scoped(app_id, device_id);
+                        let record = match devices.remove(key.as_slice())? {
+                            Some(bytes) => {
+                                let old: DeviceRecord = decode("devices", &bytes).map_err(abort)?;
+                                devices_by_time.remove(keys::device_time(
+                                    app_id,
+                                    old.updated_at,
+                                    device_id,
+                                ))?;
+                                true
+                            }
+                            None => false,
+                        };
+                        let removed_overrides = match overrides.remove(key.as_slice())? {
+                            Some(bytes) => {
+                                let old: Overrides = decode("overrides", &bytes).map_err(abort)?;
+                                overrides_by_time
+                                    .remove(keys::device_time(app_id, old.set_at, device_id))?;
+                                old
+                            }
+                            None => Overrides::default(),
+                        };
+                        if record || !removed_overrides.is_empty() {
+                            let entry = Self::audit_entry(
                                 device_id,
-                            ))?;
-                            true
+                                seqs[i],
+                                change,
+                                AuditAction::Erase,
+                                &removed_overrides,
+                                &Overrides::default(),
+                            );
+                            write_audit(audit, audit_by_device, app_id, &entry)?;
+                            erased.push(Erased {
+                                device_id: device_id.clone(),
+                                record,
+                                overrides: removed_overrides,
+                            });
                         }
-                        None => false,
-                    };
-                    let removed_overrides = match overrides.remove(key.as_slice())? {
-                        Some(bytes) => {
-                            let old: Overrides = decode("overrides", &bytes).map_err(abort)?;
-                            overrides_by_time
-                                .remove(keys::device_time(app_id, old.set_at, device_id))?;
-                            old
-                        }
-                        None => Overrides::default(),
-                    };
-                    if record || !removed_overrides.is_empty() {
-                        erased.push(Erased {
-                            device_id: device_id.clone(),
-                            record,
-                            overrides: removed_overrides,
-                        });
                     }
-                }
-                Ok(erased)
-            })?;
+                    Ok(erased)
+                },
+            )?;
         self.spend(device_ids.len() as u64)?;
         Ok(erased)
+    }
+
+    fn audit(
+        &self,
+        app_id: &str,
+        device_id: Option<&str>,
+        before: Option<(Micros, u64)>,
+        limit: usize,
+    ) -> StoreResult<AuditPage> {
+        self.audit_page(app_id, device_id, before, limit)
+    }
+
+    fn expire_audit_before(&self, cutoff: Micros, limit: usize) -> StoreResult<(usize, bool)> {
+        if limit == 0 {
+            return Ok((0, false));
+        }
+        let _registry = self.shared();
+        self.expire_audit(cutoff, limit)
     }
 
     fn overrides(&self, app_id: &str, device_id: &str) -> StoreResult<Overrides> {
         self.overrides_of(app_id, device_id)
     }
 
-    fn expire_before(&self, cutoff: Micros, limit: usize) -> StoreResult<Expired> {
+    fn expire_before(&self, cutoff: Micros, limit: usize, now: Micros) -> StoreResult<Expired> {
+        let change = Change {
+            actor: Actor::Sweep,
+            at: now,
+        };
         let mut expired = Expired::default();
         if limit == 0 {
             return Ok(expired);
@@ -1403,7 +1701,7 @@ impl Store for SledStore {
         let mut room = limit;
         for app_id in &app_ids {
             let app_id = std::str::from_utf8(app_id).map_err(|_| corrupt_key("apps"))?;
-            let (removed, visited) = self.expire_app_devices(app_id, cutoff, room)?;
+            let (removed, visited) = self.expire_app_devices(app_id, cutoff, room, change)?;
             expired.devices += removed;
             room -= visited;
             if room == 0 {
@@ -1414,7 +1712,7 @@ impl Store for SledStore {
         let mut room = limit;
         for app_id in &app_ids {
             let app_id = std::str::from_utf8(app_id).map_err(|_| corrupt_key("apps"))?;
-            let (removed, visited) = self.expire_app_overrides(app_id, cutoff, room)?;
+            let (removed, visited) = self.expire_app_overrides(app_id, cutoff, room, change)?;
             expired.orphan_overrides += removed;
             room -= visited;
             if room == 0 {
@@ -1525,6 +1823,13 @@ mod tests {
         }
     }
 
+    fn at(at: Micros) -> Change {
+        Change {
+            actor: Actor::Admin,
+            at,
+        }
+    }
+
     fn open(dir: &Path) -> SledStore {
         let options = SledOptions {
             cache_bytes: 8 << 20,
@@ -1550,8 +1855,8 @@ mod tests {
             channel: Some("beta"),
             version: None,
         };
-        store.link_device("app", "d0", link, 5).unwrap();
-        store.link_device("app", "never", link, 5).unwrap();
+        store.link_device("app", "d0", link, at(5)).unwrap();
+        store.link_device("app", "never", link, at(5)).unwrap();
         assert!(store.check(false).unwrap().is_clean());
 
         // A lost index entry, a stale one, an unexpirable override, an orphan of a deleted app,
@@ -1613,10 +1918,10 @@ mod tests {
                     channel: Some("beta"),
                     version: None,
                 },
-                10,
+                at(10),
             )
             .unwrap();
-        let expired = store.expire_before(20, 100).unwrap();
+        let expired = store.expire_before(20, 100, 20).unwrap();
         assert_eq!(
             expired,
             Expired {

@@ -11,10 +11,14 @@ use crate::common::*;
 
 const DAY: u64 = 86_400 * SECOND;
 const TTL: u64 = 90 * DAY;
+const RETENTION: sweep::Retention = sweep::Retention {
+    device_ttl: TTL,
+    audit_ttl: 365 * DAY,
+};
 
 fn sweep(server: &TestServer, batch: usize) -> SweepReport {
     use device_registry::clock::Clock;
-    sweep::sweep_once(server.store.as_ref(), server.clock.now(), TTL, batch)
+    sweep::sweep_once(server.store.as_ref(), server.clock.now(), RETENTION, batch)
 }
 
 async fn ids(server: &TestServer, app_id: &str, order: &str) -> Vec<String> {
@@ -194,7 +198,7 @@ async fn the_sweep_task_runs_periodically_and_stops_on_request() {
         server.store.clone(),
         clock,
         metrics.clone(),
-        TTL,
+        RETENTION,
         Duration::from_millis(10),
     );
     // The first sweep finds nothing; move time past the TTL and a later tick removes the device.
