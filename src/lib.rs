@@ -13,6 +13,7 @@ pub mod limits;
 pub mod metrics;
 pub mod model;
 pub mod observe;
+pub mod openapi;
 pub mod resolve;
 pub mod routes;
 pub mod server;

@@ -38,10 +38,28 @@ pub fn configure(cfg: &mut ServiceConfig) {
 }
 
 /// A resource whose unsupported methods answer 405 in the contract's shape.
+/// Every path a resource was registered for, so that tests can hold the OpenAPI document to it.
+static REGISTERED: std::sync::Mutex<std::collections::BTreeSet<&'static str>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// The paths registered so far (by building the app).
+pub fn registered_paths() -> Vec<&'static str> {
+    REGISTERED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .copied()
+        .collect()
+}
+
 /// A resource answering on `path` and `path/` (the seed writes `/device/`), named after `path`
 /// so that metrics can name the route without allocating; unsupported methods answer 405 in the
 /// contract's shape.
 pub(crate) fn resource(path: &'static str) -> actix_web::Resource {
+    REGISTERED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(path);
     web::resource([path.to_owned(), format!("{path}/")])
         .name(path)
         .default_service(web::to(method_not_allowed))

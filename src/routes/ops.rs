@@ -12,7 +12,13 @@ use crate::state::AppState;
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(resource("/health").route(web::get().to(health)))
-        .service(resource("/metrics").route(web::get().to(metrics)));
+        .service(resource("/metrics").route(web::get().to(metrics)))
+        .service(resource("/openapi.json").route(web::get().to(openapi)));
+}
+
+/// The OpenAPI document of everything this server serves.
+async fn openapi() -> HttpResponse {
+    HttpResponse::Ok().json(crate::openapi::document())
 }
 
 /// 200 while the store is open and takes writes; no key needed.

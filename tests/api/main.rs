@@ -15,6 +15,7 @@ mod export;
 mod filters;
 mod import;
 mod limits;
+mod openapi;
 mod ops;
 mod persistence;
 mod plugin;
