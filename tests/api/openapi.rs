@@ -61,3 +61,103 @@ async fn the_document_describes_every_route_and_method_the_server_has() {
         }
     }
 }
+
+/// The examples in the document are the server's own answers to a scripted session, on a fixed
+/// clock. Run with `UPDATE_OPENAPI_EXAMPLES=1` to rewrite `src/openapi_examples.json` after a
+/// deliberate change; otherwise any difference fails.
+#[actix_web::test]
+async fn the_document_examples_are_real_answers() {
+    use serde_json::{json, Map, Value};
+
+    let server = TestServer::new().await;
+    let mut recorded = Map::new();
+    let mut record = |key: &str, status: StatusCode, body: Value| {
+        recorded.insert(
+            key.to_owned(),
+            json!({"status": status.as_u16(), "body": body}),
+        );
+    };
+    let (s, b) = server
+        .post(
+            "/app",
+            ADMIN,
+            json!({"app_id": "app_123", "name": "My app"}),
+        )
+        .await;
+    record("POST /app", s, b);
+    let (s, b) = server.get("/app", ADMIN).await;
+    record("GET /app", s, b);
+    let (s, b) = server.post("/bundle", ADMIN, json!({"app_id": "app_123", "version": "1.1.0", "external_url": "https://cdn.example.com/1.1.0.zip", "checksum": "3f2a"})).await;
+    record("POST /bundle", s, b);
+    let (s, b) = server.post("/channel", ADMIN, json!({"app_id": "app_123", "channel": "production", "public": true, "version": "1.1.0"})).await;
+    record("POST /channel", s, b);
+    server.create_channel("app_123", "beta", json!({})).await;
+    let mut event = device_body("app_123", "device_456");
+    event["action"] = json!("get");
+    let (s, b) = server.plugin("/stats", event).await;
+    record("POST /stats", s, b);
+    let (s, b) = server
+        .plugin("/updates", device_body("app_123", "device_456"))
+        .await;
+    record("POST /updates", s, b);
+    let (s, b) = server.get("/device/?app_id=app_123", ADMIN).await;
+    record("GET /device", s, b);
+    let (s, b) = server
+        .post(
+            "/device",
+            ADMIN,
+            json!({"app_id": "app_123", "device_id": "device_456", "channel": "beta"}),
+        )
+        .await;
+    record("POST /device", s, b);
+    let (s, b) = server
+        .get("/device/resolve?app_id=app_123&device_id=device_456", ADMIN)
+        .await;
+    record("GET /device/resolve", s, b);
+    let (s, b) = server.post("/device/bulk", ADMIN, json!({"app_id": "app_123", "device_ids": ["device_456", "device_789"], "channel": "production", "dry_run": true})).await;
+    record("POST /device/bulk", s, b);
+    let (s, b) = server
+        .delete(
+            "/device",
+            ADMIN,
+            Some(json!({"app_id": "app_123", "device_id": "device_456"})),
+        )
+        .await;
+    record("DELETE /device", s, b);
+    let (s, b) = server.get("/device/audit?app_id=app_123", ADMIN).await;
+    record("GET /device/audit", s, b);
+    let (s, b) = server
+        .post(
+            "/device/erase",
+            ADMIN,
+            json!({"app_id": "app_123", "device_id": "device_456"}),
+        )
+        .await;
+    record("POST /device/erase", s, b);
+    let (s, b) = server
+        .get("/channel?app_id=app_123&channel=beta", ADMIN)
+        .await;
+    record("GET /channel", s, b);
+    let (s, b) = server.get("/bundle?app_id=app_123", ADMIN).await;
+    record("GET /bundle", s, b);
+
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/openapi_examples.json");
+    let recorded = Value::Object(recorded);
+    if std::env::var_os("UPDATE_OPENAPI_EXAMPLES").is_some() {
+        std::fs::write(
+            path,
+            serde_json::to_string_pretty(&recorded).unwrap() + "\n",
+        )
+        .unwrap();
+    }
+    let committed: Value = serde_json::from_str(device_registry::openapi::EXAMPLES).unwrap();
+    assert_eq!(committed, recorded, "the document's examples are not what the server answers (UPDATE_OPENAPI_EXAMPLES=1 rewrites them)");
+
+    // And the document serves them.
+    let document = device_registry::openapi::document();
+    assert_eq!(
+        document["paths"]["/device"]["get"]["responses"]["200"]["content"]["application/json"]
+            ["example"],
+        recorded["GET /device"]["body"]
+    );
+}
