@@ -966,7 +966,52 @@ impl SledStore {
             }
         }
 
+        // The audit log: entries of existing apps, each with its per-device index entry.
+        let mut expected_audit_index: Vec<Vec<u8>> = Vec::new();
+        for entry in self.audit.iter() {
+            let (key, value) = entry?;
+            let Some((app_id, _, _)) = keys::split_audit(&key) else {
+                report.corrupt_records += 1;
+                continue;
+            };
+            if !app_exists(app_id)? {
+                report.orphan_records += 1;
+                report.note(format!("audit entry of a missing app {app_id}"));
+                orphan_keys.push((&self.audit, key.clone()));
+                continue;
+            }
+            let Ok(audit) = decode::<AuditEntry>("audit", &value) else {
+                report.corrupt_records += 1;
+                continue;
+            };
+            let index_key = keys::audit_by_device(app_id, &audit.device_id, audit.at, audit.seq);
+            if !self.audit_by_device.contains_key(&index_key)? {
+                report.missing_index_entries += 1;
+                report.note(format!(
+                    "audit entry of {app_id}/{} has no device index entry",
+                    audit.device_id
+                ));
+            }
+            expected_audit_index.push(index_key);
+        }
+        expected_audit_index.sort_unstable();
+        for key in self.audit_by_device.iter().keys() {
+            let key = key?;
+            if expected_audit_index
+                .binary_search_by(|k| k.as_slice().cmp(&key))
+                .is_err()
+            {
+                report.stale_index_entries += 1;
+                report.note("audit device index entry matching no entry".to_owned());
+            }
+        }
+
         if repair && !report.is_clean() {
+            // The audit's device index, rebuilt from its entries.
+            self.audit_by_device.clear()?;
+            for key in &expected_audit_index {
+                self.audit_by_device.insert(key.as_slice(), &[] as &[u8])?;
+            }
             // Drop what belongs to no app, then rebuild both time indexes from the records.
             for (tree, key) in &orphan_keys {
                 tree.remove(key)?;
@@ -1885,10 +1930,15 @@ mod tests {
             .channels
             .remove(keys::app_scoped("app", "beta"))
             .unwrap();
+        // An audit index entry pointing at nothing.
+        store
+            .audit_by_device
+            .insert(keys::audit_by_device("app", "x", 1, 1), &[] as &[u8])
+            .unwrap();
 
         let found = store.check(false).unwrap();
         assert_eq!(found.missing_index_entries, 1, "{found:?}");
-        assert_eq!(found.stale_index_entries, 1, "{found:?}");
+        assert_eq!(found.stale_index_entries, 2, "{found:?}");
         assert_eq!(found.unexpirable_overrides, 1, "{found:?}");
         assert_eq!(found.orphan_records, 1, "{found:?}");
         assert_eq!(found.dangling_overrides, 2, "{found:?}");
