@@ -148,6 +148,10 @@ fn check(config: &Config, repair: bool) -> ExitCode {
             "overrides naming a missing channel or bundle",
         ),
         (report.corrupt_records, "records that do not decode"),
+        (
+            report.wrong_counters,
+            "device counters that differ from a recount",
+        ),
     ] {
         if count > 0 {
             println!("{count} {what}");

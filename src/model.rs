@@ -328,6 +328,61 @@ pub struct AuditPage {
     pub next: Option<(Micros, u64)>,
 }
 
+/// How an app's devices are spread (`GET /device/summary`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeviceSummary {
+    pub total: u64,
+    pub platforms: std::collections::BTreeMap<String, u64>,
+    /// By `version_name`; `""` for devices that reported none.
+    pub version_names: std::collections::BTreeMap<String, u64>,
+    pub version_builds: std::collections::BTreeMap<String, u64>,
+    /// Devices by channel override.
+    pub channels: std::collections::BTreeMap<String, u64>,
+    pub prod: u64,
+    pub emulator: u64,
+    /// Devices seen in the last 1, 7 and 30 days.
+    pub seen: [u64; 3],
+}
+
+impl DeviceSummary {
+    /// Counts one device, as a scan does.
+    pub fn add(
+        &mut self,
+        report: &DeviceReport,
+        overrides: &Overrides,
+        updated_at: Micros,
+        now: Micros,
+    ) {
+        self.total += 1;
+        *self
+            .platforms
+            .entry(report.platform.as_str().to_owned())
+            .or_default() += 1;
+        *self
+            .version_names
+            .entry(report.version_name.clone().unwrap_or_default())
+            .or_default() += 1;
+        *self
+            .version_builds
+            .entry(report.version_build.clone())
+            .or_default() += 1;
+        if let Some(channel) = &overrides.channel {
+            *self.channels.entry(channel.clone()).or_default() += 1;
+        }
+        self.prod += u64::from(report.is_prod);
+        self.emulator += u64::from(report.is_emulator);
+        for (seen, days) in self.seen.iter_mut().zip(SEEN_DAYS) {
+            if updated_at > now.saturating_sub(days * DAY) {
+                *seen += 1;
+            }
+        }
+    }
+}
+
+/// The windows of `DeviceSummary::seen`, in days.
+pub const SEEN_DAYS: [u64; 3] = [1, 7, 30];
+const DAY: Micros = 86_400_000_000;
+
 /// A device with what it takes to render it: its overrides and the id of the bundle it runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceEntry {

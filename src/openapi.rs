@@ -342,6 +342,15 @@ pub const OPERATIONS: &[Operation] = &[
     },
     Operation {
         method: "get",
+        path: "/device/summary",
+        summary: "How an app's devices are spread: platforms, versions, channels, prod/dev, emulator, seen in 1/7/30 days",
+        mode: Some("read"),
+        query: LIST,
+        body: &[],
+        errors: &["missing_app_id", "invalid_app_id", "cannot_access_app", "app_not_found", "invalid_platform", "invalid_channel", "invalid_has_override", "invalid_is_prod", "invalid_is_emulator", "invalid_custom_id", "invalid_custom_id_prefix", "invalid_version_name", "invalid_query", "invalid_device_id", "invalid_limit", "invalid_order", "invalid_cursor", "invalid_updated_at"],
+    },
+    Operation {
+        method: "get",
         path: "/app",
         summary: "List the apps the key may see",
         mode: Some("read"),

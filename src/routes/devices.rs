@@ -29,6 +29,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(resource("/device/export").route(web::get().to(export_devices)));
     cfg.service(resource("/device/erase").route(web::post().to(erase_device)));
     cfg.service(resource("/device/audit").route(web::get().to(audit_log)));
+    cfg.service(resource("/device/summary").route(web::get().to(summary)));
     cfg.service(
         resource("/device/bulk")
             .route(web::post().to(bulk_link))
@@ -605,6 +606,97 @@ async fn audit_log(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
         body["nextCursor"] = json!(format!("{}|{seq}", format_micros(at)));
     }
     Ok(HttpResponse::Ok().json(body))
+}
+
+/// `GET /device/summary?app_id=[&filters]`: how the app's devices are spread. Without filters it
+/// reads counters kept with the records; with the list's filters it scans the matching devices.
+async fn summary(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let caller = device_caller(&req, &state, Mode::Read)?;
+    let input = Input::from_query(req.query_string())?;
+    let app_id = input.app_id()?;
+    let filter = parse_filter(&input)?;
+    visible_app(&state, &caller, &app_id)?;
+    let (store, now) = (state.store.clone(), state.clock.now());
+    let filtered = filter != DeviceFilter::default();
+    let counted_app = app_id.clone();
+    let counted = web::block(
+        move || -> crate::store::StoreResult<crate::model::DeviceSummary> {
+            if !filtered {
+                return store.device_summary(&counted_app, now);
+            }
+            let mut summary = crate::model::DeviceSummary::default();
+            let mut query = DeviceListQuery {
+                order: DeviceOrder::DeviceId,
+                after: None,
+                updated_after: None,
+                limit: export::PAGE,
+                max_examined: usize::MAX,
+                filter,
+            };
+            loop {
+                let page = store.list_devices(&counted_app, &query)?;
+                for entry in &page.devices {
+                    summary.add(
+                        &entry.device.report,
+                        &entry.overrides,
+                        entry.device.updated_at,
+                        now,
+                    );
+                }
+                match page.next {
+                    Some(cursor) => query.after = Some(cursor),
+                    None => return Ok(summary),
+                }
+            }
+        },
+    )
+    .await
+    .map_err(|_| ApiError::new(Code::Internal))??;
+    let total = counted.total;
+    let share = |count: u64| {
+        if total == 0 {
+            0.0
+        } else {
+            (count as f64 / total as f64 * 10_000.0).round() / 10_000.0
+        }
+    };
+    let mut versions: Vec<(&String, &u64)> = counted.version_names.iter().collect();
+    versions.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let versions: Vec<serde_json::Value> = versions
+        .into_iter()
+        .map(|(name, count)| {
+            let name = if name.is_empty() {
+                serde_json::Value::Null
+            } else {
+                json!(name)
+            };
+            json!({"version_name": name, "devices": count, "share": share(*count)})
+        })
+        .collect();
+    let natives: Vec<serde_json::Value> = counted
+        .version_builds
+        .iter()
+        .map(|(build, count)| json!({"version_build": build, "devices": count}))
+        .collect();
+    let channels: Vec<serde_json::Value> = counted
+        .channels
+        .iter()
+        .map(|(channel, count)| json!({"channel": channel, "devices": count}))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({
+        "app_id": app_id,
+        "total": total,
+        "platforms": counted.platforms,
+        "versions": versions,
+        "native_versions": natives,
+        "channels": channels,
+        "prod": counted.prod,
+        "dev": total - counted.prod.min(total),
+        "emulator": counted.emulator,
+        "physical": total - counted.emulator.min(total),
+        "seen": {"1d": counted.seen[0], "7d": counted.seen[1], "30d": counted.seen[2]},
+        "source": if filtered { "scan" } else { "counters" },
+    })))
 }
 
 /// Where an export stream is.

@@ -13,6 +13,12 @@
 //! overrides_by_time: app_id 0xFF set_at(u64 BE µs) device_id -> ()
 //! audit:           app_id 0xFF at(u64 BE µs) seq(u64 BE)    -> AuditEntry
 //! audit_by_device: app_id 0xFF device_id 0xFF at(u64 BE µs) seq(u64 BE) -> ()
+//! device_counts:   app_id 0xFF dimension(u8) shard(u8) value -> count (u64 BE, no format byte)
+//!
+//! `device_counts` holds, per app, how many devices have each value of a field (platform,
+//! version_name, ...), maintained in the transactions that write the devices. `shard` (a hash of
+//! the device id, 0..16) spreads one value over 16 keys, so that concurrent check-ins rarely
+//! conflict on the same counter; readers add the shards up.
 //! api_keys:        sha256(secret) (32 bytes)                -> ApiKey
 //! ```
 //!
@@ -134,6 +140,25 @@ pub fn split_audit_by_device(key: &[u8]) -> Option<(&str, &str, Micros, u64)> {
     let at = u64::from_be_bytes(tail[..8].try_into().ok()?);
     let seq = u64::from_be_bytes(tail[8..].try_into().ok()?);
     Some((app_id, device_id, at, seq))
+}
+
+/// `app_id 0xFF dimension shard value`: a device counter.
+pub fn device_count(app_id: &str, dimension: u8, shard: u8, value: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(app_id.len() + 3 + value.len());
+    key.extend_from_slice(app_id.as_bytes());
+    key.push(SEPARATOR);
+    key.push(dimension);
+    key.push(shard);
+    key.extend_from_slice(value);
+    key
+}
+
+pub fn split_device_count(key: &[u8]) -> Option<(&str, u8, u8, &[u8])> {
+    let at = key.iter().position(|&b| b == SEPARATOR)?;
+    let app_id = std::str::from_utf8(&key[..at]).ok()?;
+    let dimension = *key.get(at + 1)?;
+    let shard = *key.get(at + 2)?;
+    Some((app_id, dimension, shard, &key[at + 3..]))
 }
 
 /// The smallest key greater than every key that starts with `prefix` (`None`: no such key).
@@ -339,6 +364,37 @@ mod tests {
         let prefix = audit_device_prefix("app", "a");
         assert!(!audit_by_device("app", "a|b", 5, 5).starts_with(&prefix));
         assert!(!audit_by_device("app", "ab", 5, 5).starts_with(&prefix));
+    }
+
+    #[test]
+    fn device_count_keys_round_trip_and_group_by_dimension() {
+        let mut keys_in_order = Vec::new();
+        for app in APPS {
+            for dimension in [0u8, 1, 6, 255] {
+                for shard in [0u8, 7, 15] {
+                    for value in [&b""[..], b"ios", b"1.0.0", &[0xFF, 0, 1]] {
+                        let key = device_count(app, dimension, shard, value);
+                        assert_eq!(
+                            split_device_count(&key),
+                            Some((*app, dimension, shard, value))
+                        );
+                        keys_in_order.push((key, app, dimension));
+                    }
+                }
+            }
+        }
+        keys_in_order.sort();
+        for app in APPS {
+            let dimensions: Vec<u8> = keys_in_order
+                .iter()
+                .filter(|k| k.1 == app)
+                .map(|k| k.2)
+                .collect();
+            assert!(
+                dimensions.windows(2).all(|w| w[0] <= w[1]),
+                "{app}: dimensions interleave"
+            );
+        }
     }
 
     #[test]

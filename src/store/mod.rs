@@ -10,7 +10,7 @@ pub mod sled;
 
 use crate::model::{
     Actor, ApiKey, App, AuditPage, Bundle, Channel, ChannelPatch, Device, DeviceEntry,
-    DeviceListQuery, DevicePage, DeviceReport, NewBundle, Overrides,
+    DeviceListQuery, DevicePage, DeviceReport, DeviceSummary, NewBundle, Overrides,
 };
 use crate::timefmt::Micros;
 
@@ -111,6 +111,8 @@ pub struct CheckReport {
     pub dangling_overrides: usize,
     /// Records that do not decode.
     pub corrupt_records: usize,
+    /// Device counters that differ from a recount of the records.
+    pub wrong_counters: usize,
     /// The first problems found, described.
     pub examples: Vec<String>,
     pub repaired: bool,
@@ -124,6 +126,7 @@ impl CheckReport {
             + self.orphan_records
             + self.dangling_overrides
             + self.corrupt_records
+            + self.wrong_counters
             == 0
     }
 }
@@ -315,6 +318,9 @@ pub trait Store: Send + Sync + 'static {
     /// number of apps), never to the number of devices.
     fn expire_before(&self, cutoff: Micros, limit: usize, now: Micros) -> StoreResult<Expired>;
     fn counts(&self) -> StoreResult<Counts>;
+    /// How the app's devices are spread, from counters kept with the records (no scan of the
+    /// devices); "seen in the last N days" reads the time index only for the boundary day.
+    fn device_summary(&self, app_id: &str, now: Micros) -> StoreResult<DeviceSummary>;
     /// Verifies that every index entry matches its primary record and the reverse, and that
     /// every record belongs to an existing app; with `repair`, rebuilds the indexes from the
     /// primary records and removes what belongs to no app. Meant for a store no server is using.

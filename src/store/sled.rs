@@ -29,8 +29,8 @@ use super::{
 use crate::durable::GroupCommit;
 use crate::model::{
     Actor, ApiKey, App, AuditAction, AuditEntry, AuditPage, Bundle, Channel, ChannelPatch, Cursor,
-    Device, DeviceEntry, DeviceListQuery, DeviceOrder, DevicePage, DeviceReport, NewBundle,
-    Overrides,
+    Device, DeviceEntry, DeviceListQuery, DeviceOrder, DevicePage, DeviceReport, DeviceSummary,
+    NewBundle, Overrides,
 };
 use crate::timefmt::Micros;
 
@@ -95,6 +95,7 @@ pub struct SledStore {
     overrides_by_time: Tree,
     audit: Tree,
     audit_by_device: Tree,
+    device_counts: Tree,
     api_keys: Tree,
     registry: RwLock<()>,
     budget: WriteBudget,
@@ -158,6 +159,7 @@ impl SledStore {
             overrides_by_time: db.open_tree("overrides_by_time")?,
             audit: db.open_tree("audit")?,
             audit_by_device: db.open_tree("audit_by_device")?,
+            device_counts: db.open_tree("device_counts")?,
             api_keys: db.open_tree("api_keys")?,
             registry: RwLock::new(()),
             budget: WriteBudget {
@@ -563,9 +565,18 @@ impl SledStore {
                 &self.overrides_by_time,
                 &self.audit,
                 &self.audit_by_device,
+                &self.device_counts,
             )
                 .transaction(
-                    |(devices, by_time, overrides, overrides_by_time, audit, audit_by_device)| {
+                    |(
+                        devices,
+                        by_time,
+                        overrides,
+                        overrides_by_time,
+                        audit,
+                        audit_by_device,
+                        counts,
+                    )| {
                         let mut gone = 0;
                         for (i, (time_key, updated_at, device_id)) in chunk.iter().enumerate() {
                             let device_key = keys::app_scoped(app_id, device_id);
@@ -578,6 +589,10 @@ impl SledStore {
                                     continue;
                                 }
                                 devices.remove(device_key.as_slice())?;
+                                apply_counts(
+                                    counts,
+                                    &count_deltas(app_id, device_id, Some(&record), None),
+                                )?;
                             }
                             if let Some(bytes) = overrides.remove(device_key.as_slice())? {
                                 let old: Overrides = decode("overrides", &bytes).map_err(abort)?;
@@ -663,6 +678,110 @@ impl SledStore {
         }
         Ok((removed, visited))
     }
+}
+
+/// The fields `device_counts` counts devices by (see keys.rs).
+mod dimension {
+    pub const TOTAL: u8 = 0;
+    pub const PLATFORM: u8 = 1;
+    pub const VERSION_NAME: u8 = 2;
+    pub const VERSION_BUILD: u8 = 3;
+    pub const PROD: u8 = 4;
+    pub const EMULATOR: u8 = 5;
+    /// The day (u32 BE, days since 1970) of `updated_at`.
+    pub const SEEN_DAY: u8 = 6;
+}
+const COUNTER_SHARDS: u32 = 16;
+const DAY_MICROS: u64 = 86_400_000_000;
+
+fn counter_shard(device_id: &str) -> u8 {
+    // FNV-1a: stable across runs and platforms, unlike std's hasher.
+    let hash = device_id.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    (hash % COUNTER_SHARDS) as u8
+}
+
+/// The (dimension, value) pairs a device is counted under.
+fn counted(record: &DeviceRecord) -> [(u8, Vec<u8>); 7] {
+    let report = &record.report;
+    let flag = |on: bool| {
+        if on {
+            b"true".to_vec()
+        } else {
+            b"false".to_vec()
+        }
+    };
+    [
+        (dimension::TOTAL, Vec::new()),
+        (
+            dimension::PLATFORM,
+            report.platform.as_str().as_bytes().to_vec(),
+        ),
+        (
+            dimension::VERSION_NAME,
+            report.version_name.clone().unwrap_or_default().into_bytes(),
+        ),
+        (
+            dimension::VERSION_BUILD,
+            report.version_build.clone().into_bytes(),
+        ),
+        (dimension::PROD, flag(report.is_prod)),
+        (dimension::EMULATOR, flag(report.is_emulator)),
+        (
+            dimension::SEEN_DAY,
+            ((record.updated_at / DAY_MICROS) as u32)
+                .to_be_bytes()
+                .to_vec(),
+        ),
+    ]
+}
+
+/// Counter changes when a device goes from `old` to `new` (`None`: absent).
+fn count_deltas(
+    app_id: &str,
+    device_id: &str,
+    old: Option<&DeviceRecord>,
+    new: Option<&DeviceRecord>,
+) -> Vec<(Vec<u8>, i64)> {
+    let shard = counter_shard(device_id);
+    let (old, new) = (old.map(counted), new.map(counted));
+    let mut deltas = Vec::new();
+    for i in 0..7 {
+        let before = old.as_ref().map(|o| &o[i]);
+        let after = new.as_ref().map(|n| &n[i]);
+        if before == after {
+            continue;
+        }
+        if let Some((dimension, value)) = before {
+            deltas.push((keys::device_count(app_id, *dimension, shard, value), -1));
+        }
+        if let Some((dimension, value)) = after {
+            deltas.push((keys::device_count(app_id, *dimension, shard, value), 1));
+        }
+    }
+    deltas
+}
+
+fn read_count(bytes: &[u8]) -> u64 {
+    bytes.try_into().map(u64::from_be_bytes).unwrap_or(0)
+}
+
+/// Applies counter changes inside a transaction.
+fn apply_counts(
+    counts: &TransactionalTree,
+    deltas: &[(Vec<u8>, i64)],
+) -> Result<(), UnabortableTransactionError> {
+    for (key, delta) in deltas {
+        let current = counts.get(key)?.map_or(0, |bytes| read_count(&bytes)) as i64;
+        let next = (current + delta).max(0) as u64;
+        if next == 0 {
+            counts.remove(key.as_slice())?;
+        } else {
+            counts.insert(key.as_slice(), &next.to_be_bytes())?;
+        }
+    }
+    Ok(())
 }
 
 /// Appends an audit entry, with its per-device index entry, inside a transaction.
@@ -867,6 +986,7 @@ impl SledStore {
 
         // Primary -> index.
         let mut expected_times: Vec<Vec<u8>> = Vec::new();
+        let mut expected_counts: HashMap<Vec<u8>, u64> = HashMap::new();
         for entry in self.devices.iter() {
             report.devices += 1;
             let Some(Scoped {
@@ -883,6 +1003,9 @@ impl SledStore {
                 continue;
             };
             let (app_id, device_id) = (app_id.as_str(), device_id.as_str());
+            for (key, delta) in count_deltas(app_id, device_id, None, Some(&record)) {
+                *expected_counts.entry(key).or_default() += delta as u64;
+            }
             let time_key = keys::device_time(app_id, record.updated_at, device_id);
             if !self.devices_by_time.contains_key(&time_key)? {
                 report.missing_index_entries += 1;
@@ -966,6 +1089,21 @@ impl SledStore {
             }
         }
 
+        // Device counters against a recount.
+        let mut stored_counts = 0;
+        for entry in self.device_counts.iter() {
+            let (key, value) = entry?;
+            stored_counts += 1;
+            if expected_counts.get(key.as_ref()) != Some(&read_count(&value)) {
+                report.wrong_counters += 1;
+                report.note(format!("device counter {key:?} differs from a recount"));
+            }
+        }
+        if stored_counts != expected_counts.len() {
+            report.wrong_counters += expected_counts.len().saturating_sub(stored_counts).max(1);
+            report.note("device counters are missing".into());
+        }
+
         // The audit log: entries of existing apps, each with its per-device index entry.
         let mut expected_audit_index: Vec<Vec<u8>> = Vec::new();
         for entry in self.audit.iter() {
@@ -1007,6 +1145,12 @@ impl SledStore {
         }
 
         if repair && !report.is_clean() {
+            // The counters, recounted from the records.
+            self.device_counts.clear()?;
+            for (key, count) in &expected_counts {
+                self.device_counts
+                    .insert(key.as_slice(), &count.to_be_bytes())?;
+            }
             // The audit's device index, rebuilt from its entries.
             self.audit_by_device.clear()?;
             for key in &expected_audit_index {
@@ -1139,6 +1283,7 @@ impl Store for SledStore {
         self.remove_app_keys(&self.overrides_by_time, app_id)?;
         self.remove_app_keys(&self.audit, app_id)?;
         self.remove_app_keys(&self.audit_by_device, app_id)?;
+        self.remove_app_keys(&self.device_counts, app_id)?;
         self.remove_app_keys(&self.channels, app_id)?;
         self.remove_app_keys(&self.bundles, app_id)?;
         self.apps.remove(app_id.as_bytes())?;
@@ -1352,17 +1497,21 @@ impl Store for SledStore {
                 return Ok(Upsert::Unchanged);
             }
         }
-        let new_value = encode_value(&DeviceRecord {
+        let new_record = DeviceRecord {
             updated_at: now,
             report: report.clone(),
-        });
+        };
+        let new_value = encode_value(&new_record);
         let new_time_key = keys::device_time(app_id, now, device_id);
-        let outcome =
-            (&self.devices, &self.devices_by_time).transaction(|(devices, by_time)| {
-                let outcome = match devices.get(&key)? {
+        let outcome = (&self.devices, &self.devices_by_time, &self.device_counts).transaction(
+            |(devices, by_time, counts)| {
+                let old: Option<DeviceRecord> = match devices.get(&key)? {
+                    None => None,
+                    Some(bytes) => Some(decode("devices", &bytes).map_err(abort)?),
+                };
+                let outcome = match &old {
                     None => Upsert::Created,
-                    Some(bytes) => {
-                        let old: DeviceRecord = decode("devices", &bytes).map_err(abort)?;
+                    Some(old) => {
                         by_time.remove(keys::device_time(app_id, old.updated_at, device_id))?;
                         if old.report == *report {
                             Upsert::Touched
@@ -1373,8 +1522,13 @@ impl Store for SledStore {
                 };
                 devices.insert(key.as_slice(), new_value.as_slice())?;
                 by_time.insert(new_time_key.as_slice(), &[] as &[u8])?;
+                apply_counts(
+                    counts,
+                    &count_deltas(app_id, device_id, old.as_ref(), Some(&new_record)),
+                )?;
                 Ok(outcome)
-            })?;
+            },
+        )?;
         self.spend(1)?;
         Ok(outcome)
     }
@@ -1398,16 +1552,35 @@ impl Store for SledStore {
                 )
             })
             .collect();
-        (&self.devices, &self.devices_by_time).transaction(|(tx_devices, by_time)| {
-            for ((key, value, time_key), device) in rows.iter().zip(devices) {
-                if let Some(bytes) = tx_devices.insert(key.as_slice(), value.as_slice())? {
-                    let old: DeviceRecord = decode("devices", &bytes).map_err(abort)?;
-                    by_time.remove(keys::device_time(app_id, old.updated_at, &device.device_id))?;
+        (&self.devices, &self.devices_by_time, &self.device_counts).transaction(
+            |(tx_devices, by_time, counts)| {
+                for ((key, value, time_key), device) in rows.iter().zip(devices) {
+                    let old: Option<DeviceRecord> =
+                        match tx_devices.insert(key.as_slice(), value.as_slice())? {
+                            Some(bytes) => {
+                                let old: DeviceRecord = decode("devices", &bytes).map_err(abort)?;
+                                by_time.remove(keys::device_time(
+                                    app_id,
+                                    old.updated_at,
+                                    &device.device_id,
+                                ))?;
+                                Some(old)
+                            }
+                            None => None,
+                        };
+                    by_time.insert(time_key.as_slice(), &[] as &[u8])?;
+                    let new = DeviceRecord {
+                        updated_at: device.updated_at,
+                        report: device.report.clone(),
+                    };
+                    apply_counts(
+                        counts,
+                        &count_deltas(app_id, &device.device_id, old.as_ref(), Some(&new)),
+                    )?;
                 }
-                by_time.insert(time_key.as_slice(), &[] as &[u8])?;
-            }
-            Ok(())
-        })?;
+                Ok(())
+            },
+        )?;
         self.spend(devices.len() as u64)?;
         Ok(true)
     }
@@ -1652,6 +1825,7 @@ impl Store for SledStore {
             &self.overrides_by_time,
             &self.audit,
             &self.audit_by_device,
+            &self.device_counts,
         )
             .transaction(
                 |(
@@ -1661,6 +1835,7 @@ impl Store for SledStore {
                     overrides_by_time,
                     audit,
                     audit_by_device,
+                    counts,
                 )| {
                     let mut erased = Vec::with_capacity(device_ids.len());
                     for (i, device_id) in device_ids.iter().enumerate() {
@@ -1668,6 +1843,10 @@ impl Store for SledStore {
                         let record = match devices.remove(key.as_slice())? {
                             Some(bytes) => {
                                 let old: DeviceRecord = decode("devices", &bytes).map_err(abort)?;
+                                apply_counts(
+                                    counts,
+                                    &count_deltas(app_id, device_id, Some(&old), None),
+                                )?;
                                 devices_by_time.remove(keys::device_time(
                                     app_id,
                                     old.updated_at,
@@ -1766,6 +1945,58 @@ impl Store for SledStore {
             }
         }
         Ok(expired)
+    }
+
+    fn device_summary(&self, app_id: &str, now: Micros) -> StoreResult<DeviceSummary> {
+        let mut summary = DeviceSummary::default();
+        let mut days: std::collections::BTreeMap<u32, u64> = std::collections::BTreeMap::new();
+        for entry in self.device_counts.range(app_range(app_id)) {
+            let (key, value) = entry?;
+            let (_, dim, _, value_bytes) =
+                keys::split_device_count(&key).ok_or_else(|| corrupt_key("device_counts"))?;
+            let count = read_count(&value);
+            let text = || String::from_utf8_lossy(value_bytes).into_owned();
+            match dim {
+                dimension::TOTAL => summary.total += count,
+                dimension::PLATFORM => *summary.platforms.entry(text()).or_default() += count,
+                dimension::VERSION_NAME => {
+                    *summary.version_names.entry(text()).or_default() += count
+                }
+                dimension::VERSION_BUILD => {
+                    *summary.version_builds.entry(text()).or_default() += count
+                }
+                dimension::PROD if value_bytes == b"true" => summary.prod += count,
+                dimension::EMULATOR if value_bytes == b"true" => summary.emulator += count,
+                dimension::SEEN_DAY => {
+                    let day = value_bytes.try_into().map(u32::from_be_bytes).unwrap_or(0);
+                    *days.entry(day).or_default() += count;
+                }
+                _ => {}
+            }
+        }
+        for (seen, window) in summary.seen.iter_mut().zip(crate::model::SEEN_DAYS) {
+            // Whole days after the boundary's day from the counters; the boundary day itself from
+            // the time index (at most a day of devices).
+            let boundary = now.saturating_sub(window * DAY_MICROS);
+            let boundary_day = (boundary / DAY_MICROS) as u32;
+            *seen = days.range(boundary_day + 1..).map(|(_, count)| count).sum();
+            let start = keys::device_time_floor(app_id, boundary.saturating_add(1));
+            let end = keys::device_time_floor(app_id, (u64::from(boundary_day) + 1) * DAY_MICROS);
+            if start < end {
+                *seen += self.devices_by_time.range(start..end).count() as u64;
+            }
+        }
+        for entry in self.app_entries(&self.overrides, app_id) {
+            let (key, value) = entry?;
+            let overrides: Overrides = decode("overrides", &value)?;
+            // Only devices that exist count (an override may wait for its device).
+            if let Some(channel) = overrides.channel {
+                if self.devices.contains_key(&key)? {
+                    *summary.channels.entry(channel).or_default() += 1;
+                }
+            }
+        }
+        Ok(summary)
     }
 
     fn check(&self, repair: bool) -> StoreResult<CheckReport> {

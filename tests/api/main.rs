@@ -23,5 +23,6 @@ mod process;
 mod properties;
 mod registry;
 mod resolve;
+mod summary;
 mod sweep;
 mod updates;
