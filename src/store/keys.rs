@@ -14,6 +14,7 @@
 //! audit:           app_id 0xFF at(u64 BE µs) seq(u64 BE)    -> AuditEntry
 //! audit_by_device: app_id 0xFF device_id 0xFF at(u64 BE µs) seq(u64 BE) -> ()
 //! device_counts:   app_id 0xFF dimension(u8) shard(u8) value -> count (u64 BE, no format byte)
+//! devices_by_custom_id: app_id 0xFF custom_id 0xFF device_id -> () (non-empty custom ids only)
 //!
 //! `device_counts` holds, per app, how many devices have each value of a field (platform,
 //! version_name, ...), maintained in the transactions that write the devices. `shard` (a hash of
@@ -140,6 +141,31 @@ pub fn split_audit_by_device(key: &[u8]) -> Option<(&str, &str, Micros, u64)> {
     let at = u64::from_be_bytes(tail[..8].try_into().ok()?);
     let seq = u64::from_be_bytes(tail[8..].try_into().ok()?);
     Some((app_id, device_id, at, seq))
+}
+
+/// `app_id 0xFF custom_id 0xFF`: the prefix of the devices reporting a custom id.
+pub fn custom_id_prefix(app_id: &str, custom_id: &str) -> Vec<u8> {
+    let mut key = app_scoped(app_id, custom_id);
+    key.push(SEPARATOR);
+    key
+}
+
+/// `app_id 0xFF custom_id 0xFF device_id`: one device reporting a custom id.
+pub fn custom_id(app_id: &str, custom_id: &str, device_id: &str) -> Vec<u8> {
+    let mut key = custom_id_prefix(app_id, custom_id);
+    key.extend_from_slice(device_id.as_bytes());
+    key
+}
+
+pub fn split_custom_id(key: &[u8]) -> Option<(&str, &str, &str)> {
+    let first = key.iter().position(|&b| b == SEPARATOR)?;
+    let rest = &key[first + 1..];
+    let second = rest.iter().position(|&b| b == SEPARATOR)?;
+    Some((
+        std::str::from_utf8(&key[..first]).ok()?,
+        std::str::from_utf8(&rest[..second]).ok()?,
+        std::str::from_utf8(&rest[second + 1..]).ok()?,
+    ))
 }
 
 /// `app_id 0xFF dimension shard value`: a device counter.
@@ -395,6 +421,23 @@ mod tests {
                 "{app}: dimensions interleave"
             );
         }
+    }
+
+    #[test]
+    fn custom_id_keys_round_trip_and_group_by_custom_id() {
+        for app in APPS {
+            for custom in ["user 42", "a", "a|b", "é"] {
+                for id in IDS {
+                    let key = custom_id(app, custom, id);
+                    assert_eq!(split_custom_id(&key), Some((*app, custom, *id)));
+                    assert!(key.starts_with(&custom_id_prefix(app, custom)));
+                }
+            }
+        }
+        // "a" never takes in "a|b" or "ab".
+        let prefix = custom_id_prefix("app", "a");
+        assert!(!custom_id("app", "a|b", "d").starts_with(&prefix));
+        assert!(!custom_id("app", "ab", "d").starts_with(&prefix));
     }
 
     #[test]

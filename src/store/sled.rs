@@ -96,6 +96,7 @@ pub struct SledStore {
     audit: Tree,
     audit_by_device: Tree,
     device_counts: Tree,
+    devices_by_custom_id: Tree,
     api_keys: Tree,
     registry: RwLock<()>,
     budget: WriteBudget,
@@ -160,6 +161,7 @@ impl SledStore {
             audit: db.open_tree("audit")?,
             audit_by_device: db.open_tree("audit_by_device")?,
             device_counts: db.open_tree("device_counts")?,
+            devices_by_custom_id: db.open_tree("devices_by_custom_id")?,
             api_keys: db.open_tree("api_keys")?,
             registry: RwLock::new(()),
             budget: WriteBudget {
@@ -418,32 +420,43 @@ impl SledStore {
                 candidates.push((device_id.to_owned(), record));
             }
         }
-        // Overrides come in device id order; the time orders sort.
-        let position = |row: &(String, DeviceRecord)| (row.1.updated_at, row.0.clone());
-        match query.order {
-            DeviceOrder::DeviceId => {}
-            DeviceOrder::UpdatedAsc => candidates.sort_by_key(position),
-            DeviceOrder::UpdatedDesc => {
-                candidates.sort_by_key(|row| std::cmp::Reverse(position(row)))
+        Ok(Some(page_of_candidates(candidates, query)))
+    }
+
+    /// A `custom_id` filter reads the app's index of that custom id instead of scanning devices.
+    fn rows_from_custom_id(
+        &self,
+        app_id: &str,
+        custom_id: &str,
+        query: &DeviceListQuery,
+    ) -> StoreResult<Rows> {
+        let mut candidates: Rows = Vec::new();
+        for key in self
+            .devices_by_custom_id
+            .scan_prefix(keys::custom_id_prefix(app_id, custom_id))
+            .keys()
+        {
+            let key = key?;
+            let (_, _, device_id) =
+                keys::split_custom_id(&key).ok_or_else(|| corrupt_key("devices_by_custom_id"))?;
+            let Some(bytes) = self.devices.get(keys::app_scoped(app_id, device_id))? else {
+                continue;
+            };
+            let record: DeviceRecord = decode("devices", &bytes)?;
+            let overrides = if query.filter.needs_overrides() {
+                self.overrides_of(app_id, device_id)?
+            } else {
+                Overrides::default()
+            };
+            let recent = query
+                .updated_after
+                .is_none_or(|after| record.updated_at > after);
+            if recent && query.filter.matches(&record.report, &overrides) {
+                candidates.push((device_id.to_owned(), record));
             }
         }
-        let after_cursor = |row: &(String, DeviceRecord)| match (&query.after, query.order) {
-            (None, _) => true,
-            (Some(c), DeviceOrder::DeviceId) => row.0 > c.device_id,
-            (Some(c), DeviceOrder::UpdatedAsc) => {
-                position(row) > (c.updated_at, c.device_id.clone())
-            }
-            (Some(c), DeviceOrder::UpdatedDesc) => {
-                position(row) < (c.updated_at, c.device_id.clone())
-            }
-        };
-        Ok(Some(
-            candidates
-                .into_iter()
-                .filter(after_cursor)
-                .take(query.limit + 1)
-                .collect(),
-        ))
+        candidates.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(page_of_candidates(candidates, query))
     }
 
     /// Time orders: a range scan of the time index, bounded by the cursor and `updated_after`.
@@ -566,6 +579,7 @@ impl SledStore {
                 &self.audit,
                 &self.audit_by_device,
                 &self.device_counts,
+                &self.devices_by_custom_id,
             )
                 .transaction(
                     |(
@@ -576,6 +590,7 @@ impl SledStore {
                         audit,
                         audit_by_device,
                         counts,
+                        custom_ids,
                     )| {
                         let mut gone = 0;
                         for (i, (time_key, updated_at, device_id)) in chunk.iter().enumerate() {
@@ -592,6 +607,13 @@ impl SledStore {
                                 apply_counts(
                                     counts,
                                     &count_deltas(app_id, device_id, Some(&record), None),
+                                )?;
+                                index_custom_id(
+                                    custom_ids,
+                                    app_id,
+                                    device_id,
+                                    Some(&record),
+                                    None,
                                 )?;
                             }
                             if let Some(bytes) = overrides.remove(device_key.as_slice())? {
@@ -779,6 +801,54 @@ fn apply_counts(
             counts.remove(key.as_slice())?;
         } else {
             counts.insert(key.as_slice(), &next.to_be_bytes())?;
+        }
+    }
+    Ok(())
+}
+
+/// Orders candidate rows (given in device id order) as the query asks, and takes the page after
+/// its cursor: `limit + 1` rows at most.
+fn page_of_candidates(mut candidates: Rows, query: &DeviceListQuery) -> Rows {
+    let position = |row: &(String, DeviceRecord)| (row.1.updated_at, row.0.clone());
+    match query.order {
+        DeviceOrder::DeviceId => {}
+        DeviceOrder::UpdatedAsc => candidates.sort_by_key(position),
+        DeviceOrder::UpdatedDesc => candidates.sort_by_key(|row| std::cmp::Reverse(position(row))),
+    }
+    let after_cursor = |row: &(String, DeviceRecord)| match (&query.after, query.order) {
+        (None, _) => true,
+        (Some(c), DeviceOrder::DeviceId) => row.0 > c.device_id,
+        (Some(c), DeviceOrder::UpdatedAsc) => position(row) > (c.updated_at, c.device_id.clone()),
+        (Some(c), DeviceOrder::UpdatedDesc) => position(row) < (c.updated_at, c.device_id.clone()),
+    };
+    candidates
+        .into_iter()
+        .filter(after_cursor)
+        .take(query.limit + 1)
+        .collect()
+}
+
+/// Keeps `devices_by_custom_id` in step when a device goes from `old` to `new` (`None`: absent),
+/// inside a transaction. Empty custom ids are not indexed.
+fn index_custom_id(
+    index: &TransactionalTree,
+    app_id: &str,
+    device_id: &str,
+    old: Option<&DeviceRecord>,
+    new: Option<&DeviceRecord>,
+) -> Result<(), UnabortableTransactionError> {
+    let old = old
+        .map(|r| r.report.custom_id.as_str())
+        .filter(|c| !c.is_empty());
+    let new = new
+        .map(|r| r.report.custom_id.as_str())
+        .filter(|c| !c.is_empty());
+    if old != new {
+        if let Some(custom_id) = old {
+            index.remove(keys::custom_id(app_id, custom_id, device_id))?;
+        }
+        if let Some(custom_id) = new {
+            index.insert(keys::custom_id(app_id, custom_id, device_id), &[] as &[u8])?;
         }
     }
     Ok(())
@@ -987,6 +1057,7 @@ impl SledStore {
         // Primary -> index.
         let mut expected_times: Vec<Vec<u8>> = Vec::new();
         let mut expected_counts: HashMap<Vec<u8>, u64> = HashMap::new();
+        let mut expected_custom_ids: Vec<Vec<u8>> = Vec::new();
         for entry in self.devices.iter() {
             report.devices += 1;
             let Some(Scoped {
@@ -1005,6 +1076,16 @@ impl SledStore {
             let (app_id, device_id) = (app_id.as_str(), device_id.as_str());
             for (key, delta) in count_deltas(app_id, device_id, None, Some(&record)) {
                 *expected_counts.entry(key).or_default() += delta as u64;
+            }
+            if !record.report.custom_id.is_empty() {
+                let key = keys::custom_id(app_id, &record.report.custom_id, device_id);
+                if !self.devices_by_custom_id.contains_key(&key)? {
+                    report.missing_index_entries += 1;
+                    report.note(format!(
+                        "device {app_id}/{device_id} is missing from the custom id index"
+                    ));
+                }
+                expected_custom_ids.push(key);
             }
             let time_key = keys::device_time(app_id, record.updated_at, device_id);
             if !self.devices_by_time.contains_key(&time_key)? {
@@ -1089,6 +1170,19 @@ impl SledStore {
             }
         }
 
+        // The custom id index against the records.
+        expected_custom_ids.sort_unstable();
+        for key in self.devices_by_custom_id.iter().keys() {
+            let key = key?;
+            if expected_custom_ids
+                .binary_search_by(|k| k.as_slice().cmp(&key))
+                .is_err()
+            {
+                report.stale_index_entries += 1;
+                report.note("custom id index entry matching no device".to_owned());
+            }
+        }
+
         // Device counters against a recount.
         let mut stored_counts = 0;
         for entry in self.device_counts.iter() {
@@ -1145,6 +1239,12 @@ impl SledStore {
         }
 
         if repair && !report.is_clean() {
+            // The custom id index, rebuilt from the records.
+            self.devices_by_custom_id.clear()?;
+            for key in &expected_custom_ids {
+                self.devices_by_custom_id
+                    .insert(key.as_slice(), &[] as &[u8])?;
+            }
             // The counters, recounted from the records.
             self.device_counts.clear()?;
             for (key, count) in &expected_counts {
@@ -1284,6 +1384,7 @@ impl Store for SledStore {
         self.remove_app_keys(&self.audit, app_id)?;
         self.remove_app_keys(&self.audit_by_device, app_id)?;
         self.remove_app_keys(&self.device_counts, app_id)?;
+        self.remove_app_keys(&self.devices_by_custom_id, app_id)?;
         self.remove_app_keys(&self.channels, app_id)?;
         self.remove_app_keys(&self.bundles, app_id)?;
         self.apps.remove(app_id.as_bytes())?;
@@ -1503,8 +1604,13 @@ impl Store for SledStore {
         };
         let new_value = encode_value(&new_record);
         let new_time_key = keys::device_time(app_id, now, device_id);
-        let outcome = (&self.devices, &self.devices_by_time, &self.device_counts).transaction(
-            |(devices, by_time, counts)| {
+        let outcome = (
+            &self.devices,
+            &self.devices_by_time,
+            &self.device_counts,
+            &self.devices_by_custom_id,
+        )
+            .transaction(|(devices, by_time, counts, custom_ids)| {
                 let old: Option<DeviceRecord> = match devices.get(&key)? {
                     None => None,
                     Some(bytes) => Some(decode("devices", &bytes).map_err(abort)?),
@@ -1526,9 +1632,15 @@ impl Store for SledStore {
                     counts,
                     &count_deltas(app_id, device_id, old.as_ref(), Some(&new_record)),
                 )?;
+                index_custom_id(
+                    custom_ids,
+                    app_id,
+                    device_id,
+                    old.as_ref(),
+                    Some(&new_record),
+                )?;
                 Ok(outcome)
-            },
-        )?;
+            })?;
         self.spend(1)?;
         Ok(outcome)
     }
@@ -1552,8 +1664,13 @@ impl Store for SledStore {
                 )
             })
             .collect();
-        (&self.devices, &self.devices_by_time, &self.device_counts).transaction(
-            |(tx_devices, by_time, counts)| {
+        (
+            &self.devices,
+            &self.devices_by_time,
+            &self.device_counts,
+            &self.devices_by_custom_id,
+        )
+            .transaction(|(tx_devices, by_time, counts, custom_ids)| {
                 for ((key, value, time_key), device) in rows.iter().zip(devices) {
                     let old: Option<DeviceRecord> =
                         match tx_devices.insert(key.as_slice(), value.as_slice())? {
@@ -1577,10 +1694,16 @@ impl Store for SledStore {
                         counts,
                         &count_deltas(app_id, &device.device_id, old.as_ref(), Some(&new)),
                     )?;
+                    index_custom_id(
+                        custom_ids,
+                        app_id,
+                        &device.device_id,
+                        old.as_ref(),
+                        Some(&new),
+                    )?;
                 }
                 Ok(())
-            },
-        )?;
+            })?;
         self.spend(devices.len() as u64)?;
         Ok(true)
     }
@@ -1602,6 +1725,13 @@ impl Store for SledStore {
         } else {
             None
         };
+        let from_custom_id = match query.filter.custom_id.as_deref().filter(|c| !c.is_empty()) {
+            Some(custom_id) if from_overrides.is_none() => {
+                Some(self.rows_from_custom_id(app_id, custom_id, query)?)
+            }
+            _ => None,
+        };
+        let from_overrides = from_overrides.or(from_custom_id);
         let (mut rows, resume) = match (from_overrides, query.order) {
             (Some(rows), _) => (rows, None),
             (None, DeviceOrder::DeviceId) => self.rows_by_device_id(app_id, query)?,
@@ -1805,14 +1935,15 @@ impl Store for SledStore {
             EraseTarget::Device(device_id) => vec![device_id.to_owned()],
             EraseTarget::CustomId(custom_id) => {
                 let mut found = Vec::new();
-                for entry in self.devices.range(app_range(app_id)) {
-                    let (key, value) = entry?;
-                    let record: DeviceRecord = decode("devices", &value)?;
-                    if record.report.custom_id == custom_id {
-                        let (_, device_id) =
-                            keys::split_app_scoped(&key).ok_or_else(|| corrupt_key("devices"))?;
-                        found.push(device_id.to_owned());
-                    }
+                for key in self
+                    .devices_by_custom_id
+                    .scan_prefix(keys::custom_id_prefix(app_id, custom_id))
+                    .keys()
+                {
+                    let key = key?;
+                    let (_, _, device_id) = keys::split_custom_id(&key)
+                        .ok_or_else(|| corrupt_key("devices_by_custom_id"))?;
+                    found.push(device_id.to_owned());
                 }
                 found
             }
@@ -1826,6 +1957,7 @@ impl Store for SledStore {
             &self.audit,
             &self.audit_by_device,
             &self.device_counts,
+            &self.devices_by_custom_id,
         )
             .transaction(
                 |(
@@ -1836,6 +1968,7 @@ impl Store for SledStore {
                     audit,
                     audit_by_device,
                     counts,
+                    custom_ids,
                 )| {
                     let mut erased = Vec::with_capacity(device_ids.len());
                     for (i, device_id) in device_ids.iter().enumerate() {
@@ -1847,6 +1980,7 @@ impl Store for SledStore {
                                     counts,
                                     &count_deltas(app_id, device_id, Some(&old), None),
                                 )?;
+                                index_custom_id(custom_ids, app_id, device_id, Some(&old), None)?;
                                 devices_by_time.remove(keys::device_time(
                                     app_id,
                                     old.updated_at,

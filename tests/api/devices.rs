@@ -720,7 +720,7 @@ async fn a_selective_filter_in_time_order_is_bounded_and_complete() {
             .report_with(
                 "app_bound_time",
                 &format!("d{i:02}"),
-                json!({"custom_id": custom_id}),
+                json!({"custom_id": custom_id, "version_name": custom_id}),
             )
             .await;
     }
@@ -735,8 +735,9 @@ async fn a_selective_filter_in_time_order_is_bounded_and_complete() {
             updated_after: None,
             limit: 50,
             max_examined: 4,
+            // version_name has no index: a bounded scan.
             filter: DeviceFilter {
-                custom_id: Some("needle".into()),
+                version_name: Some("needle".into()),
                 ..Default::default()
             },
         };
@@ -759,5 +760,20 @@ async fn a_selective_filter_in_time_order_is_bounded_and_complete() {
             pages >= 9,
             "{order:?}: the bound was not applied ({pages} pages)"
         );
+
+        // custom_id has an index: the same devices in one page, whatever the bound.
+        query.filter = DeviceFilter {
+            custom_id: Some("needle".into()),
+            ..Default::default()
+        };
+        query.after = None;
+        let page = server.store.list_devices("app_bound_time", &query).unwrap();
+        let ids: Vec<String> = page
+            .devices
+            .iter()
+            .map(|e| e.device.device_id.clone())
+            .collect();
+        assert_eq!(ids, expected, "{order:?}: custom id index");
+        assert!(page.next.is_none());
     }
 }
