@@ -997,6 +997,27 @@ impl SledStore {
     }
 }
 
+/// Counts (and describes) the entries of an index that no record expects; sorts `expected`.
+fn stale_entries(
+    index: &Tree,
+    expected: &mut [Vec<u8>],
+    report: &mut CheckReport,
+    describe: impl Fn(&[u8]) -> String,
+) -> StoreResult<()> {
+    expected.sort_unstable();
+    for key in index.iter().keys() {
+        let key = key?;
+        if expected
+            .binary_search_by(|k| k.as_slice().cmp(&key))
+            .is_err()
+        {
+            report.stale_index_entries += 1;
+            report.note(describe(&key));
+        }
+    }
+    Ok(())
+}
+
 /// How many problems a check describes in full.
 const CHECK_EXAMPLES: usize = 20;
 
@@ -1097,21 +1118,18 @@ impl SledStore {
             expected_times.push(time_key);
         }
         // Index -> primary.
-        expected_times.sort_unstable();
-        for key in self.devices_by_time.iter().keys() {
-            let key = key?;
-            report.index_entries += 1;
-            if expected_times
-                .binary_search_by(|k| k.as_slice().cmp(&key))
-                .is_err()
-            {
-                report.stale_index_entries += 1;
-                let shown = keys::split_device_time(&key)
+        report.index_entries = self.devices_by_time.len();
+        stale_entries(
+            &self.devices_by_time,
+            &mut expected_times,
+            &mut report,
+            |key| {
+                let shown = keys::split_device_time(key)
                     .map(|(a, t, d)| format!("{a}/{d} at {t}"))
                     .unwrap_or_else(|| format!("{key:?}"));
-                report.note(format!("time-index entry {shown} matches no device"));
-            }
-        }
+                format!("time-index entry {shown} matches no device")
+            },
+        )?;
         // Overrides.
         let mut override_times: Vec<Vec<u8>> = Vec::new();
         for entry in self.overrides.iter() {
@@ -1171,17 +1189,12 @@ impl SledStore {
         }
 
         // The custom id index against the records.
-        expected_custom_ids.sort_unstable();
-        for key in self.devices_by_custom_id.iter().keys() {
-            let key = key?;
-            if expected_custom_ids
-                .binary_search_by(|k| k.as_slice().cmp(&key))
-                .is_err()
-            {
-                report.stale_index_entries += 1;
-                report.note("custom id index entry matching no device".to_owned());
-            }
-        }
+        stale_entries(
+            &self.devices_by_custom_id,
+            &mut expected_custom_ids,
+            &mut report,
+            |_| "custom id index entry matching no device".to_owned(),
+        )?;
 
         // Device counters against a recount.
         let mut stored_counts = 0;
@@ -1226,17 +1239,12 @@ impl SledStore {
             }
             expected_audit_index.push(index_key);
         }
-        expected_audit_index.sort_unstable();
-        for key in self.audit_by_device.iter().keys() {
-            let key = key?;
-            if expected_audit_index
-                .binary_search_by(|k| k.as_slice().cmp(&key))
-                .is_err()
-            {
-                report.stale_index_entries += 1;
-                report.note("audit device index entry matching no entry".to_owned());
-            }
-        }
+        stale_entries(
+            &self.audit_by_device,
+            &mut expected_audit_index,
+            &mut report,
+            |_| "audit device index entry matching no entry".to_owned(),
+        )?;
 
         if repair && !report.is_clean() {
             // The custom id index, rebuilt from the records.
