@@ -151,6 +151,7 @@ async fn sweep_until_stopped(
     let mut report = SweepReport::default();
     while !*stopped.borrow() {
         let store = store.clone();
+        let started = std::time::Instant::now();
         let batch = match tokio::task::spawn_blocking(move || {
             store.expire_before(cutoff, BATCH, now)
         })
@@ -164,6 +165,9 @@ async fn sweep_until_stopped(
         if !report.record(batch) {
             break;
         }
+        // Paced: as long a pause as the batch took, so that the sweep takes at most half of the
+        // store's time and reads keep flowing while it works through a large expiry.
+        tokio::time::sleep(started.elapsed()).await;
     }
     let audit_cutoff = now.saturating_sub(retention.audit_ttl);
     while !*stopped.borrow() {

@@ -557,7 +557,7 @@ impl SledStore {
         change: Change,
     ) -> StoreResult<(usize, usize)> {
         /// Devices per transaction: amortises its cost, keeps each one short.
-        const CHUNK: usize = 128;
+        const CHUNK: usize = 32;
         let start = keys::device_time_floor(app_id, 0);
         let end = keys::device_time_floor(app_id, cutoff);
         let mut expired: Vec<(IVec, Micros, String)> = Vec::new();
