@@ -230,13 +230,15 @@ async fn updates(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let (_, device) = device_call(&req, payload, &state).await?;
-    // Unknown apps and unreadable native versions store nothing.
-    if !state.store.app_exists(&device.app_id)? {
-        return Ok(app_not_found());
-    }
+    // Unknown apps and unreadable native versions store nothing; an unknown app is the answer
+    // even when the version is unreadable too.
     let Some(native) = coerce_native_version(&device.report.version_build) else {
+        if !state.store.app_exists(&device.app_id)? {
+            return Ok(app_not_found());
+        }
         return Ok(refusal(&semver_error(&device.report.version_build)));
     };
+    // The check-in itself says when the app is unknown: no lookup of its own on this hot path.
     if !record_check_in(&state, &device)? {
         return Ok(app_not_found());
     }
