@@ -7,7 +7,8 @@ use serde_json::{json, Value};
 
 use crate::common::*;
 
-fn ids(page: &Value) -> Vec<String> {
+/// The device ids of a list page, in order.
+pub fn ids(page: &Value) -> Vec<String> {
     page["data"]
         .as_array()
         .unwrap()

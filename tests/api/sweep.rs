@@ -28,12 +28,7 @@ async fn ids(server: &TestServer, app_id: &str, order: &str) -> Vec<String> {
             ADMIN,
         )
         .await;
-    page["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["device_id"].as_str().unwrap().to_owned())
-        .collect()
+    crate::devices::ids(&page)
 }
 
 #[actix_web::test]
