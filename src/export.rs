@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use crate::model::{DeviceEntry, DeviceListQuery, DeviceOrder, DevicePage};
+use crate::model::{Cursor, DeviceEntry, DeviceFilter, DeviceListQuery, DeviceOrder, DevicePage};
 use crate::routes::devices::DeviceView;
 use crate::store::{Store, StoreResult};
 use crate::timefmt::format_micros;
@@ -61,11 +61,12 @@ impl Format {
     }
 }
 
-/// One page of an export, by device id from `after` on.
+/// One page of the app's devices that match `filter`, by device id from `after` on.
 pub fn page(
     store: &dyn Store,
     app_id: &str,
-    after: Option<crate::model::Cursor>,
+    filter: &DeviceFilter,
+    after: Option<Cursor>,
 ) -> StoreResult<DevicePage> {
     store.list_devices(
         app_id,
@@ -75,9 +76,26 @@ pub fn page(
             updated_after: None,
             limit: PAGE,
             max_examined: usize::MAX,
-            filter: Default::default(),
+            filter: filter.clone(),
         },
     )
+}
+
+/// Every page of the app's devices that match `filter`, in device id order, read as it goes.
+pub fn pages<'a>(
+    store: &'a dyn Store,
+    app_id: &'a str,
+    filter: &'a DeviceFilter,
+) -> impl Iterator<Item = StoreResult<Vec<DeviceEntry>>> + 'a {
+    // `None` once the last page has been read.
+    let mut next: Option<Option<Cursor>> = Some(None);
+    std::iter::from_fn(move || {
+        let after = next.take()?;
+        Some(page(store, app_id, filter, after).map(|page| {
+            next = page.next.map(Some);
+            page.devices
+        }))
+    })
 }
 
 /// Renders rows in the format, appending to `out`.

@@ -230,27 +230,23 @@ fn export(
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let mut after = None;
     let mut text = format.header();
-    loop {
-        let page = match export::page(&store, app_id, after) {
-            Ok(page) => page,
+    let every_device = Default::default();
+    for page in export::pages(&store, app_id, &every_device) {
+        let devices = match page {
+            Ok(devices) => devices,
             Err(error) => {
                 eprintln!("device-registry: export failed: {error}");
                 return ExitCode::FAILURE;
             }
         };
-        export::render(format, &page.devices, &mut text);
-        progress.inc(page.devices.len() as u64);
+        export::render(format, &devices, &mut text);
+        progress.inc(devices.len() as u64);
         if let Err(error) = out.write_all(text.as_bytes()) {
             eprintln!("device-registry: write failed: {error}");
             return ExitCode::FAILURE;
         }
         text.clear();
-        match page.next {
-            Some(cursor) => after = Some(cursor),
-            None => break,
-        }
     }
     progress.finish_and_clear();
     if let Err(error) = out.flush() {

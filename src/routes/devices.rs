@@ -15,7 +15,7 @@ use crate::model::{
 };
 use crate::resolve;
 use crate::state::AppState;
-use crate::store::{BulkOutcome, EraseTarget, Link, LinkOutcome};
+use crate::store::{BulkOutcome, EraseTarget, Link};
 use crate::timefmt::{format_micros, parse_rfc3339};
 use serde_json::json;
 
@@ -249,6 +249,43 @@ async fn get_devices(
     Ok(HttpResponse::Ok().json(list))
 }
 
+/// Links devices to a channel and/or a version (or says what it would change), with the
+/// contract's errors; shared by the single and the bulk link.
+fn link_overrides(
+    state: &AppState,
+    caller: &crate::auth::Caller,
+    app_id: &str,
+    device_ids: &[String],
+    channel: Option<String>,
+    version: Option<String>,
+    dry_run: bool,
+) -> Result<Vec<crate::store::OverrideChange>, ApiError> {
+    if channel.is_none() && version.is_none() {
+        return Err(ApiError::new(Code::MissingChannelOrVersion));
+    }
+    let link = Link {
+        channel: channel.as_deref(),
+        version: version.as_deref(),
+    };
+    match state.store.link_devices(
+        app_id,
+        device_ids,
+        link,
+        super::change_by(caller, state),
+        dry_run,
+    )? {
+        BulkOutcome::Applied(changes) => Ok(changes),
+        BulkOutcome::AppNotFound => Err(super::app_not_found(app_id)),
+        BulkOutcome::ChannelNotFound => {
+            Err(ApiError::new(Code::ChannelNotFound).info("channel", channel.unwrap_or_default()))
+        }
+        BulkOutcome::VersionNotFound => {
+            Err(ApiError::new(Code::VersionNotFound)
+                .info("version_id", version.unwrap_or_default()))
+        }
+    }
+}
+
 async fn link_device(
     req: HttpRequest,
     payload: Payload,
@@ -261,32 +298,15 @@ async fn link_device(
     let channel = input.name("channel")?;
     let version = input.name("version_id")?;
     visible_app(&state, &caller, &app_id)?;
-
-    if channel.is_none() && version.is_none() {
-        return Err(ApiError::new(Code::MissingChannelOrVersion));
-    }
-    let link = Link {
-        channel: channel.as_deref(),
-        version: version.as_deref(),
-    };
-    match state
-        .store
-        .link_device(&app_id, &device_id, link, super::change_by(&caller, &state))?
-    {
-        LinkOutcome::Linked => {}
-        LinkOutcome::AppNotFound => {
-            return Err(ApiError::new(Code::AppNotFound).info("app_id", app_id))
-        }
-        LinkOutcome::ChannelNotFound => {
-            return Err(
-                ApiError::new(Code::ChannelNotFound).info("channel", channel.unwrap_or_default())
-            )
-        }
-        LinkOutcome::VersionNotFound => {
-            return Err(ApiError::new(Code::VersionNotFound)
-                .info("version_id", version.unwrap_or_default()))
-        }
-    }
+    link_overrides(
+        &state,
+        &caller,
+        &app_id,
+        &[device_id],
+        channel,
+        version,
+        false,
+    )?;
     persist(&state).await?;
     Ok(ok())
 }
@@ -424,32 +444,15 @@ async fn bulk_link(
     let version = input.name("version_id")?;
     let dry_run = input.bool("dry_run")?.unwrap_or(false);
     visible_app(&state, &caller, &app_id)?;
-    if channel.is_none() && version.is_none() {
-        return Err(ApiError::new(Code::MissingChannelOrVersion));
-    }
-    let link = Link {
-        channel: channel.as_deref(),
-        version: version.as_deref(),
-    };
-    let changes = match state.store.link_devices(
+    let changes = link_overrides(
+        &state,
+        &caller,
         &app_id,
         &device_ids,
-        link,
-        super::change_by(&caller, &state),
+        channel,
+        version,
         dry_run,
-    )? {
-        BulkOutcome::Applied(changes) => changes,
-        BulkOutcome::AppNotFound => return Err(super::app_not_found(&app_id)),
-        BulkOutcome::ChannelNotFound => {
-            return Err(
-                ApiError::new(Code::ChannelNotFound).info("channel", channel.unwrap_or_default())
-            )
-        }
-        BulkOutcome::VersionNotFound => {
-            return Err(ApiError::new(Code::VersionNotFound)
-                .info("version_id", version.unwrap_or_default()))
-        }
-    };
+    )?;
     if !dry_run {
         persist(&state).await?;
     }
@@ -625,17 +628,8 @@ async fn summary(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRes
                 return store.device_summary(&counted_app, now);
             }
             let mut summary = crate::model::DeviceSummary::default();
-            let mut query = DeviceListQuery {
-                order: DeviceOrder::DeviceId,
-                after: None,
-                updated_after: None,
-                limit: export::PAGE,
-                max_examined: usize::MAX,
-                filter,
-            };
-            loop {
-                let page = store.list_devices(&counted_app, &query)?;
-                for entry in &page.devices {
+            for devices in export::pages(store.as_ref(), &counted_app, &filter) {
+                for entry in &devices? {
                     summary.add(
                         &entry.device.report,
                         &entry.overrides,
@@ -643,11 +637,8 @@ async fn summary(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRes
                         now,
                     );
                 }
-                match page.next {
-                    Some(cursor) => query.after = Some(cursor),
-                    None => return Ok(summary),
-                }
             }
+            Ok(summary)
         },
     )
     .await
@@ -733,7 +724,10 @@ async fn export_devices(
                 }
                 ExportPosition::After(after) => after,
             };
-            let page = web::block(move || export::page(store.as_ref(), &app_id, after)).await;
+            let page = web::block(move || {
+                export::page(store.as_ref(), &app_id, &DeviceFilter::default(), after)
+            })
+            .await;
             match page {
                 Ok(Ok(page)) => {
                     let mut rows = String::with_capacity(page.devices.len() * 320);

@@ -66,14 +66,6 @@ pub enum DeleteOutcome {
     InUse,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LinkOutcome {
-    Linked,
-    AppNotFound,
-    ChannelNotFound,
-    VersionNotFound,
-}
-
 /// What one call of [`Store::expire_before`] removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Expired {
@@ -263,24 +255,6 @@ pub trait Store: Send + Sync + 'static {
         change: Change,
         dry_run: bool,
     ) -> StoreResult<Vec<OverrideChange>>;
-
-    /// [`Store::link_devices`] for one device.
-    fn link_device(
-        &self,
-        app_id: &str,
-        device_id: &str,
-        link: Link<'_>,
-        change: Change,
-    ) -> StoreResult<LinkOutcome> {
-        Ok(
-            match self.link_devices(app_id, &[device_id.to_owned()], link, change, false)? {
-                BulkOutcome::Applied(_) => LinkOutcome::Linked,
-                BulkOutcome::AppNotFound => LinkOutcome::AppNotFound,
-                BulkOutcome::ChannelNotFound => LinkOutcome::ChannelNotFound,
-                BulkOutcome::VersionNotFound => LinkOutcome::VersionNotFound,
-            },
-        )
-    }
 
     /// [`Store::unlink_devices`] for one device.
     fn unlink_device(&self, app_id: &str, device_id: &str, change: Change) -> StoreResult<()> {

@@ -2273,8 +2273,12 @@ mod tests {
             channel: Some("beta"),
             version: None,
         };
-        store.link_device("app", "d0", link, at(5)).unwrap();
-        store.link_device("app", "never", link, at(5)).unwrap();
+        store
+            .link_devices("app", &["d0".into()], link, at(5), false)
+            .unwrap();
+        store
+            .link_devices("app", &["never".into()], link, at(5), false)
+            .unwrap();
         assert!(store.check(false).unwrap().is_clean());
 
         // A lost index entry, a stale one, an unexpirable override, an orphan of a deleted app,
@@ -2334,14 +2338,15 @@ mod tests {
         store.upsert_device("app", "old", &report(), 10, 1).unwrap();
         store.upsert_device("app", "new", &report(), 50, 1).unwrap();
         store
-            .link_device(
+            .link_devices(
                 "app",
-                "old",
+                &["old".into()],
                 Link {
                     channel: Some("beta"),
                     version: None,
                 },
                 at(10),
+                false,
             )
             .unwrap();
         let expired = store.expire_before(20, 100, 20).unwrap();
