@@ -62,5 +62,9 @@ pub fn create_app(
                 }
             }
         })
+        .wrap_fn(|mut request, service| {
+            routes::trim_trailing_slash(&mut request);
+            service.call(request)
+        })
         .wrap_fn(observe::observe)
 }

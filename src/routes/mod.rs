@@ -28,13 +28,15 @@ use crate::store::Change;
 use input::Input;
 
 pub fn configure(cfg: &mut ServiceConfig) {
+    // The router tries resources in this order: the busiest first, and the two with a path
+    // parameter (matched by regular expression) last.
+    plugin::configure(cfg);
     devices::configure(cfg);
-    apps::configure(cfg);
     channels::configure(cfg);
     bundles::configure(cfg);
-    apikeys::configure(cfg);
-    plugin::configure(cfg);
     ops::configure(cfg);
+    apps::configure(cfg);
+    apikeys::configure(cfg);
 }
 
 /// A resource whose unsupported methods answer 405 in the contract's shape.
@@ -52,17 +54,41 @@ pub fn registered_paths() -> Vec<&'static str> {
         .collect()
 }
 
-/// A resource answering on `path` and `path/` (the seed writes `/device/`), named after `path`
+/// A resource answering on `path` (and `path/`, see [`trim_trailing_slash`]), named after `path`
 /// so that metrics can name the route without allocating; unsupported methods answer 405 in the
-/// contract's shape.
+/// contract's shape. One pattern per resource: actix matches a single static pattern by string
+/// comparison, but a set of patterns by regular expressions, tried on every resource in turn.
 pub(crate) fn resource(path: &'static str) -> actix_web::Resource {
     REGISTERED
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .insert(path);
-    web::resource([path.to_owned(), format!("{path}/")])
+    web::resource(path)
         .name(path)
         .default_service(web::to(method_not_allowed))
+}
+
+/// Routes `path/` as `path` (the seed writes `/device/`): the one trailing slash is removed from
+/// the request's URI before routing. Paths without one are left untouched, at no cost.
+pub fn trim_trailing_slash(request: &mut actix_web::dev::ServiceRequest) {
+    let path = request.path();
+    if path.len() < 2 || !path.ends_with('/') {
+        return;
+    }
+    let trimmed = &path[..path.len() - 1];
+    let path_and_query = match request.query_string() {
+        "" => trimmed.to_owned(),
+        query => format!("{trimmed}?{query}"),
+    };
+    let mut parts = request.head().uri.clone().into_parts();
+    let Ok(path_and_query) = path_and_query.parse() else {
+        return;
+    };
+    parts.path_and_query = Some(path_and_query);
+    if let Ok(uri) = actix_web::http::Uri::from_parts(parts) {
+        request.match_info_mut().get_mut().update(&uri);
+        request.head_mut().uri = uri;
+    }
 }
 
 pub async fn not_found() -> HttpResponse {

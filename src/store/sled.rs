@@ -1679,6 +1679,8 @@ impl Store for SledStore {
             &self.devices_by_custom_id,
         )
             .transaction(|(tx_devices, by_time, counts, custom_ids)| {
+                // Devices of a batch share counters: sum the changes, then write each once.
+                let mut deltas: HashMap<Vec<u8>, i64> = HashMap::new();
                 for ((key, value, time_key), device) in rows.iter().zip(devices) {
                     let old: Option<DeviceRecord> =
                         match tx_devices.insert(key.as_slice(), value.as_slice())? {
@@ -1698,10 +1700,11 @@ impl Store for SledStore {
                         updated_at: device.updated_at,
                         report: device.report.clone(),
                     };
-                    apply_counts(
-                        counts,
-                        &count_deltas(app_id, &device.device_id, old.as_ref(), Some(&new)),
-                    )?;
+                    for (counter, delta) in
+                        count_deltas(app_id, &device.device_id, old.as_ref(), Some(&new))
+                    {
+                        *deltas.entry(counter).or_default() += delta;
+                    }
                     index_custom_id(
                         custom_ids,
                         app_id,
@@ -1710,6 +1713,11 @@ impl Store for SledStore {
                         Some(&new),
                     )?;
                 }
+                let deltas: Vec<(Vec<u8>, i64)> = deltas
+                    .into_iter()
+                    .filter(|(_, delta)| *delta != 0)
+                    .collect();
+                apply_counts(counts, &deltas)?;
                 Ok(())
             })?;
         self.spend(devices.len() as u64)?;

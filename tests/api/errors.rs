@@ -334,3 +334,30 @@ async fn a_catalogue_of_malformed_requests_gets_4xx_json() {
     let (status, _, health) = server.send(TestRequest::get().uri("/health")).await;
     assert_eq!((status, health), (StatusCode::OK, json!({"status": "ok"})));
 }
+
+#[actix_web::test]
+async fn one_trailing_slash_reaches_the_resource_and_two_do_not() {
+    let server = TestServer::new().await;
+    server.create_app("app_slash").await;
+    let (status, body) = server.get("/app/app_slash/", ADMIN).await;
+    assert_eq!(
+        (status, &body["app_id"]),
+        (StatusCode::OK, &json!("app_slash"))
+    );
+    let (status, body) = server
+        .plugin("/updates/", device_body("app_slash", "d1"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = server
+        .get("/device/?app_id=app_slash&device_id=d1", ADMIN)
+        .await;
+    assert_eq!((status, &body["device_id"]), (StatusCode::OK, &json!("d1")));
+    for path in ["/device//?app_id=app_slash", "//", "/app_slash/"] {
+        let (status, body) = server.get(path, ADMIN).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::NOT_FOUND, Some("not_found")),
+            "{path}"
+        );
+    }
+}

@@ -1,0 +1,70 @@
+//! The check-in write path in process, without HTTP: how many changed check-ins per second the
+//! store absorbs, and what applying them costs, on a seeded data directory (bench/seed.rs).
+//!
+//!     DATA_DIR=/tmp/bench-data N=1000000 SECS=10 THREADS=2 cargo bench --bench writes
+//!
+//! Each thread checks in devices picked at random with a new version name each time, as
+//! bench/run.sh's `checkin_new` scenario does; the run ends with a flush, which applies whatever
+//! is still buffered, so the rate printed is of applied check-ins.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[path = "common.rs"]
+mod common;
+
+use device_registry::store::sled::{SledOptions, SledStore};
+use device_registry::store::{Store, Upsert};
+
+fn main() {
+    let dir = PathBuf::from(std::env::var("DATA_DIR").expect("DATA_DIR"));
+    let total = common::env_or("N", 1_000_000);
+    let secs = common::env_or("SECS", 10);
+    let threads = common::env_or("THREADS", 2);
+    let options = SledOptions {
+        cache_bytes: common::env_or("CACHE_MB", 128) << 20,
+        flush_every_ms: Some(500),
+    };
+    let store = Arc::new(SledStore::open(&dir, &options).expect("open store"));
+    let done = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(secs);
+    let workers: Vec<_> = (0..threads)
+        .map(|t| {
+            let (store, done) = (store.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut seed = 0x9E37_79B9_7F4A_7C15u64 ^ (t + 1);
+                let mut now = 1_800_000_000_000_000 + t;
+                while Instant::now() < deadline {
+                    for _ in 0..100 {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        let i = seed % total + 1;
+                        let report = common::report(i, format!("2.0.{}", (seed >> 24) % 1_000_000));
+                        now += threads;
+                        let outcome = store
+                            .upsert_device("app_bench", &format!("device_{i:09}"), &report, now, 1)
+                            .expect("check-in");
+                        assert_ne!(outcome, Upsert::AppNotFound);
+                    }
+                    done.fetch_add(100, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().expect("worker");
+    }
+    let acknowledged = started.elapsed().as_secs_f64();
+    store.flush().expect("flush");
+    let applied = started.elapsed().as_secs_f64();
+    let n = done.load(Ordering::Relaxed) as f64;
+    println!(
+        "{n} changed check-ins on {threads} threads: acknowledged at {:.0}/s, applied and flushed at {:.0}/s",
+        n / acknowledged,
+        n / applied
+    );
+}
