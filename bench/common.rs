@@ -11,6 +11,7 @@ pub fn env_or(name: &str, default: u64) -> u64 {
 }
 
 /// Device `i` as the benchmarks report it (bench/run.sh's Lua scripts send the same fields).
+#[allow(dead_code)] // the read benchmark includes this module but reports no device
 pub fn report(i: u64, version_name: String) -> DeviceReport {
     DeviceReport {
         custom_id: format!("c{i}"),

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -100,6 +100,17 @@ pub struct SledStore {
     api_keys: Tree,
     registry: RwLock<()>,
     budget: WriteBudget,
+    bundle_ids: BundleIds,
+}
+
+/// Bundle ids by version name, per app, for rendering devices: a page of 50 devices names up to
+/// 50 versions, each a lookup in `bundles` otherwise. Bundles change only under the registry's
+/// exclusive lock, which forgets the map; `generation` keeps a map read before such a change
+/// from being kept after it.
+#[derive(Default)]
+struct BundleIds {
+    generation: AtomicU64,
+    apps: RwLock<HashMap<String, Arc<HashMap<String, u64>>>>,
 }
 
 impl From<sled::Error> for StoreError {
@@ -164,6 +175,7 @@ impl SledStore {
             devices_by_custom_id: db.open_tree("devices_by_custom_id")?,
             api_keys: db.open_tree("api_keys")?,
             registry: RwLock::new(()),
+            bundle_ids: BundleIds::default(),
             budget: WriteBudget {
                 unflushed: AtomicU64::new(0),
                 limit: options.max_unflushed_writes(),
@@ -239,17 +251,49 @@ impl SledStore {
             .unwrap_or_default())
     }
 
-    fn bundle_id(&self, app_id: &str, version: &str) -> StoreResult<Option<u64>> {
+    /// The app's bundle ids by version name (see [`BundleIds`]).
+    fn bundle_ids(&self, app_id: &str) -> StoreResult<Arc<HashMap<String, u64>>> {
         /// The leading field of a `Bundle`: bincode decodes a prefix of the record without
         /// reading (or allocating) the rest.
         #[derive(Deserialize)]
         struct BundleId {
             id: u64,
         }
-        self.bundles
-            .get(keys::app_scoped(app_id, version))?
-            .map(|bytes| decode::<BundleId>("bundles", &bytes).map(|bundle| bundle.id))
-            .transpose()
+        let cache = &self.bundle_ids;
+        if let Some(ids) = cache
+            .apps
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(app_id)
+        {
+            return Ok(ids.clone());
+        }
+        let generation = cache.generation.load(Ordering::SeqCst);
+        let mut ids = HashMap::new();
+        for entry in self.app_entries(&self.bundles, app_id) {
+            let (key, value) = entry?;
+            let (_, version) =
+                keys::split_app_scoped(&key).ok_or_else(|| corrupt_key("bundles"))?;
+            let bundle: BundleId = decode("bundles", &value)?;
+            ids.insert(version.to_owned(), bundle.id);
+        }
+        let ids = Arc::new(ids);
+        let mut apps = cache.apps.write().unwrap_or_else(|e| e.into_inner());
+        if cache.generation.load(Ordering::SeqCst) == generation {
+            apps.insert(app_id.to_owned(), ids.clone());
+        }
+        Ok(ids)
+    }
+
+    /// Called after bundles change (under the exclusive registry lock).
+    fn forget_bundle_ids(&self) {
+        let mut apps = self
+            .bundle_ids
+            .apps
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        self.bundle_ids.generation.fetch_add(1, Ordering::SeqCst);
+        apps.clear();
     }
 
     /// Adds overrides and the bundle id to device records, looking each bundle up once per call.
@@ -258,22 +302,16 @@ impl SledStore {
         app_id: &str,
         rows: Vec<(String, DeviceRecord)>,
     ) -> StoreResult<Vec<DeviceEntry>> {
-        let mut bundle_ids: HashMap<String, Option<u64>> = HashMap::new();
+        let bundle_ids = self.bundle_ids(app_id)?;
         // Most apps have few overrides or none: one probe saves a lookup per row.
         let app_has_overrides = self.overrides.range(app_range(app_id)).next().is_some();
         rows.into_iter()
             .map(|(device_id, record)| {
-                let bundle_id = match &record.report.version_name {
-                    None => None,
-                    Some(name) => match bundle_ids.get(name) {
-                        Some(id) => *id,
-                        None => {
-                            let id = self.bundle_id(app_id, name)?;
-                            bundle_ids.insert(name.clone(), id);
-                            id
-                        }
-                    },
-                };
+                let bundle_id = record
+                    .report
+                    .version_name
+                    .as_ref()
+                    .and_then(|name| bundle_ids.get(name).copied());
                 let overrides = if app_has_overrides {
                     self.overrides_of(app_id, &device_id)?
                 } else {
@@ -1395,6 +1433,7 @@ impl Store for SledStore {
         self.remove_app_keys(&self.devices_by_custom_id, app_id)?;
         self.remove_app_keys(&self.channels, app_id)?;
         self.remove_app_keys(&self.bundles, app_id)?;
+        self.forget_bundle_ids();
         self.apps.remove(app_id.as_bytes())?;
         log::info!("deleted app {app_id} with {devices} devices");
         Ok(true)
@@ -1548,6 +1587,7 @@ impl Store for SledStore {
             bundles.insert(key.as_slice(), encode_value(&created))?;
             Ok::<_, ConflictableTransactionError<StoreError>>(())
         })?;
+        self.forget_bundle_ids();
         Ok(CreateBundle::Created(created))
     }
 
@@ -1583,6 +1623,7 @@ impl Store for SledStore {
             }
         }
         self.bundles.remove(key)?;
+        self.forget_bundle_ids();
         Ok(DeleteOutcome::Deleted)
     }
 
@@ -2150,7 +2191,10 @@ impl Store for SledStore {
     }
 
     fn check(&self, repair: bool) -> StoreResult<CheckReport> {
-        self.check_store(repair)
+        let report = self.check_store(repair)?;
+        // A repair may have removed bundles (of apps that are gone).
+        self.forget_bundle_ids();
+        Ok(report)
     }
 
     fn counts(&self) -> StoreResult<Counts> {
@@ -2262,6 +2306,33 @@ mod tests {
             flush_every_ms: None,
         };
         SledStore::open(dir, &options).unwrap()
+    }
+
+    #[test]
+    fn a_device_names_the_bundle_of_its_version_as_bundles_come_and_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        store.create_app("app", "app", 1).unwrap();
+        store.upsert_device("app", "d", &report(), 2, 1).unwrap();
+        let bundle_id = |store: &SledStore| store.device("app", "d").unwrap().unwrap().bundle_id;
+        assert_eq!(bundle_id(&store), None);
+        let bundle = NewBundle {
+            app_id: "app".into(),
+            version: "1.0.0".into(),
+            external_url: "https://example.com/1.0.0.zip".into(),
+            checksum: "c".into(),
+            session_key: None,
+            min_update_version: None,
+        };
+        let CreateBundle::Created(created) = store.create_bundle(&bundle, 3).unwrap() else {
+            panic!("bundle not created");
+        };
+        assert_eq!(bundle_id(&store), Some(created.id));
+        assert_eq!(
+            store.delete_bundle("app", "1.0.0").unwrap(),
+            DeleteOutcome::Deleted
+        );
+        assert_eq!(bundle_id(&store), None);
     }
 
     #[test]

@@ -1,0 +1,61 @@
+//! The store's read paths in process, without HTTP: single devices and pages of 50 at random
+//! depth (device id order), as bench/run.sh asks for them, on a seeded data directory
+//! (bench/seed.rs). One thread; prints operations per second for each.
+//!
+//!     DATA_DIR=/tmp/bench-data N=1000000 OPS=200000 cargo bench --bench reads
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[path = "common.rs"]
+mod common;
+
+use device_registry::model::{Cursor, DeviceFilter, DeviceListQuery, DeviceOrder};
+use device_registry::store::sled::{SledOptions, SledStore};
+use device_registry::store::Store;
+
+fn main() {
+    let dir = PathBuf::from(std::env::var("DATA_DIR").expect("DATA_DIR"));
+    let total = common::env_or("N", 1_000_000);
+    let ops = common::env_or("OPS", 200_000);
+    let options = SledOptions {
+        cache_bytes: 128 << 20,
+        flush_every_ms: None,
+    };
+    let store = SledStore::open(&dir, &options).expect("open store");
+    let mut seed = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % total + 1
+    };
+    let started = Instant::now();
+    for _ in 0..ops {
+        let device = store
+            .device("app_bench", &format!("device_{:09}", next()))
+            .expect("read");
+        assert!(device.is_some());
+    }
+    let rate = ops as f64 / started.elapsed().as_secs_f64();
+    println!("single device: {rate:.0}/s");
+
+    let pages = ops / 10;
+    let started = Instant::now();
+    for _ in 0..pages {
+        let query = DeviceListQuery {
+            order: DeviceOrder::DeviceId,
+            after: Some(Cursor {
+                updated_at: 0,
+                device_id: format!("device_{:09}", next()),
+            }),
+            updated_after: None,
+            limit: 50,
+            max_examined: 10_000,
+            filter: DeviceFilter::default(),
+        };
+        store.list_devices("app_bench", &query).expect("page");
+    }
+    let rate = pages as f64 / started.elapsed().as_secs_f64();
+    println!("page of 50 at random depth: {rate:.0}/s");
+}
