@@ -1,4 +1,6 @@
-//! What the benchmarks share: their knobs and the device they report.
+//! What the benchmarks share: their knobs, their random picks and the device they report.
+// Each benchmark includes this module and uses part of it.
+#![allow(dead_code)]
 
 use device_registry::model::{DeviceReport, Platform};
 
@@ -10,8 +12,15 @@ pub fn env_or(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// The next number of a xorshift sequence: a cheap, repeatable uniform pick (not for secrets).
+pub fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
 /// Device `i` as the benchmarks report it (bench/run.sh's Lua scripts send the same fields).
-#[allow(dead_code)] // the read benchmark includes this module but reports no device
 pub fn report(i: u64, version_name: String) -> DeviceReport {
     DeviceReport {
         custom_id: format!("c{i}"),

@@ -72,11 +72,7 @@ fn main() {
     let mut updates = 0u64;
     let mut seed = 0x9E37_79B9_7F4A_7C15u64;
     while started.elapsed() < Duration::from_secs(secs) {
-        // xorshift: a cheap uniform pick of the device to check in.
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        let i = seed % total;
+        let i = common::xorshift(&mut seed) % total;
         now += 1;
         store
             .upsert_device(

@@ -24,12 +24,7 @@ fn main() {
     };
     let store = SledStore::open(&dir, &options).expect("open store");
     let mut seed = 0x2545_F491_4F6C_DD1Du64;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % total + 1
-    };
+    let mut next = move || common::xorshift(&mut seed) % total + 1;
     let started = Instant::now();
     for _ in 0..ops {
         let device = store

@@ -55,9 +55,7 @@ fn main() {
     let mut seed = 0x2545_F491_4F6C_DD1Du64;
     let mut batch = Vec::with_capacity(BATCH);
     for i in 1..=total {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
+        common::xorshift(&mut seed);
         batch.push(Device {
             app_id: APP.into(),
             device_id: format!("device_{i:09}"),

@@ -10,7 +10,6 @@
 //! at the start ("ephemeral") are left to expire: the TTL is 15 s and the sweep runs every second.
 
 #[path = "common.rs"]
-#[allow(dead_code)]
 mod common;
 #[path = "../tests/api/process.rs"]
 #[allow(dead_code)]

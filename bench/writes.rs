@@ -39,10 +39,7 @@ fn main() {
                 let mut now = 1_800_000_000_000_000 + t;
                 while Instant::now() < deadline {
                     for _ in 0..100 {
-                        seed ^= seed << 13;
-                        seed ^= seed >> 7;
-                        seed ^= seed << 17;
-                        let i = seed % total + 1;
+                        let i = common::xorshift(&mut seed) % total + 1;
                         let report = common::report(i, format!("2.0.{}", (seed >> 24) % 1_000_000));
                         now += threads;
                         let outcome = store
