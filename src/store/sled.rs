@@ -296,7 +296,7 @@ impl SledStore {
         apps.clear();
     }
 
-    /// Adds overrides and the bundle id to device records, looking each bundle up once per call.
+    /// Adds overrides and the bundle id (from the app's cached map) to device records.
     fn entries(
         &self,
         app_id: &str,
