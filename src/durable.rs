@@ -1,15 +1,24 @@
 //! Group commit: a management write is acknowledged only once it is on disk, and writers that
 //! arrive while a flush is running share the next one instead of queueing a flush each.
 //!
-//! Each writer takes a ticket after its write. A flush started after a ticket was taken covers
-//! that ticket's write. One writer at a time leads: it flushes everything ticketed so far and
-//! wakes the others; a writer whose ticket the finished flush covers returns at once, the rest
-//! elect the next leader.
+//! [`GroupCommit`] shares flushes. Each writer takes a ticket after its write. A flush started
+//! after a ticket was taken covers that ticket's write. One writer at a time leads: it flushes
+//! everything ticketed so far and wakes the others; a writer whose ticket the finished flush
+//! covers returns at once, the rest elect the next leader.
+//!
+//! [`OverrideWriter`] also shares transactions, for links and unlinks (the busiest durable
+//! writes): a sled transaction with its flush costs about as much for eight devices as for one
+//! (bench/RESULTS.md), so the writes that queue up while one batch is being applied go into the
+//! next batch's single transaction.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 
-use crate::store::StoreResult;
+use tokio::sync::oneshot;
+
+use crate::store::{BulkOutcome, OverrideWrite, Store, StoreError, StoreResult};
 
 #[derive(Debug, Default)]
 struct Tickets {
@@ -76,6 +85,130 @@ impl GroupCommit {
     }
 }
 
+/// A batch stops growing at this many devices, so that one bulk request of 1000 devices still
+/// shares its transaction with a few single links and no transaction grows without bound.
+const BATCH_DEVICES: usize = 1024;
+
+struct Queued {
+    write: OverrideWrite,
+    answer: oneshot::Sender<StoreResult<BulkOutcome>>,
+}
+
+/// Applies the override writes of concurrent requests in shared transactions, from one thread,
+/// and answers each request once its write is applied and (with `durable`) on disk.
+pub struct OverrideWriter {
+    queue: Option<mpsc::Sender<Queued>>,
+    thread: Option<JoinHandle<()>>,
+    totals: Arc<WriterTotals>,
+}
+
+#[derive(Debug, Default)]
+struct WriterTotals {
+    writes: AtomicU64,
+    batches: AtomicU64,
+}
+
+impl OverrideWriter {
+    /// Starts the writing thread. With `durable`, each batch is flushed through `group` (shared
+    /// with the other durable writes) before any of its requests is answered.
+    pub fn start(store: Arc<dyn Store>, group: Arc<GroupCommit>, durable: bool) -> Self {
+        let (queue, queued) = mpsc::channel::<Queued>();
+        let totals = Arc::new(WriterTotals::default());
+        let thread_totals = totals.clone();
+        let thread = std::thread::Builder::new()
+            .name("override-writer".into())
+            .spawn(move || {
+                // Ends when the writer is dropped: the queue closes once drained.
+                while let Ok(first) = queued.recv() {
+                    let mut batch = vec![first];
+                    let mut devices = batch[0].write.device_ids.len();
+                    while devices < BATCH_DEVICES {
+                        match queued.try_recv() {
+                            Ok(next) => {
+                                devices += next.write.device_ids.len();
+                                batch.push(next);
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    thread_totals
+                        .writes
+                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    thread_totals.batches.fetch_add(1, Ordering::Relaxed);
+                    apply_batch(store.as_ref(), &group, durable, batch);
+                }
+            })
+            .expect("spawning the override writer thread");
+        Self {
+            queue: Some(queue),
+            thread: Some(thread),
+            totals,
+        }
+    }
+
+    /// Queues the write and waits for its outcome, without blocking the caller's thread.
+    pub async fn write(&self, write: OverrideWrite) -> StoreResult<BulkOutcome> {
+        let stopped = || StoreError::Engine("the override writer has stopped".into());
+        let (answer, outcome) = oneshot::channel();
+        self.queue
+            .as_ref()
+            .ok_or_else(stopped)?
+            .send(Queued { write, answer })
+            .map_err(|_| stopped())?;
+        outcome.await.map_err(|_| stopped())?
+    }
+
+    /// (writes, batches) so far.
+    pub fn totals(&self) -> (u64, u64) {
+        (
+            self.totals.writes.load(Ordering::Relaxed),
+            self.totals.batches.load(Ordering::Relaxed),
+        )
+    }
+}
+
+impl Drop for OverrideWriter {
+    /// Closes the queue and waits for the thread, so that the store it holds is released when
+    /// the writer is (a restart in the same process reopens the same files).
+    fn drop(&mut self) {
+        self.queue = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// One transaction for the whole batch, one flush, then every answer. A failure fails every
+/// write of the batch, and a panic in the store is answered as an error instead of taking the
+/// thread down with the requests still waiting.
+fn apply_batch(store: &dyn Store, group: &GroupCommit, durable: bool, batch: Vec<Queued>) {
+    let (writes, answers): (Vec<_>, Vec<_>) = batch
+        .into_iter()
+        .map(|queued| (queued.write, queued.answer))
+        .unzip();
+    let applied = catch_unwind(AssertUnwindSafe(|| {
+        let outcomes = store.write_overrides(&writes)?;
+        if durable {
+            group.commit(|| store.flush())?;
+        }
+        Ok(outcomes)
+    }))
+    .unwrap_or_else(|_| Err(StoreError::Engine("override writes panicked".into())));
+    match applied {
+        Ok(outcomes) => {
+            for (answer, outcome) in answers.into_iter().zip(outcomes) {
+                let _ = answer.send(Ok(outcome));
+            }
+        }
+        Err(error) => {
+            log::error!("override writes failed: {error}");
+            for answer in answers {
+                let _ = answer.send(Err(error.clone()));
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,6 +263,89 @@ mod tests {
         let (commits, flushes) = group.totals();
         assert_eq!(commits, 800);
         assert!(flushes < commits, "no flush was shared: {flushes} flushes");
+    }
+
+    fn sled_store(dir: &std::path::Path) -> Arc<dyn Store> {
+        let options = crate::store::sled::SledOptions {
+            cache_bytes: 8 << 20,
+            flush_every_ms: None,
+        };
+        let store = crate::store::sled::SledStore::open(dir, &options).unwrap();
+        store.create_app("app", "app", 1).unwrap();
+        store
+            .upsert_channel("app", "beta", &Default::default(), 1)
+            .unwrap();
+        Arc::new(store)
+    }
+
+    fn link(app_id: &str, device_id: String, channel: &str) -> OverrideWrite {
+        OverrideWrite {
+            app_id: app_id.into(),
+            device_ids: vec![device_id],
+            action: crate::store::OverrideAction::Link {
+                channel: Some(channel.into()),
+                version: None,
+            },
+            change: crate::store::Change {
+                actor: crate::model::Actor::Admin,
+                at: 5,
+            },
+        }
+    }
+
+    #[test]
+    fn concurrent_override_writes_share_transactions_and_each_gets_its_own_outcome() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sled_store(dir.path());
+        let group = Arc::new(GroupCommit::new());
+        let writer = OverrideWriter::start(store.clone(), group.clone(), true);
+        // Every write is queued before the first answer can arrive (join_all polls them all).
+        let writes = (0..200).map(|i| match i % 10 {
+            3 => link("app", format!("d{i}"), "gone"),
+            7 => link("missing", format!("d{i}"), "beta"),
+            _ => link("app", format!("d{i}"), "beta"),
+        });
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let outcomes = runtime.block_on(futures_util::future::join_all(
+            writes.map(|write| writer.write(write)),
+        ));
+        for (i, outcome) in outcomes.into_iter().enumerate() {
+            let outcome = outcome.unwrap();
+            let linked = store.overrides("app", &format!("d{i}")).unwrap();
+            match i % 10 {
+                3 => assert_eq!(outcome, BulkOutcome::ChannelNotFound),
+                7 => assert_eq!(outcome, BulkOutcome::AppNotFound),
+                _ => {
+                    assert!(matches!(outcome, BulkOutcome::Applied(ref c) if c.len() == 1));
+                    assert_eq!(linked.channel.as_deref(), Some("beta"));
+                    continue;
+                }
+            }
+            assert!(linked.is_empty(), "refused write {i} changed the store");
+        }
+        let (writes, batches) = writer.totals();
+        assert_eq!(writes, 200);
+        assert!(batches < writes, "no transaction was shared");
+        // Every batch was flushed before its answers.
+        assert_eq!(group.totals().0, batches);
+    }
+
+    #[test]
+    fn dropping_the_writer_releases_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sled_store(dir.path());
+        let writer = OverrideWriter::start(store.clone(), Arc::new(GroupCommit::new()), false);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime
+            .block_on(writer.write(link("app", "d".into(), "beta")))
+            .unwrap();
+        assert_eq!(Arc::strong_count(&store), 2);
+        drop(writer);
+        assert_eq!(Arc::strong_count(&store), 1);
     }
 
     #[test]

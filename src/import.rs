@@ -13,7 +13,7 @@ use crate::export::{Format, CSV_COLUMNS};
 use crate::model::Actor;
 use crate::model::{Device, DeviceReport, Platform};
 use crate::routes::input::Input;
-use crate::store::{BulkOutcome, Change, Link, Store, StoreResult};
+use crate::store::{BulkOutcome, Change, OverrideAction, OverrideWrite, Store, StoreResult};
 use crate::timefmt::Micros;
 
 /// Devices written per batch.
@@ -268,24 +268,29 @@ fn write_batch(
                 .push(imported.device.device_id.clone());
         }
     }
-    for ((app_id, channel, version), device_ids) in links {
-        // Targets were checked line by line; a channel deleted meanwhile fails the whole group.
-        if !matches!(
-            store.link_devices(
-                app_id,
-                &device_ids,
-                Link { channel, version },
-                Change {
-                    actor: Actor::Import,
-                    at: now
-                },
-                false
-            )?,
-            BulkOutcome::Applied(_)
-        ) {
+    // Targets were checked line by line; a channel deleted meanwhile refuses its whole group.
+    let writes: Vec<OverrideWrite> = links
+        .into_iter()
+        .map(|((app_id, channel, version), device_ids)| OverrideWrite {
+            app_id: app_id.to_owned(),
+            device_ids,
+            action: OverrideAction::Link {
+                channel: channel.map(str::to_owned),
+                version: version.map(str::to_owned),
+            },
+            change: Change {
+                actor: Actor::Import,
+                at: now,
+            },
+        })
+        .collect();
+    let outcomes = store.write_overrides(&writes)?;
+    for (write, outcome) in writes.iter().zip(outcomes) {
+        if !matches!(outcome, BulkOutcome::Applied(_)) {
             log::warn!(
-                "overrides of {} devices of {app_id} could not be restored",
-                device_ids.len()
+                "overrides of {} devices of {} could not be restored",
+                write.device_ids.len(),
+                write.app_id
             );
         }
     }

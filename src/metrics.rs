@@ -200,6 +200,16 @@ impl Metrics {
                 "Flushes run for them (fewer when writers share one).",
                 gauges.flushes,
             ),
+            (
+                "override_writes_total",
+                "Link and unlink requests written.",
+                gauges.override_writes,
+            ),
+            (
+                "override_batches_total",
+                "Transactions they were written in (fewer when concurrent requests share one).",
+                gauges.override_batches,
+            ),
         ];
         for (name, help, value) in counters {
             let _ = writeln!(out, "# HELP device_registry_{name} {help}\n# TYPE device_registry_{name} counter\ndevice_registry_{name} {value}");
@@ -231,6 +241,8 @@ pub struct Gauges {
     pub devices_per_app: Vec<(String, usize)>,
     pub commits: u64,
     pub flushes: u64,
+    pub override_writes: u64,
+    pub override_batches: u64,
 }
 
 /// Label values escaped as the text format wants.

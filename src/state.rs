@@ -5,7 +5,7 @@ use std::sync::Arc;
 use crate::auth::hash_secret;
 use crate::clock::Clock;
 use crate::config::{Config, Durability};
-use crate::durable::GroupCommit;
+use crate::durable::{GroupCommit, OverrideWriter};
 use crate::limits::{FailureLimiter, RateLimiter};
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -20,6 +20,8 @@ pub struct AppState {
     pub touch_interval: Micros,
     pub durability: Durability,
     pub group_commit: Arc<GroupCommit>,
+    /// Where links and unlinks are written (batched across requests).
+    pub override_writer: Arc<OverrideWriter>,
     pub auth_failures: Arc<FailureLimiter>,
     pub plugin_limit: Arc<RateLimiter>,
     pub client_ip_header: Option<String>,
@@ -29,6 +31,12 @@ pub struct AppState {
 impl AppState {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: &Config) -> Self {
         let admin_key = &config.auth.admin_key;
+        let group_commit = Arc::new(GroupCommit::new());
+        let override_writer = Arc::new(OverrideWriter::start(
+            store.clone(),
+            group_commit.clone(),
+            config.storage.durability == Durability::Flush,
+        ));
         Self {
             store,
             clock,
@@ -36,7 +44,8 @@ impl AppState {
             max_body: usize::try_from(config.server.max_body.0).unwrap_or(usize::MAX),
             touch_interval: config.devices.touch_interval.micros(),
             durability: config.storage.durability,
-            group_commit: Arc::new(GroupCommit::new()),
+            group_commit,
+            override_writer,
             auth_failures: Arc::new(FailureLimiter::new(
                 config.limits.auth_failures,
                 config.limits.auth_window.micros(),

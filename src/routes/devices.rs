@@ -15,7 +15,7 @@ use crate::model::{
 };
 use crate::resolve;
 use crate::state::AppState;
-use crate::store::{BulkOutcome, EraseTarget, Link};
+use crate::store::{BulkOutcome, EraseTarget, OverrideAction, OverrideChange, OverrideWrite};
 use crate::timefmt::{format_micros, parse_rfc3339};
 use serde_json::json;
 
@@ -249,33 +249,27 @@ async fn get_devices(
     Ok(HttpResponse::Ok().json(list))
 }
 
-/// Links devices to a channel and/or a version (or says what it would change), with the
-/// contract's errors; shared by the single and the bulk link.
-fn link_overrides(
+/// Writes (or, with `dry_run`, previews) a change of overrides, and renders the store's
+/// refusals as the contract's errors; shared by the single and the bulk link and unlink. An
+/// applied write is durable when this returns (see `durable::OverrideWriter`).
+async fn write_overrides(
     state: &AppState,
-    caller: &crate::auth::Caller,
-    app_id: &str,
-    device_ids: &[String],
-    channel: Option<String>,
-    version: Option<String>,
+    write: OverrideWrite,
     dry_run: bool,
-) -> Result<Vec<crate::store::OverrideChange>, ApiError> {
-    if channel.is_none() && version.is_none() {
-        return Err(ApiError::new(Code::MissingChannelOrVersion));
-    }
-    let link = Link {
-        channel: channel.as_deref(),
-        version: version.as_deref(),
+) -> Result<Vec<OverrideChange>, ApiError> {
+    let (channel, version) = match &write.action {
+        OverrideAction::Link { channel, version } => (channel.clone(), version.clone()),
+        OverrideAction::Unlink => (None, None),
     };
-    match state.store.link_devices(
-        app_id,
-        device_ids,
-        link,
-        super::change_by(caller, state),
-        dry_run,
-    )? {
+    let app_id = write.app_id.clone();
+    let outcome = if dry_run {
+        state.store.preview_overrides(&write)?
+    } else {
+        state.override_writer.write(write).await?
+    };
+    match outcome {
         BulkOutcome::Applied(changes) => Ok(changes),
-        BulkOutcome::AppNotFound => Err(super::app_not_found(app_id)),
+        BulkOutcome::AppNotFound => Err(super::app_not_found(&app_id)),
         BulkOutcome::ChannelNotFound => {
             Err(ApiError::new(Code::ChannelNotFound).info("channel", channel.unwrap_or_default()))
         }
@@ -284,6 +278,17 @@ fn link_overrides(
                 .info("version_id", version.unwrap_or_default()))
         }
     }
+}
+
+/// What a link request asks for; at least one of the two.
+fn link_action(
+    channel: Option<String>,
+    version: Option<String>,
+) -> Result<OverrideAction, ApiError> {
+    if channel.is_none() && version.is_none() {
+        return Err(ApiError::new(Code::MissingChannelOrVersion));
+    }
+    Ok(OverrideAction::Link { channel, version })
 }
 
 async fn link_device(
@@ -295,19 +300,17 @@ async fn link_device(
     let input = json_input(&req, payload, &state).await?;
     let app_id = input.app_id()?;
     let device_id = input.required_device_id()?;
-    let channel = input.name("channel")?;
-    let version = input.name("version_id")?;
+    let (channel, version) = (input.name("channel")?, input.name("version_id")?);
     visible_app(&state, &caller, &app_id)?;
-    link_overrides(
-        &state,
-        &caller,
-        &app_id,
-        &[device_id],
-        channel,
-        version,
-        false,
-    )?;
-    persist(&state).await?;
+    // After the app: the contract checks the app before what is linked to it.
+    let action = link_action(channel, version)?;
+    let write = OverrideWrite {
+        app_id,
+        device_ids: vec![device_id],
+        action,
+        change: super::change_by(&caller, &state),
+    };
+    write_overrides(&state, write, false).await?;
     Ok(ok())
 }
 
@@ -321,10 +324,13 @@ async fn unlink_device(
     let app_id = input.app_id()?;
     let device_id = input.required_device_id()?;
     visible_app(&state, &caller, &app_id)?;
-    state
-        .store
-        .unlink_device(&app_id, &device_id, super::change_by(&caller, &state))?;
-    persist(&state).await?;
+    let write = OverrideWrite {
+        app_id,
+        device_ids: vec![device_id],
+        action: OverrideAction::Unlink,
+        change: super::change_by(&caller, &state),
+    };
+    write_overrides(&state, write, false).await?;
     Ok(ok())
 }
 
@@ -440,22 +446,17 @@ async fn bulk_link(
     let input = json_input(&req, payload, &state).await?;
     let app_id = input.app_id()?;
     let device_ids = parse_device_ids(&input)?;
-    let channel = input.name("channel")?;
-    let version = input.name("version_id")?;
+    let (channel, version) = (input.name("channel")?, input.name("version_id")?);
     let dry_run = input.bool("dry_run")?.unwrap_or(false);
     visible_app(&state, &caller, &app_id)?;
-    let changes = link_overrides(
-        &state,
-        &caller,
-        &app_id,
-        &device_ids,
-        channel,
-        version,
-        dry_run,
-    )?;
-    if !dry_run {
-        persist(&state).await?;
-    }
+    let action = link_action(channel, version)?;
+    let write = OverrideWrite {
+        app_id,
+        device_ids,
+        action,
+        change: super::change_by(&caller, &state),
+    };
+    let changes = write_overrides(&state, write, dry_run).await?;
     Ok(bulk_answer(&changes, dry_run))
 }
 
@@ -472,15 +473,13 @@ async fn bulk_unlink(
     let device_ids = parse_device_ids(&input)?;
     let dry_run = input.bool("dry_run")?.unwrap_or(false);
     visible_app(&state, &caller, &app_id)?;
-    let changes = state.store.unlink_devices(
-        &app_id,
-        &device_ids,
-        super::change_by(&caller, &state),
-        dry_run,
-    )?;
-    if !dry_run {
-        persist(&state).await?;
-    }
+    let write = OverrideWrite {
+        app_id,
+        device_ids,
+        action: OverrideAction::Unlink,
+        change: super::change_by(&caller, &state),
+    };
+    let changes = write_overrides(&state, write, dry_run).await?;
     Ok(bulk_answer(&changes, dry_run))
 }
 

@@ -48,6 +48,7 @@ async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRes
         }
     };
     let (commits, flushes) = state.group_commit.totals();
+    let (override_writes, override_batches) = state.override_writer.totals();
     let gauges = Gauges {
         store_size_bytes: state.store.size_on_disk()?,
         devices_per_app: devices_per_app
@@ -56,6 +57,8 @@ async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRes
             .collect(),
         commits,
         flushes,
+        override_writes,
+        override_batches,
     };
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")

@@ -14,7 +14,7 @@ use crate::model::{
 };
 use crate::timefmt::Micros;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("storage engine: {0}")]
     Engine(String),
@@ -170,11 +170,46 @@ pub struct Erased {
     pub overrides: Overrides,
 }
 
-/// What to link a device to; at least one is set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Link<'a> {
-    pub channel: Option<&'a str>,
-    pub version: Option<&'a str>,
+/// What a change of overrides does to each of its devices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OverrideAction {
+    /// Sets the given overrides (at least one), keeping the device's other one.
+    Link {
+        channel: Option<String>,
+        version: Option<String>,
+    },
+    /// Removes both overrides.
+    Unlink,
+}
+
+impl OverrideAction {
+    /// The overrides a device has after this action, if it had `before`.
+    pub fn apply(&self, before: &Overrides, at: Micros) -> Overrides {
+        match self {
+            OverrideAction::Link { channel, version } => {
+                let mut after = before.clone();
+                if let Some(channel) = channel {
+                    after.channel = Some(channel.clone());
+                }
+                if let Some(version) = version {
+                    after.version = Some(version.clone());
+                }
+                after.set_at = at;
+                after
+            }
+            OverrideAction::Unlink => Overrides::default(),
+        }
+    }
+}
+
+/// One request's change of overrides: the same action on each of its devices, which need not
+/// have checked in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverrideWrite {
+    pub app_id: String,
+    pub device_ids: Vec<String>,
+    pub action: OverrideAction,
+    pub change: Change,
 }
 
 /// An API key to store: its description and the SHA-256 of its secret.
@@ -236,30 +271,20 @@ pub trait Store: Send + Sync + 'static {
     fn import_devices(&self, app_id: &str, devices: &[Device]) -> StoreResult<bool>;
     fn device(&self, app_id: &str, device_id: &str) -> StoreResult<Option<DeviceEntry>>;
     fn list_devices(&self, app_id: &str, query: &DeviceListQuery) -> StoreResult<DevicePage>;
-    /// Sets the given overrides on every device (replacing those of the same kind) in one
-    /// transaction, or with `dry_run` only says what would change; the devices need not exist.
-    fn link_devices(
-        &self,
-        app_id: &str,
-        device_ids: &[String],
-        link: Link<'_>,
-        change: Change,
-        dry_run: bool,
-    ) -> StoreResult<BulkOutcome>;
-    /// Removes both overrides of every device in one transaction (or says what it would remove);
-    /// never the devices themselves.
-    fn unlink_devices(
-        &self,
-        app_id: &str,
-        device_ids: &[String],
-        change: Change,
-        dry_run: bool,
-    ) -> StoreResult<Vec<OverrideChange>>;
+    /// Applies the writes, in order, in one transaction. Each is checked on its own (its app,
+    /// and the channel and version it links to): a refused write changes nothing and the
+    /// others still apply. One outcome per write. Concurrent requests' writes are batched
+    /// into one call (see `durable::OverrideWriter`), so this is where links and unlinks
+    /// change the store.
+    fn write_overrides(&self, writes: &[OverrideWrite]) -> StoreResult<Vec<BulkOutcome>>;
+    /// What [`Store::write_overrides`] would do with this write, changing nothing.
+    fn preview_overrides(&self, write: &OverrideWrite) -> StoreResult<BulkOutcome>;
 
-    /// [`Store::unlink_devices`] for one device.
-    fn unlink_device(&self, app_id: &str, device_id: &str, change: Change) -> StoreResult<()> {
-        self.unlink_devices(app_id, &[device_id.to_owned()], change, false)
-            .map(|_| ())
+    /// [`Store::write_overrides`] for one write.
+    fn write_override(&self, write: OverrideWrite) -> StoreResult<BulkOutcome> {
+        self.write_overrides(std::slice::from_ref(&write))?
+            .pop()
+            .ok_or_else(|| StoreError::Engine("no outcome for an override write".into()))
     }
 
     /// The audit log of override changes, newest first, from before `before` (an entry's

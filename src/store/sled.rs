@@ -23,8 +23,8 @@ use sled::{Db, IVec, Transactional, Tree};
 use super::keys::{self, decode_value, encode_value};
 use super::{
     BulkOutcome, Change, CheckReport, Counts, CreateApp, CreateBundle, DeleteOutcome, EraseTarget,
-    Erased, Expired, Link, NewApiKey, OverrideChange, Store, StoreError, StoreResult, Upsert,
-    UpsertChannel,
+    Erased, Expired, NewApiKey, OverrideAction, OverrideChange, OverrideWrite, Store, StoreError,
+    StoreResult, Upsert, UpsertChannel,
 };
 use crate::durable::GroupCommit;
 use crate::model::{
@@ -249,6 +249,34 @@ impl SledStore {
             .map(|bytes| decode("overrides", &bytes))
             .transpose()?
             .unwrap_or_default())
+    }
+
+    /// Why an override write cannot apply, if it cannot: its app, or what it links to, is
+    /// missing.
+    fn override_refusal(&self, write: &OverrideWrite) -> StoreResult<Option<BulkOutcome>> {
+        let app_id = write.app_id.as_str();
+        if !self.apps.contains_key(app_id.as_bytes())? {
+            return Ok(Some(BulkOutcome::AppNotFound));
+        }
+        if let OverrideAction::Link { channel, version } = &write.action {
+            if let Some(channel) = channel {
+                if !self
+                    .channels
+                    .contains_key(keys::app_scoped(app_id, channel))?
+                {
+                    return Ok(Some(BulkOutcome::ChannelNotFound));
+                }
+            }
+            if let Some(version) = version {
+                if !self
+                    .bundles
+                    .contains_key(keys::app_scoped(app_id, version))?
+                {
+                    return Ok(Some(BulkOutcome::VersionNotFound));
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// The app's bundle ids by version name (see [`BundleIds`]).
@@ -1812,173 +1840,111 @@ impl Store for SledStore {
         })
     }
 
-    fn link_devices(
-        &self,
-        app_id: &str,
-        device_ids: &[String],
-        link: Link<'_>,
-        change: Change,
-        dry_run: bool,
-    ) -> StoreResult<BulkOutcome> {
+    fn write_overrides(&self, writes: &[OverrideWrite]) -> StoreResult<Vec<BulkOutcome>> {
         let _registry = self.shared();
-        if !self.apps.contains_key(app_id.as_bytes())? {
-            return Ok(BulkOutcome::AppNotFound);
-        }
-        if let Some(channel) = link.channel {
-            if !self
-                .channels
-                .contains_key(keys::app_scoped(app_id, channel))?
-            {
-                return Ok(BulkOutcome::ChannelNotFound);
-            }
-        }
-        if let Some(version) = link.version {
-            if !self
-                .bundles
-                .contains_key(keys::app_scoped(app_id, version))?
-            {
-                return Ok(BulkOutcome::VersionNotFound);
-            }
-        }
-        let linked = |before: &Overrides| {
-            let mut after = before.clone();
-            if let Some(channel) = link.channel {
-                after.channel = Some(channel.to_owned());
-            }
-            if let Some(version) = link.version {
-                after.version = Some(version.to_owned());
-            }
-            after.set_at = change.at;
-            after
-        };
-        if dry_run {
-            let changes = device_ids
+        // Refusals are decided before the transaction: a refused write takes no part in it.
+        let refusals = writes
+            .iter()
+            .map(|write| self.override_refusal(write))
+            .collect::<StoreResult<Vec<_>>>()?;
+        let accepted = || {
+            writes
                 .iter()
-                .map(|device_id| {
-                    let before = self.overrides_of(app_id, device_id)?;
-                    let after = linked(&before);
-                    Ok(OverrideChange {
-                        device_id: device_id.clone(),
-                        before,
-                        after,
-                    })
-                })
-                .collect::<StoreResult<_>>()?;
-            return Ok(BulkOutcome::Applied(changes));
-        }
-        let seqs = self.audit_seqs(device_ids.len())?;
-        let changes = (
+                .zip(&refusals)
+                .filter(|(_, refusal)| refusal.is_none())
+                .map(|(write, _)| write)
+        };
+        let device_count: usize = accepted().map(|write| write.device_ids.len()).sum();
+        let seqs = self.audit_seqs(device_count)?;
+        let mut applied = (
             &self.overrides,
             &self.overrides_by_time,
             &self.audit,
             &self.audit_by_device,
         )
             .transaction(|(overrides, by_time, audit, audit_by_device)| {
-                let mut changes = Vec::with_capacity(device_ids.len());
-                for (i, device_id) in device_ids.iter().enumerate() {
-                    let key = keys::app_scoped(app_id, device_id);
-                    let before: Overrides = match overrides.get(&key)? {
-                        Some(bytes) => {
-                            let old: Overrides = decode("overrides", &bytes).map_err(abort)?;
-                            by_time.remove(keys::device_time(app_id, old.set_at, device_id))?;
-                            old
+                let mut seqs = seqs.iter().copied();
+                let mut applied = Vec::with_capacity(writes.len());
+                for write in accepted() {
+                    let app_id = write.app_id.as_str();
+                    let mut changes = Vec::with_capacity(write.device_ids.len());
+                    for (device_id, seq) in write.device_ids.iter().zip(seqs.by_ref()) {
+                        let key = keys::app_scoped(app_id, device_id);
+                        // Reads this transaction's own writes: a device twice in a batch
+                        // sees its first change.
+                        let before: Overrides = match overrides.get(&key)? {
+                            Some(bytes) => {
+                                let old: Overrides = decode("overrides", &bytes).map_err(abort)?;
+                                by_time.remove(keys::device_time(app_id, old.set_at, device_id))?;
+                                old
+                            }
+                            None => Overrides::default(),
+                        };
+                        let after = write.action.apply(&before, write.change.at);
+                        if after.is_empty() {
+                            overrides.remove(key)?;
+                        } else {
+                            overrides.insert(key, encode_value(&after))?;
+                            by_time.insert(
+                                keys::device_time(app_id, after.set_at, device_id),
+                                &[] as &[u8],
+                            )?;
                         }
-                        None => Overrides::default(),
-                    };
-                    let after = linked(&before);
-                    overrides.insert(key.as_slice(), encode_value(&after))?;
-                    by_time.insert(
-                        keys::device_time(app_id, change.at, device_id),
-                        &[] as &[u8],
-                    )?;
-                    let link_change = OverrideChange {
-                        device_id: device_id.clone(),
-                        before: before.clone(),
-                        after: after.clone(),
-                    };
-                    if link_change.changed() {
-                        let entry = Self::audit_entry(
-                            device_id,
-                            seqs[i],
-                            change,
-                            AuditAction::Link,
-                            &before,
-                            &after,
-                        );
-                        write_audit(audit, audit_by_device, app_id, &entry)?;
+                        let change = OverrideChange {
+                            device_id: device_id.clone(),
+                            before,
+                            after,
+                        };
+                        if change.changed() {
+                            let action = match write.action {
+                                OverrideAction::Link { .. } => AuditAction::Link,
+                                OverrideAction::Unlink => AuditAction::Unlink,
+                            };
+                            let entry = Self::audit_entry(
+                                device_id,
+                                seq,
+                                write.change,
+                                action,
+                                &change.before,
+                                &change.after,
+                            );
+                            write_audit(audit, audit_by_device, app_id, &entry)?;
+                        }
+                        changes.push(change);
                     }
-                    changes.push(OverrideChange {
-                        device_id: device_id.clone(),
-                        before,
-                        after,
-                    });
+                    applied.push(changes);
                 }
-                Ok(changes)
-            })?;
-        self.spend(device_ids.len() as u64)?;
-        Ok(BulkOutcome::Applied(changes))
+                Ok(applied)
+            })?
+            .into_iter();
+        self.spend(device_count as u64)?;
+        Ok(refusals
+            .into_iter()
+            .map(|refusal| {
+                refusal.unwrap_or_else(|| BulkOutcome::Applied(applied.next().unwrap_or_default()))
+            })
+            .collect())
     }
 
-    fn unlink_devices(
-        &self,
-        app_id: &str,
-        device_ids: &[String],
-        change: Change,
-        dry_run: bool,
-    ) -> StoreResult<Vec<OverrideChange>> {
+    fn preview_overrides(&self, write: &OverrideWrite) -> StoreResult<BulkOutcome> {
         let _registry = self.shared();
-        if dry_run {
-            return device_ids
-                .iter()
-                .map(|device_id| {
-                    let before = self.overrides_of(app_id, device_id)?;
-                    Ok(OverrideChange {
-                        device_id: device_id.clone(),
-                        before,
-                        after: Overrides::default(),
-                    })
-                })
-                .collect();
+        if let Some(refusal) = self.override_refusal(write)? {
+            return Ok(refusal);
         }
-        let seqs = self.audit_seqs(device_ids.len())?;
-        let changes = (
-            &self.overrides,
-            &self.overrides_by_time,
-            &self.audit,
-            &self.audit_by_device,
-        )
-            .transaction(|(overrides, by_time, audit, audit_by_device)| {
-                let mut changes = Vec::with_capacity(device_ids.len());
-                for (i, device_id) in device_ids.iter().enumerate() {
-                    let before = match overrides.remove(keys::app_scoped(app_id, device_id))? {
-                        Some(bytes) => {
-                            let old: Overrides = decode("overrides", &bytes).map_err(abort)?;
-                            by_time.remove(keys::device_time(app_id, old.set_at, device_id))?;
-                            old
-                        }
-                        None => Overrides::default(),
-                    };
-                    if !before.is_empty() {
-                        let entry = Self::audit_entry(
-                            device_id,
-                            seqs[i],
-                            change,
-                            AuditAction::Unlink,
-                            &before,
-                            &Overrides::default(),
-                        );
-                        write_audit(audit, audit_by_device, app_id, &entry)?;
-                    }
-                    changes.push(OverrideChange {
-                        device_id: device_id.clone(),
-                        before,
-                        after: Overrides::default(),
-                    });
-                }
-                Ok(changes)
-            })?;
-        self.spend(device_ids.len() as u64)?;
-        Ok(changes)
+        let changes = write
+            .device_ids
+            .iter()
+            .map(|device_id| {
+                let before = self.overrides_of(&write.app_id, device_id)?;
+                let after = write.action.apply(&before, write.change.at);
+                Ok(OverrideChange {
+                    device_id: device_id.clone(),
+                    before,
+                    after,
+                })
+            })
+            .collect::<StoreResult<_>>()?;
+        Ok(BulkOutcome::Applied(changes))
     }
 
     fn erase_devices(
@@ -2300,6 +2266,18 @@ mod tests {
         }
     }
 
+    fn link_to_beta(device_ids: &[&str], change: Change) -> OverrideWrite {
+        OverrideWrite {
+            app_id: "app".into(),
+            device_ids: device_ids.iter().map(|id| id.to_string()).collect(),
+            action: OverrideAction::Link {
+                channel: Some("beta".into()),
+                version: None,
+            },
+            change,
+        }
+    }
+
     fn open(dir: &Path) -> SledStore {
         let options = SledOptions {
             cache_bytes: 8 << 20,
@@ -2336,6 +2314,65 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_of_override_writes_applies_in_order_and_refusals_change_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        store.create_app("app", "app", 1).unwrap();
+        store
+            .upsert_channel("app", "beta", &ChannelPatch::default(), 1)
+            .unwrap();
+        let to_missing_channel = OverrideWrite {
+            action: OverrideAction::Link {
+                channel: Some("gone".into()),
+                version: None,
+            },
+            ..link_to_beta(&["d2"], at(6))
+        };
+        let to_missing_app = OverrideWrite {
+            app_id: "other".into(),
+            ..link_to_beta(&["d3"], at(6))
+        };
+        let unlink_d1 = OverrideWrite {
+            action: OverrideAction::Unlink,
+            ..link_to_beta(&["d1"], at(7))
+        };
+        let outcomes = store
+            .write_overrides(&[
+                link_to_beta(&["d1", "d2"], at(5)),
+                to_missing_channel,
+                to_missing_app,
+                unlink_d1,
+                link_to_beta(&["d1"], at(8)),
+            ])
+            .unwrap();
+        let changed = |outcome: &BulkOutcome| -> Vec<bool> {
+            match outcome {
+                BulkOutcome::Applied(changes) => changes.iter().map(|c| c.changed()).collect(),
+                other => panic!("refused: {other:?}"),
+            }
+        };
+        assert_eq!(outcomes.len(), 5);
+        assert_eq!(changed(&outcomes[0]), vec![true, true]);
+        assert_eq!(outcomes[1], BulkOutcome::ChannelNotFound);
+        assert_eq!(outcomes[2], BulkOutcome::AppNotFound);
+        // Later writes of the batch see the earlier ones: d1 was linked, then unlinked, then
+        // linked again.
+        assert_eq!(changed(&outcomes[3]), vec![true]);
+        assert_eq!(changed(&outcomes[4]), vec![true]);
+        assert_eq!(store.overrides("app", "d1").unwrap().set_at, 8);
+        assert_eq!(
+            store.overrides("app", "d2").unwrap().channel.as_deref(),
+            Some("beta")
+        );
+        assert!(store.overrides("app", "d3").unwrap().is_empty());
+        let audit = store.audit("app", None, None, 100).unwrap();
+        assert_eq!(audit.entries.len(), 4);
+        // One time-index entry per device with overrides, at its last change.
+        assert_eq!(store.counts().unwrap().overrides_by_time, 2);
+        assert!(store.check(false).unwrap().is_clean());
+    }
+
+    #[test]
     fn check_finds_and_repairs_every_kind_of_inconsistency() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
@@ -2348,15 +2385,11 @@ mod tests {
                 .upsert_device("app", &format!("d{i}"), &report(), 100 + i, 1)
                 .unwrap();
         }
-        let link = Link {
-            channel: Some("beta"),
-            version: None,
-        };
         store
-            .link_devices("app", &["d0".into()], link, at(5), false)
-            .unwrap();
-        store
-            .link_devices("app", &["never".into()], link, at(5), false)
+            .write_overrides(&[
+                link_to_beta(&["d0"], at(5)),
+                link_to_beta(&["never"], at(5)),
+            ])
             .unwrap();
         assert!(store.check(false).unwrap().is_clean());
 
@@ -2417,16 +2450,7 @@ mod tests {
         store.upsert_device("app", "old", &report(), 10, 1).unwrap();
         store.upsert_device("app", "new", &report(), 50, 1).unwrap();
         store
-            .link_devices(
-                "app",
-                &["old".into()],
-                Link {
-                    channel: Some("beta"),
-                    version: None,
-                },
-                at(10),
-                false,
-            )
+            .write_override(link_to_beta(&["old"], at(10)))
             .unwrap();
         let expired = store.expire_before(20, 100, 20).unwrap();
         assert_eq!(

@@ -42,6 +42,17 @@ async fn metrics_count_requests_by_route_and_devices_by_app() {
     server.report("app_metrics", "d1").await;
     server.report("app_metrics", "d2").await;
     server
+        .create_channel("app_metrics", "beta", json!({}))
+        .await;
+    let (status, _) = server
+        .post(
+            "/device",
+            ADMIN,
+            json!({"app_id": "app_metrics", "device_id": "d1", "channel": "beta"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    server
         .get("/device/?app_id=app_metrics&device_id=d1", ADMIN)
         .await;
     server
@@ -99,11 +110,20 @@ async fn metrics_count_requests_by_route_and_devices_by_app() {
         "{text}"
     );
     assert!(
-        text.contains("device_registry_request_duration_seconds_count{route=\"/device\"} 2"),
+        text.contains("device_registry_request_duration_seconds_count{route=\"/device\"} 3"),
+        "{text}"
+    );
+    // Two apps, a key, a channel and a link.
+    assert!(
+        text.contains("device_registry_durable_commits_total 5"),
         "{text}"
     );
     assert!(
-        text.contains("device_registry_durable_commits_total 3"),
+        text.contains("device_registry_override_writes_total 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("device_registry_override_batches_total 1"),
         "{text}"
     );
     assert!(text.contains("device_registry_store_size_bytes "), "{text}");
