@@ -11,29 +11,88 @@ pub const MICROS_PER_SECOND: u64 = 1_000_000;
 
 /// Renders `2024-01-01T00:00:00Z` or `2024-01-01T00:00:00.123456Z`.
 pub fn format_micros(micros: Micros) -> String {
-    let secs = (micros / MICROS_PER_SECOND) as i64;
-    let frac = micros % MICROS_PER_SECOND;
-    // Every u64 of microseconds is before year 586912, but `time` only goes to 9999.
-    let Ok(dt) = OffsetDateTime::from_unix_timestamp(secs) else {
-        return "9999-12-31T23:59:59.999999Z".to_owned();
-    };
-    let mut out = String::with_capacity(27);
-    use std::fmt::Write;
-    let _ = write!(
-        out,
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        dt.year(),
-        u8::from(dt.month()),
-        dt.day(),
-        dt.hour(),
-        dt.minute(),
-        dt.second()
-    );
-    if frac != 0 {
-        let _ = write!(out, ".{frac:06}");
+    Rendered::new(micros).as_str().to_owned()
+}
+
+/// A timestamp rendered on the stack, for the hot paths that write many (a page has one per
+/// device): no allocation and no formatting machinery, and it serialises as a JSON string.
+#[derive(Clone, Copy)]
+pub struct Rendered {
+    text: [u8; 27],
+    len: u8,
+}
+
+/// The last second `Rendered` spells out: 9999-12-31T23:59:59Z. Later instants (a `u64` of
+/// microseconds reaches year 586912) render as the last microsecond of 9999.
+const LAST_SECOND: u64 = 253_402_300_799;
+
+impl Rendered {
+    pub fn new(micros: Micros) -> Self {
+        let (secs, frac) = match micros / MICROS_PER_SECOND {
+            secs if secs > LAST_SECOND => (LAST_SECOND, 999_999),
+            secs => (secs, micros % MICROS_PER_SECOND),
+        };
+        let (year, month, day) = civil_from_days(secs / 86_400);
+        let second_of_day = secs % 86_400;
+        let mut text = *b"0000-00-00T00:00:00.000000Z";
+        let mut put = |at: usize, width: usize, mut value: u64| {
+            for i in (at..at + width).rev() {
+                text[i] = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+        };
+        put(0, 4, year);
+        put(5, 2, month);
+        put(8, 2, day);
+        put(11, 2, second_of_day / 3600);
+        put(14, 2, second_of_day / 60 % 60);
+        put(17, 2, second_of_day % 60);
+        let len = if frac == 0 {
+            text[19] = b'Z';
+            20
+        } else {
+            put(20, 6, frac);
+            27
+        };
+        Self { text, len }
     }
-    out.push('Z');
-    out
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits and punctuation were written.
+        std::str::from_utf8(&self.text[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Display for Rendered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for Rendered {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// (year, month, day) of a day counted from 1970-01-01, in the proleptic Gregorian calendar
+/// (Howard Hinnant's `civil_from_days`, for days on or after the epoch).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let day_of_era = z % 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let shifted_month = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
+    let month = if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    };
+    let year = year_of_era + era * 400 + u64::from(month <= 2);
+    (year, month, day)
 }
 
 /// Parses an RFC 3339 instant (any offset, any fraction up to nanoseconds) into signed
@@ -52,6 +111,69 @@ pub fn system_now() -> Micros {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// The same rendering through the `time` crate: the reference for `Rendered`.
+    fn format_with_time(micros: Micros) -> String {
+        let dt = OffsetDateTime::from_unix_timestamp((micros / MICROS_PER_SECOND) as i64).unwrap();
+        let frac = micros % MICROS_PER_SECOND;
+        let mut out = format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+            dt.year(),
+            u8::from(dt.month()),
+            dt.day(),
+            dt.hour(),
+            dt.minute(),
+            dt.second()
+        );
+        if frac != 0 {
+            out.push_str(&format!(".{frac:06}"));
+        }
+        out.push('Z');
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn rendering_matches_the_time_crate(micros in 0..=(LAST_SECOND + 1) * MICROS_PER_SECOND - 1) {
+            prop_assert_eq!(format_micros(micros), format_with_time(micros));
+        }
+    }
+
+    #[test]
+    fn calendar_edges_render_like_the_time_crate() {
+        let days = |y: i32, m: u8, d: u8| {
+            time::Date::from_calendar_date(y, time::Month::try_from(m).unwrap(), d)
+                .unwrap()
+                .to_julian_day() as u64
+                - 2_440_588
+        };
+        for (y, m, d) in [
+            (1970, 1, 1),
+            (2000, 2, 29),
+            (2100, 2, 28),
+            (2100, 3, 1),
+            (2400, 2, 29),
+            (2024, 12, 31),
+            (9999, 12, 31),
+        ] {
+            let micros = days(y, m, d) * 86_400 * MICROS_PER_SECOND + 1;
+            assert_eq!(format_micros(micros), format_with_time(micros));
+        }
+    }
+
+    #[test]
+    fn instants_after_year_9999_render_as_its_last_microsecond() {
+        assert_eq!(format_micros(u64::MAX), "9999-12-31T23:59:59.999999Z");
+        assert_eq!(
+            format_micros((LAST_SECOND + 1) * MICROS_PER_SECOND),
+            "9999-12-31T23:59:59.999999Z"
+        );
+        assert_eq!(
+            format_micros(LAST_SECOND * MICROS_PER_SECOND),
+            "9999-12-31T23:59:59Z"
+        );
+    }
 
     #[test]
     fn whole_seconds_have_no_fraction() {

@@ -1,22 +1,24 @@
 //! `/device`: the Devices API of the seed (spec section 3).
 
+use actix_web::http::header::ContentType;
 use actix_web::web::{self, Payload, ServiceConfig};
 use actix_web::{HttpRequest, HttpResponse};
 use serde::Serialize;
 
 use super::input::{invalid, Input};
 use super::plugin;
+use super::render;
 use super::{body_or_query_input, caller, json_input, ok, persist, resource, visible_app};
 use crate::error::{ApiError, Code};
 use crate::export;
 use crate::ids;
 use crate::model::{
-    Cursor, DeviceEntry, DeviceFilter, DeviceListQuery, DeviceOrder, Mode, Platform,
+    Cursor, DeviceEntry, DeviceFilter, DeviceListQuery, DeviceOrder, DevicePage, Mode, Platform,
 };
 use crate::resolve;
 use crate::state::AppState;
 use crate::store::{BulkOutcome, EraseTarget, OverrideAction, OverrideChange, OverrideWrite};
-use crate::timefmt::{format_micros, parse_rfc3339};
+use crate::timefmt::{format_micros, parse_rfc3339, Rendered};
 use serde_json::json;
 
 pub const DEFAULT_LIMIT: usize = 50;
@@ -61,7 +63,7 @@ fn device_caller(
 /// The Device object of the contract.
 #[derive(Serialize)]
 pub struct DeviceView<'a> {
-    updated_at: String,
+    updated_at: Rendered,
     device_id: &'a str,
     custom_id: &'a str,
     version: Option<u64>,
@@ -84,7 +86,7 @@ impl<'a> From<&'a DeviceEntry> for DeviceView<'a> {
         let device = &entry.device;
         let report = &device.report;
         Self {
-            updated_at: format_micros(device.updated_at),
+            updated_at: Rendered::new(device.updated_at),
             device_id: &device.device_id,
             custom_id: &report.custom_id,
             version: entry.bundle_id,
@@ -102,13 +104,74 @@ impl<'a> From<&'a DeviceEntry> for DeviceView<'a> {
     }
 }
 
-#[derive(Serialize)]
-struct DeviceList<'a> {
-    data: Vec<DeviceView<'a>>,
-    #[serde(rename = "nextCursor", skip_serializing_if = "Option::is_none")]
-    next_cursor: Option<String>,
-    #[serde(rename = "hasMore")]
-    has_more: bool,
+impl DeviceView<'_> {
+    /// Appends this device as JSON: what its `Serialize` writes, without serde's generic
+    /// writer (see `routes::render`).
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"updated_at\":\"");
+        out.extend_from_slice(self.updated_at.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"device_id\":");
+        render::string(out, self.device_id);
+        out.extend_from_slice(b",\"custom_id\":");
+        render::string(out, self.custom_id);
+        out.extend_from_slice(b",\"version\":");
+        render::optional_number(out, self.version);
+        out.extend_from_slice(b",\"version_name\":");
+        render::optional_string(out, self.version_name);
+        out.extend_from_slice(b",\"app_id\":");
+        render::string(out, self.app_id);
+        out.extend_from_slice(b",\"platform\":");
+        render::string(out, self.platform);
+        out.extend_from_slice(b",\"plugin_version\":");
+        render::string(out, self.plugin_version);
+        out.extend_from_slice(b",\"os_version\":");
+        render::string(out, self.os_version);
+        out.extend_from_slice(b",\"version_build\":");
+        render::string(out, self.version_build);
+        out.extend_from_slice(b",\"is_prod\":");
+        render::boolean(out, self.is_prod);
+        out.extend_from_slice(b",\"is_emulator\":");
+        render::boolean(out, self.is_emulator);
+        if let Some(channel) = self.channel {
+            out.extend_from_slice(b",\"channel\":");
+            render::string(out, channel);
+        }
+        if let Some(version) = self.version_override {
+            out.extend_from_slice(b",\"version_override\":");
+            render::string(out, version);
+        }
+        out.push(b'}');
+    }
+}
+
+/// About the size of a rendered device, to size answers' buffers.
+const DEVICE_JSON_BYTES: usize = 400;
+
+/// `{"data": [devices], "nextCursor"?, "hasMore"}`.
+fn device_list_json(page: &DevicePage) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + DEVICE_JSON_BYTES * page.devices.len());
+    out.extend_from_slice(b"{\"data\":[");
+    for (i, entry) in page.devices.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        DeviceView::from(entry).write_json(&mut out);
+    }
+    out.push(b']');
+    if let Some(cursor) = &page.next {
+        out.extend_from_slice(b",\"nextCursor\":");
+        render::string(&mut out, &format_cursor(cursor));
+    }
+    out.extend_from_slice(b",\"hasMore\":");
+    render::boolean(&mut out, page.next.is_some());
+    out.push(b'}');
+    out
+}
+
+fn json_answer(body: Vec<u8>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(body)
 }
 
 pub fn format_cursor(cursor: &Cursor) -> String {
@@ -236,17 +299,14 @@ async fn get_devices(
         let entry = state.store.device(&app_id, &device_id)?.ok_or_else(|| {
             ApiError::new(Code::DeviceNotFound).info("device_id", device_id.as_str())
         })?;
-        return Ok(HttpResponse::Ok().json(DeviceView::from(&entry)));
+        let mut body = Vec::with_capacity(DEVICE_JSON_BYTES);
+        DeviceView::from(&entry).write_json(&mut body);
+        return Ok(json_answer(body));
     }
 
     let query = parse_list_query(&input)?;
     let page = state.store.list_devices(&app_id, &query)?;
-    let list = DeviceList {
-        data: page.devices.iter().map(DeviceView::from).collect(),
-        next_cursor: page.next.as_ref().map(format_cursor),
-        has_more: page.next.is_some(),
-    };
-    Ok(HttpResponse::Ok().json(list))
+    Ok(json_answer(device_list_json(&page)))
 }
 
 /// Writes (or, with `dry_run`, previews) a change of overrides, and renders the store's
@@ -760,6 +820,40 @@ async fn export_devices(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn a_device_is_written_as_its_serialize_writes_it(
+            updated_at in any::<u64>(),
+            text in proptest::collection::vec(any::<String>(), 7),
+            version in any::<Option<u64>>(),
+            version_name in any::<Option<String>>(),
+            flags in any::<(bool, bool)>(),
+            channel in any::<Option<String>>(),
+            version_override in any::<Option<String>>(),
+        ) {
+            let view = DeviceView {
+                updated_at: Rendered::new(updated_at),
+                device_id: &text[0],
+                custom_id: &text[1],
+                version,
+                version_name: version_name.as_deref(),
+                app_id: &text[2],
+                platform: "ios",
+                plugin_version: &text[3],
+                os_version: &text[4],
+                version_build: &text[5],
+                is_prod: flags.0,
+                is_emulator: flags.1,
+                channel: channel.as_deref(),
+                version_override: version_override.as_deref(),
+            };
+            let mut written = Vec::new();
+            view.write_json(&mut written);
+            prop_assert_eq!(written, serde_json::to_vec(&view).unwrap());
+        }
+    }
 
     #[test]
     fn cursors_round_trip() {
