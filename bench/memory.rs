@@ -2,7 +2,7 @@
 //! keeps checking random devices in with changed fields for SECS seconds (default 60), printing
 //! the process RSS as it goes. A bounded store shows a plateau, not a line.
 //!
-//!     cargo bench --bench memory                       # N=1000000 SECS=60 CACHE_MB=128
+//!     cargo bench --bench memory                       # N=1000000 SECS=60 CACHE_MB=96
 //!     N=400000 SECS=30 FLUSH_MS=100 cargo bench --bench memory
 
 use std::time::{Duration, Instant};
@@ -29,7 +29,7 @@ fn main() {
     // Also flush explicitly every this many writes (0: only the background flush).
     let flush_every_n = env("FLUSH_EVERY_N", 0);
     let options = SledOptions {
-        cache_bytes: env("CACHE_MB", 128) << 20,
+        cache_bytes: env("CACHE_MB", 96) << 20,
         flush_every_ms: Some(env("FLUSH_MS", 500)),
     };
     let dir = tempfile::tempdir().expect("temp dir");
