@@ -333,30 +333,32 @@ impl SledStore {
         let bundle_ids = self.bundle_ids(app_id)?;
         // Most apps have few overrides or none: one probe saves a lookup per row.
         let app_has_overrides = self.overrides.range(app_range(app_id)).next().is_some();
-        rows.into_iter()
-            .map(|(device_id, record)| {
-                let bundle_id = record
-                    .report
-                    .version_name
-                    .as_ref()
-                    .and_then(|name| bundle_ids.get(name).copied());
-                let overrides = if app_has_overrides {
-                    self.overrides_of(app_id, &device_id)?
-                } else {
-                    Overrides::default()
-                };
-                Ok(DeviceEntry {
-                    device: Device {
-                        app_id: app_id.to_owned(),
-                        device_id,
-                        updated_at: record.updated_at,
-                        report: record.report,
-                    },
-                    overrides,
-                    bundle_id,
-                })
-            })
-            .collect()
+        // A loop, not `collect`: collecting `Result`s loses the size hint, and growing the
+        // vector copied every entry several times (callgrind).
+        let mut entries = Vec::with_capacity(rows.len());
+        for (device_id, record) in rows {
+            let bundle_id = record
+                .report
+                .version_name
+                .as_ref()
+                .and_then(|name| bundle_ids.get(name).copied());
+            let overrides = if app_has_overrides {
+                self.overrides_of(app_id, &device_id)?
+            } else {
+                Overrides::default()
+            };
+            entries.push(DeviceEntry {
+                device: Device {
+                    app_id: app_id.to_owned(),
+                    device_id,
+                    updated_at: record.updated_at,
+                    report: record.report,
+                },
+                overrides,
+                bundle_id,
+            });
+        }
+        Ok(entries)
     }
 
     /// Takes candidate rows in list order until `limit + 1` match the query, or until
