@@ -266,16 +266,7 @@ mod tests {
     }
 
     fn sled_store(dir: &std::path::Path) -> Arc<dyn Store> {
-        let options = crate::store::sled::SledOptions {
-            cache_bytes: 8 << 20,
-            flush_every_ms: None,
-        };
-        let store = crate::store::sled::SledStore::open(dir, &options).unwrap();
-        store.create_app("app", "app", 1).unwrap();
-        store
-            .upsert_channel("app", "beta", &Default::default(), 1)
-            .unwrap();
-        Arc::new(store)
+        Arc::new(crate::store::sled::fixtures::open_with_beta(dir))
     }
 
     fn link(app_id: &str, device_id: String, channel: &str) -> OverrideWrite {

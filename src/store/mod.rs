@@ -280,13 +280,6 @@ pub trait Store: Send + Sync + 'static {
     /// What [`Store::write_overrides`] would do with this write, changing nothing.
     fn preview_overrides(&self, write: &OverrideWrite) -> StoreResult<BulkOutcome>;
 
-    /// [`Store::write_overrides`] for one write.
-    fn write_override(&self, write: OverrideWrite) -> StoreResult<BulkOutcome> {
-        self.write_overrides(std::slice::from_ref(&write))?
-            .pop()
-            .ok_or_else(|| StoreError::Engine("no outcome for an override write".into()))
-    }
-
     /// The audit log of override changes, newest first, from before `before` (an entry's
     /// (at, seq)); one device's when `device_id` is given.
     fn audit(

@@ -2242,8 +2242,34 @@ impl Store for SledStore {
     }
 }
 
+/// Stores for unit tests, here and in the modules built on the store.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::*;
+
+    /// A small store that flushes only when asked.
+    pub fn open(dir: &Path) -> SledStore {
+        let options = SledOptions {
+            cache_bytes: 8 << 20,
+            flush_every_ms: None,
+        };
+        SledStore::open(dir, &options).unwrap()
+    }
+
+    /// [`open`], with the app `app` and its channel `beta`.
+    pub fn open_with_beta(dir: &Path) -> SledStore {
+        let store = open(dir);
+        store.create_app("app", "app", 1).unwrap();
+        store
+            .upsert_channel("app", "beta", &ChannelPatch::default(), 1)
+            .unwrap();
+        store
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::fixtures::{open, open_with_beta};
     use super::*;
     use crate::model::Platform;
 
@@ -2280,14 +2306,6 @@ mod tests {
         }
     }
 
-    fn open(dir: &Path) -> SledStore {
-        let options = SledOptions {
-            cache_bytes: 8 << 20,
-            flush_every_ms: None,
-        };
-        SledStore::open(dir, &options).unwrap()
-    }
-
     #[test]
     fn a_device_names_the_bundle_of_its_version_as_bundles_come_and_go() {
         let dir = tempfile::tempdir().unwrap();
@@ -2318,11 +2336,7 @@ mod tests {
     #[test]
     fn a_batch_of_override_writes_applies_in_order_and_refusals_change_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let store = open(dir.path());
-        store.create_app("app", "app", 1).unwrap();
-        store
-            .upsert_channel("app", "beta", &ChannelPatch::default(), 1)
-            .unwrap();
+        let store = open_with_beta(dir.path());
         let to_missing_channel = OverrideWrite {
             action: OverrideAction::Link {
                 channel: Some("gone".into()),
@@ -2377,11 +2391,7 @@ mod tests {
     #[test]
     fn check_finds_and_repairs_every_kind_of_inconsistency() {
         let dir = tempfile::tempdir().unwrap();
-        let store = open(dir.path());
-        store.create_app("app", "app", 1).unwrap();
-        store
-            .upsert_channel("app", "beta", &ChannelPatch::default(), 1)
-            .unwrap();
+        let store = open_with_beta(dir.path());
         for i in 0..10 {
             store
                 .upsert_device("app", &format!("d{i}"), &report(), 100 + i, 1)
@@ -2444,15 +2454,11 @@ mod tests {
     #[test]
     fn expiry_removes_a_device_with_every_entry_of_it() {
         let dir = tempfile::tempdir().unwrap();
-        let store = open(dir.path());
-        store.create_app("app", "app", 1).unwrap();
-        store
-            .upsert_channel("app", "beta", &ChannelPatch::default(), 1)
-            .unwrap();
+        let store = open_with_beta(dir.path());
         store.upsert_device("app", "old", &report(), 10, 1).unwrap();
         store.upsert_device("app", "new", &report(), 50, 1).unwrap();
         store
-            .write_override(link_to_beta(&["old"], at(10)))
+            .write_overrides(&[link_to_beta(&["old"], at(10))])
             .unwrap();
         let expired = store.expire_before(20, 100, 20).unwrap();
         assert_eq!(
@@ -2479,16 +2485,13 @@ mod tests {
 
 #[cfg(test)]
 mod import_tests {
+    use super::fixtures::open;
     use super::*;
     use crate::model::Platform;
 
     #[test]
     fn an_imported_batch_is_all_there_before_and_after_reopening() {
         let dir = tempfile::tempdir().unwrap();
-        let options = SledOptions {
-            cache_bytes: 8 << 20,
-            flush_every_ms: None,
-        };
         let report = DeviceReport {
             custom_id: String::new(),
             version_name: None,
@@ -2509,13 +2512,13 @@ mod import_tests {
             })
             .collect();
         {
-            let store = SledStore::open(dir.path(), &options).unwrap();
+            let store = open(dir.path());
             store.create_app("app", "app", 1).unwrap();
             assert!(store.import_devices("app", &devices).unwrap());
             assert_eq!(store.counts().unwrap().devices, 1000, "in memory");
             store.flush().unwrap();
         }
-        let store = SledStore::open(dir.path(), &options).unwrap();
+        let store = open(dir.path());
         assert_eq!(store.counts().unwrap().devices, 1000, "after reopening");
     }
 }
