@@ -4,7 +4,7 @@
 //!     DATA_DIR=/tmp/bench-data N=1000000 SECS=10 THREADS=2 cargo bench --bench writes
 //!
 //! Each thread checks in devices picked at random with a new version name each time, as
-//! bench/run.sh's `checkin_new` scenario does. Two rates are printed: check-ins answered per
+//! bench/run.sh's `checkin_new` scenario does, BATCH of them per store call (default 1). Two rates are printed: check-ins answered per
 //! second, and the same count over the time including the final flush to disk.
 
 use std::path::PathBuf;
@@ -16,13 +16,14 @@ use std::time::{Duration, Instant};
 mod common;
 
 use device_registry::store::sled::{SledOptions, SledStore};
-use device_registry::store::{Store, Upsert};
+use device_registry::store::{CheckIn, Store, Upsert};
 
 fn main() {
     let dir = PathBuf::from(std::env::var("DATA_DIR").expect("DATA_DIR"));
     let total = common::env_or("N", 1_000_000);
     let secs = common::env_or("SECS", 10);
     let threads = common::env_or("THREADS", 2);
+    let batch = common::env_or("BATCH", 1) as usize;
     let options = SledOptions {
         cache_bytes: common::env_or("CACHE_MB", 128) << 20,
         flush_every_ms: Some(500),
@@ -38,16 +39,22 @@ fn main() {
                 let mut seed = 0x9E37_79B9_7F4A_7C15u64 ^ (t + 1);
                 let mut now = 1_800_000_000_000_000 + t;
                 while Instant::now() < deadline {
-                    for _ in 0..100 {
+                    let mut check_ins = Vec::with_capacity(batch);
+                    for _ in 0..batch {
                         let i = common::xorshift(&mut seed) % total + 1;
                         let report = common::report(i, format!("2.0.{}", (seed >> 24) % 1_000_000));
                         now += threads;
-                        let outcome = store
-                            .upsert_device("app_bench", &format!("device_{i:09}"), &report, now, 1)
-                            .expect("check-in");
-                        assert_ne!(outcome, Upsert::AppNotFound);
+                        check_ins.push(CheckIn {
+                            app_id: "app_bench".to_owned(),
+                            device_id: format!("device_{i:09}"),
+                            report,
+                            now,
+                            touch_interval: 1,
+                        });
                     }
-                    done.fetch_add(100, Ordering::Relaxed);
+                    let outcomes = store.upsert_devices(&check_ins).expect("check-ins");
+                    assert!(outcomes.iter().all(|o| *o != Upsert::AppNotFound));
+                    done.fetch_add(batch as u64, Ordering::Relaxed);
                 }
             })
         })
@@ -60,7 +67,7 @@ fn main() {
     let applied = started.elapsed().as_secs_f64();
     let n = done.load(Ordering::Relaxed) as f64;
     println!(
-        "{n} changed check-ins on {threads} threads: answered at {:.0}/s, flushed at {:.0}/s",
+        "{n} changed check-ins on {threads} threads in batches of {batch}: answered at {:.0}/s, flushed at {:.0}/s",
         n / acknowledged,
         n / applied
     );

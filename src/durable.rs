@@ -6,10 +6,11 @@
 //! everything ticketed so far and wakes the others; a writer whose ticket the finished flush
 //! covers returns at once, the rest elect the next leader.
 //!
-//! [`OverrideWriter`] also shares transactions, for links and unlinks (the busiest durable
-//! writes): a sled transaction with its flush costs about as much for eight devices as for one
-//! (bench/RESULTS.md), so the writes that queue up while one batch is being applied go into the
-//! next batch's single transaction.
+//! [`BatchWriter`] also shares transactions: a sled transaction costs much more than the writes
+//! in it (bench/RESULTS.md), so the writes that queue up while one batch is being applied go into
+//! the next batch's single transaction. [`OverrideWriter`] does it for links and unlinks (the
+//! busiest durable writes, flushed before they are answered), [`CheckInWriter`] for check-ins
+//! that change a device.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,7 +19,7 @@ use std::thread::JoinHandle;
 
 use tokio::sync::oneshot;
 
-use crate::store::{BulkOutcome, OverrideWrite, Store, StoreError, StoreResult};
+use crate::store::{BulkOutcome, CheckIn, OverrideWrite, Store, StoreError, StoreResult, Upsert};
 
 #[derive(Debug, Default)]
 struct Tickets {
@@ -89,15 +90,54 @@ impl GroupCommit {
 /// shares its transaction with a few single links and no transaction grows without bound.
 const BATCH_DEVICES: usize = 1024;
 
-struct Queued {
-    write: OverrideWrite,
-    answer: oneshot::Sender<StoreResult<BulkOutcome>>,
+/// A write that a [`BatchWriter`] applies together with the others queued with it.
+pub trait BatchedWrite: Send + Sized + 'static {
+    type Outcome: Send + 'static;
+    /// Devices the write touches: what counts against a batch's bound.
+    fn devices(&self) -> usize;
+    /// Applies a batch in one transaction: one outcome per write, in order.
+    fn apply(store: &dyn Store, batch: &[Self]) -> StoreResult<Vec<Self::Outcome>>;
 }
 
-/// Applies the override writes of concurrent requests in shared transactions, from one thread,
-/// and answers each request once its write is applied and (with `durable`) on disk.
-pub struct OverrideWriter {
-    queue: Option<mpsc::Sender<Queued>>,
+impl BatchedWrite for OverrideWrite {
+    type Outcome = BulkOutcome;
+
+    fn devices(&self) -> usize {
+        self.device_ids.len()
+    }
+
+    fn apply(store: &dyn Store, batch: &[Self]) -> StoreResult<Vec<BulkOutcome>> {
+        store.write_overrides(batch)
+    }
+}
+
+impl BatchedWrite for CheckIn {
+    type Outcome = Upsert;
+
+    fn devices(&self) -> usize {
+        1
+    }
+
+    fn apply(store: &dyn Store, batch: &[Self]) -> StoreResult<Vec<Upsert>> {
+        store.upsert_devices(batch)
+    }
+}
+
+/// Links and unlinks, batched across requests.
+pub type OverrideWriter = BatchWriter<OverrideWrite>;
+/// Check-ins that change a device, batched across requests.
+pub type CheckInWriter = BatchWriter<CheckIn>;
+
+struct Queued<W: BatchedWrite> {
+    write: W,
+    answer: oneshot::Sender<StoreResult<W::Outcome>>,
+}
+
+/// Applies the writes of concurrent requests in shared transactions, from one thread, and
+/// answers each request once its write is applied and (with `durable`) on disk.
+pub struct BatchWriter<W: BatchedWrite> {
+    name: &'static str,
+    queue: Option<mpsc::Sender<Queued<W>>>,
     thread: Option<JoinHandle<()>>,
     totals: Arc<WriterTotals>,
 }
@@ -108,24 +148,29 @@ struct WriterTotals {
     batches: AtomicU64,
 }
 
-impl OverrideWriter {
-    /// Starts the writing thread. With `durable`, each batch is flushed through `group` (shared
-    /// with the other durable writes) before any of its requests is answered.
-    pub fn start(store: Arc<dyn Store>, group: Arc<GroupCommit>, durable: bool) -> Self {
-        let (queue, queued) = mpsc::channel::<Queued>();
+impl<W: BatchedWrite> BatchWriter<W> {
+    /// Starts the writing thread, named `name`. With `durable`, each batch is flushed through
+    /// `group` (shared with the other durable writes) before any of its requests is answered.
+    pub fn start(
+        name: &'static str,
+        store: Arc<dyn Store>,
+        group: Arc<GroupCommit>,
+        durable: bool,
+    ) -> Self {
+        let (queue, queued) = mpsc::channel::<Queued<W>>();
         let totals = Arc::new(WriterTotals::default());
         let thread_totals = totals.clone();
         let thread = std::thread::Builder::new()
-            .name("override-writer".into())
+            .name(name.into())
             .spawn(move || {
                 // Ends when the writer is dropped: the queue closes once drained.
                 while let Ok(first) = queued.recv() {
+                    let mut devices = first.write.devices();
                     let mut batch = vec![first];
-                    let mut devices = batch[0].write.device_ids.len();
                     while devices < BATCH_DEVICES {
                         match queued.try_recv() {
                             Ok(next) => {
-                                devices += next.write.device_ids.len();
+                                devices += next.write.devices();
                                 batch.push(next);
                             }
                             Err(_) => break,
@@ -135,11 +180,12 @@ impl OverrideWriter {
                         .writes
                         .fetch_add(batch.len() as u64, Ordering::Relaxed);
                     thread_totals.batches.fetch_add(1, Ordering::Relaxed);
-                    apply_batch(store.as_ref(), &group, durable, batch);
+                    apply_batch(name, store.as_ref(), &group, durable, batch);
                 }
             })
-            .expect("spawning the override writer thread");
+            .expect("spawning a writer thread");
         Self {
+            name,
             queue: Some(queue),
             thread: Some(thread),
             totals,
@@ -147,15 +193,36 @@ impl OverrideWriter {
     }
 
     /// Queues the write and waits for its outcome, without blocking the caller's thread.
-    pub async fn write(&self, write: OverrideWrite) -> StoreResult<BulkOutcome> {
-        let stopped = || StoreError::Engine("the override writer has stopped".into());
+    pub async fn write(&self, write: W) -> StoreResult<W::Outcome> {
+        let outcome = self.queue_write(write)?;
+        outcome.await.map_err(|_| self.stopped())?
+    }
+
+    /// Queues the writes in order, then waits for all their outcomes: they may share a batch.
+    pub async fn write_all(&self, writes: Vec<W>) -> StoreResult<Vec<W::Outcome>> {
+        let queued = writes
+            .into_iter()
+            .map(|write| self.queue_write(write))
+            .collect::<StoreResult<Vec<_>>>()?;
+        let mut outcomes = Vec::with_capacity(queued.len());
+        for outcome in queued {
+            outcomes.push(outcome.await.map_err(|_| self.stopped())??);
+        }
+        Ok(outcomes)
+    }
+
+    fn queue_write(&self, write: W) -> StoreResult<oneshot::Receiver<StoreResult<W::Outcome>>> {
         let (answer, outcome) = oneshot::channel();
         self.queue
             .as_ref()
-            .ok_or_else(stopped)?
+            .ok_or_else(|| self.stopped())?
             .send(Queued { write, answer })
-            .map_err(|_| stopped())?;
-        outcome.await.map_err(|_| stopped())?
+            .map_err(|_| self.stopped())?;
+        Ok(outcome)
+    }
+
+    fn stopped(&self) -> StoreError {
+        StoreError::Engine(format!("the {} thread has stopped", self.name))
     }
 
     /// (writes, batches) so far.
@@ -167,7 +234,7 @@ impl OverrideWriter {
     }
 }
 
-impl Drop for OverrideWriter {
+impl<W: BatchedWrite> Drop for BatchWriter<W> {
     /// Closes the queue and waits for the thread, so that the store it holds is released when
     /// the writer is (a restart in the same process reopens the same files).
     fn drop(&mut self) {
@@ -181,19 +248,25 @@ impl Drop for OverrideWriter {
 /// One transaction for the whole batch, one flush, then every answer. A failure fails every
 /// write of the batch, and a panic in the store is answered as an error instead of taking the
 /// thread down with the requests still waiting.
-fn apply_batch(store: &dyn Store, group: &GroupCommit, durable: bool, batch: Vec<Queued>) {
+fn apply_batch<W: BatchedWrite>(
+    name: &str,
+    store: &dyn Store,
+    group: &GroupCommit,
+    durable: bool,
+    batch: Vec<Queued<W>>,
+) {
     let (writes, answers): (Vec<_>, Vec<_>) = batch
         .into_iter()
         .map(|queued| (queued.write, queued.answer))
         .unzip();
     let applied = catch_unwind(AssertUnwindSafe(|| {
-        let outcomes = store.write_overrides(&writes)?;
+        let outcomes = W::apply(store, &writes)?;
         if durable {
             group.commit(|| store.flush())?;
         }
         Ok(outcomes)
     }))
-    .unwrap_or_else(|_| Err(StoreError::Engine("override writes panicked".into())));
+    .unwrap_or_else(|_| Err(StoreError::Engine(format!("{name}: writes panicked"))));
     match applied {
         Ok(outcomes) => {
             for (answer, outcome) in answers.into_iter().zip(outcomes) {
@@ -201,7 +274,7 @@ fn apply_batch(store: &dyn Store, group: &GroupCommit, durable: bool, batch: Vec
             }
         }
         Err(error) => {
-            log::error!("override writes failed: {error}");
+            log::error!("{name}: writes failed: {error}");
             for answer in answers {
                 let _ = answer.send(Err(error.clone()));
             }
@@ -289,7 +362,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = sled_store(dir.path());
         let group = Arc::new(GroupCommit::new());
-        let writer = OverrideWriter::start(store.clone(), group.clone(), true);
+        let writer = OverrideWriter::start("override-writer", store.clone(), group.clone(), true);
         // Every write is queued before the first answer can arrive (join_all polls them all).
         let writes = (0..200).map(|i| match i % 10 {
             3 => link("app", format!("d{i}"), "gone"),
@@ -324,10 +397,73 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_check_ins_share_transactions() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sled_store(dir.path());
+        let writer = CheckInWriter::start(
+            "check-in-writer",
+            store.clone(),
+            Arc::new(GroupCommit::new()),
+            false,
+        );
+        let missing = |i: usize| i % 7 == 3;
+        let check_in = |i: usize| CheckIn {
+            app_id: if missing(i) { "missing" } else { "app" }.into(),
+            device_id: format!("d{}", i % 50),
+            report: crate::model::DeviceReport {
+                custom_id: String::new(),
+                version_name: Some(format!("1.0.{i}")),
+                version_build: "1.0.0".into(),
+                os_version: "17".into(),
+                plugin_version: "6.0.0".into(),
+                platform: crate::model::Platform::Android,
+                is_prod: true,
+                is_emulator: false,
+                default_channel: None,
+            },
+            now: 1_000 + i as u64,
+            touch_interval: 1,
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let outcomes = runtime.block_on(futures_util::future::join_all(
+            (0..200).map(|i| writer.write(check_in(i))),
+        ));
+        // In queue order: a device's first check-in creates it, the later ones rewrite it.
+        let writes_of = |d: usize| (0..200).filter(move |i| i % 50 == d && !missing(*i));
+        for (i, outcome) in outcomes.into_iter().enumerate() {
+            let expected = if missing(i) {
+                Upsert::AppNotFound
+            } else if writes_of(i % 50).next() == Some(i) {
+                Upsert::Created
+            } else {
+                Upsert::Updated
+            };
+            assert_eq!(outcome.unwrap(), expected, "check-in {i}");
+        }
+        // Each device holds its last check-in.
+        for d in 0..50usize {
+            let last = writes_of(d).next_back().unwrap();
+            let device = store.device("app", &format!("d{d}")).unwrap().unwrap();
+            assert_eq!(device.device.updated_at, 1_000 + last as u64);
+        }
+        let (writes, batches) = writer.totals();
+        assert_eq!(writes, 200);
+        assert!(batches < writes, "no transaction was shared");
+        assert!(store.check(false).unwrap().is_clean());
+    }
+
+    #[test]
     fn dropping_the_writer_releases_the_store() {
         let dir = tempfile::tempdir().unwrap();
         let store = sled_store(dir.path());
-        let writer = OverrideWriter::start(store.clone(), Arc::new(GroupCommit::new()), false);
+        let writer = OverrideWriter::start(
+            "override-writer",
+            store.clone(),
+            Arc::new(GroupCommit::new()),
+            false,
+        );
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();

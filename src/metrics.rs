@@ -210,6 +210,16 @@ impl Metrics {
                 "Transactions they were written in (fewer when concurrent requests share one).",
                 gauges.override_batches,
             ),
+            (
+                "check_in_writes_total",
+                "Check-ins that changed a device and were written.",
+                gauges.check_in_writes,
+            ),
+            (
+                "check_in_batches_total",
+                "Transactions they were written in (fewer when concurrent requests share one).",
+                gauges.check_in_batches,
+            ),
         ];
         for (name, help, value) in counters {
             let _ = writeln!(out, "# HELP device_registry_{name} {help}\n# TYPE device_registry_{name} counter\ndevice_registry_{name} {value}");
@@ -243,6 +253,8 @@ pub struct Gauges {
     pub flushes: u64,
     pub override_writes: u64,
     pub override_batches: u64,
+    pub check_in_writes: u64,
+    pub check_in_batches: u64,
 }
 
 /// Label values escaped as the text format wants.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use crate::auth::hash_secret;
 use crate::clock::Clock;
 use crate::config::{Config, Durability};
-use crate::durable::{GroupCommit, OverrideWriter};
+use crate::durable::{CheckInWriter, GroupCommit, OverrideWriter};
 use crate::limits::{FailureLimiter, RateLimiter};
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -22,6 +22,8 @@ pub struct AppState {
     pub group_commit: Arc<GroupCommit>,
     /// Where links and unlinks are written (batched across requests).
     pub override_writer: Arc<OverrideWriter>,
+    /// Where check-ins that change a device are written (batched across requests).
+    pub check_in_writer: Arc<CheckInWriter>,
     pub auth_failures: Arc<FailureLimiter>,
     pub plugin_limit: Arc<RateLimiter>,
     pub client_ip_header: Option<String>,
@@ -33,9 +35,17 @@ impl AppState {
         let admin_key = &config.auth.admin_key;
         let group_commit = Arc::new(GroupCommit::new());
         let override_writer = Arc::new(OverrideWriter::start(
+            "override-writer",
             store.clone(),
             group_commit.clone(),
             config.storage.durability == Durability::Flush,
+        ));
+        // Check-ins are not flushed one by one: they reach the disk with the periodic flush.
+        let check_in_writer = Arc::new(CheckInWriter::start(
+            "check-in-writer",
+            store.clone(),
+            group_commit.clone(),
+            false,
         ));
         Self {
             store,
@@ -46,6 +56,7 @@ impl AppState {
             durability: config.storage.durability,
             group_commit,
             override_writer,
+            check_in_writer,
             auth_failures: Arc::new(FailureLimiter::new(
                 config.limits.auth_failures,
                 config.limits.auth_window.micros(),

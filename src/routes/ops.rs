@@ -49,6 +49,7 @@ async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRes
     };
     let (commits, flushes) = state.group_commit.totals();
     let (override_writes, override_batches) = state.override_writer.totals();
+    let (check_in_writes, check_in_batches) = state.check_in_writer.totals();
     let gauges = Gauges {
         store_size_bytes: state.store.size_on_disk()?,
         devices_per_app: devices_per_app
@@ -59,6 +60,8 @@ async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRes
         flushes,
         override_writes,
         override_batches,
+        check_in_writes,
+        check_in_batches,
     };
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")

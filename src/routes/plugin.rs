@@ -13,7 +13,7 @@ use crate::ids;
 use crate::model::{Channel, DeviceReport, Platform};
 use crate::resolve::{self, coerce_native_version, semver_error, Answer, Kind, Refusal};
 use crate::state::AppState;
-use crate::store::Upsert;
+use crate::store::{CheckIn, Upsert};
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(resource("/stats").route(web::post().to(stats)))
@@ -107,16 +107,31 @@ pub fn parse_device_body(input: &Input) -> Result<DeviceBody, ApiError> {
     })
 }
 
-/// Records a check-in; `false` when the app is unknown (and nothing was stored).
-pub fn record_check_in(state: &AppState, device: &DeviceBody) -> Result<bool, ApiError> {
-    let outcome = state.store.upsert_device(
-        &device.app_id,
-        &device.device_id,
-        &device.report,
-        state.clock.now(),
-        state.touch_interval,
-    )?;
-    Ok(outcome != Upsert::AppNotFound)
+/// Records check-ins, in order; `false` when the app is unknown (and nothing was stored). Those
+/// that write go through the check-in writer, which shares one transaction among the check-ins
+/// of concurrent requests; the others are settled here from one read.
+pub async fn record_check_ins(state: &AppState, devices: &[&DeviceBody]) -> Result<bool, ApiError> {
+    let now = state.clock.now();
+    let mut writes = Vec::new();
+    for device in devices {
+        let check_in = CheckIn {
+            app_id: device.app_id.clone(),
+            device_id: device.device_id.clone(),
+            report: device.report.clone(),
+            now,
+            touch_interval: state.touch_interval,
+        };
+        match state.store.settled_check_in(&check_in)? {
+            Some(Upsert::AppNotFound) => return Ok(false),
+            Some(_) => {}
+            None => writes.push(check_in),
+        }
+    }
+    if writes.is_empty() {
+        return Ok(true);
+    }
+    let outcomes = state.check_in_writer.write_all(writes).await?;
+    Ok(!outcomes.contains(&Upsert::AppNotFound))
 }
 
 struct StatsEvent {
@@ -186,15 +201,17 @@ async fn stats(
         }
     }
 
-    let mut results = Vec::with_capacity(events.len());
-    for event in &events {
-        // A failure report says the device could not apply something: it is not a sign of life
-        // that should refresh the registry.
-        if !event.action.ends_with("_fail") && !record_check_in(&state, &event.device)? {
-            return Ok(app_not_found());
-        }
-        results.push(json!({"status": "ok"}));
+    // A failure report says the device could not apply something: it is not a sign of life
+    // that should refresh the registry.
+    let alive: Vec<&DeviceBody> = events
+        .iter()
+        .filter(|e| !e.action.ends_with("_fail"))
+        .map(|e| &e.device)
+        .collect();
+    if !record_check_ins(&state, &alive).await? {
+        return Ok(app_not_found());
     }
+    let results = vec![json!({"status": "ok"}); events.len()];
     if events.iter().all(|e| e.action.ends_with("_fail")) {
         // Nothing was recorded, but an unknown app is still reported as such.
         if let Some(first) = events.first() {
@@ -239,7 +256,7 @@ async fn updates(
         return Ok(refusal(&semver_error(&device.report.version_build)));
     };
     // The check-in itself says when the app is unknown: no lookup of its own on this hot path.
-    if !record_check_in(&state, &device)? {
+    if !record_check_ins(&state, &[&device]).await? {
         return Ok(app_not_found());
     }
     let overrides = state.store.overrides(&device.app_id, &device.device_id)?;

@@ -212,6 +212,16 @@ pub struct OverrideWrite {
     pub change: Change,
 }
 
+/// One device's check-in, as `Store::upsert_devices` applies it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckIn {
+    pub app_id: String,
+    pub device_id: String,
+    pub report: DeviceReport,
+    pub now: Micros,
+    pub touch_interval: Micros,
+}
+
 /// An API key to store: its description and the SHA-256 of its secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewApiKey {
@@ -265,6 +275,14 @@ pub trait Store: Send + Sync + 'static {
         now: Micros,
         touch_interval: Micros,
     ) -> StoreResult<Upsert>;
+    /// Records check-ins in one transaction, in order (a device named twice sees its first
+    /// check-in), one outcome each. Cheaper per device than `upsert_device` when several are
+    /// waiting: the transaction's fixed cost is shared.
+    fn upsert_devices(&self, check_ins: &[CheckIn]) -> StoreResult<Vec<Upsert>>;
+    /// The outcome of a check-in that writes nothing (an unknown app, or a device reporting
+    /// nothing new within `touch_interval`), read without a transaction; `None` when it would
+    /// write.
+    fn settled_check_in(&self, check_in: &CheckIn) -> StoreResult<Option<Upsert>>;
     /// Writes many devices of one app as given (their own `updated_at`, no `touch_interval`),
     /// replacing those that exist; `false` for an unknown app. For imports and seeding: one
     /// transaction per call, so callers pass batches of a few thousand.

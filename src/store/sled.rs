@@ -22,9 +22,9 @@ use sled::{Db, IVec, Transactional, Tree};
 
 use super::keys::{self, decode_value, encode_value};
 use super::{
-    BulkOutcome, Change, CheckReport, Counts, CreateApp, CreateBundle, DeleteOutcome, EraseTarget,
-    Erased, Expired, NewApiKey, OverrideAction, OverrideChange, OverrideWrite, Store, StoreError,
-    StoreResult, Upsert, UpsertChannel,
+    BulkOutcome, Change, CheckIn, CheckReport, Counts, CreateApp, CreateBundle, DeleteOutcome,
+    EraseTarget, Erased, Expired, NewApiKey, OverrideAction, OverrideChange, OverrideWrite, Store,
+    StoreError, StoreResult, Upsert, UpsertChannel,
 };
 use crate::durable::GroupCommit;
 use crate::model::{
@@ -828,6 +828,13 @@ fn counted(record: &DeviceRecord) -> [(u8, Vec<u8>); 7] {
 }
 
 /// Counter changes when a device goes from `old` to `new` (`None`: absent).
+/// The `touch_interval` rule: a device that reports nothing new and was written recently is not
+/// written again.
+fn check_in_changes_nothing(old: &DeviceRecord, check_in: &CheckIn) -> bool {
+    old.report == check_in.report
+        && check_in.now.saturating_sub(old.updated_at) < check_in.touch_interval
+}
+
 fn count_deltas(
     app_id: &str,
     device_id: &str,
@@ -1665,63 +1672,113 @@ impl Store for SledStore {
         now: Micros,
         touch_interval: Micros,
     ) -> StoreResult<Upsert> {
+        let check_in = CheckIn {
+            app_id: app_id.to_owned(),
+            device_id: device_id.to_owned(),
+            report: report.clone(),
+            now,
+            touch_interval,
+        };
+        let outcomes = self.upsert_devices(std::slice::from_ref(&check_in))?;
+        Ok(outcomes[0])
+    }
+
+    fn upsert_devices(&self, check_ins: &[CheckIn]) -> StoreResult<Vec<Upsert>> {
         let _registry = self.shared();
-        if !self.apps.contains_key(app_id.as_bytes())? {
-            return Ok(Upsert::AppNotFound);
-        }
-        let key = keys::app_scoped(app_id, device_id);
-        // The common case, a device that checks in again with nothing new, writes nothing.
-        if let Some(bytes) = self.devices.get(&key)? {
-            let old: DeviceRecord = decode("devices", &bytes)?;
-            if old.report == *report && now.saturating_sub(old.updated_at) < touch_interval {
-                return Ok(Upsert::Unchanged);
+        let mut outcomes = Vec::with_capacity(check_ins.len());
+        // Which check-ins need the transaction: the common case, a device that checks in again
+        // with nothing new, writes nothing and is answered from one read.
+        let mut writes = Vec::new();
+        for (index, check_in) in check_ins.iter().enumerate() {
+            match self.settled_check_in(check_in)? {
+                Some(outcome) => outcomes.push(outcome),
+                None => {
+                    outcomes.push(Upsert::Unchanged);
+                    writes.push((
+                        index,
+                        keys::app_scoped(&check_in.app_id, &check_in.device_id),
+                    ));
+                }
             }
         }
-        let new_record = DeviceRecord {
-            updated_at: now,
-            report: report.clone(),
-        };
-        let new_value = encode_value(&new_record);
-        let new_time_key = keys::device_time(app_id, now, device_id);
-        let outcome = (
+        if writes.is_empty() {
+            return Ok(outcomes);
+        }
+        let written = (
             &self.devices,
             &self.devices_by_time,
             &self.device_counts,
             &self.devices_by_custom_id,
         )
             .transaction(|(devices, by_time, counts, custom_ids)| {
-                let old: Option<DeviceRecord> = match devices.get(&key)? {
-                    None => None,
-                    Some(bytes) => Some(decode("devices", &bytes).map_err(abort)?),
-                };
-                let outcome = match &old {
-                    None => Upsert::Created,
-                    Some(old) => {
-                        by_time.remove(keys::device_time(app_id, old.updated_at, device_id))?;
-                        if old.report == *report {
-                            Upsert::Touched
-                        } else {
-                            Upsert::Updated
+                let mut written = Vec::with_capacity(writes.len());
+                for (index, key) in &writes {
+                    let check_in = &check_ins[*index];
+                    let (app_id, device_id) = (&check_in.app_id, &check_in.device_id);
+                    let old: Option<DeviceRecord> = match devices.get(key)? {
+                        None => None,
+                        Some(bytes) => Some(decode("devices", &bytes).map_err(abort)?),
+                    };
+                    let outcome = match &old {
+                        None => Upsert::Created,
+                        // An earlier check-in of this batch already wrote this device.
+                        Some(old) if check_in_changes_nothing(old, check_in) => {
+                            written.push(Upsert::Unchanged);
+                            continue;
                         }
-                    }
-                };
-                devices.insert(key.as_slice(), new_value.as_slice())?;
-                by_time.insert(new_time_key.as_slice(), &[] as &[u8])?;
-                apply_counts(
-                    counts,
-                    &count_deltas(app_id, device_id, old.as_ref(), Some(&new_record)),
-                )?;
-                index_custom_id(
-                    custom_ids,
-                    app_id,
-                    device_id,
-                    old.as_ref(),
-                    Some(&new_record),
-                )?;
-                Ok(outcome)
+                        Some(old) => {
+                            by_time.remove(keys::device_time(app_id, old.updated_at, device_id))?;
+                            if old.report == check_in.report {
+                                Upsert::Touched
+                            } else {
+                                Upsert::Updated
+                            }
+                        }
+                    };
+                    let new_record = DeviceRecord {
+                        updated_at: check_in.now,
+                        report: check_in.report.clone(),
+                    };
+                    devices.insert(key.as_slice(), encode_value(&new_record))?;
+                    by_time.insert(
+                        keys::device_time(app_id, check_in.now, device_id),
+                        &[] as &[u8],
+                    )?;
+                    apply_counts(
+                        counts,
+                        &count_deltas(app_id, device_id, old.as_ref(), Some(&new_record)),
+                    )?;
+                    index_custom_id(
+                        custom_ids,
+                        app_id,
+                        device_id,
+                        old.as_ref(),
+                        Some(&new_record),
+                    )?;
+                    written.push(outcome);
+                }
+                Ok(written)
             })?;
-        self.spend(1)?;
-        Ok(outcome)
+        let changed = written.iter().filter(|o| **o != Upsert::Unchanged).count();
+        for ((index, _), outcome) in writes.iter().zip(written) {
+            outcomes[*index] = outcome;
+        }
+        self.spend(changed as u64)?;
+        Ok(outcomes)
+    }
+
+    fn settled_check_in(&self, check_in: &CheckIn) -> StoreResult<Option<Upsert>> {
+        if !self.apps.contains_key(check_in.app_id.as_bytes())? {
+            return Ok(Some(Upsert::AppNotFound));
+        }
+        let key = keys::app_scoped(&check_in.app_id, &check_in.device_id);
+        if let Some(bytes) = self.devices.get(&key)? {
+            let old: DeviceRecord = decode("devices", &bytes)?;
+            if check_in_changes_nothing(&old, check_in) {
+                return Ok(Some(Upsert::Unchanged));
+            }
+        }
+        Ok(None)
     }
 
     fn import_devices(&self, app_id: &str, devices: &[Device]) -> StoreResult<bool> {
@@ -2385,6 +2442,61 @@ mod tests {
         assert_eq!(audit.entries.len(), 4);
         // One time-index entry per device with overrides, at its last change.
         assert_eq!(store.counts().unwrap().overrides_by_time, 2);
+        assert!(store.check(false).unwrap().is_clean());
+    }
+
+    #[test]
+    fn a_batch_of_check_ins_applies_in_order_with_the_touch_rule() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_with_beta(dir.path());
+        let check_in = |device_id: &str, version: &str, now: Micros| CheckIn {
+            app_id: "app".into(),
+            device_id: device_id.into(),
+            report: DeviceReport {
+                version_name: Some(version.into()),
+                ..report()
+            },
+            now,
+            touch_interval: 100,
+        };
+        store
+            .upsert_devices(&[check_in("d1", "1.0.0", 10)])
+            .unwrap();
+        let outcomes = store
+            .upsert_devices(&[
+                // Fresh and unchanged: settled without a write.
+                check_in("d1", "1.0.0", 20),
+                check_in("d2", "1.0.0", 30),
+                // The same device again in the same batch sees the first check-in.
+                check_in("d2", "1.0.0", 40),
+                check_in("d2", "2.0.0", 50),
+                CheckIn {
+                    app_id: "other".into(),
+                    ..check_in("d3", "1.0.0", 60)
+                },
+                // Unchanged but older than touch_interval: touched.
+                check_in("d1", "1.0.0", 200),
+            ])
+            .unwrap();
+        assert_eq!(
+            outcomes,
+            vec![
+                Upsert::Unchanged,
+                Upsert::Created,
+                Upsert::Unchanged,
+                Upsert::Updated,
+                Upsert::AppNotFound,
+                Upsert::Touched,
+            ]
+        );
+        let d1 = store.device("app", "d1").unwrap().unwrap();
+        assert_eq!(d1.device.updated_at, 200);
+        let d2 = store.device("app", "d2").unwrap().unwrap();
+        assert_eq!(d2.device.updated_at, 50);
+        assert_eq!(d2.device.report.version_name.as_deref(), Some("2.0.0"));
+        assert!(store.device("other", "d3").unwrap().is_none());
+        // One time-index entry per device, at its last write.
+        assert_eq!(store.counts().unwrap().devices_by_time, 2);
         assert!(store.check(false).unwrap().is_clean());
     }
 

@@ -126,6 +126,15 @@ async fn metrics_count_requests_by_route_and_devices_by_app() {
         text.contains("device_registry_override_batches_total 1"),
         "{text}"
     );
+    // Two devices reported one after the other: two check-ins written, one transaction each.
+    assert!(
+        text.contains("device_registry_check_in_writes_total 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("device_registry_check_in_batches_total 2"),
+        "{text}"
+    );
     assert!(text.contains("device_registry_store_size_bytes "), "{text}");
     assert!(
         text.contains("device_registry_devices{app_id=\"app_hidden\"} 0"),
