@@ -12,16 +12,6 @@ use device_registry::config::{Config, Overrides};
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-// One arena per CPU instead of jemalloc's four: the store's pages are allocated on one thread
-// (a writer) and freed on others (sled's reclamation), and every extra arena kept its own free
-// pages. Same throughput, 70-80 MiB less resident after the bench scenarios (bench/RESULTS.md).
-// `_RJEM_MALLOC_CONF` in the environment still overrides it.
-#[cfg(not(target_env = "msvc"))]
-#[export_name = "_rjem_malloc_conf"]
-static JEMALLOC_CONF: Option<&std::ffi::c_char> =
-    // SAFETY: the literal is a NUL-terminated static that jemalloc only reads.
-    Some(unsafe { &*c"percpu_arena:percpu".as_ptr() });
-
 #[derive(Parser)]
 #[command(
     name = "device-registry",
