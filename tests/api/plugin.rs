@@ -35,6 +35,34 @@ async fn an_array_of_events_reports_each() {
 }
 
 #[actix_web::test]
+async fn events_of_one_device_apply_in_order() {
+    let server = TestServer::new().await;
+    server.create_app("app_stats").await;
+    let event = |version: &str, action: &str| {
+        let mut body = device_body("app_stats", "d");
+        body["version_name"] = json!(version);
+        body["action"] = json!(action);
+        body
+    };
+    // The failure report refreshes nothing; of the others, the last one wins.
+    let (status, _) = server
+        .plugin(
+            "/stats",
+            json!([
+                event("1.0.1", "set"),
+                event("1.0.2", "set"),
+                event("9.9.9", "update_fail"),
+                event("1.0.3", "set"),
+            ]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = device(&server, "app_stats", "d").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["version_name"], json!("1.0.3"), "{body}");
+}
+
+#[actix_web::test]
 async fn an_unknown_app_stores_nothing() {
     let server = TestServer::new().await;
     let mut event = device_body("app_unknown", "d");
