@@ -6,9 +6,10 @@
 //! everything ticketed so far and wakes the others; a writer whose ticket the finished flush
 //! covers returns at once, the rest elect the next leader.
 //!
-//! [`BatchWriter`] also shares transactions: a sled transaction costs much more than the writes
-//! in it (bench/RESULTS.md), so the writes that queue up while one batch is being applied go into
-//! the next batch's single transaction. [`OverrideWriter`] does it for links and unlinks (the
+//! [`BatchWriter`] also shares transactions: a sled transaction has a cost of its own beyond its
+//! writes, and holds a process-wide lock that stops every read (bench/RESULTS.md), so the writes
+//! that queue up while one batch is being applied go into the next batch's single transaction,
+//! and request handlers wait for them without blocking a worker. [`OverrideWriter`] does it for links and unlinks (the
 //! busiest durable writes, flushed before they are answered), [`CheckInWriter`] for check-ins
 //! that change a device.
 

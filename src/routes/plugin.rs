@@ -112,7 +112,7 @@ pub fn parse_device_body(input: &Input) -> Result<DeviceBody, ApiError> {
 /// of concurrent requests; the others are settled here from one read.
 pub async fn record_check_ins(state: &AppState, devices: &[&DeviceBody]) -> Result<bool, ApiError> {
     let now = state.clock.now();
-    let mut writes = Vec::new();
+    let mut writes: Vec<CheckIn> = Vec::new();
     for device in devices {
         let check_in = CheckIn {
             app_id: device.app_id.clone(),
@@ -121,11 +121,17 @@ pub async fn record_check_ins(state: &AppState, devices: &[&DeviceBody]) -> Resu
             now,
             touch_interval: state.touch_interval,
         };
-        match state.store.settled_check_in(&check_in)? {
-            Some(Upsert::AppNotFound) => return Ok(false),
-            Some(_) => {}
-            None => writes.push(check_in),
+        // After a check-in of this device that writes, the stored record is no longer its
+        // state: the writer judges the later ones against that write.
+        let queued = writes.iter().any(|w| w.device_id == check_in.device_id);
+        if !queued {
+            match state.store.settled_check_in(&check_in)? {
+                Some(Upsert::AppNotFound) => return Ok(false),
+                Some(_) => continue,
+                None => {}
+            }
         }
+        writes.push(check_in);
     }
     if writes.is_empty() {
         return Ok(true);

@@ -7,7 +7,7 @@
 //! channel exists and that channel's deletion, and no check-in recreates a device of an app that
 //! is being deleted.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -827,7 +827,6 @@ fn counted(record: &DeviceRecord) -> [(u8, Vec<u8>); 7] {
     ]
 }
 
-/// Counter changes when a device goes from `old` to `new` (`None`: absent).
 /// The `touch_interval` rule: a device that reports nothing new and was written recently is not
 /// written again.
 fn check_in_changes_nothing(old: &DeviceRecord, check_in: &CheckIn) -> bool {
@@ -835,6 +834,7 @@ fn check_in_changes_nothing(old: &DeviceRecord, check_in: &CheckIn) -> bool {
         && check_in.now.saturating_sub(old.updated_at) < check_in.touch_interval
 }
 
+/// Counter changes when a device goes from `old` to `new` (`None`: absent).
 fn count_deltas(
     app_id: &str,
     device_id: &str,
@@ -1688,18 +1688,21 @@ impl Store for SledStore {
         let mut outcomes = Vec::with_capacity(check_ins.len());
         // Which check-ins need the transaction: the common case, a device that checks in again
         // with nothing new, writes nothing and is answered from one read.
-        let mut writes = Vec::new();
+        let mut writes: Vec<(usize, Vec<u8>)> = Vec::new();
+        let mut queued: HashSet<Vec<u8>> = HashSet::new();
         for (index, check_in) in check_ins.iter().enumerate() {
-            match self.settled_check_in(check_in)? {
-                Some(outcome) => outcomes.push(outcome),
-                None => {
-                    outcomes.push(Upsert::Unchanged);
-                    writes.push((
-                        index,
-                        keys::app_scoped(&check_in.app_id, &check_in.device_id),
-                    ));
+            let key = keys::app_scoped(&check_in.app_id, &check_in.device_id);
+            // A device that an earlier check-in of the batch writes is judged inside the
+            // transaction, against that write: the stored record is no longer its state.
+            if !queued.contains(&key) {
+                if let Some(outcome) = self.settled_check_in(check_in)? {
+                    outcomes.push(outcome);
+                    continue;
                 }
             }
+            outcomes.push(Upsert::Unchanged);
+            queued.insert(key.clone());
+            writes.push((index, key));
         }
         if writes.is_empty() {
             return Ok(outcomes);
@@ -2460,7 +2463,7 @@ mod tests {
             touch_interval: 100,
         };
         store
-            .upsert_devices(&[check_in("d1", "1.0.0", 10)])
+            .upsert_devices(&[check_in("d1", "1.0.0", 10), check_in("d4", "1.0.0", 10)])
             .unwrap();
         let outcomes = store
             .upsert_devices(&[
@@ -2476,6 +2479,10 @@ mod tests {
                 },
                 // Unchanged but older than touch_interval: touched.
                 check_in("d1", "1.0.0", 200),
+                // Back to what is stored, after an earlier check-in of the batch changed it:
+                // judged against that change, not against the stored record.
+                check_in("d4", "3.0.0", 60),
+                check_in("d4", "1.0.0", 70),
             ])
             .unwrap();
         assert_eq!(
@@ -2487,16 +2494,21 @@ mod tests {
                 Upsert::Updated,
                 Upsert::AppNotFound,
                 Upsert::Touched,
+                Upsert::Updated,
+                Upsert::Updated,
             ]
         );
         let d1 = store.device("app", "d1").unwrap().unwrap();
         assert_eq!(d1.device.updated_at, 200);
+        let d4 = store.device("app", "d4").unwrap().unwrap();
+        assert_eq!(d4.device.updated_at, 70);
+        assert_eq!(d4.device.report.version_name.as_deref(), Some("1.0.0"));
         let d2 = store.device("app", "d2").unwrap().unwrap();
         assert_eq!(d2.device.updated_at, 50);
         assert_eq!(d2.device.report.version_name.as_deref(), Some("2.0.0"));
         assert!(store.device("other", "d3").unwrap().is_none());
         // One time-index entry per device, at its last write.
-        assert_eq!(store.counts().unwrap().devices_by_time, 2);
+        assert_eq!(store.counts().unwrap().devices_by_time, 3);
         assert!(store.check(false).unwrap().is_clean());
     }
 

@@ -63,6 +63,27 @@ async fn events_of_one_device_apply_in_order() {
 }
 
 #[actix_web::test]
+async fn a_device_that_changes_and_changes_back_in_one_array_ends_as_it_began() {
+    let server = TestServer::new().await;
+    server.create_app("app_stats").await;
+    let event = |version: &str| {
+        let mut body = device_body("app_stats", "d");
+        body["version_name"] = json!(version);
+        body["action"] = json!("set");
+        body
+    };
+    let (status, _) = server.plugin("/stats", json!([event("1.0.0")])).await;
+    assert_eq!(status, StatusCode::OK);
+    // A new bundle set, then the old one back (a rollback): the last report is the state.
+    let (status, _) = server
+        .plugin("/stats", json!([event("2.0.0"), event("1.0.0")]))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, body) = device(&server, "app_stats", "d").await;
+    assert_eq!(body["version_name"], json!("1.0.0"), "{body}");
+}
+
+#[actix_web::test]
 async fn an_unknown_app_stores_nothing() {
     let server = TestServer::new().await;
     let mut event = device_body("app_unknown", "d");
