@@ -8,7 +8,8 @@
 # drives each scenario with wrk for SECS seconds, then runs ../shared/bench/pg_baseline.sh with
 # the same N and prints one table: throughput, p99 and the ratio to the matching PostgreSQL
 # figure. Also: the server's RSS, its size on disk against PostgreSQL's table plus indexes, its
-# cold start on the seeded store, and the sweep's time for 0 and 100k expired devices.
+# cold start on the seeded store, the sweep's time for 0 and 100k expired devices, and single
+# GETs served while changed check-ins run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-1000000}; SECS=${SECS:-20}; CLIENTS=${CLIENTS:-8}
@@ -89,6 +90,18 @@ run() {
 echo "== device-registry ($CLIENTS connections, ${SECS}s each)"
 for s in one page_random page_first page_deep page_desc checkin_same checkin_new link; do run $s; done
 RSS_MIB=$(awk '/VmRSS/ {printf "%.0f", $2/1024}' /proc/$SERVER/status)
+# Reads beside writes (after the RSS reading, which stays comparable with earlier runs): single
+# GETs and changed check-ins at once, half the connections each.
+HALF=$(( CLIENTS > 1 ? CLIENTS / 2 : 1 ))
+mixed() { wrk -t1 -c"$HALF" -d"${SECS}s" --latency -s "$WORK/$1.lua" "http://127.0.0.1:$PORT" 2>&1; }
+mixed checkin_new > "$WORK/mixed_writes.out" &
+MIXED_WRITER=$!
+MIXED_READS=$(mixed one)
+wait $MIXED_WRITER
+MIXED_WRITES=$(cat "$WORK/mixed_writes.out")
+rps() { awk '/Requests\/sec/ {print $2}' <<<"$1"; }
+p99() { awk '$1 == "99%" {print $2}' <<<"$1"; }
+echo "mixed          reads $(rps "$MIXED_READS") req/s p99 $(p99 "$MIXED_READS"), changed check-ins $(rps "$MIXED_WRITES") req/s p99 $(p99 "$MIXED_WRITES")"
 kill -TERM $SERVER; wait $SERVER || true
 DISK_BYTES=$(du -sb "$DATA" | cut -f1)
 start_server; COLD_START_MS=$COLD_MS
@@ -123,6 +136,7 @@ row "durable POST /device link" link "upsert, sync commit (checkin)" "$(pg check
 echo
 echo "- deep page cost: first/deep throughput = $(ratio "${RPS[page_first]}" "${RPS[page_deep]}") (target <= 1.2x)"
 echo "- RSS after the scenarios: ${RSS_MIB} MiB (target <= 512 MiB)"
+echo "- reads beside writes ($HALF connections each, no target): single GETs $(rps "$MIXED_READS") req/s (p99 $(p99 "$MIXED_READS")) while changed check-ins run at $(rps "$MIXED_WRITES") req/s (p99 $(p99 "$MIXED_WRITES"))"
 echo "- on disk: $((DISK_BYTES / 1048576)) MiB; PostgreSQL table + indexes: $((PG_BYTES / 1048576)) MiB; ratio $(ratio "$DISK_BYTES" "$PG_BYTES") (target <= 1.5x)"
 echo "- cold start on the seeded store: ${COLD_START_MS} ms (first start after seeding: ${start_server_ms} ms; target < 1000 ms)"
 echo "- sweep: $(grep -E 'sweep with' <<<"$SWEEP" | tr '\n' ';' | sed 's/;$//')"
