@@ -90,8 +90,12 @@ run() {
 echo "== device-registry ($CLIENTS connections, ${SECS}s each)"
 for s in one page_random page_first page_deep page_desc checkin_same checkin_new link; do run $s; done
 RSS_MIB=$(awk '/VmRSS/ {printf "%.0f", $2/1024}' /proc/$SERVER/status)
-# Reads beside writes (after the RSS reading, which stays comparable with earlier runs): single
-# GETs and changed check-ins at once, half the connections each.
+kill -TERM $SERVER; wait $SERVER || true
+DISK_BYTES=$(du -sb "$DATA" | cut -f1)
+start_server; COLD_START_MS=$COLD_MS
+# Reads beside writes, on the restarted server (so that the RSS and disk figures above stay
+# comparable with earlier runs): single GETs and changed check-ins at once, half the
+# connections each.
 HALF=$(( CLIENTS > 1 ? CLIENTS / 2 : 1 ))
 mixed() { wrk -t1 -c"$HALF" -d"${SECS}s" --latency -s "$WORK/$1.lua" "http://127.0.0.1:$PORT" 2>&1; }
 mixed checkin_new > "$WORK/mixed_writes.out" &
@@ -102,9 +106,6 @@ MIXED_WRITES=$(cat "$WORK/mixed_writes.out")
 rps() { awk '/Requests\/sec/ {print $2}' <<<"$1"; }
 p99() { awk '$1 == "99%" {print $2}' <<<"$1"; }
 echo "mixed          reads $(rps "$MIXED_READS") req/s p99 $(p99 "$MIXED_READS"), changed check-ins $(rps "$MIXED_WRITES") req/s p99 $(p99 "$MIXED_WRITES")"
-kill -TERM $SERVER; wait $SERVER || true
-DISK_BYTES=$(du -sb "$DATA" | cut -f1)
-start_server; COLD_START_MS=$COLD_MS
 kill -TERM $SERVER; wait $SERVER || true
 
 # --- PostgreSQL, same N, same run ----------------------------------------------------------
