@@ -94,6 +94,8 @@ const BATCH_DEVICES: usize = 1024;
 /// A write that a [`BatchWriter`] applies together with the others queued with it.
 pub trait BatchedWrite: Send + Sized + 'static {
     type Outcome: Send + 'static;
+    /// The writer thread's name, also in its errors.
+    const WRITER: &'static str;
     /// Devices the write touches: what counts against a batch's bound.
     fn devices(&self) -> usize;
     /// Applies a batch in one transaction: one outcome per write, in order.
@@ -102,6 +104,7 @@ pub trait BatchedWrite: Send + Sized + 'static {
 
 impl BatchedWrite for OverrideWrite {
     type Outcome = BulkOutcome;
+    const WRITER: &'static str = "override-writer";
 
     fn devices(&self) -> usize {
         self.device_ids.len()
@@ -114,19 +117,21 @@ impl BatchedWrite for OverrideWrite {
 
 impl BatchedWrite for CheckIn {
     type Outcome = Upsert;
+    const WRITER: &'static str = "check-in-writer";
 
     fn devices(&self) -> usize {
         1
     }
 
     fn apply(store: &dyn Store, batch: &[Self]) -> StoreResult<Vec<Upsert>> {
-        store.upsert_devices(batch)
+        store.write_check_ins(batch)
     }
 }
 
 /// Links and unlinks, batched across requests.
 pub type OverrideWriter = BatchWriter<OverrideWrite>;
-/// Check-ins that change a device, batched across requests.
+/// Check-ins that change a device (those `Store::settle_check_ins` left open), batched across
+/// requests.
 pub type CheckInWriter = BatchWriter<CheckIn>;
 
 struct Queued<W: BatchedWrite> {
@@ -137,7 +142,6 @@ struct Queued<W: BatchedWrite> {
 /// Applies the writes of concurrent requests in shared transactions, from one thread, and
 /// answers each request once its write is applied and (with `durable`) on disk.
 pub struct BatchWriter<W: BatchedWrite> {
-    name: &'static str,
     queue: Option<mpsc::Sender<Queued<W>>>,
     thread: Option<JoinHandle<()>>,
     totals: Arc<WriterTotals>,
@@ -150,19 +154,14 @@ struct WriterTotals {
 }
 
 impl<W: BatchedWrite> BatchWriter<W> {
-    /// Starts the writing thread, named `name`. With `durable`, each batch is flushed through
-    /// `group` (shared with the other durable writes) before any of its requests is answered.
-    pub fn start(
-        name: &'static str,
-        store: Arc<dyn Store>,
-        group: Arc<GroupCommit>,
-        durable: bool,
-    ) -> Self {
+    /// Starts the writing thread. With `durable`, each batch is flushed through `group` (shared
+    /// with the other durable writes) before any of its requests is answered.
+    pub fn start(store: Arc<dyn Store>, group: Arc<GroupCommit>, durable: bool) -> Self {
         let (queue, queued) = mpsc::channel::<Queued<W>>();
         let totals = Arc::new(WriterTotals::default());
         let thread_totals = totals.clone();
         let thread = std::thread::Builder::new()
-            .name(name.into())
+            .name(W::WRITER.into())
             .spawn(move || {
                 // Ends when the writer is dropped: the queue closes once drained.
                 while let Ok(first) = queued.recv() {
@@ -181,12 +180,11 @@ impl<W: BatchedWrite> BatchWriter<W> {
                         .writes
                         .fetch_add(batch.len() as u64, Ordering::Relaxed);
                     thread_totals.batches.fetch_add(1, Ordering::Relaxed);
-                    apply_batch(name, store.as_ref(), &group, durable, batch);
+                    apply_batch(store.as_ref(), &group, durable, batch);
                 }
             })
             .expect("spawning a writer thread");
         Self {
-            name,
             queue: Some(queue),
             thread: Some(thread),
             totals,
@@ -223,7 +221,7 @@ impl<W: BatchedWrite> BatchWriter<W> {
     }
 
     fn stopped(&self) -> StoreError {
-        StoreError::Engine(format!("the {} thread has stopped", self.name))
+        StoreError::Engine(format!("the {} thread has stopped", W::WRITER))
     }
 
     /// (writes, batches) so far.
@@ -250,7 +248,6 @@ impl<W: BatchedWrite> Drop for BatchWriter<W> {
 /// write of the batch, and a panic in the store is answered as an error instead of taking the
 /// thread down with the requests still waiting.
 fn apply_batch<W: BatchedWrite>(
-    name: &str,
     store: &dyn Store,
     group: &GroupCommit,
     durable: bool,
@@ -267,7 +264,12 @@ fn apply_batch<W: BatchedWrite>(
         }
         Ok(outcomes)
     }))
-    .unwrap_or_else(|_| Err(StoreError::Engine(format!("{name}: writes panicked"))));
+    .unwrap_or_else(|_| {
+        Err(StoreError::Engine(format!(
+            "{}: writes panicked",
+            W::WRITER
+        )))
+    });
     match applied {
         Ok(outcomes) => {
             for (answer, outcome) in answers.into_iter().zip(outcomes) {
@@ -275,7 +277,7 @@ fn apply_batch<W: BatchedWrite>(
             }
         }
         Err(error) => {
-            log::error!("{name}: writes failed: {error}");
+            log::error!("{}: writes failed: {error}", W::WRITER);
             for answer in answers {
                 let _ = answer.send(Err(error.clone()));
             }
@@ -363,7 +365,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = sled_store(dir.path());
         let group = Arc::new(GroupCommit::new());
-        let writer = OverrideWriter::start("override-writer", store.clone(), group.clone(), true);
+        let writer = OverrideWriter::start(store.clone(), group.clone(), true);
         // Every write is queued before the first answer can arrive (join_all polls them all).
         let writes = (0..200).map(|i| match i % 10 {
             3 => link("app", format!("d{i}"), "gone"),
@@ -401,26 +403,14 @@ mod tests {
     fn concurrent_check_ins_share_transactions() {
         let dir = tempfile::tempdir().unwrap();
         let store = sled_store(dir.path());
-        let writer = CheckInWriter::start(
-            "check-in-writer",
-            store.clone(),
-            Arc::new(GroupCommit::new()),
-            false,
-        );
+        let writer = CheckInWriter::start(store.clone(), Arc::new(GroupCommit::new()), false);
         let missing = |i: usize| i % 7 == 3;
         let check_in = |i: usize| CheckIn {
             app_id: if missing(i) { "missing" } else { "app" }.into(),
             device_id: format!("d{}", i % 50),
             report: crate::model::DeviceReport {
-                custom_id: String::new(),
                 version_name: Some(format!("1.0.{i}")),
-                version_build: "1.0.0".into(),
-                os_version: "17".into(),
-                plugin_version: "6.0.0".into(),
-                platform: crate::model::Platform::Android,
-                is_prod: true,
-                is_emulator: false,
-                default_channel: None,
+                ..crate::store::sled::fixtures::report()
             },
             now: 1_000 + i as u64,
             touch_interval: 1,
@@ -459,12 +449,7 @@ mod tests {
     fn dropping_the_writer_releases_the_store() {
         let dir = tempfile::tempdir().unwrap();
         let store = sled_store(dir.path());
-        let writer = OverrideWriter::start(
-            "override-writer",
-            store.clone(),
-            Arc::new(GroupCommit::new()),
-            false,
-        );
+        let writer = OverrideWriter::start(store.clone(), Arc::new(GroupCommit::new()), false);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();

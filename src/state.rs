@@ -35,14 +35,12 @@ impl AppState {
         let admin_key = &config.auth.admin_key;
         let group_commit = Arc::new(GroupCommit::new());
         let override_writer = Arc::new(OverrideWriter::start(
-            "override-writer",
             store.clone(),
             group_commit.clone(),
             config.storage.durability == Durability::Flush,
         ));
         // Check-ins are not flushed one by one: they reach the disk with the periodic flush.
         let check_in_writer = Arc::new(CheckInWriter::start(
-            "check-in-writer",
             store.clone(),
             group_commit.clone(),
             false,

@@ -107,32 +107,30 @@ pub fn parse_device_body(input: &Input) -> Result<DeviceBody, ApiError> {
     })
 }
 
-/// Records check-ins, in order; `false` when the app is unknown (and nothing was stored). Those
-/// that write go through the check-in writer, which shares one transaction among the check-ins
-/// of concurrent requests; the others are settled here from one read.
+/// Records check-ins, in order; `false` when the app is unknown (and nothing was stored). The
+/// store settles those that write nothing from one read; the others go through the check-in
+/// writer, which shares one transaction among the check-ins of concurrent requests.
 pub async fn record_check_ins(state: &AppState, devices: &[&DeviceBody]) -> Result<bool, ApiError> {
     let now = state.clock.now();
-    let mut writes: Vec<CheckIn> = Vec::new();
-    for device in devices {
-        let check_in = CheckIn {
+    let check_ins: Vec<CheckIn> = devices
+        .iter()
+        .map(|device| CheckIn {
             app_id: device.app_id.clone(),
             device_id: device.device_id.clone(),
             report: device.report.clone(),
             now,
             touch_interval: state.touch_interval,
-        };
-        // After a check-in of this device that writes, the stored record is no longer its
-        // state: the writer judges the later ones against that write.
-        let queued = writes.iter().any(|w| w.device_id == check_in.device_id);
-        if !queued {
-            match state.store.settled_check_in(&check_in)? {
-                Some(Upsert::AppNotFound) => return Ok(false),
-                Some(_) => continue,
-                None => {}
-            }
-        }
-        writes.push(check_in);
+        })
+        .collect();
+    let settled = state.store.settle_check_ins(&check_ins)?;
+    if settled.contains(&Some(Upsert::AppNotFound)) {
+        return Ok(false);
     }
+    let writes: Vec<CheckIn> = check_ins
+        .into_iter()
+        .zip(settled)
+        .filter_map(|(check_in, outcome)| outcome.is_none().then_some(check_in))
+        .collect();
     if writes.is_empty() {
         return Ok(true);
     }

@@ -212,7 +212,7 @@ pub struct OverrideWrite {
     pub change: Change,
 }
 
-/// One device's check-in, as `Store::upsert_devices` applies it.
+/// One device's check-in, as `Store::upsert_devices` records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckIn {
     pub app_id: String,
@@ -275,14 +275,18 @@ pub trait Store: Send + Sync + 'static {
         now: Micros,
         touch_interval: Micros,
     ) -> StoreResult<Upsert>;
-    /// Records check-ins in one transaction, in order (a device named twice sees its first
-    /// check-in), one outcome each. Cheaper per device than `upsert_device` when several are
-    /// waiting: the transaction's fixed cost is shared.
+    /// Records check-ins, in order, one outcome each: `settle_check_ins`, then
+    /// `write_check_ins` for those it leaves open.
     fn upsert_devices(&self, check_ins: &[CheckIn]) -> StoreResult<Vec<Upsert>>;
-    /// The outcome of a check-in that writes nothing (an unknown app, or a device reporting
-    /// nothing new within `touch_interval`), read without a transaction; `None` when it would
-    /// write.
-    fn settled_check_in(&self, check_in: &CheckIn) -> StoreResult<Option<Upsert>>;
+    /// What each check-in comes to without a transaction, read without one: the outcome when it
+    /// writes nothing (an unknown app, or a device reporting nothing new within
+    /// `touch_interval`), `None` when it must be written. A device that an earlier check-in of
+    /// the slice writes is left open too: the stored record is no longer its state.
+    fn settle_check_ins(&self, check_ins: &[CheckIn]) -> StoreResult<Vec<Option<Upsert>>>;
+    /// Writes check-ins in one transaction, in order, each judged inside it (so a device named
+    /// twice sees its first check-in, and an app deleted since settling is `AppNotFound`). The
+    /// transaction's fixed cost, and its lock, are shared by every check-in in it.
+    fn write_check_ins(&self, check_ins: &[CheckIn]) -> StoreResult<Vec<Upsert>>;
     /// Writes many devices of one app as given (their own `updated_at`, no `touch_interval`),
     /// replacing those that exist; `false` for an unknown app. For imports and seeding: one
     /// transaction per call, so callers pass batches of a few thousand.

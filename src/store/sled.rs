@@ -948,6 +948,116 @@ fn write_audit(
 }
 
 impl SledStore {
+    /// A check-in's outcome when it writes nothing (an unknown app, or a device reporting nothing
+    /// new within `touch_interval`), from one read; `None` when it would write.
+    fn settled_check_in(&self, key: &[u8], check_in: &CheckIn) -> StoreResult<Option<Upsert>> {
+        if !self.apps.contains_key(check_in.app_id.as_bytes())? {
+            return Ok(Some(Upsert::AppNotFound));
+        }
+        if let Some(bytes) = self.devices.get(key)? {
+            let old: DeviceRecord = decode("devices", &bytes)?;
+            if check_in_changes_nothing(&old, check_in) {
+                return Ok(Some(Upsert::Unchanged));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Writes the check-ins at `indexes`, in that order, in one transaction, each judged inside
+    /// it; one outcome each. The caller holds the registry lock.
+    fn write_check_ins_at(
+        &self,
+        check_ins: &[CheckIn],
+        indexes: &[usize],
+    ) -> StoreResult<Vec<Upsert>> {
+        if indexes.is_empty() {
+            return Ok(Vec::new());
+        }
+        // An app may have been deleted since the check-ins were settled.
+        let mut apps_found: HashMap<&str, bool> = HashMap::new();
+        for index in indexes {
+            let app_id = check_ins[*index].app_id.as_str();
+            if !apps_found.contains_key(app_id) {
+                apps_found.insert(app_id, self.apps.contains_key(app_id.as_bytes())?);
+            }
+        }
+        let writes: Vec<(usize, Vec<u8>)> = indexes
+            .iter()
+            .map(|i| {
+                (
+                    *i,
+                    keys::app_scoped(&check_ins[*i].app_id, &check_ins[*i].device_id),
+                )
+            })
+            .collect();
+        let written = (
+            &self.devices,
+            &self.devices_by_time,
+            &self.device_counts,
+            &self.devices_by_custom_id,
+        )
+            .transaction(|(devices, by_time, counts, custom_ids)| {
+                let mut written = Vec::with_capacity(writes.len());
+                for (index, key) in &writes {
+                    let check_in = &check_ins[*index];
+                    let (app_id, device_id) = (&check_in.app_id, &check_in.device_id);
+                    if !apps_found[app_id.as_str()] {
+                        written.push(Upsert::AppNotFound);
+                        continue;
+                    }
+                    let old: Option<DeviceRecord> = match devices.get(key)? {
+                        None => None,
+                        Some(bytes) => Some(decode("devices", &bytes).map_err(abort)?),
+                    };
+                    let outcome = match &old {
+                        None => Upsert::Created,
+                        // Nothing new since its last write (by an earlier check-in of the batch,
+                        // say).
+                        Some(old) if check_in_changes_nothing(old, check_in) => {
+                            written.push(Upsert::Unchanged);
+                            continue;
+                        }
+                        Some(old) => {
+                            by_time.remove(keys::device_time(app_id, old.updated_at, device_id))?;
+                            if old.report == check_in.report {
+                                Upsert::Touched
+                            } else {
+                                Upsert::Updated
+                            }
+                        }
+                    };
+                    let new_record = DeviceRecord {
+                        updated_at: check_in.now,
+                        report: check_in.report.clone(),
+                    };
+                    devices.insert(key.as_slice(), encode_value(&new_record))?;
+                    by_time.insert(
+                        keys::device_time(app_id, check_in.now, device_id),
+                        &[] as &[u8],
+                    )?;
+                    apply_counts(
+                        counts,
+                        &count_deltas(app_id, device_id, old.as_ref(), Some(&new_record)),
+                    )?;
+                    index_custom_id(
+                        custom_ids,
+                        app_id,
+                        device_id,
+                        old.as_ref(),
+                        Some(&new_record),
+                    )?;
+                    written.push(outcome);
+                }
+                Ok(written)
+            })?;
+        let changed = written
+            .iter()
+            .filter(|o| !matches!(o, Upsert::Unchanged | Upsert::AppNotFound))
+            .count();
+        self.spend(changed as u64)?;
+        Ok(written)
+    }
+
     /// Numbers for `n` audit entries, taken before a transaction: sled's id generator must not
     /// be called inside one (it can persist its counter, which deadlocks against the
     /// transaction's own locks).
@@ -1685,103 +1795,45 @@ impl Store for SledStore {
 
     fn upsert_devices(&self, check_ins: &[CheckIn]) -> StoreResult<Vec<Upsert>> {
         let _registry = self.shared();
-        let mut outcomes = Vec::with_capacity(check_ins.len());
-        // Which check-ins need the transaction: the common case, a device that checks in again
-        // with nothing new, writes nothing and is answered from one read.
-        let mut writes: Vec<(usize, Vec<u8>)> = Vec::new();
-        let mut queued: HashSet<Vec<u8>> = HashSet::new();
-        for (index, check_in) in check_ins.iter().enumerate() {
-            let key = keys::app_scoped(&check_in.app_id, &check_in.device_id);
-            // A device that an earlier check-in of the batch writes is judged inside the
-            // transaction, against that write: the stored record is no longer its state.
-            if !queued.contains(&key) {
-                if let Some(outcome) = self.settled_check_in(check_in)? {
-                    outcomes.push(outcome);
-                    continue;
-                }
-            }
-            outcomes.push(Upsert::Unchanged);
-            queued.insert(key.clone());
-            writes.push((index, key));
-        }
-        if writes.is_empty() {
-            return Ok(outcomes);
-        }
-        let written = (
-            &self.devices,
-            &self.devices_by_time,
-            &self.device_counts,
-            &self.devices_by_custom_id,
-        )
-            .transaction(|(devices, by_time, counts, custom_ids)| {
-                let mut written = Vec::with_capacity(writes.len());
-                for (index, key) in &writes {
-                    let check_in = &check_ins[*index];
-                    let (app_id, device_id) = (&check_in.app_id, &check_in.device_id);
-                    let old: Option<DeviceRecord> = match devices.get(key)? {
-                        None => None,
-                        Some(bytes) => Some(decode("devices", &bytes).map_err(abort)?),
-                    };
-                    let outcome = match &old {
-                        None => Upsert::Created,
-                        // An earlier check-in of this batch already wrote this device.
-                        Some(old) if check_in_changes_nothing(old, check_in) => {
-                            written.push(Upsert::Unchanged);
-                            continue;
-                        }
-                        Some(old) => {
-                            by_time.remove(keys::device_time(app_id, old.updated_at, device_id))?;
-                            if old.report == check_in.report {
-                                Upsert::Touched
-                            } else {
-                                Upsert::Updated
-                            }
-                        }
-                    };
-                    let new_record = DeviceRecord {
-                        updated_at: check_in.now,
-                        report: check_in.report.clone(),
-                    };
-                    devices.insert(key.as_slice(), encode_value(&new_record))?;
-                    by_time.insert(
-                        keys::device_time(app_id, check_in.now, device_id),
-                        &[] as &[u8],
-                    )?;
-                    apply_counts(
-                        counts,
-                        &count_deltas(app_id, device_id, old.as_ref(), Some(&new_record)),
-                    )?;
-                    index_custom_id(
-                        custom_ids,
-                        app_id,
-                        device_id,
-                        old.as_ref(),
-                        Some(&new_record),
-                    )?;
-                    written.push(outcome);
-                }
-                Ok(written)
-            })?;
-        let changed = written.iter().filter(|o| **o != Upsert::Unchanged).count();
-        for ((index, _), outcome) in writes.iter().zip(written) {
+        let settled = self.settle_check_ins(check_ins)?;
+        let open: Vec<usize> = (0..check_ins.len())
+            .filter(|i| settled[*i].is_none())
+            .collect();
+        let written = self.write_check_ins_at(check_ins, &open)?;
+        let mut outcomes: Vec<Upsert> = settled
+            .iter()
+            .map(|outcome| outcome.unwrap_or(Upsert::Unchanged))
+            .collect();
+        for (index, outcome) in open.iter().zip(written) {
             outcomes[*index] = outcome;
         }
-        self.spend(changed as u64)?;
         Ok(outcomes)
     }
 
-    fn settled_check_in(&self, check_in: &CheckIn) -> StoreResult<Option<Upsert>> {
-        if !self.apps.contains_key(check_in.app_id.as_bytes())? {
-            return Ok(Some(Upsert::AppNotFound));
-        }
-        let key = keys::app_scoped(&check_in.app_id, &check_in.device_id);
-        if let Some(bytes) = self.devices.get(&key)? {
-            let old: DeviceRecord = decode("devices", &bytes)?;
-            if check_in_changes_nothing(&old, check_in) {
-                return Ok(Some(Upsert::Unchanged));
+    fn settle_check_ins(&self, check_ins: &[CheckIn]) -> StoreResult<Vec<Option<Upsert>>> {
+        let mut outcomes = Vec::with_capacity(check_ins.len());
+        let mut open: HashSet<Vec<u8>> = HashSet::new();
+        for check_in in check_ins {
+            let key = keys::app_scoped(&check_in.app_id, &check_in.device_id);
+            // A device that an earlier check-in of the slice writes is judged inside the
+            // transaction, against that write: the stored record is no longer its state.
+            let outcome = if open.contains(&key) {
+                None
+            } else {
+                self.settled_check_in(&key, check_in)?
+            };
+            if outcome.is_none() {
+                open.insert(key);
             }
+            outcomes.push(outcome);
         }
-        Ok(None)
+        Ok(outcomes)
+    }
+
+    fn write_check_ins(&self, check_ins: &[CheckIn]) -> StoreResult<Vec<Upsert>> {
+        let _registry = self.shared();
+        let all: Vec<usize> = (0..check_ins.len()).collect();
+        self.write_check_ins_at(check_ins, &all)
     }
 
     fn import_devices(&self, app_id: &str, devices: &[Device]) -> StoreResult<bool> {
@@ -2316,6 +2368,21 @@ pub(crate) mod fixtures {
         SledStore::open(dir, &options).unwrap()
     }
 
+    /// A device's report, for tests to vary.
+    pub fn report() -> DeviceReport {
+        DeviceReport {
+            custom_id: String::new(),
+            version_name: Some("1.0.0".into()),
+            version_build: "1.0.0".into(),
+            os_version: "17".into(),
+            plugin_version: "6.0.0".into(),
+            platform: crate::model::Platform::Ios,
+            is_prod: true,
+            is_emulator: false,
+            default_channel: None,
+        }
+    }
+
     /// [`open`], with the app `app` and its channel `beta`.
     pub fn open_with_beta(dir: &Path) -> SledStore {
         let store = open(dir);
@@ -2329,23 +2396,8 @@ pub(crate) mod fixtures {
 
 #[cfg(test)]
 mod tests {
-    use super::fixtures::{open, open_with_beta};
+    use super::fixtures::{open, open_with_beta, report};
     use super::*;
-    use crate::model::Platform;
-
-    fn report() -> DeviceReport {
-        DeviceReport {
-            custom_id: String::new(),
-            version_name: Some("1.0.0".into()),
-            version_build: "1.0.0".into(),
-            os_version: "17".into(),
-            plugin_version: "6.0.0".into(),
-            platform: Platform::Ios,
-            is_prod: true,
-            is_emulator: false,
-            default_channel: None,
-        }
-    }
 
     fn at(at: Micros) -> Change {
         Change {
@@ -2506,6 +2558,16 @@ mod tests {
         let d2 = store.device("app", "d2").unwrap().unwrap();
         assert_eq!(d2.device.updated_at, 50);
         assert_eq!(d2.device.report.version_name.as_deref(), Some("2.0.0"));
+        assert!(store.device("other", "d3").unwrap().is_none());
+        // Written without settling (the writer's path): an unknown app is still refused.
+        let unknown_app = CheckIn {
+            app_id: "other".into(),
+            ..check_in("d3", "1.0.0", 80)
+        };
+        assert_eq!(
+            store.write_check_ins(&[unknown_app]).unwrap(),
+            vec![Upsert::AppNotFound]
+        );
         assert!(store.device("other", "d3").unwrap().is_none());
         // One time-index entry per device, at its last write.
         assert_eq!(store.counts().unwrap().devices_by_time, 3);
