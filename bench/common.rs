@@ -36,5 +36,7 @@ pub fn report(i: u64, version_name: String) -> DeviceReport {
         is_prod: true,
         is_emulator: false,
         default_channel: None,
+        install_source: None,
+        key_id: None,
     }
 }

@@ -13,7 +13,7 @@ use crate::timefmt::format_micros;
 pub const PAGE: usize = 1_000;
 
 /// The CSV columns, in the Device object's order.
-pub const CSV_COLUMNS: [&str; 14] = [
+pub const CSV_COLUMNS: [&str; 16] = [
     "updated_at",
     "device_id",
     "custom_id",
@@ -26,6 +26,8 @@ pub const CSV_COLUMNS: [&str; 14] = [
     "version_build",
     "is_prod",
     "is_emulator",
+    "install_source",
+    "key_id",
     "channel",
     "version_override",
 ];
@@ -117,7 +119,7 @@ pub fn render(format: Format, entries: &[DeviceEntry], out: &mut String) {
 fn csv_row(entry: &DeviceEntry, out: &mut String) {
     let device = &entry.device;
     let report = &device.report;
-    let fields: [String; 14] = [
+    let fields: [String; 16] = [
         format_micros(device.updated_at),
         device.device_id.clone(),
         report.custom_id.clone(),
@@ -130,6 +132,8 @@ fn csv_row(entry: &DeviceEntry, out: &mut String) {
         report.version_build.clone(),
         report.is_prod.to_string(),
         report.is_emulator.to_string(),
+        report.install_source.clone().unwrap_or_default(),
+        report.key_id.clone().unwrap_or_default(),
         entry.overrides.channel.clone().unwrap_or_default(),
         entry.overrides.version.clone().unwrap_or_default(),
     ];

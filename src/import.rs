@@ -1,5 +1,5 @@
 //! Importing devices from what export writes: NDJSON (one Device object per line) or CSV with
-//! the export's header. Lines are validated like API input; a bad line is reported with its
+//! a header naming its columns (the export's, or an earlier release's, which had fewer). Lines are validated like API input; a bad line is reported with its
 //! number and skipped whole (its device and its overrides alike); good lines are written in
 //! batches through the store's import path, so importing the same file twice changes nothing.
 
@@ -85,6 +85,8 @@ pub fn parse_device(fields: Map<String, Value>) -> Result<ImportedDevice, String
                 is_prod: input.bool("is_prod").map_err(fail)?.unwrap_or(true),
                 is_emulator: input.bool("is_emulator").map_err(fail)?.unwrap_or(false),
                 default_channel: None,
+                install_source: Some(text("install_source")?).filter(|v| !v.is_empty()),
+                key_id: Some(text("key_id")?).filter(|v| !v.is_empty()),
             },
         },
         channel: input.name("channel").map_err(fail)?,
@@ -118,21 +120,32 @@ fn csv_fields(line: &str) -> Result<Vec<String>, String> {
     Ok(fields)
 }
 
-/// One CSV record under the export's header, as the fields of a Device object.
-fn csv_device(line: &str) -> Result<Map<String, Value>, String> {
+/// The columns a CSV header names: export's own, in any order, at least those that identify a
+/// device; `None` when the line is not such a header.
+fn csv_header(line: &str) -> Option<Vec<String>> {
+    let columns = csv_fields(line.trim_end()).ok()?;
+    let known = columns.iter().all(|c| CSV_COLUMNS.contains(&c.as_str()));
+    let identifies = ["app_id", "device_id", "updated_at", "platform"]
+        .iter()
+        .all(|required| columns.iter().any(|c| c == required));
+    (known && identifies).then_some(columns)
+}
+
+/// One CSV record under `columns`, as the fields of a Device object.
+fn csv_device(columns: &[String], line: &str) -> Result<Map<String, Value>, String> {
     let fields = csv_fields(line)?;
-    if fields.len() != CSV_COLUMNS.len() {
+    if fields.len() != columns.len() {
         return Err(format!(
             "expected {} fields, found {}",
-            CSV_COLUMNS.len(),
+            columns.len(),
             fields.len()
         ));
     }
-    Ok(CSV_COLUMNS
+    Ok(columns
         .iter()
         .zip(fields)
         .filter(|(_, value)| !value.is_empty())
-        .map(|(name, value)| (name.to_string(), Value::String(value)))
+        .map(|(name, value)| (name.clone(), Value::String(value)))
         .collect())
 }
 
@@ -149,6 +162,7 @@ pub fn import(
     let mut report = ImportReport::default();
     let mut batch: Vec<ImportedDevice> = Vec::with_capacity(BATCH);
     let mut known_apps: HashSet<String> = HashSet::new();
+    let mut columns: Vec<String> = Vec::new();
     for (index, line) in reader.lines().enumerate() {
         let number = index + 1;
         let line = match line {
@@ -163,11 +177,12 @@ pub fn import(
             continue;
         }
         if format == Format::Csv && number == 1 {
-            if line.trim_end() != CSV_COLUMNS.join(",") {
-                report.bad(
+            match csv_header(&line) {
+                Some(named) => columns = named,
+                None => report.bad(
                     number,
                     "the first line is not the export's CSV header".into(),
-                );
+                ),
             }
             continue;
         }
@@ -179,7 +194,8 @@ pub fn import(
                     Err(error) => Err(error.code().to_owned()),
                 }
             }
-            Format::Csv => csv_device(&line),
+            Format::Csv if columns.is_empty() => Err("no CSV header".to_owned()),
+            Format::Csv => csv_device(&columns, &line),
         };
         let parsed = fields.and_then(parse_device);
         let imported = match parsed {

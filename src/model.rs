@@ -235,6 +235,48 @@ pub struct DeviceReport {
     pub is_prod: bool,
     pub is_emulator: bool,
     pub default_channel: Option<String>,
+    /// Where the app was installed from, as the plugin reports it on `/stats` (`install_source`).
+    pub install_source: Option<String>,
+    /// The id of the public key the plugin decrypts bundles with (`key_id`): never a secret.
+    pub key_id: Option<String>,
+}
+
+impl DeviceReport {
+    /// The report stored after a check-in that reports `new` over this one. What the plugin
+    /// leaves out keeps its stored value, as Capgo keeps it: an empty `custom_id` (the plugin
+    /// sends `""` until the app sets one, so a device cannot lose its id by restarting), no
+    /// `install_source`, no `key_id`. Every other field is the check-in's.
+    pub fn updated_with(&self, new: &DeviceReport) -> DeviceReport {
+        let mut report = new.clone();
+        if report.custom_id.is_empty() {
+            report.custom_id.clone_from(&self.custom_id);
+        }
+        if report.install_source.is_none() {
+            report.install_source.clone_from(&self.install_source);
+        }
+        if report.key_id.is_none() {
+            report.key_id.clone_from(&self.key_id);
+        }
+        report
+    }
+
+    /// Whether a check-in reporting `new` leaves this report as it is (what
+    /// [`updated_with`](Self::updated_with) would give, without building it).
+    pub fn is_unchanged_by(&self, new: &DeviceReport) -> bool {
+        let kept =
+            |stored: &Option<String>, sent: &Option<String>| sent.is_none() || sent == stored;
+        (new.custom_id.is_empty() || new.custom_id == self.custom_id)
+            && kept(&self.install_source, &new.install_source)
+            && kept(&self.key_id, &new.key_id)
+            && self.version_name == new.version_name
+            && self.version_build == new.version_build
+            && self.os_version == new.os_version
+            && self.plugin_version == new.plugin_version
+            && self.platform == new.platform
+            && self.is_prod == new.is_prod
+            && self.is_emulator == new.is_emulator
+            && self.default_channel == new.default_channel
+    }
 }
 
 /// A device as the registry knows it.
@@ -491,4 +533,96 @@ pub struct DevicePage {
     pub devices: Vec<DeviceEntry>,
     /// Where the next page starts, when there is one.
     pub next: Option<Cursor>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Reports drawn from few values, so that equal fields are common.
+    fn report() -> impl Strategy<Value = DeviceReport> {
+        let text = || prop::sample::select(vec!["", "a", "b"]).prop_map(String::from);
+        let option =
+            || prop::option::of(prop::sample::select(vec!["a", "b"]).prop_map(String::from));
+        (
+            (text(), option(), text(), text(), text()),
+            (any::<bool>(), any::<bool>(), any::<bool>()),
+            (option(), option(), option()),
+        )
+            .prop_map(
+                |(
+                    (custom_id, version_name, version_build, os_version, plugin_version),
+                    (android, is_prod, is_emulator),
+                    (default_channel, install_source, key_id),
+                )| DeviceReport {
+                    custom_id,
+                    version_name,
+                    version_build,
+                    os_version,
+                    plugin_version,
+                    platform: if android {
+                        Platform::Android
+                    } else {
+                        Platform::Ios
+                    },
+                    is_prod,
+                    is_emulator,
+                    default_channel,
+                    install_source,
+                    key_id,
+                },
+            )
+    }
+
+    proptest! {
+        #[test]
+        fn unchanged_means_the_update_gives_the_same_report(
+            stored in report(),
+            sent in report(),
+        ) {
+            prop_assert_eq!(
+                stored.is_unchanged_by(&sent),
+                stored.updated_with(&sent) == stored
+            );
+        }
+    }
+
+    #[test]
+    fn what_the_plugin_leaves_out_keeps_its_stored_value() {
+        let stored = DeviceReport {
+            custom_id: "user-1".into(),
+            version_name: Some("1.0.0".into()),
+            version_build: "1.0.0".into(),
+            os_version: "17.0".into(),
+            plugin_version: "8.0.0".into(),
+            platform: Platform::Ios,
+            is_prod: true,
+            is_emulator: false,
+            default_channel: Some("beta".into()),
+            install_source: Some("app_store".into()),
+            key_id: Some("ab12".into()),
+        };
+        let sent = DeviceReport {
+            custom_id: String::new(),
+            default_channel: None,
+            install_source: None,
+            key_id: None,
+            ..stored.clone()
+        };
+        // The default channel is what the device says now; the others are kept.
+        let updated = stored.updated_with(&sent);
+        assert_eq!(
+            updated,
+            DeviceReport {
+                default_channel: None,
+                ..stored.clone()
+            }
+        );
+        assert!(!stored.is_unchanged_by(&sent));
+        assert!(stored.is_unchanged_by(&DeviceReport {
+            default_channel: Some("beta".into()),
+            ..sent
+        }));
+    }
 }

@@ -76,6 +76,10 @@ pub struct DeviceView<'a> {
     is_prod: bool,
     is_emulator: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
+    install_source: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     channel: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     version_override: Option<&'a str>,
@@ -98,6 +102,8 @@ impl<'a> From<&'a DeviceEntry> for DeviceView<'a> {
             version_build: &report.version_build,
             is_prod: report.is_prod,
             is_emulator: report.is_emulator,
+            install_source: report.install_source.as_deref(),
+            key_id: report.key_id.as_deref(),
             channel: entry.overrides.channel.as_deref(),
             version_override: entry.overrides.version.as_deref(),
         }
@@ -132,6 +138,14 @@ impl DeviceView<'_> {
         render::boolean(out, self.is_prod);
         out.extend_from_slice(b",\"is_emulator\":");
         render::boolean(out, self.is_emulator);
+        if let Some(install_source) = self.install_source {
+            out.extend_from_slice(b",\"install_source\":");
+            render::string(out, install_source);
+        }
+        if let Some(key_id) = self.key_id {
+            out.extend_from_slice(b",\"key_id\":");
+            render::string(out, key_id);
+        }
         if let Some(channel) = self.channel {
             out.extend_from_slice(b",\"channel\":");
             render::string(out, channel);
@@ -830,6 +844,7 @@ mod tests {
             version in any::<Option<u64>>(),
             version_name in any::<Option<String>>(),
             flags in any::<(bool, bool)>(),
+            reported in any::<(Option<String>, Option<String>)>(),
             channel in any::<Option<String>>(),
             version_override in any::<Option<String>>(),
         ) {
@@ -846,6 +861,8 @@ mod tests {
                 version_build: &text[5],
                 is_prod: flags.0,
                 is_emulator: flags.1,
+                install_source: reported.0.as_deref(),
+                key_id: reported.1.as_deref(),
                 channel: channel.as_deref(),
                 version_override: version_override.as_deref(),
             };

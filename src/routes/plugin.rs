@@ -61,6 +61,12 @@ fn short_text(input: &Input, field: &str) -> Result<String, ApiError> {
     }
 }
 
+/// An optional short field: absent, `null` and `""` all mean "not given", as the plugin sends
+/// `""` for what it does not know.
+fn optional_text(input: &Input, field: &str) -> Result<Option<String>, ApiError> {
+    Ok(Some(short_text(input, field)?).filter(|text| !text.is_empty()))
+}
+
 pub fn parse_device_body(input: &Input) -> Result<DeviceBody, ApiError> {
     let app_id = input.app_id()?;
     let device_id = input.required_device_id()?;
@@ -103,6 +109,8 @@ pub fn parse_device_body(input: &Input) -> Result<DeviceBody, ApiError> {
             is_prod: input.bool("is_prod")?.unwrap_or(true),
             is_emulator: input.bool("is_emulator")?.unwrap_or(false),
             default_channel,
+            install_source: optional_text(input, "install_source")?,
+            key_id: optional_text(input, "key_id")?,
         },
     })
 }

@@ -30,8 +30,15 @@
 //! `devices_by_time` keys is (`updated_at`, `device_id`) order, so that every list order is a
 //! range scan. Keys of different apps never interleave.
 //!
-//! Values are a format byte ([`FORMAT_V1`]) followed by the bincode (serde, standard config)
-//! encoding of the record, so that a record can change shape without rewriting the store.
+//! Values are a format byte followed by the bincode (serde, standard config) encoding of the
+//! record, so that a record can change shape without rewriting the store: each stored type says
+//! its current format ([`Record::FORMAT`]) and how it reads the older ones ([`Record::upgrade`]).
+//! Format history:
+//!
+//! ```text
+//! 1  every record as first written
+//! 2  device records: the report gained install_source and key_id (format 1 reads as None)
+//! ```
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -40,6 +47,7 @@ use crate::timefmt::Micros;
 
 pub const SEPARATOR: u8 = 0xFF;
 pub const FORMAT_V1: u8 = 1;
+pub const FORMAT_V2: u8 = 2;
 /// No record comes near this; a length prefix beyond it is corruption.
 pub const MAX_RECORD_BYTES: usize = 1 << 20;
 
@@ -209,33 +217,56 @@ pub enum ValueError {
     Decode(String),
 }
 
-pub fn encode_value<T: Serialize>(value: &T) -> Vec<u8> {
-    let mut out = vec![FORMAT_V1];
+/// A value kept in a tree: the format it is written in, and how values of earlier formats read.
+pub trait Record: Serialize + DeserializeOwned {
+    const FORMAT: u8 = FORMAT_V1;
+
+    /// Reads a value written in an earlier `format`; `None` when there is no such format.
+    fn upgrade(format: u8, payload: &[u8]) -> Option<Result<Self, ValueError>> {
+        let _ = (format, payload);
+        None
+    }
+}
+
+// The model's records, each in its first format; the engine's own records (apps, devices) say
+// theirs beside their definitions.
+impl Record for crate::model::Channel {}
+impl Record for crate::model::Bundle {}
+impl Record for crate::model::Overrides {}
+impl Record for crate::model::AuditEntry {}
+impl Record for crate::model::ApiKey {}
+
+/// The bincode payload of a value (its format byte removed).
+pub fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T, ValueError> {
+    // The limit makes a corrupt length prefix an error instead of a giant allocation
+    // (found by fuzzing: an unbounded decode aborts the process).
+    let config = bincode::config::standard().with_limit::<MAX_RECORD_BYTES>();
+    bincode::serde::decode_from_slice(payload, config)
+        .map(|(value, _)| value)
+        .map_err(|e| ValueError::Decode(e.to_string()))
+}
+
+pub fn encode_value<T: Record>(value: &T) -> Vec<u8> {
+    let mut out = vec![T::FORMAT];
     // Encoding plain structs of strings, integers, options and vectors into a Vec cannot fail.
     bincode::serde::encode_into_std_write(value, &mut out, bincode::config::standard())
         .expect("encoding a record into memory");
     out
 }
 
-pub fn decode_value<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ValueError> {
+pub fn decode_value<T: Record>(bytes: &[u8]) -> Result<T, ValueError> {
     match bytes.split_first() {
         None => Err(ValueError::Empty),
-        Some((&FORMAT_V1, payload)) => {
-            // The limit makes a corrupt length prefix an error instead of a giant allocation
-            // (found by fuzzing: an unbounded decode aborts the process).
-            let config = bincode::config::standard().with_limit::<MAX_RECORD_BYTES>();
-            bincode::serde::decode_from_slice(payload, config)
-                .map(|(value, _)| value)
-                .map_err(|e| ValueError::Decode(e.to_string()))
+        Some((&format, payload)) if format == T::FORMAT => decode_payload(payload),
+        Some((&format, payload)) => {
+            T::upgrade(format, payload).unwrap_or(Err(ValueError::UnknownFormat(format)))
         }
-        Some((&format, _)) => Err(ValueError::UnknownFormat(format)),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{DeviceReport, Platform};
 
     const IDS: &[&str] = &[
         "a",
@@ -447,34 +478,66 @@ mod tests {
         assert_eq!(split_app_scoped(b"app\xFF\xC3"), None);
     }
 
+    /// A record in its second format; the first lacked `note`.
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Sample {
+        name: String,
+        count: u64,
+        note: Option<String>,
+    }
+
+    impl Record for Sample {
+        const FORMAT: u8 = FORMAT_V2;
+
+        fn upgrade(format: u8, payload: &[u8]) -> Option<Result<Self, ValueError>> {
+            #[derive(serde::Deserialize)]
+            struct SampleV1 {
+                name: String,
+                count: u64,
+            }
+            (format == FORMAT_V1).then(|| {
+                decode_payload::<SampleV1>(payload).map(|v1| Sample {
+                    name: v1.name,
+                    count: v1.count,
+                    note: None,
+                })
+            })
+        }
+    }
+
     #[test]
     fn values_round_trip_and_carry_their_format() {
-        let report = DeviceReport {
-            custom_id: "user 42".into(),
-            version_name: Some("1.2.3".into()),
-            version_build: "100".into(),
-            os_version: "17.0".into(),
-            plugin_version: "6.0.0".into(),
-            platform: Platform::Android,
-            is_prod: false,
-            is_emulator: true,
-            default_channel: None,
+        let sample = Sample {
+            name: "user 42".into(),
+            count: 7,
+            note: Some("é".into()),
         };
-        let bytes = encode_value(&report);
-        assert_eq!(bytes[0], FORMAT_V1);
-        assert_eq!(decode_value::<DeviceReport>(&bytes).unwrap(), report);
+        let bytes = encode_value(&sample);
+        assert_eq!(bytes[0], FORMAT_V2);
+        assert_eq!(decode_value::<Sample>(&bytes).unwrap(), sample);
+
+        // A value of the first format reads through the upgrade.
+        let mut v1 = vec![FORMAT_V1];
+        bincode::serde::encode_into_std_write(
+            ("user 42", 7u64),
+            &mut v1,
+            bincode::config::standard(),
+        )
+        .unwrap();
+        let upgraded = decode_value::<Sample>(&v1).unwrap();
+        assert_eq!((upgraded.count, upgraded.note), (7, None));
 
         let mut future = bytes.clone();
-        future[0] = 2;
+        future[0] = 3;
         assert!(matches!(
-            decode_value::<DeviceReport>(&future),
-            Err(ValueError::UnknownFormat(2))
+            decode_value::<Sample>(&future),
+            Err(ValueError::UnknownFormat(3))
         ));
         assert!(matches!(
-            decode_value::<DeviceReport>(&[]),
+            decode_value::<Sample>(&[]),
             Err(ValueError::Empty)
         ));
-        assert!(decode_value::<DeviceReport>(&bytes[..bytes.len() - 3]).is_err());
+        assert!(decode_value::<Sample>(&bytes[..bytes.len() - 3]).is_err());
         // A corrupt length prefix (u64::MAX bytes of channel name) is an error, not an abort.
         let mut huge = vec![FORMAT_V1, 1, 253];
         huge.extend_from_slice(&[0xFF; 8]);

@@ -13,14 +13,13 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sled::transaction::{
     ConflictableTransactionError, TransactionError, TransactionalTree, UnabortableTransactionError,
 };
 use sled::{Db, IVec, Transactional, Tree};
 
-use super::keys::{self, decode_value, encode_value};
+use super::keys::{self, decode_payload, decode_value, encode_value, Record, ValueError};
 use super::{
     BulkOutcome, Change, CheckIn, CheckReport, Counts, CreateApp, CreateBundle, DeleteOutcome,
     EraseTarget, Erased, Expired, NewApiKey, OverrideAction, OverrideChange, OverrideWrite, Store,
@@ -30,7 +29,7 @@ use crate::durable::GroupCommit;
 use crate::model::{
     Actor, ApiKey, App, AuditAction, AuditEntry, AuditPage, Bundle, Channel, ChannelPatch, Cursor,
     Device, DeviceEntry, DeviceListQuery, DeviceOrder, DevicePage, DeviceReport, DeviceSummary,
-    NewBundle, Overrides,
+    NewBundle, Overrides, Platform,
 };
 use crate::timefmt::Micros;
 
@@ -47,10 +46,57 @@ struct AppRecord {
     next_bundle_id: u64,
 }
 
+impl Record for AppRecord {}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct DeviceRecord {
     updated_at: Micros,
     report: DeviceReport,
+}
+
+impl Record for DeviceRecord {
+    const FORMAT: u8 = keys::FORMAT_V2;
+
+    fn upgrade(format: u8, payload: &[u8]) -> Option<Result<Self, ValueError>> {
+        /// A device record as format 1 wrote it: the report had no `install_source`, `key_id`.
+        #[derive(Deserialize)]
+        struct DeviceRecordV1 {
+            updated_at: Micros,
+            report: DeviceReportV1,
+        }
+        #[derive(Deserialize)]
+        struct DeviceReportV1 {
+            custom_id: String,
+            version_name: Option<String>,
+            version_build: String,
+            os_version: String,
+            plugin_version: String,
+            platform: Platform,
+            is_prod: bool,
+            is_emulator: bool,
+            default_channel: Option<String>,
+        }
+        (format == keys::FORMAT_V1).then(|| {
+            decode_payload::<DeviceRecordV1>(payload).map(
+                |DeviceRecordV1 { updated_at, report }| DeviceRecord {
+                    updated_at,
+                    report: DeviceReport {
+                        custom_id: report.custom_id,
+                        version_name: report.version_name,
+                        version_build: report.version_build,
+                        os_version: report.os_version,
+                        plugin_version: report.plugin_version,
+                        platform: report.platform,
+                        is_prod: report.is_prod,
+                        is_emulator: report.is_emulator,
+                        default_channel: report.default_channel,
+                        install_source: None,
+                        key_id: None,
+                    },
+                },
+            )
+        })
+    }
 }
 
 /// Device records read for a page, with their device ids.
@@ -128,7 +174,7 @@ impl From<TransactionError<StoreError>> for StoreError {
     }
 }
 
-fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> StoreResult<T> {
+fn decode<T: Record>(tree: &'static str, bytes: &[u8]) -> StoreResult<T> {
     decode_value(bytes).map_err(|e| StoreError::Corrupt {
         tree,
         detail: e.to_string(),
@@ -222,7 +268,7 @@ impl SledStore {
             .transpose()
     }
 
-    fn app_values<T: DeserializeOwned>(
+    fn app_values<T: Record>(
         &self,
         tree: &Tree,
         name: &'static str,
@@ -283,10 +329,11 @@ impl SledStore {
     fn bundle_ids(&self, app_id: &str) -> StoreResult<Arc<HashMap<String, u64>>> {
         /// The leading field of a `Bundle`: bincode decodes a prefix of the record without
         /// reading (or allocating) the rest.
-        #[derive(Deserialize)]
+        #[derive(Serialize, Deserialize)]
         struct BundleId {
             id: u64,
         }
+        impl Record for BundleId {}
         let cache = &self.bundle_ids;
         if let Some(ids) = cache
             .apps
@@ -830,7 +877,7 @@ fn counted(record: &DeviceRecord) -> [(u8, Vec<u8>); 7] {
 /// The `touch_interval` rule: a device that reports nothing new and was written recently is not
 /// written again.
 fn check_in_changes_nothing(old: &DeviceRecord, check_in: &CheckIn) -> bool {
-    old.report == check_in.report
+    old.report.is_unchanged_by(&check_in.report)
         && check_in.now.saturating_sub(old.updated_at) < check_in.touch_interval
 }
 
@@ -1009,6 +1056,10 @@ impl SledStore {
                         None => None,
                         Some(bytes) => Some(decode("devices", &bytes).map_err(abort)?),
                     };
+                    let report = match &old {
+                        None => check_in.report.clone(),
+                        Some(old) => old.report.updated_with(&check_in.report),
+                    };
                     let outcome = match &old {
                         None => Upsert::Created,
                         // Nothing new since its last write (by an earlier check-in of the batch,
@@ -1019,7 +1070,7 @@ impl SledStore {
                         }
                         Some(old) => {
                             by_time.remove(keys::device_time(app_id, old.updated_at, device_id))?;
-                            if old.report == check_in.report {
+                            if old.report == report {
                                 Upsert::Touched
                             } else {
                                 Upsert::Updated
@@ -1028,7 +1079,7 @@ impl SledStore {
                     };
                     let new_record = DeviceRecord {
                         updated_at: check_in.now,
-                        report: check_in.report.clone(),
+                        report,
                     };
                     devices.insert(key.as_slice(), encode_value(&new_record))?;
                     by_time.insert(
@@ -1224,7 +1275,7 @@ struct Scoped<T> {
 
 impl SledStore {
     /// The checks every app-scoped record gets; `None` (with the problem noted) when it fails one.
-    fn check_scoped<'t, T: DeserializeOwned>(
+    fn check_scoped<'t, T: Record>(
         &self,
         report: &mut CheckReport,
         orphans: &mut Vec<(&'t Tree, IVec)>,
@@ -2380,6 +2431,8 @@ pub(crate) mod fixtures {
             is_prod: true,
             is_emulator: false,
             default_channel: None,
+            install_source: None,
+            key_id: None,
         }
     }
 
@@ -2416,6 +2469,55 @@ mod tests {
             },
             change,
         }
+    }
+
+    #[test]
+    fn device_records_of_the_first_format_still_read() {
+        // A record as format 1 wrote it: the report's nine fields, then nothing more.
+        let mut v1 = vec![keys::FORMAT_V1];
+        let legacy = (
+            42u64,
+            (
+                "user",
+                Some("1.0.1"),
+                "1.0.0",
+                "17",
+                "6.0.0",
+                Platform::Android,
+            ),
+            (false, true, Some("beta")),
+        );
+        bincode::serde::encode_into_std_write(legacy, &mut v1, bincode::config::standard())
+            .unwrap();
+        let record: DeviceRecord = decode("devices", &v1).unwrap();
+        let expected = DeviceReport {
+            custom_id: "user".into(),
+            version_name: Some("1.0.1".into()),
+            version_build: "1.0.0".into(),
+            os_version: "17".into(),
+            plugin_version: "6.0.0".into(),
+            platform: Platform::Android,
+            is_prod: false,
+            is_emulator: true,
+            default_channel: Some("beta".into()),
+            install_source: None,
+            key_id: None,
+        };
+        assert_eq!((record.updated_at, &record.report), (42, &expected));
+
+        // Written again, it takes the current format and keeps what the plugin added.
+        let current = DeviceRecord {
+            updated_at: 43,
+            report: DeviceReport {
+                install_source: Some("com.android.vending".into()),
+                key_id: Some("ab12cd34".into()),
+                ..expected
+            },
+        };
+        let bytes = encode_value(&current);
+        assert_eq!(bytes[0], keys::FORMAT_V2);
+        let read: DeviceRecord = decode("devices", &bytes).unwrap();
+        assert_eq!(read.report, current.report);
     }
 
     #[test]
@@ -2688,6 +2790,8 @@ mod import_tests {
             is_prod: true,
             is_emulator: false,
             default_channel: None,
+            install_source: None,
+            key_id: None,
         };
         let devices: Vec<Device> = (0..1000u64)
             .map(|i| Device {

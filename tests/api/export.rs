@@ -78,7 +78,7 @@ async fn csv_export_has_a_header_and_quotes_what_it_must() {
     let first = lines.next().unwrap();
     assert_eq!(
         first,
-        r#"2024-01-01T00:00:00Z,a,"user, ""42""",,1.0.0,app_csv,ios,5.0.0,17.0,1,true,false,,"#
+        r#"2024-01-01T00:00:00Z,a,"user, ""42""",,1.0.0,app_csv,ios,5.0.0,17.0,1,true,false,,,,"#
     );
     assert!(lines.next().unwrap().contains(",b,"));
     assert_eq!(lines.next(), None);

@@ -181,6 +181,8 @@ async fn counters_agree_with_a_recount_through_every_kind_of_write() {
                 is_prod: false,
                 is_emulator: true,
                 default_channel: None,
+                install_source: None,
+                key_id: None,
             },
         })
         .collect();
