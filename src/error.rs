@@ -38,6 +38,7 @@ error_codes! {
     CannotAccessApp => (FORBIDDEN, "cannot_access_app", "You cannot access this app"),
     InvalidJsonBody => (BAD_REQUEST, "invalid_json_body", "Invalid JSON body"),
     InvalidQuery => (BAD_REQUEST, "invalid_query", "Invalid query string"),
+    SemverError => (BAD_REQUEST, "semver_error", "The native version does not follow semver"),
     MissingChannelOrVersion => (BAD_REQUEST, "missing_channel_or_version", "Either channel or version_id must be given"),
     AppNotFound => (NOT_FOUND, "app_not_found", "App not found"),
     DeviceNotFound => (NOT_FOUND, "device_not_found", "Device not found"),
@@ -112,6 +113,14 @@ impl ApiError {
         &self.code
     }
 
+    pub fn message_text(&self) -> &str {
+        &self.message
+    }
+
+    pub fn more_info(&self) -> &Map<String, Value> {
+        &self.more_info
+    }
+
     pub fn body(&self) -> Value {
         serde_json::json!({
             "error": self.code,
@@ -171,6 +180,7 @@ mod tests {
             Code::CannotAccessApp,
             Code::InvalidJsonBody,
             Code::InvalidQuery,
+            Code::SemverError,
             Code::MissingChannelOrVersion,
             Code::AppNotFound,
             Code::DeviceNotFound,

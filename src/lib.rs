@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod model;
 pub mod observe;
 pub mod openapi;
+pub mod plugin_version;
 pub mod resolve;
 pub mod routes;
 pub mod server;

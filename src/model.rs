@@ -305,14 +305,16 @@ impl Overrides {
     }
 }
 
-/// Who made a change: an API key (by id, never its secret), the configured admin key, or the
-/// server itself.
+/// Who made a change: an API key (by id, never its secret), the configured admin key, the
+/// server itself, or the device (a plugin before 7.34 choosing its channel through
+/// `/channel_self`). New variants go at the end: stored audit entries name them by position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Actor {
     Key(u64),
     Admin,
     Sweep,
     Import,
+    Device,
 }
 
 impl Actor {
@@ -322,6 +324,7 @@ impl Actor {
             Actor::Admin => "admin".into(),
             Actor::Sweep => "sweep".into(),
             Actor::Import => "import".into(),
+            Actor::Device => "device".into(),
         }
     }
 }

@@ -92,7 +92,19 @@ const DEVICE_BODY: &[Field] = &[
         "defaultChannel",
         "string",
         false,
-        "channel the device asks for",
+        "channel the device asks for; \"\" means none",
+    ),
+    (
+        "install_source",
+        "string",
+        false,
+        "where the app was installed from; \"\" means unknown",
+    ),
+    (
+        "key_id",
+        "string",
+        false,
+        "id of the plugin's public key (not a secret)",
     ),
 ];
 const ID_ERRORS: &[&str] = &[
@@ -113,24 +125,26 @@ const PLUGIN_DEVICE_ERRORS: &[&str] = &[
     "invalid_custom_id",
     "invalid_version_name",
     "invalid_version_build",
+    "semver_error",
     "invalid_version_os",
     "invalid_plugin_version",
     "invalid_is_prod",
     "invalid_is_emulator",
     "invalid_default_channel",
+    "invalid_install_source",
+    "invalid_key_id",
     "app_not_found",
 ];
-/// `/updates` refusals, answered with HTTP 200 and a `kind`.
+/// `/updates` refusals, answered with HTTP 200 and a `kind` (and, as Capgo sends them,
+/// `version`, `old`, `major`).
 const UPDATE_REFUSALS: &[&str] = &[
-    "semver_error",
+    "missing_version_build",
     "no_channel",
-    "no_bundle",
     "no_new_version_available",
     "disabled_platform_ios",
     "disabled_platform_android",
     "disabled_platform_electron",
     "disable_auto_update_to_major",
-    "cannot_update_via_private_channel",
     "disable_auto_update_to_minor",
     "disable_auto_update_to_patch",
     "misconfigured_channel",
@@ -140,6 +154,8 @@ const UPDATE_REFUSALS: &[&str] = &[
     "disable_dev_build",
     "disable_device",
     "disable_emulator",
+    "already_on_builtin",
+    "revert_to_builtin_plugin_version_too_old",
 ];
 
 pub const OPERATIONS: &[Operation] = &[
@@ -562,7 +578,7 @@ pub const OPERATIONS: &[Operation] = &[
     Operation {
         method: "post",
         path: "/stats",
-        summary: "Plugin events, one or an array",
+        summary: "Plugin events, one or an array (answered per event, with its index)",
         mode: None,
         query: &[],
         body: DEVICE_BODY,
@@ -580,7 +596,7 @@ pub const OPERATIONS: &[Operation] = &[
     Operation {
         method: "put",
         path: "/channel_self",
-        summary: "The channel the device is on",
+        summary: "The channel the device is on, as /updates chooses it",
         mode: None,
         query: &[],
         body: DEVICE_BODY,
@@ -612,16 +628,9 @@ pub const OPERATIONS: &[Operation] = &[
         path: "/channel_self",
         summary: "Back to the default channel",
         mode: None,
-        query: &[APP_ID, DEVICE_ID],
-        body: &[APP_ID, DEVICE_ID],
-        errors: &[
-            "invalid_json_body",
-            "missing_app_id",
-            "invalid_app_id",
-            "missing_device_id",
-            "invalid_device_id",
-            "app_not_found",
-        ],
+        query: DEVICE_BODY,
+        body: DEVICE_BODY,
+        errors: PLUGIN_DEVICE_ERRORS,
     },
     Operation {
         method: "get",
@@ -696,15 +705,19 @@ pub fn document() -> Value {
         let mut errors: Vec<&str> = op.errors.to_vec();
         match (op.method, op.path) {
             ("post", "/updates") => errors.extend(UPDATE_REFUSALS),
-            ("post", "/stats") => errors.extend(["missing_action", "invalid_action"]),
+            ("post", "/stats") => {
+                errors.extend(["missing_action", "invalid_action", "mixed_app_ids"])
+            }
             ("post", "/channel_self") => errors.extend([
                 "missing_channel",
                 "invalid_channel",
                 "channel_not_found",
                 "public_channel_self_set_not_allowed",
                 "channel_self_set_not_allowed",
+                "cannot_override",
             ]),
-            ("put", "/channel_self") => errors.push("no_channel"),
+            ("put", "/channel_self") => errors.push("channel_not_found"),
+            ("delete", "/channel_self") => errors.push("cannot_override"),
             _ => {}
         }
         if op.mode.is_some() {

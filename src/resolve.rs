@@ -1,17 +1,22 @@
 //! What a device should run (spec section 5, `POST /updates`): the precedence of overrides and
-//! channels, then the channel rules in Capgo's order. Pure decisions over what the store holds,
-//! so that `/updates` and anything that explains an answer share one code path.
+//! channels, then the channel rules, as Capgo's server decides them
+//! (`plugin_runtime/utils/update.ts`). Pure decisions over what the store holds, so that
+//! `/updates` and `GET /device/resolve` share one code path.
 //!
 //! | step | source | when it applies |
 //! |---|---|---|
 //! | 1 | version override | the device is pinned to a bundle: that bundle, channel rules skipped |
-//! | 2 | channel override | the device is linked to a channel |
-//! | 3 | `defaultChannel` | the device names a channel; a name that matches none is `no_channel` |
+//! | 2 | channel override | the device is linked to a channel (any channel: an operator chose it) |
+//! | 3 | `defaultChannel` | a channel of that name that allows the platform and is public or self-settable; anything else is `no_channel` |
 //! | 4 | public channel | the app's public channel for the device's platform |
 //!
-//! A channel reached through step 3 is still subject to the rules, so a default channel that does
-//! not allow the platform answers `disabled_platform_<platform>`, and a private one that does not
-//! allow self-set answers `cannot_update_via_private_channel`.
+//! Step 3 never falls back to step 4, and a channel the device may not use answers exactly as a
+//! name that matches nothing: the answer never reveals that a private channel exists. So a
+//! channel reached without an override is always public or self-settable, and Capgo's
+//! `cannot_update_via_private_channel` rule can never refuse: it is not checked here.
+//!
+//! A channel without a bundle sends devices back to their builtin bundle: the platform and
+//! device-kind rules still apply, then `already_on_builtin` with `version: "builtin"`.
 
 use std::borrow::Cow;
 
@@ -19,6 +24,7 @@ use semver::Version;
 use serde::Serialize;
 
 use crate::model::{Bundle, Channel, DeviceReport, DisableAutoUpdate, Overrides, Platform};
+use crate::plugin_version;
 use crate::store::{Store, StoreResult};
 
 /// `kind` of a refusal, as current plugins read it.
@@ -39,11 +45,17 @@ impl Kind {
     }
 }
 
+/// A refusal, with the fields Capgo sends beside it: `version` (the bundle refused, which the
+/// plugin's majorAvailable/breakingAvailable events carry), `old` (what the device runs, or its
+/// native version for the version-policy rules) and `major` (the version-policy rules).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
     pub error: Cow<'static, str>,
     pub message: Cow<'static, str>,
     pub kind: Kind,
+    pub version: Option<String>,
+    pub old: Option<String>,
+    pub major: bool,
 }
 
 impl Refusal {
@@ -52,7 +64,22 @@ impl Refusal {
             error: Cow::Borrowed(error),
             message: message.into(),
             kind,
+            version: None,
+            old: None,
+            major: false,
         }
+    }
+
+    /// The bundle refused, and what the device has instead.
+    fn about(mut self, version: &str, old: &str) -> Self {
+        self.version = Some(version.to_owned());
+        self.old = Some(old.to_owned());
+        self
+    }
+
+    fn major(mut self) -> Self {
+        self.major = true;
+        self
     }
 }
 
@@ -143,9 +170,10 @@ impl Source {
 }
 
 /// The native version as Capgo reads it: `builtin`/`unknown` are 0.0.0, a missing minor or patch
-/// is 0 (`1` is 1.0.0, `1.2` is 1.2.0); the result must then be strict semver.
+/// is 0 (`1` is 1.0.0, `1.2` is 1.2.0), a leading `v` is dropped; the result must then be semver.
 pub fn coerce_native_version(version_build: &str) -> Option<Version> {
     let text = version_build.trim();
+    let text = text.strip_prefix('v').unwrap_or(text);
     let fixed = match text {
         "builtin" | "unknown" => Cow::Borrowed("0.0.0"),
         _ => match text.matches('.').count() {
@@ -157,15 +185,13 @@ pub fn coerce_native_version(version_build: &str) -> Option<Version> {
     Version::parse(&fixed).ok()
 }
 
-pub fn semver_error(version_build: &str) -> Refusal {
-    Refusal::new(
-        "semver_error",
-        format!("Native version: {version_build} doesn't follow semver convention"),
-        Kind::Failed,
-    )
+/// The message of a native version that is not semver, as Capgo words it.
+pub fn semver_message(version_build: &str) -> String {
+    format!("Native version: {version_build} doesn't follow semver convention")
 }
 
-/// Decides what the device should run now.
+/// Decides what the device should run now. `report.version_build` is the native version as
+/// recorded (normalised semver, see [`coerce_native_version`]); `native` is its parse.
 pub fn resolve(
     store: &dyn Store,
     app_id: &str,
@@ -210,26 +236,27 @@ pub fn resolve(
         Some(name) => store.bundle(app_id, name)?,
         None => None,
     };
-    trace.rule("no_bundle", bundle.is_some());
-    let Some(bundle) = bundle else {
-        let refusal = Refusal::new("no_bundle", "Cannot get bundle", Kind::Failed);
-        return Ok(Answer::Refused {
-            refusal,
-            source: Some(source),
-        });
+    let refusal = match &bundle {
+        Some(bundle) => channel_rules(&channel, bundle, report, native, trace),
+        None => builtin_rules(&channel, report, trace),
     };
-    let via_override = source == Source::ChannelOverride;
-    match channel_rules(&channel, &bundle, report, native, via_override, trace) {
-        Some(refusal) => Ok(Answer::Refused {
-            refusal,
+    Ok(match (refusal, bundle) {
+        (None, Some(bundle)) => Answer::Update { bundle, source },
+        (refusal, _) => Answer::Refused {
+            refusal: refusal.unwrap_or_else(|| back_to_builtin(report)),
             source: Some(source),
-        }),
-        None => Ok(Answer::Update { bundle, source }),
-    }
+        },
+    })
 }
 
-/// Steps 2 to 4 of the precedence.
-fn choose_channel(
+/// Whether a device may take the channel it names as its `defaultChannel`.
+pub fn default_channel_usable(channel: &Channel, platform: Platform) -> bool {
+    channel.allows_platform(platform) && (channel.public || channel.allow_device_self_set)
+}
+
+/// The channel a device gets by steps 2 to 4 of the precedence, for `/updates` and for
+/// `PUT /channel_self` alike, so that the two never disagree.
+pub fn choose_channel(
     store: &dyn Store,
     app_id: &str,
     report: &DeviceReport,
@@ -250,12 +277,18 @@ fn choose_channel(
         return Ok(Some((channel, Source::ChannelOverride)));
     }
     if let Some(name) = &report.default_channel {
-        let named = store.channel(app_id, name)?;
-        trace.step("default_channel", named.is_some(), || match named {
+        let usable = store
+            .channel(app_id, name)?
+            .filter(|channel| default_channel_usable(channel, report.platform));
+        // A private channel the device may not use reads as one that does not exist.
+        trace.step("default_channel", usable.is_some(), || match usable {
             Some(_) => format!("channel {name}"),
-            None => format!("channel {name} does not exist"),
+            None => format!(
+                "no channel {name} that is public or self-settable for {}",
+                report.platform.as_str()
+            ),
         });
-        return Ok(named.map(|channel| (channel, Source::DefaultChannel)));
+        return Ok(usable.map(|channel| (channel, Source::DefaultChannel)));
     }
     trace.step("default_channel", false, || "not sent".into());
     let public = public_channel(store, app_id, report.platform)?;
@@ -287,6 +320,100 @@ fn up_to_date() -> Refusal {
     )
 }
 
+/// A channel without a bundle, once its rules pass: the device goes back to its builtin bundle
+/// (plugins before 6.2.0 cannot).
+fn back_to_builtin(report: &DeviceReport) -> Refusal {
+    if plugin_version::can_revert_to_builtin(&report.plugin_version) {
+        let mut refusal = Refusal::new("already_on_builtin", "Already on builtin", Kind::UpToDate);
+        refusal.version = Some("builtin".into());
+        refusal
+    } else {
+        Refusal::new(
+            "revert_to_builtin_plugin_version_too_old",
+            "revert_to_builtin used, but plugin version is too old",
+            Kind::Failed,
+        )
+    }
+}
+
+/// The rules that do not compare versions, in Capgo's order: the platform first, then the
+/// kinds of build and device after the version rules. `version`/`old` name what is refused.
+struct DeviceRules<'a> {
+    channel: &'a Channel,
+    report: &'a DeviceReport,
+    version: &'a str,
+    old: &'a str,
+}
+
+impl DeviceRules<'_> {
+    fn blocked(&self, error: &'static str, message: &'static str) -> Refusal {
+        Refusal::new(error, message, Kind::Blocked).about(self.version, self.old)
+    }
+
+    fn platform(&self, trace: &mut Trace) -> Option<Refusal> {
+        let (error, message) = match self.report.platform {
+            Platform::Ios => ("disabled_platform_ios", "Cannot update, ios is disabled"),
+            Platform::Android => (
+                "disabled_platform_android",
+                "Cannot update, android is disabled",
+            ),
+            Platform::Electron => (
+                "disabled_platform_electron",
+                "Cannot update, electron is disabled",
+            ),
+        };
+        let refuses = !self.channel.allows_platform(self.report.platform);
+        trace.rule(error, !refuses);
+        refuses.then(|| self.blocked(error, message))
+    }
+
+    fn build_and_device(&self, trace: &mut Trace) -> Option<Refusal> {
+        let (channel, report) = (self.channel, self.report);
+        let rules = [
+            (
+                "disable_prod_build",
+                "Cannot update, prod build is disabled",
+                !channel.allow_prod && report.is_prod,
+            ),
+            (
+                "disable_dev_build",
+                "Cannot update, dev build is disabled",
+                !channel.allow_dev && !report.is_prod,
+            ),
+            (
+                "disable_device",
+                "Cannot update, device is disabled",
+                !channel.allow_device && !report.is_emulator,
+            ),
+            (
+                "disable_emulator",
+                "Cannot update, emulator is disabled",
+                !channel.allow_emulator && report.is_emulator,
+            ),
+        ];
+        for (error, message, refuses) in rules {
+            trace.rule(error, !refuses);
+            if refuses {
+                return Some(self.blocked(error, message));
+            }
+        }
+        None
+    }
+}
+
+/// The rules of a channel without a bundle: the version rules have nothing to compare.
+fn builtin_rules(channel: &Channel, report: &DeviceReport, trace: &mut Trace) -> Option<Refusal> {
+    let rules = DeviceRules {
+        channel,
+        report,
+        version: "builtin",
+        old: report.version_name.as_deref().unwrap_or_default(),
+    };
+    rules
+        .platform(trace)
+        .or_else(|| rules.build_and_device(trace))
+}
+
 /// The channel rules in Capgo's order; the first that refuses answers. Version comparisons are
 /// semver, against the native version (`version_build`).
 pub fn channel_rules(
@@ -294,7 +421,6 @@ pub fn channel_rules(
     bundle: &Bundle,
     report: &DeviceReport,
     native: &Version,
-    via_override: bool,
     trace: &mut Trace,
 ) -> Option<Refusal> {
     // Records the rule and answers its refusal when it refuses.
@@ -307,27 +433,25 @@ pub fn channel_rules(
             }
         }};
     }
-    let blocked =
-        |error: &'static str, message: &'static str| Refusal::new(error, message, Kind::Blocked);
-
-    let current = report.version_name.as_deref() == Some(bundle.version.as_str());
-    rule!("no_new_version_available", current, up_to_date());
-    let (error, message) = match report.platform {
-        Platform::Ios => ("disabled_platform_ios", "Cannot update, ios is disabled"),
-        Platform::Android => (
-            "disabled_platform_android",
-            "Cannot update, android is disabled",
-        ),
-        Platform::Electron => (
-            "disabled_platform_electron",
-            "Cannot update, electron is disabled",
-        ),
+    let version_name = report.version_name.as_deref().unwrap_or_default();
+    let rules = DeviceRules {
+        channel,
+        report,
+        version: &bundle.version,
+        old: version_name,
     };
-    rule!(
-        error,
-        !channel.allows_platform(report.platform),
-        blocked(error, message)
-    );
+    // The version-policy rules name the native version as what the device has.
+    let policy_refusal = |error: &'static str, message: &'static str| {
+        Refusal::new(error, message, Kind::Blocked)
+            .about(&bundle.version, &report.version_build)
+            .major()
+    };
+
+    let current = version_name == bundle.version;
+    rule!("no_new_version_available", current, up_to_date());
+    if let Some(refusal) = rules.platform(trace) {
+        return Some(refusal);
+    }
     // Bundle names are validated as semver when registered; one that is not is never offered.
     let Ok(target) = Version::parse(&bundle.version) else {
         return Some(Refusal::new("no_bundle", "Cannot get bundle", Kind::Failed));
@@ -336,24 +460,16 @@ pub fn channel_rules(
     rule!(
         "disable_auto_update_to_major",
         policy == DisableAutoUpdate::Major && target.major > native.major,
-        blocked(
+        policy_refusal(
             "disable_auto_update_to_major",
             "Cannot upgrade major version"
-        )
-    );
-    rule!(
-        "cannot_update_via_private_channel",
-        !channel.allow_device_self_set && !channel.public && !via_override,
-        blocked(
-            "cannot_update_via_private_channel",
-            "Cannot update via a private channel: the channel does not allow devices to self-assign",
         )
     );
     rule!(
         "disable_auto_update_to_minor",
         policy == DisableAutoUpdate::Minor
             && (target.major != native.major || target.minor != native.minor),
-        blocked(
+        policy_refusal(
             "disable_auto_update_to_minor",
             "Cannot upgrade minor version"
         )
@@ -364,7 +480,7 @@ pub fn channel_rules(
             && (target.major != native.major
                 || target.minor != native.minor
                 || target.patch != native.patch),
-        blocked(
+        policy_refusal(
             "disable_auto_update_to_patch",
             "Cannot upgrade patch version"
         )
@@ -385,11 +501,12 @@ pub fn channel_rules(
                 ),
                 Kind::Failed,
             )
+            .about(&bundle.version, &report.version_build)
         );
         rule!(
             "disable_auto_update_to_metadata",
             minimum.is_some_and(|minimum| minimum > *native),
-            blocked(
+            policy_refusal(
                 "disable_auto_update_to_metadata",
                 "Cannot upgrade version, min update version > current version",
             )
@@ -398,35 +515,12 @@ pub fn channel_rules(
     rule!(
         "disable_auto_update_under_native",
         channel.disable_auto_update_under_native && target < *native,
-        blocked(
+        rules.blocked(
             "disable_auto_update_under_native",
             "Cannot revert under native version"
         )
     );
-    rule!(
-        "disable_prod_build",
-        !channel.allow_prod && report.is_prod,
-        blocked(
-            "disable_prod_build",
-            "Cannot update, prod build is disabled"
-        )
-    );
-    rule!(
-        "disable_dev_build",
-        !channel.allow_dev && !report.is_prod,
-        blocked("disable_dev_build", "Cannot update, dev build is disabled")
-    );
-    rule!(
-        "disable_device",
-        !channel.allow_device && !report.is_emulator,
-        blocked("disable_device", "Cannot update, device is disabled")
-    );
-    rule!(
-        "disable_emulator",
-        !channel.allow_emulator && report.is_emulator,
-        blocked("disable_emulator", "Cannot update, emulator is disabled")
-    );
-    None
+    rules.build_and_device(trace)
 }
 
 #[cfg(test)]
@@ -443,7 +537,8 @@ mod tests {
         assert_eq!(v("builtin").as_deref(), Some("0.0.0"));
         assert_eq!(v("unknown").as_deref(), Some("0.0.0"));
         assert_eq!(v(" 2.0 ").as_deref(), Some("2.0.0"));
-        for bad in ["", "abc", "1.2.3.4", "v1.2.3", "01.2.3", "1..2", "1.2.x"] {
+        assert_eq!(v("v1.2.3").as_deref(), Some("1.2.3"));
+        for bad in ["", "abc", "1.2.3.4", "01.2.3", "1..2", "1.2.x"] {
             assert_eq!(v(bad), None, "{bad}");
         }
     }

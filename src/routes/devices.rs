@@ -333,7 +333,7 @@ async fn write_overrides(
 ) -> Result<Vec<OverrideChange>, ApiError> {
     let (channel, version) = match &write.action {
         OverrideAction::Link { channel, version } => (channel.clone(), version.clone()),
-        OverrideAction::Unlink => (None, None),
+        OverrideAction::Unlink | OverrideAction::UnlinkChannel => (None, None),
     };
     let app_id = write.app_id.clone();
     let outcome = if dry_run {
@@ -428,7 +428,11 @@ async fn resolve_device(
     let mut trace = resolve::Trace::on();
     let (answer, source) = match resolve::coerce_native_version(&report.version_build) {
         None => {
-            let refusal = resolve::semver_error(&report.version_build);
+            let refusal = resolve::Refusal::new(
+                "semver_error",
+                resolve::semver_message(&report.version_build),
+                resolve::Kind::Failed,
+            );
             let answer = resolve::Answer::Refused {
                 refusal,
                 source: None,

@@ -180,6 +180,9 @@ pub enum OverrideAction {
     },
     /// Removes both overrides.
     Unlink,
+    /// Removes the channel override, keeping a version override (a device leaving the channel
+    /// it chose through `/channel_self`).
+    UnlinkChannel,
 }
 
 impl OverrideAction {
@@ -198,6 +201,10 @@ impl OverrideAction {
                 after
             }
             OverrideAction::Unlink => Overrides::default(),
+            OverrideAction::UnlinkChannel => Overrides {
+                channel: None,
+                ..before.clone()
+            },
         }
     }
 }

@@ -2063,7 +2063,9 @@ impl Store for SledStore {
                         if change.changed() {
                             let action = match write.action {
                                 OverrideAction::Link { .. } => AuditAction::Link,
-                                OverrideAction::Unlink => AuditAction::Unlink,
+                                OverrideAction::Unlink | OverrideAction::UnlinkChannel => {
+                                    AuditAction::Unlink
+                                }
                             };
                             let entry = Self::audit_entry(
                                 device_id,

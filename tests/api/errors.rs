@@ -317,7 +317,7 @@ async fn a_catalogue_of_malformed_requests_gets_4xx_json() {
         ),
         (
             "stats array of junk",
-            post_raw("/stats", r#"[{"app_id": "app_bad"}, 7]"#),
+            post_raw("/stats", r#"[7, {"app_id": "app_bad"}]"#),
         ),
     ];
     assert!(cases.len() >= 40);

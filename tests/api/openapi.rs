@@ -92,13 +92,14 @@ async fn the_document_examples_are_real_answers() {
     let (s, b) = server.post("/channel", ADMIN, json!({"app_id": "app_123", "channel": "production", "public": true, "version": "1.1.0"})).await;
     record("POST /channel", s, b);
     server.create_channel("app_123", "beta", json!({})).await;
-    let mut event = device_body("app_123", "device_456");
+    // A device on a current plugin, which keeps its channel itself and can go back to builtin.
+    let mut check_in = device_body("app_123", "device_456");
+    check_in["plugin_version"] = json!("8.51.14");
+    let mut event = check_in.clone();
     event["action"] = json!("get");
     let (s, b) = server.plugin("/stats", event).await;
     record("POST /stats", s, b);
-    let (s, b) = server
-        .plugin("/updates", device_body("app_123", "device_456"))
-        .await;
+    let (s, b) = server.plugin("/updates", check_in).await;
     record("POST /updates", s, b);
     let (s, b) = server.get("/device/?app_id=app_123", ADMIN).await;
     record("GET /device", s, b);
@@ -110,6 +111,7 @@ async fn the_document_examples_are_real_answers() {
         )
         .await;
     record("POST /device", s, b);
+    // The beta channel has no bundle: the device is sent back to its builtin bundle.
     let (s, b) = server
         .get("/device/resolve?app_id=app_123&device_id=device_456", ADMIN)
         .await;

@@ -23,7 +23,7 @@ async fn an_array_of_events_reports_each() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         body,
-        json!({"status": "ok", "results": [{"status": "ok"}, {"status": "ok"}]})
+        json!({"status": "ok", "results": [{"status": "ok", "index": 0}, {"status": "ok", "index": 1}]})
     );
     assert_eq!(device(&server, "app_stats", "a").await.0, StatusCode::OK);
     assert_eq!(device(&server, "app_stats", "b").await.0, StatusCode::OK);
@@ -118,13 +118,14 @@ async fn failure_reports_do_not_refresh_devices() {
 }
 
 #[actix_web::test]
-async fn a_bad_event_is_400_and_stores_nothing() {
+async fn a_bad_event_is_400_alone_and_reported_in_its_place_in_an_array() {
     let server = TestServer::new().await;
     server.create_app("app_bad").await;
     let mut good = device_body("app_bad", "good");
     good["action"] = json!("get");
     let with = |field: &str, value: Value| {
         let mut event = good.clone();
+        event["device_id"] = json!("bad");
         if value.is_null() {
             event.as_object_mut().unwrap().remove(field);
         } else {
@@ -135,9 +136,7 @@ async fn a_bad_event_is_400_and_stores_nothing() {
     let cases = [
         (with("platform", Value::Null), "missing_platform"),
         (with("platform", json!("windows")), "invalid_platform"),
-        (with("device_id", Value::Null), "missing_device_id"),
         (with("device_id", json!("a\u{0}b")), "invalid_device_id"),
-        (with("app_id", json!("")), "invalid_app_id"),
         (with("action", Value::Null), "missing_action"),
         (with("is_prod", json!("yes")), "invalid_is_prod"),
         (
@@ -148,39 +147,178 @@ async fn a_bad_event_is_400_and_stores_nothing() {
             with("version_name", json!("v".repeat(300))),
             "invalid_version_name",
         ),
-        (with("defaultChannel", json!("")), "invalid_default_channel"),
+        (with("version_build", json!("1.2.3.4")), "semver_error"),
+        (
+            with("defaultChannel", json!("x".repeat(200))),
+            "invalid_default_channel",
+        ),
     ];
     for (event, code) in cases {
-        // Alone and second in an array after a good event: neither is recorded.
-        for body in [event.clone(), json!([good.clone(), event.clone()])] {
-            let (status, answer) = server.plugin("/stats", body.clone()).await;
-            assert_eq!(
-                (status, answer["error"].as_str()),
-                (StatusCode::BAD_REQUEST, Some(code)),
-                "{body}"
-            );
-        }
-    }
-    for body in [json!("text"), json!(42), json!([1]), json!(null)] {
-        let (status, answer) = server.plugin("/stats", body.clone()).await;
+        // Alone: a 400, and nothing is recorded.
+        let (status, answer) = server.plugin("/stats", event.clone()).await;
         assert_eq!(
             (status, answer["error"].as_str()),
-            (StatusCode::BAD_REQUEST, Some("invalid_json_body")),
-            "{body}"
+            (StatusCode::BAD_REQUEST, Some(code)),
+            "{event}"
+        );
+        assert_eq!(
+            device(&server, "app_bad", "bad").await.0,
+            StatusCode::NOT_FOUND
+        );
+        // Second in an array: reported at its index, and the good event is still recorded.
+        let (status, answer) = server
+            .plugin("/stats", json!([good.clone(), event.clone()]))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer["results"][0], json!({"status": "ok", "index": 0}));
+        let bad = &answer["results"][1];
+        assert_eq!(
+            (
+                bad["status"].as_str(),
+                bad["error"].as_str(),
+                bad["index"].as_u64()
+            ),
+            (Some("error"), Some(code), Some(1)),
+            "{answer}"
+        );
+        assert!(
+            bad["message"].is_string() && bad["moreInfo"].is_object(),
+            "{answer}"
         );
     }
-    let mut other_app = good.clone();
-    other_app["app_id"] = json!("app_other");
+    assert_eq!(device(&server, "app_bad", "good").await.0, StatusCode::OK);
+    assert_eq!(
+        device(&server, "app_bad", "bad").await.0,
+        StatusCode::NOT_FOUND
+    );
+
+    for body in [
+        json!("text"),
+        json!(42),
+        json!([1]),
+        json!(null),
+        json!([{"device_id": "d"}]),
+    ] {
+        let (status, answer) = server.plugin("/stats", body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
+    }
+}
+
+#[actix_web::test]
+async fn an_array_is_one_app_or_refused_whole() {
+    let server = TestServer::new().await;
+    server.create_app("app_one").await;
+    server.create_app("app_two").await;
+    let event = |app: &str, id: &str| {
+        let mut body = device_body(app, id);
+        body["action"] = json!("set");
+        body
+    };
+    // As Capgo answers it: another app, or no valid app id, after the first event refuses the
+    // whole array (HTTP 200), and nothing is recorded.
     let (status, answer) = server
-        .plugin("/stats", json!([good.clone(), other_app]))
+        .plugin(
+            "/stats",
+            json!([event("app_one", "a"), event("app_two", "b")]),
+        )
+        .await;
+    assert_eq!(
+        (status, answer),
+        (
+            StatusCode::OK,
+            json!({"error": "mixed_app_ids", "message": "All events in a batch must have the same app_id"})
+        )
+    );
+    let mut no_app = event("app_one", "c");
+    no_app.as_object_mut().unwrap().remove("app_id");
+    let (status, answer) = server
+        .plugin("/stats", json!([event("app_one", "a"), no_app]))
         .await;
     assert_eq!(
         (status, answer["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_json_body"))
+        (StatusCode::OK, Some("invalid_app_id"))
     );
-
-    let (_, page) = server.get("/device/?app_id=app_bad", ADMIN).await;
+    // The first event's app id is the batch's: without a valid one the body is a 400.
+    let mut bad_first = event("app_one", "a");
+    bad_first["app_id"] = json!("not an app id");
+    let (status, answer) = server.plugin("/stats", json!([bad_first])).await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_app_id"))
+    );
+    let (_, page) = server.get("/device/?app_id=app_one", ADMIN).await;
     assert_eq!(page["data"], json!([]));
+
+    // An array for an app this server does not know: every event says so.
+    let (status, answer) = server
+        .plugin(
+            "/stats",
+            json!([event("app_none", "a"), event("app_none", "b")]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        answer,
+        json!({"status": "ok", "results": [
+            {"status": "error", "error": "app_not_found", "message": "App not found", "index": 0},
+            {"status": "error", "error": "app_not_found", "message": "App not found", "index": 1},
+        ]})
+    );
+}
+
+#[actix_web::test]
+async fn empty_strings_mean_not_given() {
+    let server = TestServer::new().await;
+    server.create_app("app_empty").await;
+    let mut event = device_body("app_empty", "d");
+    event["action"] = json!("set");
+    event["custom_id"] = json!("user-1");
+    event["install_source"] = json!(" Google_Play ");
+    event["key_id"] = json!("MIIBCgKCAQEAuH5c0F1x");
+    let (status, answer) = server.plugin("/stats", event.clone()).await;
+    assert_eq!((status, answer), (StatusCode::OK, json!({"status": "ok"})));
+    let (_, d) = device(&server, "app_empty", "d").await;
+    assert_eq!(
+        (&d["custom_id"], &d["install_source"], &d["key_id"]),
+        (
+            &json!("user-1"),
+            &json!("google_play"),
+            &json!("MIIBCgKCAQEAuH5c0F1x")
+        )
+    );
+    // What the plugin sends when it knows nothing: "" everywhere, and no key_id. The stored
+    // values stay, as Capgo keeps them; the empty default channel is no channel.
+    for field in ["custom_id", "install_source", "defaultChannel"] {
+        event[field] = json!("");
+    }
+    event.as_object_mut().unwrap().remove("key_id");
+    event["version_os"] = json!("17.1");
+    for path in ["/stats", "/updates"] {
+        let (status, answer) = server.plugin(path, event.clone()).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {answer}");
+        assert!(
+            answer["error"].as_str() != Some("invalid_default_channel"),
+            "{answer}"
+        );
+    }
+    let (_, d) = device(&server, "app_empty", "d").await;
+    assert_eq!(d["os_version"], "17.1");
+    assert_eq!(
+        (&d["custom_id"], &d["install_source"], &d["key_id"]),
+        (
+            &json!("user-1"),
+            &json!("google_play"),
+            &json!("MIIBCgKCAQEAuH5c0F1x")
+        )
+    );
+    // An empty key_id is "not given" too.
+    event["key_id"] = json!("");
+    let (status, _) = server.plugin("/stats", event).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        device(&server, "app_empty", "d").await.1["key_id"],
+        "MIIBCgKCAQEAuH5c0F1x"
+    );
 }
 
 #[actix_web::test]

@@ -56,8 +56,13 @@ async fn resolve_answers_what_updates_answers() {
                 .extend(link.as_object().unwrap().clone());
             server.post("/device", ADMIN, body).await;
         }
-        let from_updates = server.check_in("app_explain", device, fields).await;
+        // The device as /stats records it, explained, then asked through /updates (which then
+        // records an offered bundle as the device's version, as Capgo does).
+        server
+            .report_with("app_explain", device, fields.clone())
+            .await;
         let explained = explain(&server, "app_explain", device).await;
+        let from_updates = server.check_in("app_explain", device, fields).await;
         assert_eq!(explained["answer"], from_updates, "{device}");
     }
 }
@@ -90,7 +95,6 @@ async fn the_trace_names_the_deciding_step_and_rule() {
     assert_eq!(
         body["rules"],
         json!([
-            {"rule": "no_bundle", "passed": true},
             {"rule": "no_new_version_available", "passed": true},
             {"rule": "disabled_platform_ios", "passed": true},
             {"rule": "disable_auto_update_to_major", "passed": false},
@@ -148,14 +152,31 @@ async fn resolve_needs_a_known_device_and_a_key() {
         )
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    // A device whose native version is not semver (it reported through /stats) explains that.
-    server
-        .report_with(
-            "app_unknown_dev",
-            "odd",
-            json!({"version_build": "not-semver"}),
-        )
-        .await;
+    // A device whose native version is not semver (the plugin API refuses one; this one was
+    // imported) explains that.
+    let report = device_registry::model::DeviceReport {
+        custom_id: String::new(),
+        version_name: Some("1.0.0".into()),
+        version_build: "not-semver".into(),
+        os_version: String::new(),
+        plugin_version: String::new(),
+        platform: device_registry::model::Platform::Ios,
+        is_prod: true,
+        is_emulator: false,
+        default_channel: None,
+        install_source: None,
+        key_id: None,
+    };
+    let odd = device_registry::model::Device {
+        app_id: "app_unknown_dev".into(),
+        device_id: "odd".into(),
+        updated_at: START,
+        report,
+    };
+    assert!(server
+        .store
+        .import_devices("app_unknown_dev", &[odd])
+        .unwrap());
     let body = explain(&server, "app_unknown_dev", "odd").await;
     assert_eq!(body["answer"]["error"], "semver_error");
 }

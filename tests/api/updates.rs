@@ -50,8 +50,14 @@ async fn a_device_behind_gets_the_public_channel_bundle_and_appears_in_the_regis
         .get("/device/?app_id=app_up&device_id=device-1", ADMIN)
         .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(device["version_name"], "1.0.0");
-    assert_eq!(device["version"], 1);
+    // As Capgo records it: a device offered a bundle shows it as its version from then on.
+    assert_eq!(device["version_name"], "1.1.0");
+    assert_eq!(device["version"], 2);
+    // Until it reports what it runs.
+    let answer = server
+        .check_in("app_up", "device-1", json!({"version_name": "1.1.0"}))
+        .await;
+    refused("no_new_version_available", "up_to_date")(&answer);
 }
 
 #[actix_web::test]
@@ -74,7 +80,7 @@ async fn an_unknown_app_is_refused_and_nothing_is_stored() {
 async fn native_versions_are_coerced_or_refused_as_semver_errors() {
     let server = TestServer::new().await;
     app_with_production(&server, "app_semver").await;
-    for build in ["1", "1.0", "1.0.0"] {
+    for build in ["1", "1.0", "1.0.0", "v1.0.0"] {
         offers(
             &server
                 .check_in("app_semver", "d", json!({"version_build": build}))
@@ -88,15 +94,31 @@ async fn native_versions_are_coerced_or_refused_as_semver_errors() {
             .check_in("app_semver", "d", json!({"version_build": "builtin"}))
             .await,
     );
-    for build in ["abc", "1.0.0.0", "v1.0.0", "", "1.x"] {
-        let answer = server
-            .check_in(
-                "app_semver",
-                &format!("bad-{build}"),
-                json!({"version_build": build}),
-            )
-            .await;
-        refused("semver_error", "failed")(&answer);
+    // As Capgo answers it, a native version that is not semver even then is a 400.
+    for build in ["abc", "1.0.0.0", "", "1.x"] {
+        let mut body = device_body("app_semver", &format!("bad-{build}"));
+        body["version_build"] = json!(build);
+        let (status, answer) = server.plugin("/updates", body).await;
+        let code = if build.is_empty() {
+            "missing_version_build"
+        } else {
+            "semver_error"
+        };
+        assert_eq!(
+            (status, answer["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(code)),
+            "{answer}"
+        );
+        if !build.is_empty() {
+            assert_eq!(
+                answer,
+                error(
+                    "semver_error",
+                    &format!("Native version: {build} doesn't follow semver convention"),
+                    json!({"version_build": build})
+                )
+            );
+        }
         // Nothing stored for a device whose native version cannot be read.
         let (status, _) = server
             .get(
@@ -141,8 +163,33 @@ async fn no_channel_and_no_bundle() {
             .check_in("app_nochan", "d", json!({"defaultChannel": "nope"}))
             .await,
     );
-    // The public channel has no bundle yet.
-    refused("no_bundle", "failed")(&server.check_in("app_nochan", "d", json!({})).await);
+    // The public channel has no bundle: the device goes back to its builtin bundle, as Capgo
+    // answers it (plugins before 6.2.0 cannot, and are told so).
+    let answer = server
+        .check_in("app_nochan", "d", json!({"plugin_version": "6.2.0"}))
+        .await;
+    assert_eq!(
+        answer,
+        json!({"error": "already_on_builtin", "message": "Already on builtin", "kind": "up_to_date",
+               "version": "builtin"})
+    );
+    refused("revert_to_builtin_plugin_version_too_old", "failed")(
+        &server
+            .check_in("app_nochan", "d", json!({"plugin_version": "5.9.5"}))
+            .await,
+    );
+    // The device-kind rules still apply to it.
+    server
+        .create_channel("app_nochan", "production", json!({"allow_prod": false}))
+        .await;
+    let answer = server
+        .check_in("app_nochan", "d", json!({"plugin_version": "8.51.14"}))
+        .await;
+    assert_eq!(
+        answer,
+        json!({"error": "disable_prod_build", "message": "Cannot update, prod build is disabled",
+               "kind": "blocked", "version": "builtin", "old": "1.0.0"})
+    );
     // The device is registered all the same: it did check in.
     let (status, _) = server
         .get("/device/?app_id=app_nochan&device_id=d", ADMIN)
@@ -274,21 +321,22 @@ async fn every_channel_rule_refuses_with_its_code() {
     ];
     for (i, (settings, fields, expected)) in cases.into_iter().enumerate() {
         let channel = format!("rule{i}");
-        let mut settings = settings;
-        settings["public"] = json!(true);
+        server.create_channel("app_rules", &channel, settings).await;
+        // Through a channel override: the one way a device reaches a channel that does not
+        // allow its platform.
+        let device = format!("device{i}");
         server
-            .create_channel("app_rules", &channel, settings.clone())
+            .post(
+                "/device",
+                ADMIN,
+                json!({"app_id": "app_rules", "device_id": device, "channel": channel}),
+            )
             .await;
-        let mut fields = fields;
-        fields["defaultChannel"] = json!(channel);
-        let answer = server
-            .check_in("app_rules", &format!("device{i}"), fields.clone())
-            .await;
+        let answer = server.check_in("app_rules", &device, fields).await;
         match expected {
             Ok(version) => offers(&answer, version),
             Err((code, kind)) => refused(code, kind)(&answer),
         }
-        // Keep only one public channel at a time out of the way of the next case.
         server
             .delete(
                 "/channel",
@@ -331,19 +379,38 @@ async fn min_update_version_gates_version_number_channels() {
 }
 
 #[actix_web::test]
-async fn private_channels_need_self_set_or_an_override() {
+async fn a_default_channel_the_device_may_not_use_is_never_revealed() {
     let server = TestServer::new().await;
     app_with_production(&server, "app_private").await;
     server.create_bundle("app_private", "1.2.0").await;
     server
         .create_channel("app_private", "internal", json!({"version": "1.2.0"}))
         .await;
-    let by_default = json!({"defaultChannel": "internal"});
-    refused("cannot_update_via_private_channel", "blocked")(
-        &server
-            .check_in("app_private", "d", by_default.clone())
-            .await,
-    );
+    server
+        .create_channel(
+            "app_private",
+            "android-only",
+            json!({"version": "1.2.0", "allow_device_self_set": true, "ios": false}),
+        )
+        .await;
+    // A private channel that devices may not choose, one that does not serve the platform and
+    // a name that matches nothing all answer the same, as Capgo answers them: no fallback to
+    // the public channel, and nothing about the channel (no version, no major).
+    let no_channel = json!({"error": "no_channel", "message": "no default channel or override", "kind": "failed"});
+    for name in ["internal", "android-only", "nope"] {
+        let answer = server
+            .check_in("app_private", "d", json!({"defaultChannel": name}))
+            .await;
+        assert_eq!(answer, no_channel, "{name}");
+        let (_, trace) = server
+            .get("/device/resolve?app_id=app_private&device_id=d", ADMIN)
+            .await;
+        assert_eq!(trace["answer"], no_channel, "{name}");
+        assert_eq!(
+            trace["precedence"].as_array().unwrap().last().unwrap()["applied"],
+            false
+        );
+    }
     // Linked through the Devices API, the same private channel is fine.
     server
         .post(
@@ -352,6 +419,7 @@ async fn private_channels_need_self_set_or_an_override() {
             json!({"app_id": "app_private", "device_id": "d", "channel": "internal"}),
         )
         .await;
+    let by_default = json!({"defaultChannel": "internal"});
     offers(
         &server
             .check_in("app_private", "d", by_default.clone())
@@ -369,6 +437,51 @@ async fn private_channels_need_self_set_or_an_override() {
     offers(
         &server.check_in("app_private", "other", by_default).await,
         "1.2.0",
+    );
+}
+
+#[actix_web::test]
+async fn refusals_carry_what_capgo_sends_with_them() {
+    let server = TestServer::new().await;
+    app_with_production(&server, "app_extra").await;
+    server.create_bundle("app_extra", "2.0.0").await;
+    server
+        .create_channel("app_extra", "production", json!({"version": "2.0.0"}))
+        .await;
+    // The plugin's majorAvailable/breakingAvailable events read `version` from this refusal.
+    let answer = server.check_in("app_extra", "d", json!({})).await;
+    assert_eq!(
+        answer,
+        json!({"error": "disable_auto_update_to_major", "message": "Cannot upgrade major version",
+               "kind": "blocked", "version": "2.0.0", "old": "1", "major": true})
+    );
+    server
+        .create_channel(
+            "app_extra",
+            "production",
+            json!({"version": "1.1.0", "disableAutoUpdate": "minor"}),
+        )
+        .await;
+    let answer = server.check_in("app_extra", "d", json!({})).await;
+    assert_eq!(
+        answer,
+        json!({"error": "disable_auto_update_to_minor", "message": "Cannot upgrade minor version",
+               "kind": "blocked", "version": "1.1.0", "old": "1", "major": true})
+    );
+    server
+        .create_channel(
+            "app_extra",
+            "production",
+            json!({"disableAutoUpdate": "none", "allow_emulator": false}),
+        )
+        .await;
+    let answer = server
+        .check_in("app_extra", "d", json!({"is_emulator": true}))
+        .await;
+    assert_eq!(
+        answer,
+        json!({"error": "disable_emulator", "message": "Cannot update, emulator is disabled",
+               "kind": "blocked", "version": "1.1.0", "old": "1.0.0"})
     );
 }
 

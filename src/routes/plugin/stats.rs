@@ -1,0 +1,155 @@
+//! `POST /stats`: the plugin's events, one object or an array of them (plugins from 8.42 queue
+//! events and send arrays; their download worker still sends single objects). Every event but
+//! a failure report records its device. Arrays are answered as Capgo answers them: one result
+//! per event, in order, with its `index`; a bad event is reported in its place and the others
+//! are still recorded. All events of an array belong to one app.
+
+use actix_web::web::{self, Payload};
+use actix_web::{HttpRequest, HttpResponse};
+use serde_json::{json, Map, Value};
+
+use super::{
+    app_not_found, not_understood, parse_device_body, record_check_ins, refusal_with, DeviceBody,
+};
+use crate::error::ApiError;
+use crate::ids;
+use crate::routes::input::{check_app_id, invalid, missing, parse_json, Input};
+use crate::state::AppState;
+
+struct StatsEvent {
+    device: DeviceBody,
+    action: String,
+}
+
+impl StatsEvent {
+    /// A failure report says the device could not apply something: it is not a sign of life
+    /// that should refresh the registry (and its `version_name` is the version that failed).
+    fn is_failure(&self) -> bool {
+        self.action.ends_with("_fail")
+    }
+}
+
+fn parse_event(fields: Map<String, Value>) -> Result<StatsEvent, ApiError> {
+    let input = Input::from_map(fields);
+    let device = parse_device_body(&input)?;
+    let action = input.required_str("action")?;
+    if action.is_empty() || action.len() > 128 || ids::has_control(action) {
+        return Err(invalid(
+            "action",
+            "1 to 128 bytes without control characters",
+            input.raw("action"),
+        ));
+    }
+    Ok(StatsEvent {
+        device,
+        action: action.to_owned(),
+    })
+}
+
+pub async fn stats(
+    req: HttpRequest,
+    payload: Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    crate::routes::plugin_allowed(&req, &state)?;
+    let bytes = crate::routes::body(req.headers(), payload, &state).await?;
+    match parse_json(req.headers(), &bytes)? {
+        Value::Object(fields) => single(&state, fields).await,
+        Value::Array(items) => batch(&state, items).await,
+        _ => Err(not_understood(
+            "Invalid JSON body: expected an event object or an array of them",
+        )),
+    }
+}
+
+/// Records the devices of the events that are signs of life; `false` when the app is unknown.
+async fn record(state: &AppState, app_id: &str, events: &[&StatsEvent]) -> Result<bool, ApiError> {
+    let alive: Vec<&DeviceBody> = events
+        .iter()
+        .filter(|event| !event.is_failure())
+        .map(|event| &event.device)
+        .collect();
+    if alive.is_empty() {
+        // Nothing to record, but an unknown app is still reported as such.
+        return Ok(state.store.app_exists(app_id)?);
+    }
+    record_check_ins(state, &alive).await
+}
+
+async fn single(state: &AppState, fields: Map<String, Value>) -> Result<HttpResponse, ApiError> {
+    let event = parse_event(fields)?;
+    if !record(state, &event.device.app_id, &[&event]).await? {
+        return Ok(app_not_found());
+    }
+    Ok(HttpResponse::Ok().json(json!({"status": "ok"})))
+}
+
+/// The `app_id` of an array item, as a string, if it has one.
+fn item_app_id(item: &Value) -> Option<&str> {
+    item.get("app_id").and_then(Value::as_str)
+}
+
+async fn batch(state: &AppState, items: Vec<Value>) -> Result<HttpResponse, ApiError> {
+    let Some(first) = items.first() else {
+        return Ok(HttpResponse::Ok().json(json!({"status": "ok", "results": []})));
+    };
+    // The first event names the batch's app: without a usable one the request is not understood.
+    let app_id = item_app_id(first)
+        .ok_or_else(|| missing("app_id"))?
+        .to_owned();
+    check_app_id(&app_id)?;
+    // As Capgo answers it: a later event without a valid app id, or of another app, refuses the
+    // whole batch (nothing is recorded).
+    for item in &items[1..] {
+        match item_app_id(item) {
+            Some(other) if other == app_id => {}
+            Some(other) if check_app_id(other).is_ok() => {
+                return Ok(refusal_with(
+                    "mixed_app_ids",
+                    "All events in a batch must have the same app_id",
+                    &[],
+                ))
+            }
+            _ => {
+                return Ok(refusal_with(
+                    "invalid_app_id",
+                    "Every event of a batch needs a valid app_id",
+                    &[],
+                ))
+            }
+        }
+    }
+
+    let parsed: Vec<Result<StatsEvent, ApiError>> = items
+        .into_iter()
+        .map(|item| match item {
+            Value::Object(fields) => parse_event(fields),
+            _ => Err(not_understood(
+                "Invalid JSON body: an event is not an object",
+            )),
+        })
+        .collect();
+    let good: Vec<&StatsEvent> = parsed.iter().filter_map(|p| p.as_ref().ok()).collect();
+    let app_known = record(state, &app_id, &good).await?;
+    let results: Vec<Value> = parsed
+        .iter()
+        .enumerate()
+        .map(|(index, event)| match event {
+            Ok(_) if app_known => json!({"status": "ok", "index": index}),
+            Ok(_) => json!({
+                "status": "error",
+                "error": "app_not_found",
+                "message": "App not found",
+                "index": index,
+            }),
+            Err(error) => json!({
+                "status": "error",
+                "error": error.code(),
+                "message": error.message_text(),
+                "moreInfo": error.more_info(),
+                "index": index,
+            }),
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({"status": "ok", "results": results})))
+}
