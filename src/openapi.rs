@@ -577,6 +577,15 @@ pub const OPERATIONS: &[Operation] = &[
     },
     Operation {
         method: "post",
+        path: "/updates/manifest_size",
+        summary: "Download size of a manifest's files (none is hosted here: all size_unknown)",
+        mode: None,
+        query: &[],
+        body: DEVICE_BODY,
+        errors: PLUGIN_DEVICE_ERRORS,
+    },
+    Operation {
+        method: "post",
         path: "/stats",
         summary: "Plugin events, one or an array (answered per event, with its index)",
         mode: None,

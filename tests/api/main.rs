@@ -22,6 +22,7 @@ mod plugin;
 mod process;
 mod properties;
 mod registry;
+mod replay;
 mod resolve;
 mod summary;
 mod sweep;

@@ -25,6 +25,7 @@ use crate::store::{CheckIn, Upsert};
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(resource("/stats").route(web::post().to(stats::stats)))
         .service(resource("/updates").route(web::post().to(updates::updates)))
+        .service(resource("/updates/manifest_size").route(web::post().to(updates::manifest_size)))
         .service(
             resource("/channel_self")
                 .route(web::post().to(channel_self::set))

@@ -3,6 +3,7 @@
 
 use actix_web::web::{self, Payload};
 use actix_web::{HttpRequest, HttpResponse};
+use serde_json::{json, Value};
 
 use super::{answer_json, app_not_found, device_call, record_check_ins};
 use crate::error::ApiError;
@@ -39,4 +40,42 @@ pub async fn updates(
         return Ok(app_not_found());
     }
     Ok(HttpResponse::Ok().json(answer_json(&answer)))
+}
+
+/// `POST /updates/manifest_size`: how much of a manifest bundle is left to download. Plugins
+/// from 8.x ask when their app calls `getLatest({includeBundleSize: true})` on an answer that
+/// carries a manifest. This server hosts no files (bundles are zips at their own URL, and no
+/// answer carries a manifest), so every file it is asked about is `size_unknown`, in Capgo's
+/// shape: the files deduplicated, those without a `file_hash` dropped.
+pub async fn manifest_size(
+    req: HttpRequest,
+    payload: Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (input, device) = device_call(&req, payload, &state).await?;
+    if !state.store.app_exists(&device.app_id)? {
+        return Ok(app_not_found());
+    }
+    let listed = input.raw("manifest").or_else(|| input.raw("files"));
+    let mut seen = std::collections::HashSet::new();
+    let files: Vec<Value> = listed
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|file| {
+            let text = |key: &str| file.get(key).and_then(Value::as_str);
+            let hash = text("file_hash").filter(|hash| !hash.is_empty())?;
+            let (name, url) = (text("file_name"), text("download_url"));
+            seen.insert((name, hash, url)).then(|| {
+                json!({"file_name": name, "file_hash": hash, "download_url": url,
+                       "error": "size_unknown"})
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({
+        "totalSize": 0,
+        "knownFiles": 0,
+        "unknownFiles": files.len(),
+        "files": files,
+    })))
 }
