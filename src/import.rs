@@ -1,7 +1,8 @@
 //! Importing devices from what export writes: NDJSON (one Device object per line) or CSV with
-//! a header naming its columns (the export's, or an earlier release's, which had fewer). Lines are validated like API input; a bad line is reported with its
-//! number and skipped whole (its device and its overrides alike); good lines are written in
-//! batches through the store's import path, so importing the same file twice changes nothing.
+//! a header naming its columns (the export's, or an earlier release's, which had fewer). Lines
+//! are validated like API input; a bad line is reported with its number and skipped whole (its
+//! device and its overrides alike); good lines are written in batches through the store's
+//! import path, so importing the same file twice changes nothing.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::BufRead;

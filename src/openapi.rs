@@ -138,8 +138,8 @@ const PLUGIN_DEVICE_ERRORS: &[&str] = &[
 /// `/updates` refusals, answered with HTTP 200 and a `kind` (and, as Capgo sends them,
 /// `version`, `old`, `major`).
 const UPDATE_REFUSALS: &[&str] = &[
-    "missing_version_build",
     "no_channel",
+    "no_bundle",
     "no_new_version_available",
     "disabled_platform_ios",
     "disabled_platform_android",
@@ -713,7 +713,10 @@ pub fn document() -> Value {
     for op in OPERATIONS {
         let mut errors: Vec<&str> = op.errors.to_vec();
         match (op.method, op.path) {
-            ("post", "/updates") => errors.extend(UPDATE_REFUSALS),
+            ("post", "/updates") => {
+                errors.push("missing_version_build");
+                errors.extend(UPDATE_REFUSALS)
+            }
             ("post", "/stats") => {
                 errors.extend(["missing_action", "invalid_action", "mixed_app_ids"])
             }

@@ -19,6 +19,7 @@
 //! device-kind rules still apply, then `already_on_builtin` with `version: "builtin"`.
 
 use std::borrow::Cow;
+use std::cmp::Ordering;
 
 use semver::Version;
 use serde::Serialize;
@@ -190,8 +191,8 @@ pub fn semver_message(version_build: &str) -> String {
     format!("Native version: {version_build} doesn't follow semver convention")
 }
 
-/// Decides what the device should run now. `report.version_build` is the native version as
-/// recorded (normalised semver, see [`coerce_native_version`]); `native` is its parse.
+/// Decides what the device should run now. `native` is the device's `version_build` as Capgo
+/// reads it (see [`coerce_native_version`]).
 pub fn resolve(
     store: &dyn Store,
     app_id: &str,
@@ -415,7 +416,8 @@ fn builtin_rules(channel: &Channel, report: &DeviceReport, trace: &mut Trace) ->
 }
 
 /// The channel rules in Capgo's order; the first that refuses answers. Version comparisons are
-/// semver, against the native version (`version_build`).
+/// semver precedence (build metadata ignored, as Capgo's semver library ignores it), against the
+/// native version (`version_build`).
 pub fn channel_rules(
     channel: &Channel,
     bundle: &Bundle,
@@ -505,7 +507,7 @@ pub fn channel_rules(
         );
         rule!(
             "disable_auto_update_to_metadata",
-            minimum.is_some_and(|minimum| minimum > *native),
+            minimum.is_some_and(|minimum| minimum.cmp_precedence(native) == Ordering::Greater),
             policy_refusal(
                 "disable_auto_update_to_metadata",
                 "Cannot upgrade version, min update version > current version",
@@ -514,7 +516,7 @@ pub fn channel_rules(
     }
     rule!(
         "disable_auto_update_under_native",
-        channel.disable_auto_update_under_native && target < *native,
+        channel.disable_auto_update_under_native && target.cmp_precedence(native) == Ordering::Less,
         rules.blocked(
             "disable_auto_update_under_native",
             "Cannot revert under native version"

@@ -525,7 +525,14 @@ mod tests {
         )
         .unwrap();
         let upgraded = decode_value::<Sample>(&v1).unwrap();
-        assert_eq!((upgraded.count, upgraded.note), (7, None));
+        assert_eq!(
+            upgraded,
+            Sample {
+                name: "user 42".into(),
+                count: 7,
+                note: None
+            }
+        );
 
         let mut future = bytes.clone();
         future[0] = 3;

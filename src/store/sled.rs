@@ -333,7 +333,10 @@ impl SledStore {
         struct BundleId {
             id: u64,
         }
-        impl Record for BundleId {}
+        // A bundle's record read as this prefix: its format, and `id` stays its first field.
+        impl Record for BundleId {
+            const FORMAT: u8 = <Bundle as Record>::FORMAT;
+        }
         let cache = &self.bundle_ids;
         if let Some(ids) = cache
             .apps
@@ -1056,10 +1059,6 @@ impl SledStore {
                         None => None,
                         Some(bytes) => Some(decode("devices", &bytes).map_err(abort)?),
                     };
-                    let report = match &old {
-                        None => check_in.report.clone(),
-                        Some(old) => old.report.updated_with(&check_in.report),
-                    };
                     let outcome = match &old {
                         None => Upsert::Created,
                         // Nothing new since its last write (by an earlier check-in of the batch,
@@ -1070,12 +1069,16 @@ impl SledStore {
                         }
                         Some(old) => {
                             by_time.remove(keys::device_time(app_id, old.updated_at, device_id))?;
-                            if old.report == report {
+                            if old.report.is_unchanged_by(&check_in.report) {
                                 Upsert::Touched
                             } else {
                                 Upsert::Updated
                             }
                         }
+                    };
+                    let report = match &old {
+                        None => check_in.report.clone(),
+                        Some(old) => old.report.updated_with(&check_in.report),
                     };
                     let new_record = DeviceRecord {
                         updated_at: check_in.now,
@@ -2475,37 +2478,30 @@ mod tests {
 
     #[test]
     fn device_records_of_the_first_format_still_read() {
-        // A record as format 1 wrote it: the report's nine fields, then nothing more.
-        let mut v1 = vec![keys::FORMAT_V1];
-        let legacy = (
-            42u64,
-            (
-                "user",
-                Some("1.0.1"),
-                "1.0.0",
-                "17",
-                "6.0.0",
-                Platform::Android,
-            ),
-            (false, true, Some("beta")),
-        );
-        bincode::serde::encode_into_std_write(legacy, &mut v1, bincode::config::standard())
-            .unwrap();
+        // `app_bench/device_000000001` as bb3239d (format 1) stored it, seeded by bench/seed.rs.
+        let v1 = [
+            0x01, 0xfd, 0xe7, 0xe3, 0xe7, 0x00, 0x3b, 0x5c, 0x06, 0x00, 0x02, 0x63, 0x31, 0x01,
+            0x05, 0x31, 0x2e, 0x30, 0x2e, 0x31, 0x01, 0x31, 0x04, 0x31, 0x37, 0x2e, 0x30, 0x05,
+            0x36, 0x2e, 0x30, 0x2e, 0x30, 0x01, 0x01, 0x00, 0x00,
+        ];
         let record: DeviceRecord = decode("devices", &v1).unwrap();
         let expected = DeviceReport {
-            custom_id: "user".into(),
+            custom_id: "c1".into(),
             version_name: Some("1.0.1".into()),
-            version_build: "1.0.0".into(),
-            os_version: "17".into(),
+            version_build: "1".into(),
+            os_version: "17.0".into(),
             plugin_version: "6.0.0".into(),
             platform: Platform::Android,
-            is_prod: false,
-            is_emulator: true,
-            default_channel: Some("beta".into()),
+            is_prod: true,
+            is_emulator: false,
+            default_channel: None,
             install_source: None,
             key_id: None,
         };
-        assert_eq!((record.updated_at, &record.report), (42, &expected));
+        assert_eq!(
+            (record.updated_at, &record.report),
+            (1_790_258_348_286_951, &expected)
+        );
 
         // Written again, it takes the current format and keeps what the plugin added.
         let current = DeviceRecord {

@@ -259,16 +259,14 @@ async fn put_answers_the_channel_updates_uses() {
             body["defaultChannel"] = json!(default);
             server.call(Method::PUT, "/channel_self", None, Some(body))
         };
+        // As Capgo answers a default: no allowSet.
         let (_, answer) = put("").await;
         assert_eq!(
             answer,
-            json!({"channel": "production", "status": "default", "allowSet": false})
+            json!({"channel": "production", "status": "default"})
         );
         let (_, answer) = put("beta").await;
-        assert_eq!(
-            answer,
-            json!({"channel": "beta", "status": "default", "allowSet": true})
-        );
+        assert_eq!(answer, json!({"channel": "beta", "status": "default"}));
         // A default channel /updates would not take is not confirmed either, and a private one
         // reads as one that does not exist.
         for default in ["internal", "nope", "android-beta"] {
@@ -283,6 +281,9 @@ async fn put_answers_the_channel_updates_uses() {
             );
         }
     }
+    // An operator's link: a plugin before 7.34 is told it (it keeps nothing); a later one,
+    // which keeps whatever channel it is told as its own default channel, is not (it would keep
+    // asking for a private channel once unlinked), and /updates serves it the link regardless.
     server
         .post(
             "/device",
@@ -290,15 +291,20 @@ async fn put_answers_the_channel_updates_uses() {
             json!({"app_id": "app_put", "device_id": "d", "channel": "internal"}),
         )
         .await;
-    let mut with_default = body("app_put", CURRENT);
-    with_default["defaultChannel"] = json!("beta");
-    let (_, answer) = server
-        .call(Method::PUT, "/channel_self", None, Some(with_default))
-        .await;
-    assert_eq!(
-        answer,
-        json!({"channel": "internal", "status": "override", "allowSet": false})
-    );
+    for (plugin, expected) in [
+        (
+            BEFORE_7_34,
+            json!({"channel": "internal", "status": "override", "allowSet": false}),
+        ),
+        (CURRENT, json!({"channel": "beta", "status": "default"})),
+    ] {
+        let mut with_default = body("app_put", plugin);
+        with_default["defaultChannel"] = json!("beta");
+        let (_, answer) = server
+            .call(Method::PUT, "/channel_self", None, Some(with_default))
+            .await;
+        assert_eq!(answer, expected, "{plugin}");
+    }
 
     server.create_app("app_put_empty").await;
     let (status, answer) = server

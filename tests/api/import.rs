@@ -53,7 +53,9 @@ async fn an_export_imports_back_identically_and_idempotently() {
                 .report_with(
                     APP,
                     &format!("d{i:04}"),
-                    json!({"custom_id": format!("user, {i}")}),
+                    json!({"custom_id": format!("user, {i}"),
+                           "install_source": if i % 3 == 0 { "google_play" } else { "" },
+                           "key_id": if i % 4 == 0 { "MIIBCgKCAQEAx+/9" } else { "" }}),
                 )
                 .await;
         }
@@ -171,4 +173,45 @@ async fn bad_lines_are_reported_by_number_and_skipped_whole() {
         .map(|d| d["device_id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, ["g1", "g8"], "a bad line was half-written");
+}
+
+#[actix_web::test]
+async fn a_csv_of_an_earlier_release_still_imports() {
+    let target = tempfile::tempdir().unwrap();
+    {
+        let server =
+            TestServer::open(target.path(), config(), Arc::new(ManualClock::new(START))).await;
+        registry(&server).await;
+    }
+    // The export's columns before install_source and key_id, and a header naming an unknown
+    // column, which is no export's.
+    let earlier = "updated_at,device_id,custom_id,version,version_name,app_id,platform,\
+                   plugin_version,os_version,version_build,is_prod,is_emulator,channel,\
+                   version_override\n\
+                   2024-01-01T00:00:00Z,old1,user 1,,1.0.0,app_import,ios,6.0.0,17.0,1,true,false,beta,\n";
+    let file = target.path().join("earlier.csv");
+    std::fs::write(&file, earlier).unwrap();
+    let output = import(target.path(), &file, &[]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let unknown = target.path().join("unknown.csv");
+    std::fs::write(&unknown, "updated_at,device_id,app_id,platform,colour\n").unwrap();
+    let output = import(target.path(), &unknown, &[]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("line 1: the first line is not"));
+
+    let server = TestServer::open(target.path(), config(), Arc::new(ManualClock::new(START))).await;
+    let (_, device) = server
+        .get(&format!("/device/?app_id={APP}&device_id=old1"), ADMIN)
+        .await;
+    assert_eq!(
+        device,
+        json!({"updated_at": "2024-01-01T00:00:00Z", "device_id": "old1", "custom_id": "user 1",
+               "version": null, "version_name": "1.0.0", "app_id": APP, "platform": "ios",
+               "plugin_version": "6.0.0", "os_version": "17.0", "version_build": "1",
+               "is_prod": true, "is_emulator": false, "channel": "beta"})
+    );
 }

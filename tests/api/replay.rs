@@ -16,6 +16,7 @@ const APP: &str = "com.example.app";
 /// their bodies name them; every other release keeps its channel and sends it as defaultChannel.
 const SERVER_KEEPS_CHANNEL: &[&str] = &["5.9.5", "6.27.11", "7.33.4"];
 
+#[derive(Clone)]
 struct Request {
     release: String,
     name: String,
@@ -159,10 +160,12 @@ fn expected_device(event: &Value, version_name: &str) -> Value {
         "is_prod": event["is_prod"],
         "is_emulator": event["is_emulator"],
     });
-    for key in ["install_source", "key_id"] {
-        if !text(key).is_empty() {
-            device[key] = json!(text(key).to_lowercase());
-        }
+    // install_source is kept lower-case; key_id (a base64 prefix) as sent.
+    if !text("install_source").is_empty() {
+        device["install_source"] = json!(text("install_source").to_lowercase());
+    }
+    if !text("key_id").is_empty() {
+        device["key_id"] = json!(text("key_id"));
     }
     device
 }
@@ -192,7 +195,7 @@ fn offer(version: &str) -> Value {
            "checksum": format!("sum-{version}"), "session_key": ""})
 }
 
-/// Checks one request on its own server; answers the names of the requests it covered.
+/// Checks one request, on a server of its own.
 async fn check(request: &Request) {
     let label = request.label();
     let server = server().await;
@@ -273,7 +276,7 @@ async fn check(request: &Request) {
                 (status, &answer),
                 (
                     StatusCode::OK,
-                    &json!({"channel": "production", "status": "default", "allowSet": false})
+                    &json!({"channel": "production", "status": "default"})
                 ),
                 "{label}"
             );
@@ -378,8 +381,64 @@ async fn a_current_plugin_s_channel_round_trip() {
     let (_, answer) = server
         .call(Method::PUT, "/channel_self", None, Some(get))
         .await;
-    assert_eq!(
-        answer,
-        json!({"channel": "beta", "status": "default", "allowSet": true})
-    );
+    assert_eq!(answer, json!({"channel": "beta", "status": "default"}));
+}
+
+#[actix_web::test]
+async fn every_release_reads_capgo_s_refusals() {
+    for request in corpus().iter().filter(|r| r.name == "updates") {
+        let label = request.label();
+        let server = server().await;
+        // A major release the native 1.0.0 build may not take: 8.x reads `kind` and fires its
+        // majorAvailable/breakingAvailable events from this error and `version`; 5.9.5 reads
+        // `message` and `major`.
+        server.create_bundle(APP, "2.0.0").await;
+        server
+            .create_channel(APP, "production", json!({"version": "2.0.0"}))
+            .await;
+        let (status, answer) = replay(&server, request).await;
+        assert_eq!(
+            (status, answer),
+            (
+                StatusCode::OK,
+                json!({"error": "disable_auto_update_to_major", "message": "Cannot upgrade major version",
+                       "kind": "blocked", "version": "2.0.0", "old": "1.0.0", "major": true})
+            ),
+            "{label}"
+        );
+        // A default channel the device may not use: nothing about it, no fallback.
+        let mut private = request.clone();
+        private.body.as_mut().unwrap()["defaultChannel"] = json!("internal");
+        let (status, answer) = replay(&server, &private).await;
+        assert_eq!(
+            (status, answer),
+            (
+                StatusCode::OK,
+                json!({"error": "no_channel", "message": "no default channel or override", "kind": "failed"})
+            ),
+            "{label}"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn a_key_id_is_recorded_as_sent() {
+    // 8.x sends key_id (the first 20 characters of the app's public key) when encryption is
+    // configured; it is case-sensitive, and kept when a later body leaves it out.
+    let requests = corpus();
+    let update = requests
+        .iter()
+        .find(|r| r.release.starts_with("8.51.14") && r.name == "updates" && r.platform == "ios")
+        .expect("8.51.14 updates (ios)");
+    let server = server().await;
+    let mut with_key = update.clone();
+    with_key.body.as_mut().unwrap()["key_id"] = json!("MIIBCgKCAQEAx/Zq9+Ab");
+    let (status, _) = replay(&server, &with_key).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, answer) = replay(&server, update).await;
+    assert_eq!(answer["error"], Value::Null, "{answer}");
+    let (_, device) = recorded(&server, update.field("device_id")).await;
+    let mut expected = expected_device(with_key.body.as_ref().unwrap(), "1.0.1");
+    expected["key_id"] = json!("MIIBCgKCAQEAx/Zq9+Ab");
+    assert_eq!(device, expected);
 }

@@ -630,3 +630,46 @@ async fn check_ins_follow_touch_interval() {
         .await;
     assert_eq!(device["updated_at"], "2024-01-01T01:30:00Z");
 }
+
+#[actix_web::test]
+async fn versions_compare_as_capgo_compares_them() {
+    let server = TestServer::new().await;
+    app_with_production(&server, "app_cmp").await;
+    server.create_bundle("app_cmp", "1.2.3").await;
+    server
+        .create_channel(
+            "app_cmp",
+            "production",
+            json!({"version": "1.2.3", "disableAutoUpdate": "none"}),
+        )
+        .await;
+    // Build metadata does not order versions: native 1.2.3+42 is not above bundle 1.2.3.
+    offers(
+        &server
+            .check_in(
+                "app_cmp",
+                "d",
+                json!({"version_build": "1.2.3+42", "version_name": "1.2.2"}),
+            )
+            .await,
+        "1.2.3",
+    );
+    // A device on its builtin bundle runs its native version, read as semver: `1.2.3` is
+    // `v1.2.3`, so there is nothing to download.
+    refused("no_new_version_available", "up_to_date")(
+        &server
+            .check_in(
+                "app_cmp",
+                "builtin",
+                json!({"version_build": "v1.2.3", "version_name": "builtin"}),
+            )
+            .await,
+    );
+    let (_, device) = server
+        .get("/device/?app_id=app_cmp&device_id=builtin", ADMIN)
+        .await;
+    assert_eq!(
+        (&device["version_name"], &device["version_build"]),
+        (&json!("1.2.3"), &json!("v1.2.3"))
+    );
+}

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use super::DeviceBody;
 use super::{app_not_found, device_call, parse_device_body, record_check_ins, refusal_with};
 use crate::error::ApiError;
-use crate::model::{Actor, Channel, Platform};
+use crate::model::{Actor, Channel, Overrides, Platform};
 use crate::plugin_version;
 use crate::resolve::{self, Source};
 use crate::routes::input::{invalid, Input};
@@ -29,6 +29,22 @@ fn cannot_override() -> HttpResponse {
         "Cannot change device override current channel don't allow it",
         &[],
     )
+}
+
+/// Whether the device's channel override is one devices may not leave (an operator linked it
+/// to a channel that does not allow self-set).
+fn override_is_fixed(
+    state: &AppState,
+    app_id: &str,
+    overrides: &Overrides,
+) -> Result<bool, ApiError> {
+    Ok(match &overrides.channel {
+        Some(current) => state
+            .store
+            .channel(app_id, current)?
+            .is_some_and(|channel| !channel.allow_device_self_set),
+        None => false,
+    })
 }
 
 /// Changes the device's channel override, as a plugin before 7.34 asks it to; `None` when the
@@ -92,16 +108,8 @@ pub async fn set(
     }
     let stored_by_server = !plugin_version::keeps_channel_locally(&device.report.plugin_version);
     let overrides = store.overrides(app_id, &device.device_id)?;
-    if stored_by_server {
-        // A channel an operator linked the device to, and that devices may not leave.
-        if let Some(current) = &overrides.channel {
-            if store
-                .channel(app_id, current)?
-                .is_some_and(|channel| !channel.allow_device_self_set)
-            {
-                return Ok(cannot_override());
-            }
-        }
+    if stored_by_server && override_is_fixed(&state, app_id, &overrides)? {
+        return Ok(cannot_override());
     }
     let about: [(&str, &str); 2] = [("channel", &name), ("app_id", app_id)];
     let Some(channel) = store.channel(app_id, &name)? else {
@@ -151,10 +159,13 @@ pub async fn set(
     answer(&state, &device, json!({"status": "ok"})).await
 }
 
-/// `PUT /channel_self`: the channel the device is on, as `/updates` chooses it: its channel
-/// override (`"status": "override"`), else its usable `defaultChannel` or the public channel
-/// (`"status": "default"`). No channel is `channel_not_found`, whatever the reason, so that a
-/// private channel's name is never confirmed.
+/// `PUT /channel_self`: the channel the device is on, as `/updates` chooses it from what the
+/// device asks for: its usable `defaultChannel`, else the public channel (`"status":
+/// "default"`). No channel is `channel_not_found`, whatever the reason, so that a private
+/// channel's name is never confirmed. A plugin before 7.34 is answered its channel override
+/// first (`"status": "override"`, with `allowSet`), as it does not keep what it is told; a later
+/// one keeps any channel this answer names as its own default channel (from 8.47.9), so it is
+/// never told an operator's link: it would keep asking for that channel once unlinked.
 pub async fn get(
     req: HttpRequest,
     payload: Payload,
@@ -165,7 +176,11 @@ pub async fn get(
     if !store.app_exists(&device.app_id)? {
         return Ok(app_not_found());
     }
-    let overrides = store.overrides(&device.app_id, &device.device_id)?;
+    let overrides = if plugin_version::keeps_channel_locally(&device.report.plugin_version) {
+        Overrides::default()
+    } else {
+        store.overrides(&device.app_id, &device.device_id)?
+    };
     let chosen = resolve::choose_channel(
         store,
         &device.app_id,
@@ -173,18 +188,16 @@ pub async fn get(
         &overrides,
         &mut resolve::Trace::off(),
     )?;
-    let Some((channel, source)) = chosen else {
-        return Ok(channel_not_found(&[]));
+    let body = match chosen {
+        None => return Ok(channel_not_found(&[])),
+        Some((channel, Source::ChannelOverride)) => json!({
+            "channel": channel.name,
+            "status": "override",
+            "allowSet": channel.allow_device_self_set,
+        }),
+        // As Capgo answers it: no `allowSet` (iOS reads its absence as true).
+        Some((channel, _)) => json!({"channel": channel.name, "status": "default"}),
     };
-    let status = match source {
-        Source::ChannelOverride => "override",
-        _ => "default",
-    };
-    let body = json!({
-        "channel": channel.name,
-        "status": status,
-        "allowSet": channel.allow_device_self_set,
-    });
     answer(&state, &device, body).await
 }
 
@@ -195,18 +208,17 @@ fn selectable(
     is_emulator: bool,
     is_prod: bool,
 ) -> bool {
-    (channel.allow_device_self_set || channel.public)
-        && platform.is_none_or(|p| channel.allows_platform(p))
-        && if is_emulator {
-            channel.allow_emulator
-        } else {
-            channel.allow_device
-        }
-        && if is_prod {
-            channel.allow_prod
-        } else {
-            channel.allow_dev
-        }
+    platform.map_or(channel.allow_device_self_set || channel.public, |p| {
+        resolve::default_channel_usable(channel, p)
+    }) && if is_emulator {
+        channel.allow_emulator
+    } else {
+        channel.allow_device
+    } && if is_prod {
+        channel.allow_prod
+    } else {
+        channel.allow_dev
+    }
 }
 
 /// `GET /channel_self?app_id&platform&is_emulator&is_prod`: the channels a device may pick
@@ -267,13 +279,7 @@ pub async fn unset(
         return answer(&state, &device, json!({"status": "ok"})).await;
     }
     let overrides = store.overrides(&device.app_id, &device.device_id)?;
-    let Some(current) = &overrides.channel else {
-        return Ok(cannot_override());
-    };
-    if store
-        .channel(&device.app_id, current)?
-        .is_some_and(|channel| !channel.allow_device_self_set)
-    {
+    if overrides.channel.is_none() || override_is_fixed(&state, &device.app_id, &overrides)? {
         return Ok(cannot_override());
     }
     if let Some(refusal) =

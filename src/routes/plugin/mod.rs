@@ -41,7 +41,8 @@ fn refused(body: Value) -> HttpResponse {
 }
 
 /// A refusal of `/channel_self` or `/stats`: `{"error", "message"}` and the fields Capgo sends
-/// with it. (No `kind`: only `/updates` answers carry one.)
+/// with it. (No `kind`: Capgo sends one on `/updates` answers only; our `app_not_found` carries
+/// one on every endpoint.)
 fn refusal_with(error: &str, message: &str, extra: &[(&str, &str)]) -> HttpResponse {
     let mut body = Map::new();
     body.insert("error".into(), error.into());
@@ -52,11 +53,13 @@ fn refusal_with(error: &str, message: &str, extra: &[(&str, &str)]) -> HttpRespo
     refused(Value::Object(body))
 }
 
+const APP_NOT_FOUND: (&str, &str) = ("app_not_found", "App not found");
+
 /// Our answer for an app this server does not know (Capgo's cloud answers `on_premise_app`).
 fn app_not_found() -> HttpResponse {
     refused(refusal_json(&Refusal::new(
-        "app_not_found",
-        "App not found",
+        APP_NOT_FOUND.0,
+        APP_NOT_FOUND.1,
         Kind::Failed,
     )))
 }
@@ -162,9 +165,9 @@ pub fn parse_device_body(input: &Input) -> Result<DeviceBody, ApiError> {
     let (version_build, native) = native_version(input)?;
     let version_name = match short_text(input, "version_name")?.as_str() {
         "" => None,
-        // `builtin` is the bundle shipped in the native build: record the native version, as
-        // plugins from 8.44 report it themselves.
-        "builtin" => Some(version_build.clone()).filter(|v| !v.is_empty()),
+        // `builtin` is the bundle shipped in the native build: its version is the native one,
+        // read as semver as Capgo reads it (plugins from 8.44 send it themselves).
+        "builtin" => native.as_ref().map(Version::to_string),
         name => Some(name.to_owned()),
     };
     // Plugins send `""` when the app configures no default channel.

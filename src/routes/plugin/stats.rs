@@ -10,6 +10,7 @@ use serde_json::{json, Map, Value};
 
 use super::{
     app_not_found, not_understood, parse_device_body, record_check_ins, refusal_with, DeviceBody,
+    APP_NOT_FOUND,
 };
 use crate::error::ApiError;
 use crate::ids;
@@ -138,8 +139,8 @@ async fn batch(state: &AppState, items: Vec<Value>) -> Result<HttpResponse, ApiE
             Ok(_) if app_known => json!({"status": "ok", "index": index}),
             Ok(_) => json!({
                 "status": "error",
-                "error": "app_not_found",
-                "message": "App not found",
+                "error": APP_NOT_FOUND.0,
+                "message": APP_NOT_FOUND.1,
                 "index": index,
             }),
             Err(error) => json!({
