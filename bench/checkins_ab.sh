@@ -30,7 +30,7 @@ LUA
 
 one_run() { # label binary
   rm -rf "$WORK/data"; cp -r "$SEED_DIR" "$WORK/data"
-  printf '[storage]\ndata_dir = "%s"\n[devices]\ntouch_interval = "3650d"\n[retention]\ndevice_ttl = "3650d"\n' "$WORK/data" > "$WORK/c.toml"
+  printf '[storage]\ndata_dir = "%s"\n[devices]\ntouch_interval = "3650d"\n[retention]\ndevice_ttl = "3651d"\n' "$WORK/data" > "$WORK/c.toml"
   DEVICE_REGISTRY_ADMIN_KEY=$KEY RUST_LOG=warn "$2" --config "$WORK/c.toml" --bind 127.0.0.1:$PORT &
   SERVER=$!
   until curl -sf "http://127.0.0.1:$PORT/health" >/dev/null; do sleep 0.01; done

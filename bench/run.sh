@@ -38,7 +38,7 @@ data_dir = "$DATA"
 touch_interval = "3650d"
 [retention]
 # The seeded devices date from 2026-08-01 on, as pg_baseline.sh's rows do: keep them all.
-device_ttl = "3650d"
+device_ttl = "3651d"
 [limits]
 auth_failures = 0
 EOF

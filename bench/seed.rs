@@ -1,5 +1,8 @@
 //! Seeds a data directory for bench/run.sh through the store's import path: app `app_bench`
-//! with a public channel on bundle 1.0.0, and N devices shaped as pg_baseline.sh shapes its rows
+//! with a public channel on bundle 2.0.0 (a major release that the devices' native 1.x builds may
+//! not take, so that a check-in reporting what the registry holds is answered without a write:
+//! a device offered a bundle is recorded with it, as Capgo records it), bundle 1.0.0 beside it,
+//! and N devices shaped as pg_baseline.sh shapes its rows
 //! (`device_%09d`, updated_at spread over 90 days from 2026-08-01, version_name 1.0.(i % 50),
 //! platform alternating ios/android).
 //!
@@ -30,20 +33,22 @@ fn main() {
     };
     let store = SledStore::open(&dir, &options).expect("open store");
     store.create_app(APP, "bench", SINCE).expect("app");
-    let bundle = device_registry::model::NewBundle {
-        app_id: APP.into(),
-        version: "1.0.0".into(),
-        external_url: "https://cdn.example.com/1.0.0.zip".into(),
-        checksum: "c".into(),
-        session_key: None,
-        min_update_version: None,
-    };
-    assert!(matches!(
-        store.create_bundle(&bundle, SINCE).expect("bundle"),
-        CreateBundle::Created(_) | CreateBundle::AlreadyExists
-    ));
+    for version in ["1.0.0", "2.0.0"] {
+        let bundle = device_registry::model::NewBundle {
+            app_id: APP.into(),
+            version: version.into(),
+            external_url: format!("https://cdn.example.com/{version}.zip"),
+            checksum: "c".into(),
+            session_key: None,
+            min_update_version: None,
+        };
+        assert!(matches!(
+            store.create_bundle(&bundle, SINCE).expect("bundle"),
+            CreateBundle::Created(_) | CreateBundle::AlreadyExists
+        ));
+    }
     let patch = ChannelPatch {
-        version: Some(Some("1.0.0".into())),
+        version: Some(Some("2.0.0".into())),
         public: Some(true),
         ..ChannelPatch::default()
     };

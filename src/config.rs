@@ -31,6 +31,8 @@ pub enum ConfigError {
         source_name: String,
         message: String,
     },
+    #[error("{key}: {message}")]
+    Inconsistent { key: &'static str, message: String },
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -370,7 +372,26 @@ impl Config {
         if let Some(dir) = &flags.data_dir {
             config.storage.data_dir = dir.clone();
         }
+        config.check_consistency()?;
         Ok(config)
+    }
+
+    /// Settings that are each valid but wrong together.
+    pub fn check_consistency(&self) -> Result<(), ConfigError> {
+        // A device that checks in unchanged is rewritten only once per touch_interval: were
+        // that as long as the time-to-live, an active device could expire, with its overrides.
+        if self.devices.touch_interval >= self.retention.device_ttl {
+            return Err(ConfigError::Inconsistent {
+                key: "devices.touch_interval",
+                message: format!(
+                    "must be shorter than retention.device_ttl ({}s), or active devices expire; \
+                     it is {}s",
+                    self.retention.device_ttl.to_std().as_secs(),
+                    self.devices.touch_interval.to_std().as_secs()
+                ),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -541,5 +562,33 @@ mod tests {
         let mut config = Config::default();
         config.auth.admin_key = "hunter2".into();
         assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn a_touch_interval_as_long_as_the_ttl_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        for (text, ok) in [
+            ("[devices]\ntouch_interval = \"90d\"\n", false),
+            (
+                "[devices]\ntouch_interval = \"1h\"\n[retention]\ndevice_ttl = \"30m\"\n",
+                false,
+            ),
+            ("[devices]\ntouch_interval = \"89d\"\n", true),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let flags = Overrides {
+                config: Some(file.clone()),
+                ..Overrides::default()
+            };
+            let loaded = Config::load(&flags, |_| None);
+            assert_eq!(loaded.is_ok(), ok, "{text}");
+            if let Err(error) = loaded {
+                assert!(
+                    error.to_string().contains("devices.touch_interval"),
+                    "{error}"
+                );
+            }
+        }
     }
 }

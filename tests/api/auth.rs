@@ -121,9 +121,18 @@ async fn modes_gate_what_a_key_may_do() {
             .await;
         assert_eq!(status, StatusCode::FORBIDDEN);
     }
-    // Nothing was changed by a refused write.
-    let (_, device) = server.get("/device/?app_id=app_modes", &read).await;
-    assert_eq!(device["data"], json!([]));
+    // Nothing was changed by a refused write: the device's overrides (it never checked in, so
+    // only its audit trail shows them) are the one link the write key made.
+    let (_, audit) = server
+        .get("/device/audit?app_id=app_modes&device_id=d", &read)
+        .await;
+    assert_eq!(audit["data"].as_array().unwrap().len(), 1, "{audit}");
+    assert_eq!(
+        audit["data"][0]["actor"]
+            .as_str()
+            .map(|a| a.starts_with("key:")),
+        Some(true)
+    );
     let (_, channels) = server.get("/channel?app_id=app_modes", &read).await;
     assert_eq!(channels.as_array().unwrap().len(), 1);
 }
