@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 mod common;
 
 use common::env_or as env;
+use device_registry::store::prelude::*;
 use device_registry::store::sled::{SledOptions, SledStore};
-use device_registry::store::Store;
 
 fn rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();

@@ -11,8 +11,8 @@ use std::time::Instant;
 mod common;
 
 use device_registry::model::{Cursor, DeviceFilter, DeviceListQuery, DeviceOrder};
+use device_registry::store::prelude::*;
 use device_registry::store::sled::{SledOptions, SledStore};
-use device_registry::store::Store;
 
 fn main() {
     let dir = PathBuf::from(std::env::var("DATA_DIR").expect("DATA_DIR"));

@@ -15,8 +15,9 @@ use std::time::Instant;
 mod common;
 
 use device_registry::model::{ChannelPatch, Device};
+use device_registry::store::prelude::*;
 use device_registry::store::sled::{SledOptions, SledStore};
-use device_registry::store::{CreateBundle, Store};
+use device_registry::store::CreateBundle;
 
 const APP: &str = "app_bench";
 /// 2026-08-01T00:00:00Z.

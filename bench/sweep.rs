@@ -10,8 +10,8 @@ use std::time::Instant;
 mod common;
 
 use device_registry::model::Device;
+use device_registry::store::prelude::*;
 use device_registry::store::sled::{SledOptions, SledStore};
-use device_registry::store::Store;
 use device_registry::sweep::{sweep_once, Retention, BATCH};
 
 const DAY: u64 = 86_400_000_000;

@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 #[path = "common.rs"]
 mod common;
 
+use device_registry::store::prelude::*;
 use device_registry::store::sled::{SledOptions, SledStore};
-use device_registry::store::{CheckIn, Store, Upsert};
+use device_registry::store::{CheckIn, Upsert};
 
 fn main() {
     let dir = PathBuf::from(std::env::var("DATA_DIR").expect("DATA_DIR"));

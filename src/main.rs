@@ -111,7 +111,7 @@ fn main() -> ExitCode {
 }
 
 fn check(config: &Config, repair: bool) -> ExitCode {
-    use device_registry::store::Store;
+    use device_registry::store::prelude::*;
 
     let store = match device_registry::server::open_store(config) {
         Ok(store) => store,
@@ -191,7 +191,7 @@ fn export(
     use std::io::Write;
 
     use device_registry::export::{self, Format};
-    use device_registry::store::Store;
+    use device_registry::store::prelude::*;
 
     let Some(format) = Format::parse(format) else {
         eprintln!("device-registry: --format must be ndjson or csv");

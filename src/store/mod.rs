@@ -2,7 +2,7 @@
 //! engine types. [`sled::SledStore`] is the embedded engine; another engine (a distributed one)
 //! implements [`Store`] and nothing above this module changes.
 //!
-//! Calls are synchronous. The sled engine answers them from memory except [`Store::flush`], which
+//! Calls are synchronous. The sled engine answers them from memory except [`Maintenance::flush`], which
 //! does disk I/O; handlers call that one on the blocking pool (see `routes::persist`).
 
 pub mod keys;
@@ -66,7 +66,7 @@ pub enum DeleteOutcome {
     InUse,
 }
 
-/// What one call of [`Store::expire_before`] removed.
+/// What one call of [`Retention::expire_before`] removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Expired {
     pub devices: usize,
@@ -86,7 +86,7 @@ pub struct Counts {
     pub overrides_by_time: usize,
 }
 
-/// What [`Store::check`] found (and, when asked, repaired).
+/// What [`Maintenance::check`] found (and, when asked, repaired).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CheckReport {
     pub devices: usize,
@@ -236,16 +236,40 @@ pub struct NewApiKey {
     pub secret_hash: [u8; 32],
 }
 
-pub trait Store: Send + Sync + 'static {
-    // Apps.
+/// The storage contract, one part per concern; an engine implements every part, and handlers hold
+/// an `Arc<dyn Store>`. What every call promises, on every engine:
+///
+/// - **Atomic**: a call that changes several records (a device with its index entries and
+///   counters; an override with its audit entry) changes all of them or none; a reader never
+///   sees a record without its index entries or the reverse.
+/// - **Read your writes**: once a call returns, every later call on this store, from any thread
+///   (on a shared engine, from any node), sees its effect.
+/// - **Durability** is said per call: writes are in memory until [`Maintenance::flush`] returns,
+///   except where a call's documentation says otherwise.
+/// - **Bounded**: a call's cost follows what it reads or changes, stated where it is not one
+///   record.
+pub trait Store:
+    Registry + Devices + DeviceOverrides + Retention + Audit + ApiKeys + Maintenance
+{
+}
+
+impl<T> Store for T where
+    T: Registry + Devices + DeviceOverrides + Retention + Audit + ApiKeys + Maintenance
+{
+}
+
+/// Apps, their channels and their bundles. Changes to these are rare, and each is atomic with
+/// what it implies (a channel made public makes the others private; a deleted channel takes the
+/// overrides that point at it).
+pub trait Registry: Send + Sync + 'static {
     fn create_app(&self, app_id: &str, name: &str, now: Micros) -> StoreResult<CreateApp>;
     fn app(&self, app_id: &str) -> StoreResult<Option<App>>;
     fn app_exists(&self, app_id: &str) -> StoreResult<bool>;
     fn apps(&self) -> StoreResult<Vec<App>>;
-    /// Removes the app with its channels, bundles, devices, index entries and overrides.
+    /// Removes the app with its channels, bundles, devices, index entries and overrides. Costs
+    /// what the app holds; readers see the app gone from the first step on.
     fn delete_app(&self, app_id: &str) -> StoreResult<bool>;
 
-    // Channels.
     /// Creates the channel with the defaults, or updates it; then, if it is public, makes the
     /// other channels that overlap it on a platform private.
     fn upsert_channel(
@@ -257,7 +281,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<UpsertChannel>;
     fn channel(&self, app_id: &str, name: &str) -> StoreResult<Option<Channel>>;
     fn channels(&self, app_id: &str) -> StoreResult<Vec<Channel>>;
-    /// Removes the channel and the channel overrides that point at it.
+    /// Removes the channel and the channel overrides that point at it (each recorded in the
+    /// audit log as `change`).
     fn delete_channel(
         &self,
         app_id: &str,
@@ -265,14 +290,17 @@ pub trait Store: Send + Sync + 'static {
         change: Change,
     ) -> StoreResult<DeleteOutcome>;
 
-    // Bundles.
     fn create_bundle(&self, bundle: &NewBundle, now: Micros) -> StoreResult<CreateBundle>;
     fn bundle(&self, app_id: &str, version: &str) -> StoreResult<Option<Bundle>>;
     /// Newest first.
     fn bundles(&self, app_id: &str) -> StoreResult<Vec<Bundle>>;
+    /// Refuses (`InUse`) while a channel or a version override uses the bundle.
     fn delete_bundle(&self, app_id: &str, version: &str) -> StoreResult<DeleteOutcome>;
+}
 
-    // Devices.
+/// Devices: check-ins, reads, pages, the summary, imports and erasure. A device's record, its
+/// time-index entry, its custom-id entry and its counters change together.
+pub trait Devices: Send + Sync + 'static {
     /// Records a check-in with the `touch_interval` rule; nothing for an unknown app.
     fn upsert_device(
         &self,
@@ -299,28 +327,12 @@ pub trait Store: Send + Sync + 'static {
     /// transaction per call, so callers pass batches of a few thousand.
     fn import_devices(&self, app_id: &str, devices: &[Device]) -> StoreResult<bool>;
     fn device(&self, app_id: &str, device_id: &str) -> StoreResult<Option<DeviceEntry>>;
+    /// One page, a range scan of the index of the query's order: its cost follows the page
+    /// (and, with filters, at most `query.max_examined` devices), never its depth.
     fn list_devices(&self, app_id: &str, query: &DeviceListQuery) -> StoreResult<DevicePage>;
-    /// Applies the writes, in order, in one transaction. Each is checked on its own (its app,
-    /// and the channel and version it links to): a refused write changes nothing and the
-    /// others still apply. One outcome per write. Concurrent requests' writes are batched
-    /// into one call (see `durable::OverrideWriter`), so this is where links and unlinks
-    /// change the store.
-    fn write_overrides(&self, writes: &[OverrideWrite]) -> StoreResult<Vec<BulkOutcome>>;
-    /// What [`Store::write_overrides`] would do with this write, changing nothing.
-    fn preview_overrides(&self, write: &OverrideWrite) -> StoreResult<BulkOutcome>;
-
-    /// The audit log of override changes, newest first, from before `before` (an entry's
-    /// (at, seq)); one device's when `device_id` is given.
-    fn audit(
-        &self,
-        app_id: &str,
-        device_id: Option<&str>,
-        before: Option<(Micros, u64)>,
-        limit: usize,
-    ) -> StoreResult<AuditPage>;
-    /// Deletes up to `limit` audit entries older than `cutoff`; `true` when there may be more.
-    fn expire_audit_before(&self, cutoff: Micros, limit: usize) -> StoreResult<(usize, bool)>;
-
+    /// How the app's devices are spread, from counters kept with the records (no scan of the
+    /// devices); "seen in the last N days" reads the time index only for the boundary day.
+    fn device_summary(&self, app_id: &str, now: Micros) -> StoreResult<DeviceSummary>;
     /// Removes devices for good: their records, index entries and overrides, in one
     /// transaction. Returns what was removed (nothing when nothing matched).
     fn erase_devices(
@@ -329,32 +341,60 @@ pub trait Store: Send + Sync + 'static {
         target: EraseTarget<'_>,
         change: Change,
     ) -> StoreResult<Vec<Erased>>;
+}
+
+/// Channel and version overrides set through the Devices API (and by plugins before 7.34).
+/// Each change is atomic with its audit entry and its expiry-index entry.
+pub trait DeviceOverrides: Send + Sync + 'static {
+    /// Applies the writes, in order, in one transaction. Each is checked on its own (its app,
+    /// and the channel and version it links to): a refused write changes nothing and the
+    /// others still apply. One outcome per write. Concurrent requests' writes are batched
+    /// into one call (see `durable::OverrideWriter`), so this is where links and unlinks
+    /// change the store.
+    fn write_overrides(&self, writes: &[OverrideWrite]) -> StoreResult<Vec<BulkOutcome>>;
+    /// What [`DeviceOverrides::write_overrides`] would do with this write, changing nothing.
+    fn preview_overrides(&self, write: &OverrideWrite) -> StoreResult<BulkOutcome>;
     /// The device's overrides (empty when it has none), whether or not it has checked in.
     fn overrides(&self, app_id: &str, device_id: &str) -> StoreResult<Overrides>;
+}
 
-    // Retention.
+/// The audit log of override changes, written by the calls that make the changes.
+pub trait Audit: Send + Sync + 'static {
+    /// Newest first, from before `before` (an entry's (at, seq)); one device's when
+    /// `device_id` is given.
+    fn audit(
+        &self,
+        app_id: &str,
+        device_id: Option<&str>,
+        before: Option<(Micros, u64)>,
+        limit: usize,
+    ) -> StoreResult<AuditPage>;
+}
+
+/// What the periodic sweep removes. Each call is bounded by `limit` and costs what it removes
+/// (plus the number of apps), never the number of devices; `more` says when to call again.
+pub trait Retention: Send + Sync + 'static {
     /// Deletes, oldest first, up to `limit` devices whose `updated_at` is before `cutoff`, with
     /// their index entries and overrides; then up to `limit` overrides set before `cutoff` for
-    /// devices that never checked in. Its cost is proportional to what it removes (plus the
-    /// number of apps), never to the number of devices.
+    /// devices that never checked in.
     fn expire_before(&self, cutoff: Micros, limit: usize, now: Micros) -> StoreResult<Expired>;
-    fn counts(&self) -> StoreResult<Counts>;
-    /// How the app's devices are spread, from counters kept with the records (no scan of the
-    /// devices); "seen in the last N days" reads the time index only for the boundary day.
-    fn device_summary(&self, app_id: &str, now: Micros) -> StoreResult<DeviceSummary>;
-    /// Verifies that every index entry matches its primary record and the reverse, and that
-    /// every record belongs to an existing app; with `repair`, rebuilds the indexes from the
-    /// primary records and removes what belongs to no app. Meant for a store no server is using.
-    fn check(&self, repair: bool) -> StoreResult<CheckReport>;
+    /// Deletes up to `limit` audit entries older than `cutoff`; `true` when there may be more.
+    fn expire_audit_before(&self, cutoff: Micros, limit: usize) -> StoreResult<(usize, bool)>;
+}
 
-    // API keys.
+/// API keys, by the SHA-256 of their secret (the secret itself is never stored).
+pub trait ApiKeys: Send + Sync + 'static {
     fn create_api_key(&self, key: &NewApiKey) -> StoreResult<()>;
     fn next_api_key_id(&self) -> StoreResult<u64>;
     fn api_key_by_hash(&self, secret_hash: &[u8; 32]) -> StoreResult<Option<ApiKey>>;
     fn api_keys(&self) -> StoreResult<Vec<ApiKey>>;
     fn delete_api_key(&self, id: u64) -> StoreResult<bool>;
+}
 
-    /// Makes every write so far durable.
+/// What operators and the server itself need of the store; no request of a client reaches
+/// these but `/health` and `/metrics`.
+pub trait Maintenance: Send + Sync + 'static {
+    /// Makes every write so far durable (disk I/O: callers run it off the request workers).
     fn flush(&self) -> StoreResult<()>;
     /// Proves the store is open and writable (a small write to a scratch record).
     fn health(&self) -> StoreResult<()>;
@@ -362,4 +402,17 @@ pub trait Store: Send + Sync + 'static {
     fn size_on_disk(&self) -> StoreResult<u64>;
     /// Devices per app (a scan of the device keys: callers cache it).
     fn device_counts(&self) -> StoreResult<Vec<(String, usize)>>;
+    /// How many entries each tree holds (a full scan: for checks and tests).
+    fn counts(&self) -> StoreResult<Counts>;
+    /// Verifies that every index entry matches its primary record and the reverse, and that
+    /// every record belongs to an existing app; with `repair`, rebuilds the indexes from the
+    /// primary records and removes what belongs to no app. Meant for a store no server is using.
+    fn check(&self, repair: bool) -> StoreResult<CheckReport>;
+}
+
+/// Every part of the contract, for code that holds a concrete engine (`use store::prelude::*`).
+pub mod prelude {
+    pub use super::{
+        ApiKeys, Audit, DeviceOverrides, Devices, Maintenance, Registry, Retention, Store,
+    };
 }

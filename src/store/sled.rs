@@ -21,9 +21,10 @@ use sled::{Db, IVec, Transactional, Tree};
 
 use super::keys::{self, decode_payload, decode_value, encode_value, Record, ValueError};
 use super::{
-    BulkOutcome, Change, CheckIn, CheckReport, Counts, CreateApp, CreateBundle, DeleteOutcome,
-    EraseTarget, Erased, Expired, NewApiKey, OverrideAction, OverrideChange, OverrideWrite, Store,
-    StoreError, StoreResult, Upsert, UpsertChannel,
+    ApiKeys, Audit, BulkOutcome, Change, CheckIn, CheckReport, Counts, CreateApp, CreateBundle,
+    DeleteOutcome, DeviceOverrides, Devices, EraseTarget, Erased, Expired, Maintenance, NewApiKey,
+    OverrideAction, OverrideChange, OverrideWrite, Registry, Retention, StoreError, StoreResult,
+    Upsert, UpsertChannel,
 };
 use crate::durable::GroupCommit;
 use crate::model::{
@@ -1578,7 +1579,7 @@ impl SledStore {
     }
 }
 
-impl Store for SledStore {
+impl Registry for SledStore {
     fn create_app(&self, app_id: &str, name: &str, now: Micros) -> StoreResult<CreateApp> {
         let _registry = self.exclusive();
         let app = App {
@@ -1827,7 +1828,9 @@ impl Store for SledStore {
         self.forget_bundle_ids();
         Ok(DeleteOutcome::Deleted)
     }
+}
 
+impl Devices for SledStore {
     fn upsert_device(
         &self,
         app_id: &str,
@@ -2008,6 +2011,159 @@ impl Store for SledStore {
         })
     }
 
+    fn erase_devices(
+        &self,
+        app_id: &str,
+        target: EraseTarget<'_>,
+        change: Change,
+    ) -> StoreResult<Vec<Erased>> {
+        let _registry = self.shared();
+        let device_ids: Vec<String> = match target {
+            EraseTarget::Device(device_id) => vec![device_id.to_owned()],
+            EraseTarget::CustomId(custom_id) => {
+                let mut found = Vec::new();
+                for key in self
+                    .devices_by_custom_id
+                    .scan_prefix(keys::custom_id_prefix(app_id, custom_id))
+                    .keys()
+                {
+                    let key = key?;
+                    let (_, _, device_id) = keys::split_custom_id(&key)
+                        .ok_or_else(|| corrupt_key("devices_by_custom_id"))?;
+                    found.push(device_id.to_owned());
+                }
+                found
+            }
+        };
+        let seqs = self.audit_seqs(device_ids.len())?;
+        let erased = (
+            &self.devices,
+            &self.devices_by_time,
+            &self.overrides,
+            &self.overrides_by_time,
+            &self.audit,
+            &self.audit_by_device,
+            &self.device_counts,
+            &self.devices_by_custom_id,
+        )
+            .transaction(
+                |(
+                    devices,
+                    devices_by_time,
+                    overrides,
+                    overrides_by_time,
+                    audit,
+                    audit_by_device,
+                    counts,
+                    custom_ids,
+                )| {
+                    let mut erased = Vec::with_capacity(device_ids.len());
+                    for (i, device_id) in device_ids.iter().enumerate() {
+                        let key = keys::app_scoped(app_id, device_id);
+                        let record = match devices.remove(key.as_slice())? {
+                            Some(bytes) => {
+                                let old: DeviceRecord = decode("devices", &bytes).map_err(abort)?;
+                                apply_counts(
+                                    counts,
+                                    &count_deltas(app_id, device_id, Some(&old), None),
+                                )?;
+                                index_custom_id(custom_ids, app_id, device_id, Some(&old), None)?;
+                                devices_by_time.remove(keys::device_time(
+                                    app_id,
+                                    old.updated_at,
+                                    device_id,
+                                ))?;
+                                true
+                            }
+                            None => false,
+                        };
+                        let removed_overrides = match overrides.remove(key.as_slice())? {
+                            Some(bytes) => {
+                                let old: Overrides = decode("overrides", &bytes).map_err(abort)?;
+                                overrides_by_time
+                                    .remove(keys::device_time(app_id, old.set_at, device_id))?;
+                                old
+                            }
+                            None => Overrides::default(),
+                        };
+                        if record || !removed_overrides.is_empty() {
+                            let entry = Self::audit_entry(
+                                device_id,
+                                seqs[i],
+                                change,
+                                AuditAction::Erase,
+                                &removed_overrides,
+                                &Overrides::default(),
+                            );
+                            write_audit(audit, audit_by_device, app_id, &entry)?;
+                            erased.push(Erased {
+                                device_id: device_id.clone(),
+                                record,
+                                overrides: removed_overrides,
+                            });
+                        }
+                    }
+                    Ok(erased)
+                },
+            )?;
+        self.spend(device_ids.len() as u64)?;
+        Ok(erased)
+    }
+
+    fn device_summary(&self, app_id: &str, now: Micros) -> StoreResult<DeviceSummary> {
+        let mut summary = DeviceSummary::default();
+        let mut days: std::collections::BTreeMap<u32, u64> = std::collections::BTreeMap::new();
+        for entry in self.device_counts.range(app_range(app_id)) {
+            let (key, value) = entry?;
+            let (_, dim, _, value_bytes) =
+                keys::split_device_count(&key).ok_or_else(|| corrupt_key("device_counts"))?;
+            let count = read_count(&value);
+            let text = || String::from_utf8_lossy(value_bytes).into_owned();
+            match dim {
+                dimension::TOTAL => summary.total += count,
+                dimension::PLATFORM => *summary.platforms.entry(text()).or_default() += count,
+                dimension::VERSION_NAME => {
+                    *summary.version_names.entry(text()).or_default() += count
+                }
+                dimension::VERSION_BUILD => {
+                    *summary.version_builds.entry(text()).or_default() += count
+                }
+                dimension::PROD if value_bytes == b"true" => summary.prod += count,
+                dimension::EMULATOR if value_bytes == b"true" => summary.emulator += count,
+                dimension::SEEN_DAY => {
+                    let day = value_bytes.try_into().map(u32::from_be_bytes).unwrap_or(0);
+                    *days.entry(day).or_default() += count;
+                }
+                _ => {}
+            }
+        }
+        for (seen, window) in summary.seen.iter_mut().zip(crate::model::SEEN_DAYS) {
+            // Whole days after the boundary's day from the counters; the boundary day itself from
+            // the time index (at most a day of devices).
+            let boundary = now.saturating_sub(window * DAY_MICROS);
+            let boundary_day = (boundary / DAY_MICROS) as u32;
+            *seen = days.range(boundary_day + 1..).map(|(_, count)| count).sum();
+            let start = keys::device_time_floor(app_id, boundary.saturating_add(1));
+            let end = keys::device_time_floor(app_id, (u64::from(boundary_day) + 1) * DAY_MICROS);
+            if start < end {
+                *seen += self.devices_by_time.range(start..end).count() as u64;
+            }
+        }
+        for entry in self.app_entries(&self.overrides, app_id) {
+            let (key, value) = entry?;
+            let overrides: Overrides = decode("overrides", &value)?;
+            // Only devices that exist count (an override may wait for its device).
+            if let Some(channel) = overrides.channel {
+                if self.devices.contains_key(&key)? {
+                    *summary.channels.entry(channel).or_default() += 1;
+                }
+            }
+        }
+        Ok(summary)
+    }
+}
+
+impl DeviceOverrides for SledStore {
     fn write_overrides(&self, writes: &[OverrideWrite]) -> StoreResult<Vec<BulkOutcome>> {
         let _registry = self.shared();
         // Refusals are decided before the transaction: a refused write takes no part in it.
@@ -2117,105 +2273,12 @@ impl Store for SledStore {
         Ok(BulkOutcome::Applied(changes))
     }
 
-    fn erase_devices(
-        &self,
-        app_id: &str,
-        target: EraseTarget<'_>,
-        change: Change,
-    ) -> StoreResult<Vec<Erased>> {
-        let _registry = self.shared();
-        let device_ids: Vec<String> = match target {
-            EraseTarget::Device(device_id) => vec![device_id.to_owned()],
-            EraseTarget::CustomId(custom_id) => {
-                let mut found = Vec::new();
-                for key in self
-                    .devices_by_custom_id
-                    .scan_prefix(keys::custom_id_prefix(app_id, custom_id))
-                    .keys()
-                {
-                    let key = key?;
-                    let (_, _, device_id) = keys::split_custom_id(&key)
-                        .ok_or_else(|| corrupt_key("devices_by_custom_id"))?;
-                    found.push(device_id.to_owned());
-                }
-                found
-            }
-        };
-        let seqs = self.audit_seqs(device_ids.len())?;
-        let erased = (
-            &self.devices,
-            &self.devices_by_time,
-            &self.overrides,
-            &self.overrides_by_time,
-            &self.audit,
-            &self.audit_by_device,
-            &self.device_counts,
-            &self.devices_by_custom_id,
-        )
-            .transaction(
-                |(
-                    devices,
-                    devices_by_time,
-                    overrides,
-                    overrides_by_time,
-                    audit,
-                    audit_by_device,
-                    counts,
-                    custom_ids,
-                )| {
-                    let mut erased = Vec::with_capacity(device_ids.len());
-                    for (i, device_id) in device_ids.iter().enumerate() {
-                        let key = keys::app_scoped(app_id, device_id);
-                        let record = match devices.remove(key.as_slice())? {
-                            Some(bytes) => {
-                                let old: DeviceRecord = decode("devices", &bytes).map_err(abort)?;
-                                apply_counts(
-                                    counts,
-                                    &count_deltas(app_id, device_id, Some(&old), None),
-                                )?;
-                                index_custom_id(custom_ids, app_id, device_id, Some(&old), None)?;
-                                devices_by_time.remove(keys::device_time(
-                                    app_id,
-                                    old.updated_at,
-                                    device_id,
-                                ))?;
-                                true
-                            }
-                            None => false,
-                        };
-                        let removed_overrides = match overrides.remove(key.as_slice())? {
-                            Some(bytes) => {
-                                let old: Overrides = decode("overrides", &bytes).map_err(abort)?;
-                                overrides_by_time
-                                    .remove(keys::device_time(app_id, old.set_at, device_id))?;
-                                old
-                            }
-                            None => Overrides::default(),
-                        };
-                        if record || !removed_overrides.is_empty() {
-                            let entry = Self::audit_entry(
-                                device_id,
-                                seqs[i],
-                                change,
-                                AuditAction::Erase,
-                                &removed_overrides,
-                                &Overrides::default(),
-                            );
-                            write_audit(audit, audit_by_device, app_id, &entry)?;
-                            erased.push(Erased {
-                                device_id: device_id.clone(),
-                                record,
-                                overrides: removed_overrides,
-                            });
-                        }
-                    }
-                    Ok(erased)
-                },
-            )?;
-        self.spend(device_ids.len() as u64)?;
-        Ok(erased)
+    fn overrides(&self, app_id: &str, device_id: &str) -> StoreResult<Overrides> {
+        self.overrides_of(app_id, device_id)
     }
+}
 
+impl Audit for SledStore {
     fn audit(
         &self,
         app_id: &str,
@@ -2225,17 +2288,15 @@ impl Store for SledStore {
     ) -> StoreResult<AuditPage> {
         self.audit_page(app_id, device_id, before, limit)
     }
+}
 
+impl Retention for SledStore {
     fn expire_audit_before(&self, cutoff: Micros, limit: usize) -> StoreResult<(usize, bool)> {
         if limit == 0 {
             return Ok((0, false));
         }
         let _registry = self.shared();
         self.expire_audit(cutoff, limit)
-    }
-
-    fn overrides(&self, app_id: &str, device_id: &str) -> StoreResult<Overrides> {
-        self.overrides_of(app_id, device_id)
     }
 
     fn expire_before(&self, cutoff: Micros, limit: usize, now: Micros) -> StoreResult<Expired> {
@@ -2273,76 +2334,9 @@ impl Store for SledStore {
         }
         Ok(expired)
     }
+}
 
-    fn device_summary(&self, app_id: &str, now: Micros) -> StoreResult<DeviceSummary> {
-        let mut summary = DeviceSummary::default();
-        let mut days: std::collections::BTreeMap<u32, u64> = std::collections::BTreeMap::new();
-        for entry in self.device_counts.range(app_range(app_id)) {
-            let (key, value) = entry?;
-            let (_, dim, _, value_bytes) =
-                keys::split_device_count(&key).ok_or_else(|| corrupt_key("device_counts"))?;
-            let count = read_count(&value);
-            let text = || String::from_utf8_lossy(value_bytes).into_owned();
-            match dim {
-                dimension::TOTAL => summary.total += count,
-                dimension::PLATFORM => *summary.platforms.entry(text()).or_default() += count,
-                dimension::VERSION_NAME => {
-                    *summary.version_names.entry(text()).or_default() += count
-                }
-                dimension::VERSION_BUILD => {
-                    *summary.version_builds.entry(text()).or_default() += count
-                }
-                dimension::PROD if value_bytes == b"true" => summary.prod += count,
-                dimension::EMULATOR if value_bytes == b"true" => summary.emulator += count,
-                dimension::SEEN_DAY => {
-                    let day = value_bytes.try_into().map(u32::from_be_bytes).unwrap_or(0);
-                    *days.entry(day).or_default() += count;
-                }
-                _ => {}
-            }
-        }
-        for (seen, window) in summary.seen.iter_mut().zip(crate::model::SEEN_DAYS) {
-            // Whole days after the boundary's day from the counters; the boundary day itself from
-            // the time index (at most a day of devices).
-            let boundary = now.saturating_sub(window * DAY_MICROS);
-            let boundary_day = (boundary / DAY_MICROS) as u32;
-            *seen = days.range(boundary_day + 1..).map(|(_, count)| count).sum();
-            let start = keys::device_time_floor(app_id, boundary.saturating_add(1));
-            let end = keys::device_time_floor(app_id, (u64::from(boundary_day) + 1) * DAY_MICROS);
-            if start < end {
-                *seen += self.devices_by_time.range(start..end).count() as u64;
-            }
-        }
-        for entry in self.app_entries(&self.overrides, app_id) {
-            let (key, value) = entry?;
-            let overrides: Overrides = decode("overrides", &value)?;
-            // Only devices that exist count (an override may wait for its device).
-            if let Some(channel) = overrides.channel {
-                if self.devices.contains_key(&key)? {
-                    *summary.channels.entry(channel).or_default() += 1;
-                }
-            }
-        }
-        Ok(summary)
-    }
-
-    fn check(&self, repair: bool) -> StoreResult<CheckReport> {
-        let report = self.check_store(repair)?;
-        // A repair may have removed bundles (of apps that are gone).
-        self.forget_bundle_ids();
-        Ok(report)
-    }
-
-    fn counts(&self) -> StoreResult<Counts> {
-        Ok(Counts {
-            apps: self.apps.len(),
-            devices: self.devices.len(),
-            devices_by_time: self.devices_by_time.len(),
-            overrides: self.overrides.len(),
-            overrides_by_time: self.overrides_by_time.len(),
-        })
-    }
-
+impl ApiKeys for SledStore {
     fn create_api_key(&self, key: &NewApiKey) -> StoreResult<()> {
         self.api_keys
             .insert(key.secret_hash, encode_value(&key.key))?;
@@ -2381,6 +2375,25 @@ impl Store for SledStore {
             }
         }
         Ok(false)
+    }
+}
+
+impl Maintenance for SledStore {
+    fn check(&self, repair: bool) -> StoreResult<CheckReport> {
+        let report = self.check_store(repair)?;
+        // A repair may have removed bundles (of apps that are gone).
+        self.forget_bundle_ids();
+        Ok(report)
+    }
+
+    fn counts(&self) -> StoreResult<Counts> {
+        Ok(Counts {
+            apps: self.apps.len(),
+            devices: self.devices.len(),
+            devices_by_time: self.devices_by_time.len(),
+            overrides: self.overrides.len(),
+            overrides_by_time: self.overrides_by_time.len(),
+        })
     }
 
     fn flush(&self) -> StoreResult<()> {
