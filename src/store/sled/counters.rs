@@ -1,0 +1,110 @@
+//! Per-app device counters (`device_counts`): what a device is counted under, and the deltas a
+//! change of a device makes, summed into sharded keys.
+
+use super::*;
+
+/// The fields `device_counts` counts devices by (see keys.rs).
+pub(super) mod dimension {
+    pub const TOTAL: u8 = 0;
+    pub const PLATFORM: u8 = 1;
+    pub const VERSION_NAME: u8 = 2;
+    pub const VERSION_BUILD: u8 = 3;
+    pub const PROD: u8 = 4;
+    pub const EMULATOR: u8 = 5;
+    /// The day (u32 BE, days since 1970) of `updated_at`.
+    pub const SEEN_DAY: u8 = 6;
+}
+
+pub(super) const COUNTER_SHARDS: u32 = 16;
+
+pub(super) const DAY_MICROS: u64 = 86_400_000_000;
+
+pub(super) fn counter_shard(device_id: &str) -> u8 {
+    // FNV-1a: stable across runs and platforms, unlike std's hasher.
+    let hash = device_id.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    (hash % COUNTER_SHARDS) as u8
+}
+
+/// The (dimension, value) pairs a device is counted under.
+pub(super) fn counted(record: &DeviceRecord) -> [(u8, Vec<u8>); 7] {
+    let report = &record.report;
+    let flag = |on: bool| {
+        if on {
+            b"true".to_vec()
+        } else {
+            b"false".to_vec()
+        }
+    };
+    [
+        (dimension::TOTAL, Vec::new()),
+        (
+            dimension::PLATFORM,
+            report.platform.as_str().as_bytes().to_vec(),
+        ),
+        (
+            dimension::VERSION_NAME,
+            report.version_name.clone().unwrap_or_default().into_bytes(),
+        ),
+        (
+            dimension::VERSION_BUILD,
+            report.version_build.clone().into_bytes(),
+        ),
+        (dimension::PROD, flag(report.is_prod)),
+        (dimension::EMULATOR, flag(report.is_emulator)),
+        (
+            dimension::SEEN_DAY,
+            ((record.updated_at / DAY_MICROS) as u32)
+                .to_be_bytes()
+                .to_vec(),
+        ),
+    ]
+}
+
+/// Counter changes when a device goes from `old` to `new` (`None`: absent).
+pub(super) fn count_deltas(
+    app_id: &str,
+    device_id: &str,
+    old: Option<&DeviceRecord>,
+    new: Option<&DeviceRecord>,
+) -> Vec<(Vec<u8>, i64)> {
+    let shard = counter_shard(device_id);
+    let (old, new) = (old.map(counted), new.map(counted));
+    let mut deltas = Vec::new();
+    for i in 0..7 {
+        let before = old.as_ref().map(|o| &o[i]);
+        let after = new.as_ref().map(|n| &n[i]);
+        if before == after {
+            continue;
+        }
+        if let Some((dimension, value)) = before {
+            deltas.push((keys::device_count(app_id, *dimension, shard, value), -1));
+        }
+        if let Some((dimension, value)) = after {
+            deltas.push((keys::device_count(app_id, *dimension, shard, value), 1));
+        }
+    }
+    deltas
+}
+
+pub(super) fn read_count(bytes: &[u8]) -> u64 {
+    bytes.try_into().map(u64::from_be_bytes).unwrap_or(0)
+}
+
+/// Applies counter changes inside a transaction.
+pub(super) fn apply_counts(
+    counts: &TransactionalTree,
+    deltas: &[(Vec<u8>, i64)],
+) -> Result<(), UnabortableTransactionError> {
+    for (key, delta) in deltas {
+        let current = counts.get(key)?.map_or(0, |bytes| read_count(&bytes)) as i64;
+        let next = (current + delta).max(0) as u64;
+        if next == 0 {
+            counts.remove(key.as_slice())?;
+        } else {
+            counts.insert(key.as_slice(), &next.to_be_bytes())?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,606 @@
+//! Devices ([`Devices`]): check-ins (settled from one read when they write nothing, else written
+//! in one transaction with their index entries and counters), imports, reads, the summary and
+//! erasure.
+
+use super::*;
+
+/// The `touch_interval` rule: a device that reports nothing new and was written recently is not
+/// written again.
+pub(super) fn check_in_changes_nothing(old: &DeviceRecord, check_in: &CheckIn) -> bool {
+    old.report.is_unchanged_by(&check_in.report)
+        && check_in.now.saturating_sub(old.updated_at) < check_in.touch_interval
+}
+
+/// Keeps `devices_by_custom_id` in step when a device goes from `old` to `new` (`None`: absent),
+/// inside a transaction. Empty custom ids are not indexed.
+pub(super) fn index_custom_id(
+    index: &TransactionalTree,
+    app_id: &str,
+    device_id: &str,
+    old: Option<&DeviceRecord>,
+    new: Option<&DeviceRecord>,
+) -> Result<(), UnabortableTransactionError> {
+    let old = old
+        .map(|r| r.report.custom_id.as_str())
+        .filter(|c| !c.is_empty());
+    let new = new
+        .map(|r| r.report.custom_id.as_str())
+        .filter(|c| !c.is_empty());
+    if old != new {
+        if let Some(custom_id) = old {
+            index.remove(keys::custom_id(app_id, custom_id, device_id))?;
+        }
+        if let Some(custom_id) = new {
+            index.insert(keys::custom_id(app_id, custom_id, device_id), &[] as &[u8])?;
+        }
+    }
+    Ok(())
+}
+
+impl SledStore {
+    /// A check-in's outcome when it writes nothing (an unknown app, or a device reporting nothing
+    /// new within `touch_interval`), from one read; `None` when it would write.
+    pub(super) fn settled_check_in(
+        &self,
+        key: &[u8],
+        check_in: &CheckIn,
+    ) -> StoreResult<Option<Upsert>> {
+        if !self.apps.contains_key(check_in.app_id.as_bytes())? {
+            return Ok(Some(Upsert::AppNotFound));
+        }
+        if let Some(bytes) = self.devices.get(key)? {
+            let old: DeviceRecord = decode("devices", &bytes)?;
+            if check_in_changes_nothing(&old, check_in) {
+                return Ok(Some(Upsert::Unchanged));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Writes the check-ins at `indexes`, in that order, in one transaction, each judged inside
+    /// it; one outcome each. The caller holds the registry lock.
+    pub(super) fn write_check_ins_at(
+        &self,
+        check_ins: &[CheckIn],
+        indexes: &[usize],
+    ) -> StoreResult<Vec<Upsert>> {
+        if indexes.is_empty() {
+            return Ok(Vec::new());
+        }
+        // An app may have been deleted since the check-ins were settled.
+        let mut apps_found: HashMap<&str, bool> = HashMap::new();
+        for index in indexes {
+            let app_id = check_ins[*index].app_id.as_str();
+            if !apps_found.contains_key(app_id) {
+                apps_found.insert(app_id, self.apps.contains_key(app_id.as_bytes())?);
+            }
+        }
+        let writes: Vec<(usize, Vec<u8>)> = indexes
+            .iter()
+            .map(|i| {
+                (
+                    *i,
+                    keys::app_scoped(&check_ins[*i].app_id, &check_ins[*i].device_id),
+                )
+            })
+            .collect();
+        let written = (
+            &self.devices,
+            &self.devices_by_time,
+            &self.device_counts,
+            &self.devices_by_custom_id,
+        )
+            .transaction(|(devices, by_time, counts, custom_ids)| {
+                let mut written = Vec::with_capacity(writes.len());
+                for (index, key) in &writes {
+                    let check_in = &check_ins[*index];
+                    let (app_id, device_id) = (&check_in.app_id, &check_in.device_id);
+                    if !apps_found[app_id.as_str()] {
+                        written.push(Upsert::AppNotFound);
+                        continue;
+                    }
+                    let old: Option<DeviceRecord> = match devices.get(key)? {
+                        None => None,
+                        Some(bytes) => Some(decode("devices", &bytes).map_err(abort)?),
+                    };
+                    let outcome = match &old {
+                        None => Upsert::Created,
+                        // Nothing new since its last write (by an earlier check-in of the batch,
+                        // say).
+                        Some(old) if check_in_changes_nothing(old, check_in) => {
+                            written.push(Upsert::Unchanged);
+                            continue;
+                        }
+                        Some(old) => {
+                            by_time.remove(keys::device_time(app_id, old.updated_at, device_id))?;
+                            if old.report.is_unchanged_by(&check_in.report) {
+                                Upsert::Touched
+                            } else {
+                                Upsert::Updated
+                            }
+                        }
+                    };
+                    let report = match &old {
+                        None => check_in.report.clone(),
+                        Some(old) => old.report.updated_with(&check_in.report),
+                    };
+                    let new_record = DeviceRecord {
+                        updated_at: check_in.now,
+                        report,
+                    };
+                    devices.insert(key.as_slice(), encode_value(&new_record))?;
+                    by_time.insert(
+                        keys::device_time(app_id, check_in.now, device_id),
+                        &[] as &[u8],
+                    )?;
+                    apply_counts(
+                        counts,
+                        &count_deltas(app_id, device_id, old.as_ref(), Some(&new_record)),
+                    )?;
+                    index_custom_id(
+                        custom_ids,
+                        app_id,
+                        device_id,
+                        old.as_ref(),
+                        Some(&new_record),
+                    )?;
+                    written.push(outcome);
+                }
+                Ok(written)
+            })?;
+        let changed = written
+            .iter()
+            .filter(|o| !matches!(o, Upsert::Unchanged | Upsert::AppNotFound))
+            .count();
+        self.spend(changed as u64)?;
+        Ok(written)
+    }
+}
+
+impl Devices for SledStore {
+    fn upsert_device(
+        &self,
+        app_id: &str,
+        device_id: &str,
+        report: &DeviceReport,
+        now: Micros,
+        touch_interval: Micros,
+    ) -> StoreResult<Upsert> {
+        let check_in = CheckIn {
+            app_id: app_id.to_owned(),
+            device_id: device_id.to_owned(),
+            report: report.clone(),
+            now,
+            touch_interval,
+        };
+        let outcomes = self.upsert_devices(std::slice::from_ref(&check_in))?;
+        Ok(outcomes[0])
+    }
+
+    fn upsert_devices(&self, check_ins: &[CheckIn]) -> StoreResult<Vec<Upsert>> {
+        let _registry = self.shared();
+        let settled = self.settle_check_ins(check_ins)?;
+        let open: Vec<usize> = (0..check_ins.len())
+            .filter(|i| settled[*i].is_none())
+            .collect();
+        let written = self.write_check_ins_at(check_ins, &open)?;
+        let mut outcomes: Vec<Upsert> = settled
+            .iter()
+            .map(|outcome| outcome.unwrap_or(Upsert::Unchanged))
+            .collect();
+        for (index, outcome) in open.iter().zip(written) {
+            outcomes[*index] = outcome;
+        }
+        Ok(outcomes)
+    }
+
+    fn settle_check_ins(&self, check_ins: &[CheckIn]) -> StoreResult<Vec<Option<Upsert>>> {
+        let mut outcomes = Vec::with_capacity(check_ins.len());
+        let mut open: HashSet<Vec<u8>> = HashSet::new();
+        for check_in in check_ins {
+            let key = keys::app_scoped(&check_in.app_id, &check_in.device_id);
+            // A device that an earlier check-in of the slice writes is judged inside the
+            // transaction, against that write: the stored record is no longer its state.
+            let outcome = if open.contains(&key) {
+                None
+            } else {
+                self.settled_check_in(&key, check_in)?
+            };
+            if outcome.is_none() {
+                open.insert(key);
+            }
+            outcomes.push(outcome);
+        }
+        Ok(outcomes)
+    }
+
+    fn write_check_ins(&self, check_ins: &[CheckIn]) -> StoreResult<Vec<Upsert>> {
+        let _registry = self.shared();
+        let all: Vec<usize> = (0..check_ins.len()).collect();
+        self.write_check_ins_at(check_ins, &all)
+    }
+
+    fn import_devices(&self, app_id: &str, devices: &[Device]) -> StoreResult<bool> {
+        let _registry = self.shared();
+        if !self.apps.contains_key(app_id.as_bytes())? {
+            return Ok(false);
+        }
+        let rows: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> = devices
+            .iter()
+            .map(|device| {
+                let record = DeviceRecord {
+                    updated_at: device.updated_at,
+                    report: device.report.clone(),
+                };
+                (
+                    keys::app_scoped(app_id, &device.device_id),
+                    encode_value(&record),
+                    keys::device_time(app_id, device.updated_at, &device.device_id),
+                )
+            })
+            .collect();
+        (
+            &self.devices,
+            &self.devices_by_time,
+            &self.device_counts,
+            &self.devices_by_custom_id,
+        )
+            .transaction(|(tx_devices, by_time, counts, custom_ids)| {
+                // Devices of a batch share counters: sum the changes, then write each once.
+                let mut deltas: HashMap<Vec<u8>, i64> = HashMap::new();
+                for ((key, value, time_key), device) in rows.iter().zip(devices) {
+                    let old: Option<DeviceRecord> =
+                        match tx_devices.insert(key.as_slice(), value.as_slice())? {
+                            Some(bytes) => {
+                                let old: DeviceRecord = decode("devices", &bytes).map_err(abort)?;
+                                by_time.remove(keys::device_time(
+                                    app_id,
+                                    old.updated_at,
+                                    &device.device_id,
+                                ))?;
+                                Some(old)
+                            }
+                            None => None,
+                        };
+                    by_time.insert(time_key.as_slice(), &[] as &[u8])?;
+                    let new = DeviceRecord {
+                        updated_at: device.updated_at,
+                        report: device.report.clone(),
+                    };
+                    for (counter, delta) in
+                        count_deltas(app_id, &device.device_id, old.as_ref(), Some(&new))
+                    {
+                        *deltas.entry(counter).or_default() += delta;
+                    }
+                    index_custom_id(
+                        custom_ids,
+                        app_id,
+                        &device.device_id,
+                        old.as_ref(),
+                        Some(&new),
+                    )?;
+                }
+                let deltas: Vec<(Vec<u8>, i64)> = deltas
+                    .into_iter()
+                    .filter(|(_, delta)| *delta != 0)
+                    .collect();
+                apply_counts(counts, &deltas)?;
+                Ok(())
+            })?;
+        self.spend(devices.len() as u64)?;
+        Ok(true)
+    }
+
+    fn device(&self, app_id: &str, device_id: &str) -> StoreResult<Option<DeviceEntry>> {
+        let Some(bytes) = self.devices.get(keys::app_scoped(app_id, device_id))? else {
+            return Ok(None);
+        };
+        let record: DeviceRecord = decode("devices", &bytes)?;
+        let mut entries = self.entries(app_id, vec![(device_id.to_owned(), record)])?;
+        Ok(entries.pop())
+    }
+
+    fn list_devices(&self, app_id: &str, query: &DeviceListQuery) -> StoreResult<DevicePage> {
+        let by_overrides =
+            query.filter.channel.is_some() || query.filter.has_override == Some(true);
+        let from_overrides = if by_overrides {
+            self.rows_from_overrides(app_id, query)?
+        } else {
+            None
+        };
+        let from_custom_id = match query.filter.custom_id.as_deref().filter(|c| !c.is_empty()) {
+            Some(custom_id) if from_overrides.is_none() => {
+                Some(self.rows_from_custom_id(app_id, custom_id, query)?)
+            }
+            _ => None,
+        };
+        let from_overrides = from_overrides.or(from_custom_id);
+        let (mut rows, resume) = match (from_overrides, query.order) {
+            (Some(rows), _) => (rows, None),
+            (None, DeviceOrder::DeviceId) => self.rows_by_device_id(app_id, query)?,
+            (None, DeviceOrder::UpdatedAsc | DeviceOrder::UpdatedDesc) => {
+                self.rows_by_time(app_id, query)?
+            }
+        };
+        let has_more = rows.len() > query.limit;
+        rows.truncate(query.limit);
+        let next = if has_more {
+            rows.last().map(|(device_id, record)| Cursor {
+                updated_at: record.updated_at,
+                device_id: device_id.clone(),
+            })
+        } else {
+            resume
+        };
+        Ok(DevicePage {
+            devices: self.entries(app_id, rows)?,
+            next,
+        })
+    }
+
+    fn erase_devices(
+        &self,
+        app_id: &str,
+        target: EraseTarget<'_>,
+        change: Change,
+    ) -> StoreResult<Vec<Erased>> {
+        let _registry = self.shared();
+        let device_ids: Vec<String> = match target {
+            EraseTarget::Device(device_id) => vec![device_id.to_owned()],
+            EraseTarget::CustomId(custom_id) => {
+                let mut found = Vec::new();
+                for key in self
+                    .devices_by_custom_id
+                    .scan_prefix(keys::custom_id_prefix(app_id, custom_id))
+                    .keys()
+                {
+                    let key = key?;
+                    let (_, _, device_id) = keys::split_custom_id(&key)
+                        .ok_or_else(|| corrupt_key("devices_by_custom_id"))?;
+                    found.push(device_id.to_owned());
+                }
+                found
+            }
+        };
+        let seqs = self.audit_seqs(device_ids.len())?;
+        let erased = (
+            &self.devices,
+            &self.devices_by_time,
+            &self.overrides,
+            &self.overrides_by_time,
+            &self.audit,
+            &self.audit_by_device,
+            &self.device_counts,
+            &self.devices_by_custom_id,
+        )
+            .transaction(
+                |(
+                    devices,
+                    devices_by_time,
+                    overrides,
+                    overrides_by_time,
+                    audit,
+                    audit_by_device,
+                    counts,
+                    custom_ids,
+                )| {
+                    let mut erased = Vec::with_capacity(device_ids.len());
+                    for (i, device_id) in device_ids.iter().enumerate() {
+                        let key = keys::app_scoped(app_id, device_id);
+                        let record = match devices.remove(key.as_slice())? {
+                            Some(bytes) => {
+                                let old: DeviceRecord = decode("devices", &bytes).map_err(abort)?;
+                                apply_counts(
+                                    counts,
+                                    &count_deltas(app_id, device_id, Some(&old), None),
+                                )?;
+                                index_custom_id(custom_ids, app_id, device_id, Some(&old), None)?;
+                                devices_by_time.remove(keys::device_time(
+                                    app_id,
+                                    old.updated_at,
+                                    device_id,
+                                ))?;
+                                true
+                            }
+                            None => false,
+                        };
+                        let removed_overrides = match overrides.remove(key.as_slice())? {
+                            Some(bytes) => {
+                                let old: Overrides = decode("overrides", &bytes).map_err(abort)?;
+                                overrides_by_time
+                                    .remove(keys::device_time(app_id, old.set_at, device_id))?;
+                                old
+                            }
+                            None => Overrides::default(),
+                        };
+                        if record || !removed_overrides.is_empty() {
+                            let entry = Self::audit_entry(
+                                device_id,
+                                seqs[i],
+                                change,
+                                AuditAction::Erase,
+                                &removed_overrides,
+                                &Overrides::default(),
+                            );
+                            write_audit(audit, audit_by_device, app_id, &entry)?;
+                            erased.push(Erased {
+                                device_id: device_id.clone(),
+                                record,
+                                overrides: removed_overrides,
+                            });
+                        }
+                    }
+                    Ok(erased)
+                },
+            )?;
+        self.spend(device_ids.len() as u64)?;
+        Ok(erased)
+    }
+
+    fn device_summary(&self, app_id: &str, now: Micros) -> StoreResult<DeviceSummary> {
+        let mut summary = DeviceSummary::default();
+        let mut days: std::collections::BTreeMap<u32, u64> = std::collections::BTreeMap::new();
+        for entry in self.device_counts.range(app_range(app_id)) {
+            let (key, value) = entry?;
+            let (_, dim, _, value_bytes) =
+                keys::split_device_count(&key).ok_or_else(|| corrupt_key("device_counts"))?;
+            let count = read_count(&value);
+            let text = || String::from_utf8_lossy(value_bytes).into_owned();
+            match dim {
+                dimension::TOTAL => summary.total += count,
+                dimension::PLATFORM => *summary.platforms.entry(text()).or_default() += count,
+                dimension::VERSION_NAME => {
+                    *summary.version_names.entry(text()).or_default() += count
+                }
+                dimension::VERSION_BUILD => {
+                    *summary.version_builds.entry(text()).or_default() += count
+                }
+                dimension::PROD if value_bytes == b"true" => summary.prod += count,
+                dimension::EMULATOR if value_bytes == b"true" => summary.emulator += count,
+                dimension::SEEN_DAY => {
+                    let day = value_bytes.try_into().map(u32::from_be_bytes).unwrap_or(0);
+                    *days.entry(day).or_default() += count;
+                }
+                _ => {}
+            }
+        }
+        for (seen, window) in summary.seen.iter_mut().zip(crate::model::SEEN_DAYS) {
+            // Whole days after the boundary's day from the counters; the boundary day itself from
+            // the time index (at most a day of devices).
+            let boundary = now.saturating_sub(window * DAY_MICROS);
+            let boundary_day = (boundary / DAY_MICROS) as u32;
+            *seen = days.range(boundary_day + 1..).map(|(_, count)| count).sum();
+            let start = keys::device_time_floor(app_id, boundary.saturating_add(1));
+            let end = keys::device_time_floor(app_id, (u64::from(boundary_day) + 1) * DAY_MICROS);
+            if start < end {
+                *seen += self.devices_by_time.range(start..end).count() as u64;
+            }
+        }
+        for entry in self.app_entries(&self.overrides, app_id) {
+            let (key, value) = entry?;
+            let overrides: Overrides = decode("overrides", &value)?;
+            // Only devices that exist count (an override may wait for its device).
+            if let Some(channel) = overrides.channel {
+                if self.devices.contains_key(&key)? {
+                    *summary.channels.entry(channel).or_default() += 1;
+                }
+            }
+        }
+        Ok(summary)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sled::fixtures::*;
+
+    #[test]
+    fn a_batch_of_check_ins_applies_in_order_with_the_touch_rule() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_with_beta(dir.path());
+        let check_in = |device_id: &str, version: &str, now: Micros| CheckIn {
+            app_id: "app".into(),
+            device_id: device_id.into(),
+            report: DeviceReport {
+                version_name: Some(version.into()),
+                ..report()
+            },
+            now,
+            touch_interval: 100,
+        };
+        store
+            .upsert_devices(&[check_in("d1", "1.0.0", 10), check_in("d4", "1.0.0", 10)])
+            .unwrap();
+        let outcomes = store
+            .upsert_devices(&[
+                // Fresh and unchanged: settled without a write.
+                check_in("d1", "1.0.0", 20),
+                check_in("d2", "1.0.0", 30),
+                // The same device again in the same batch sees the first check-in.
+                check_in("d2", "1.0.0", 40),
+                check_in("d2", "2.0.0", 50),
+                CheckIn {
+                    app_id: "other".into(),
+                    ..check_in("d3", "1.0.0", 60)
+                },
+                // Unchanged but older than touch_interval: touched.
+                check_in("d1", "1.0.0", 200),
+                // Back to what is stored, after an earlier check-in of the batch changed it:
+                // judged against that change, not against the stored record.
+                check_in("d4", "3.0.0", 60),
+                check_in("d4", "1.0.0", 70),
+            ])
+            .unwrap();
+        assert_eq!(
+            outcomes,
+            vec![
+                Upsert::Unchanged,
+                Upsert::Created,
+                Upsert::Unchanged,
+                Upsert::Updated,
+                Upsert::AppNotFound,
+                Upsert::Touched,
+                Upsert::Updated,
+                Upsert::Updated,
+            ]
+        );
+        let d1 = store.device("app", "d1").unwrap().unwrap();
+        assert_eq!(d1.device.updated_at, 200);
+        let d4 = store.device("app", "d4").unwrap().unwrap();
+        assert_eq!(d4.device.updated_at, 70);
+        assert_eq!(d4.device.report.version_name.as_deref(), Some("1.0.0"));
+        let d2 = store.device("app", "d2").unwrap().unwrap();
+        assert_eq!(d2.device.updated_at, 50);
+        assert_eq!(d2.device.report.version_name.as_deref(), Some("2.0.0"));
+        assert!(store.device("other", "d3").unwrap().is_none());
+        // Written without settling (the writer's path): an unknown app is still refused.
+        let unknown_app = CheckIn {
+            app_id: "other".into(),
+            ..check_in("d3", "1.0.0", 80)
+        };
+        assert_eq!(
+            store.write_check_ins(&[unknown_app]).unwrap(),
+            vec![Upsert::AppNotFound]
+        );
+        assert!(store.device("other", "d3").unwrap().is_none());
+        // One time-index entry per device, at its last write.
+        assert_eq!(store.counts().unwrap().devices_by_time, 3);
+        assert!(store.check(false).unwrap().is_clean());
+    }
+
+    #[test]
+    fn an_imported_batch_is_all_there_before_and_after_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let report = DeviceReport {
+            custom_id: String::new(),
+            version_name: None,
+            version_build: "1".into(),
+            os_version: String::new(),
+            plugin_version: String::new(),
+            platform: Platform::Ios,
+            is_prod: true,
+            is_emulator: false,
+            default_channel: None,
+            install_source: None,
+            key_id: None,
+        };
+        let devices: Vec<Device> = (0..1000u64)
+            .map(|i| Device {
+                app_id: "app".into(),
+                device_id: format!("device_{i:09}"),
+                updated_at: 1_000_000 + (i * 7919) % 5000,
+                report: report.clone(),
+            })
+            .collect();
+        {
+            let store = open(dir.path());
+            store.create_app("app", "app", 1).unwrap();
+            assert!(store.import_devices("app", &devices).unwrap());
+            assert_eq!(store.counts().unwrap().devices, 1000, "in memory");
+            store.flush().unwrap();
+        }
+        let store = open(dir.path());
+        assert_eq!(store.counts().unwrap().devices, 1000, "after reopening");
+    }
+}

@@ -1,0 +1,460 @@
+//! [`Maintenance`]: flush, health, sizes and counts, and the offline check that verifies (and
+//! repairs) every index against the primary records.
+
+use super::*;
+
+/// Counts (and describes) the entries of an index that no record expects; sorts `expected`.
+pub(super) fn stale_entries(
+    index: &Tree,
+    expected: &mut [Vec<u8>],
+    report: &mut CheckReport,
+    describe: impl Fn(&[u8]) -> String,
+) -> StoreResult<()> {
+    expected.sort_unstable();
+    for key in index.iter().keys() {
+        let key = key?;
+        if expected
+            .binary_search_by(|k| k.as_slice().cmp(&key))
+            .is_err()
+        {
+            report.stale_index_entries += 1;
+            report.note(describe(&key));
+        }
+    }
+    Ok(())
+}
+
+/// How many problems a check describes in full.
+pub(super) const CHECK_EXAMPLES: usize = 20;
+
+impl CheckReport {
+    fn note(&mut self, problem: String) {
+        if self.examples.len() < CHECK_EXAMPLES {
+            self.examples.push(problem);
+        }
+    }
+}
+
+/// An app-scoped record that passed the checks common to all: its key splits, its app exists,
+/// its value decodes.
+pub(super) struct Scoped<T> {
+    app_id: String,
+    name: String,
+    value: T,
+}
+
+impl SledStore {
+    /// The checks every app-scoped record gets; `None` (with the problem noted) when it fails one.
+    pub(super) fn check_scoped<'t, T: Record>(
+        &self,
+        report: &mut CheckReport,
+        orphans: &mut Vec<(&'t Tree, IVec)>,
+        (tree, what): (&'t Tree, &'static str),
+        (key, value): (IVec, IVec),
+    ) -> StoreResult<Option<Scoped<T>>> {
+        let Some((app_id, name)) = keys::split_app_scoped(&key) else {
+            report.corrupt_records += 1;
+            report.note(format!("{what}: malformed key {key:?}"));
+            return Ok(None);
+        };
+        if !self.apps.contains_key(app_id.as_bytes())? {
+            report.orphan_records += 1;
+            report.note(format!("{what} {app_id}/{name} of a missing app"));
+            orphans.push((tree, key.clone()));
+            return Ok(None);
+        }
+        let Ok(value) = decode::<T>(what, &value) else {
+            report.corrupt_records += 1;
+            report.note(format!("{what} {app_id}/{name} does not decode"));
+            return Ok(None);
+        };
+        Ok(Some(Scoped {
+            app_id: app_id.to_owned(),
+            name: name.to_owned(),
+            value,
+        }))
+    }
+
+    pub(super) fn check_store(&self, repair: bool) -> StoreResult<CheckReport> {
+        let _registry = self.exclusive();
+        let mut report = CheckReport::default();
+        let app_exists = |app_id: &str| self.apps.contains_key(app_id.as_bytes());
+        let mut orphan_keys: Vec<(&Tree, IVec)> = Vec::new();
+
+        // Primary -> index.
+        let mut expected_times: Vec<Vec<u8>> = Vec::new();
+        let mut expected_counts: HashMap<Vec<u8>, u64> = HashMap::new();
+        let mut expected_custom_ids: Vec<Vec<u8>> = Vec::new();
+        for entry in self.devices.iter() {
+            report.devices += 1;
+            let Some(Scoped {
+                app_id,
+                name: device_id,
+                value: record,
+            }) = self.check_scoped::<DeviceRecord>(
+                &mut report,
+                &mut orphan_keys,
+                (&self.devices, "device"),
+                entry?,
+            )?
+            else {
+                continue;
+            };
+            let (app_id, device_id) = (app_id.as_str(), device_id.as_str());
+            for (key, delta) in count_deltas(app_id, device_id, None, Some(&record)) {
+                *expected_counts.entry(key).or_default() += delta as u64;
+            }
+            if !record.report.custom_id.is_empty() {
+                let key = keys::custom_id(app_id, &record.report.custom_id, device_id);
+                if !self.devices_by_custom_id.contains_key(&key)? {
+                    report.missing_index_entries += 1;
+                    report.note(format!(
+                        "device {app_id}/{device_id} is missing from the custom id index"
+                    ));
+                }
+                expected_custom_ids.push(key);
+            }
+            let time_key = keys::device_time(app_id, record.updated_at, device_id);
+            if !self.devices_by_time.contains_key(&time_key)? {
+                report.missing_index_entries += 1;
+                report.note(format!(
+                    "device {app_id}/{device_id} has no time-index entry"
+                ));
+            }
+            expected_times.push(time_key);
+        }
+        // Index -> primary.
+        report.index_entries = self.devices_by_time.len();
+        stale_entries(
+            &self.devices_by_time,
+            &mut expected_times,
+            &mut report,
+            |key| {
+                let shown = keys::split_device_time(key)
+                    .map(|(a, t, d)| format!("{a}/{d} at {t}"))
+                    .unwrap_or_else(|| format!("{key:?}"));
+                format!("time-index entry {shown} matches no device")
+            },
+        )?;
+        // Overrides.
+        let mut override_times: Vec<Vec<u8>> = Vec::new();
+        for entry in self.overrides.iter() {
+            let Some(Scoped {
+                app_id,
+                name: device_id,
+                value: overrides,
+            }) = self.check_scoped::<Overrides>(
+                &mut report,
+                &mut orphan_keys,
+                (&self.overrides, "override"),
+                entry?,
+            )?
+            else {
+                continue;
+            };
+            let (app_id, device_id) = (app_id.as_str(), device_id.as_str());
+            let key = keys::app_scoped(app_id, device_id);
+            let channel_missing = match &overrides.channel {
+                Some(name) => !self.channels.contains_key(keys::app_scoped(app_id, name))?,
+                None => false,
+            };
+            let bundle_missing = match &overrides.version {
+                Some(name) => !self.bundles.contains_key(keys::app_scoped(app_id, name))?,
+                None => false,
+            };
+            if channel_missing || bundle_missing || overrides.is_empty() {
+                report.dangling_overrides += 1;
+                report.note(format!(
+                    "override of {app_id}/{device_id} names a missing channel or bundle"
+                ));
+            }
+            let time_key = keys::device_time(app_id, overrides.set_at, device_id);
+            if !self.devices.contains_key(&key)?
+                && !self.overrides_by_time.contains_key(&time_key)?
+            {
+                report.unexpirable_overrides += 1;
+                report.note(format!(
+                    "override of {app_id}/{device_id} would never expire"
+                ));
+            }
+            override_times.push(time_key);
+        }
+        for (tree, name) in [(&self.channels, "channel"), (&self.bundles, "bundle")] {
+            for key in tree.iter().keys() {
+                let key = key?;
+                match keys::split_app_scoped(&key) {
+                    Some((app_id, item)) if !app_exists(app_id)? => {
+                        report.orphan_records += 1;
+                        report.note(format!("{name} {app_id}/{item} of a missing app"));
+                        orphan_keys.push((tree, key.clone()));
+                    }
+                    Some(_) => {}
+                    None => report.corrupt_records += 1,
+                }
+            }
+        }
+
+        // The custom id index against the records.
+        stale_entries(
+            &self.devices_by_custom_id,
+            &mut expected_custom_ids,
+            &mut report,
+            |_| "custom id index entry matching no device".to_owned(),
+        )?;
+
+        // Device counters against a recount.
+        let mut stored_counts = 0;
+        for entry in self.device_counts.iter() {
+            let (key, value) = entry?;
+            stored_counts += 1;
+            if expected_counts.get(key.as_ref()) != Some(&read_count(&value)) {
+                report.wrong_counters += 1;
+                report.note(format!("device counter {key:?} differs from a recount"));
+            }
+        }
+        if stored_counts != expected_counts.len() {
+            report.wrong_counters += expected_counts.len().saturating_sub(stored_counts).max(1);
+            report.note("device counters are missing".into());
+        }
+
+        // The audit log: entries of existing apps, each with its per-device index entry.
+        let mut expected_audit_index: Vec<Vec<u8>> = Vec::new();
+        for entry in self.audit.iter() {
+            let (key, value) = entry?;
+            let Some((app_id, _, _)) = keys::split_audit(&key) else {
+                report.corrupt_records += 1;
+                continue;
+            };
+            if !app_exists(app_id)? {
+                report.orphan_records += 1;
+                report.note(format!("audit entry of a missing app {app_id}"));
+                orphan_keys.push((&self.audit, key.clone()));
+                continue;
+            }
+            let Ok(audit) = decode::<AuditEntry>("audit", &value) else {
+                report.corrupt_records += 1;
+                continue;
+            };
+            let index_key = keys::audit_by_device(app_id, &audit.device_id, audit.at, audit.seq);
+            if !self.audit_by_device.contains_key(&index_key)? {
+                report.missing_index_entries += 1;
+                report.note(format!(
+                    "audit entry of {app_id}/{} has no device index entry",
+                    audit.device_id
+                ));
+            }
+            expected_audit_index.push(index_key);
+        }
+        stale_entries(
+            &self.audit_by_device,
+            &mut expected_audit_index,
+            &mut report,
+            |_| "audit device index entry matching no entry".to_owned(),
+        )?;
+
+        if repair && !report.is_clean() {
+            // The custom id index, rebuilt from the records.
+            self.devices_by_custom_id.clear()?;
+            for key in &expected_custom_ids {
+                self.devices_by_custom_id
+                    .insert(key.as_slice(), &[] as &[u8])?;
+            }
+            // The counters, recounted from the records.
+            self.device_counts.clear()?;
+            for (key, count) in &expected_counts {
+                self.device_counts
+                    .insert(key.as_slice(), &count.to_be_bytes())?;
+            }
+            // The audit's device index, rebuilt from its entries.
+            self.audit_by_device.clear()?;
+            for key in &expected_audit_index {
+                self.audit_by_device.insert(key.as_slice(), &[] as &[u8])?;
+            }
+            // Drop what belongs to no app, then rebuild both time indexes from the records.
+            for (tree, key) in &orphan_keys {
+                tree.remove(key)?;
+            }
+            self.rebuild_time_index()?;
+            self.rebuild_override_index(&override_times)?;
+            self.remove_dangling_overrides()?;
+            self.db.flush()?;
+            report.repaired = true;
+        }
+        Ok(report)
+    }
+
+    pub(super) fn rebuild_time_index(&self) -> StoreResult<()> {
+        self.devices_by_time.clear()?;
+        for entry in self.devices.iter() {
+            let (key, value) = entry?;
+            let (Some((app_id, device_id)), Ok(record)) = (
+                keys::split_app_scoped(&key),
+                decode::<DeviceRecord>("devices", &value),
+            ) else {
+                continue;
+            };
+            self.devices_by_time.insert(
+                keys::device_time(app_id, record.updated_at, device_id),
+                &[] as &[u8],
+            )?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn rebuild_override_index(&self, override_times: &[Vec<u8>]) -> StoreResult<()> {
+        self.overrides_by_time.clear()?;
+        for key in override_times {
+            self.overrides_by_time
+                .insert(key.as_slice(), &[] as &[u8])?;
+        }
+        Ok(())
+    }
+
+    /// Clears override fields naming a channel or bundle that no longer exists.
+    pub(super) fn remove_dangling_overrides(&self) -> StoreResult<()> {
+        for entry in self.overrides.iter() {
+            let (key, value) = entry?;
+            let (Some((app_id, device_id)), Ok(mut overrides)) = (
+                keys::split_app_scoped(&key),
+                decode::<Overrides>("overrides", &value),
+            ) else {
+                continue;
+            };
+            if let Some(name) = &overrides.channel {
+                if !self.channels.contains_key(keys::app_scoped(app_id, name))? {
+                    overrides.channel = None;
+                }
+            }
+            if let Some(name) = &overrides.version {
+                if !self.bundles.contains_key(keys::app_scoped(app_id, name))? {
+                    overrides.version = None;
+                }
+            }
+            if overrides.is_empty() {
+                self.overrides.remove(&key)?;
+                self.overrides_by_time.remove(keys::device_time(
+                    app_id,
+                    overrides.set_at,
+                    device_id,
+                ))?;
+            } else {
+                self.overrides.insert(&key, encode_value(&overrides))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Maintenance for SledStore {
+    fn check(&self, repair: bool) -> StoreResult<CheckReport> {
+        let report = self.check_store(repair)?;
+        // A repair may have removed bundles (of apps that are gone).
+        self.forget_bundle_ids();
+        Ok(report)
+    }
+
+    fn counts(&self) -> StoreResult<Counts> {
+        Ok(Counts {
+            apps: self.apps.len(),
+            devices: self.devices.len(),
+            devices_by_time: self.devices_by_time.len(),
+            overrides: self.overrides.len(),
+            overrides_by_time: self.overrides_by_time.len(),
+        })
+    }
+
+    fn flush(&self) -> StoreResult<()> {
+        self.flush_counted()
+    }
+
+    fn health(&self) -> StoreResult<()> {
+        // The default tree holds nothing else; this key is the probe.
+        self.db
+            .insert(b"health_probe", &self.db.generate_id()?.to_be_bytes())?;
+        Ok(())
+    }
+
+    fn size_on_disk(&self) -> StoreResult<u64> {
+        Ok(self.db.size_on_disk()?)
+    }
+
+    fn device_counts(&self) -> StoreResult<Vec<(String, usize)>> {
+        let mut counts = Vec::new();
+        for app_id in self.apps.iter().keys() {
+            let app_id = app_id?;
+            let app_id = String::from_utf8(app_id.to_vec()).map_err(|_| corrupt_key("apps"))?;
+            let devices = self.devices.range(app_range(&app_id)).keys().count();
+            counts.push((app_id, devices));
+        }
+        Ok(counts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sled::fixtures::*;
+
+    #[test]
+    fn check_finds_and_repairs_every_kind_of_inconsistency() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_with_beta(dir.path());
+        for i in 0..10 {
+            store
+                .upsert_device("app", &format!("d{i}"), &report(), 100 + i, 1)
+                .unwrap();
+        }
+        store
+            .write_overrides(&[
+                link_to_beta(&["d0"], at(5)),
+                link_to_beta(&["never"], at(5)),
+            ])
+            .unwrap();
+        assert!(store.check(false).unwrap().is_clean());
+
+        // A lost index entry, a stale one, an unexpirable override, an orphan of a deleted app,
+        // and an override whose channel vanished.
+        store
+            .devices_by_time
+            .remove(keys::device_time("app", 101, "d1"))
+            .unwrap();
+        store
+            .devices_by_time
+            .insert(keys::device_time("app", 999, "ghost"), &[] as &[u8])
+            .unwrap();
+        store
+            .overrides_by_time
+            .remove(keys::device_time("app", 5, "never"))
+            .unwrap();
+        let orphan = DeviceRecord {
+            updated_at: 7,
+            report: report(),
+        };
+        store
+            .devices
+            .insert(keys::app_scoped("gone", "x"), encode_value(&orphan))
+            .unwrap();
+        store
+            .channels
+            .remove(keys::app_scoped("app", "beta"))
+            .unwrap();
+        // An audit index entry pointing at nothing.
+        store
+            .audit_by_device
+            .insert(keys::audit_by_device("app", "x", 1, 1), &[] as &[u8])
+            .unwrap();
+
+        let found = store.check(false).unwrap();
+        assert_eq!(found.missing_index_entries, 1, "{found:?}");
+        assert_eq!(found.stale_index_entries, 2, "{found:?}");
+        assert_eq!(found.unexpirable_overrides, 1, "{found:?}");
+        assert_eq!(found.orphan_records, 1, "{found:?}");
+        assert_eq!(found.dangling_overrides, 2, "{found:?}");
+        assert!(!found.repaired && !found.examples.is_empty());
+
+        assert!(store.check(true).unwrap().repaired);
+        let after = store.check(false).unwrap();
+        assert!(after.is_clean(), "{after:?}");
+        assert_eq!((after.devices, after.index_entries), (10, 10));
+    }
+}

@@ -1,0 +1,393 @@
+//! Apps, channels and bundles ([`Registry`]), the per-app cache of bundle ids, and the cascade
+//! that removes an app.
+
+use super::*;
+
+/// Rows deleted per transaction when an app is removed.
+pub(super) const DELETE_CHUNK: usize = 512;
+
+/// Bundle ids by version name, per app, for rendering devices: a page of 50 devices names up to
+/// 50 versions, each a lookup in `bundles` otherwise. Bundles change only under the registry's
+/// exclusive lock, which forgets the map; `generation` keeps a map read before such a change
+/// from being kept after it.
+#[derive(Default)]
+pub(super) struct BundleIds {
+    generation: AtomicU64,
+    apps: RwLock<HashMap<String, Arc<HashMap<String, u64>>>>,
+}
+
+impl SledStore {
+    /// The app's bundle ids by version name (see [`BundleIds`]).
+    pub(super) fn bundle_ids(&self, app_id: &str) -> StoreResult<Arc<HashMap<String, u64>>> {
+        /// The leading field of a `Bundle`: bincode decodes a prefix of the record without
+        /// reading (or allocating) the rest.
+        #[derive(Serialize, Deserialize)]
+        struct BundleId {
+            id: u64,
+        }
+        // A bundle's record read as this prefix: its format, and `id` stays its first field.
+        impl Record for BundleId {
+            const FORMAT: u8 = <Bundle as Record>::FORMAT;
+        }
+        let cache = &self.bundle_ids;
+        if let Some(ids) = cache
+            .apps
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(app_id)
+        {
+            return Ok(ids.clone());
+        }
+        let generation = cache.generation.load(Ordering::SeqCst);
+        let mut ids = HashMap::new();
+        for entry in self.app_entries(&self.bundles, app_id) {
+            let (key, value) = entry?;
+            let (_, version) =
+                keys::split_app_scoped(&key).ok_or_else(|| corrupt_key("bundles"))?;
+            let bundle: BundleId = decode("bundles", &value)?;
+            ids.insert(version.to_owned(), bundle.id);
+        }
+        let ids = Arc::new(ids);
+        let mut apps = cache.apps.write().unwrap_or_else(|e| e.into_inner());
+        if cache.generation.load(Ordering::SeqCst) == generation {
+            apps.insert(app_id.to_owned(), ids.clone());
+        }
+        Ok(ids)
+    }
+
+    /// Called after bundles change (under the exclusive registry lock).
+    pub(super) fn forget_bundle_ids(&self) {
+        let mut apps = self
+            .bundle_ids
+            .apps
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        self.bundle_ids.generation.fetch_add(1, Ordering::SeqCst);
+        apps.clear();
+    }
+
+    /// Removes every key of one app from a tree, in one atomic batch.
+    pub(super) fn remove_app_keys(&self, tree: &Tree, app_id: &str) -> StoreResult<()> {
+        let mut batch = sled::Batch::default();
+        for key in tree.range(app_range(app_id)).keys() {
+            batch.remove(key?);
+        }
+        tree.apply_batch(batch)?;
+        Ok(())
+    }
+
+    pub(super) fn remove_app_devices(&self, app_id: &str) -> StoreResult<usize> {
+        let mut removed = 0;
+        loop {
+            let mut chunk = Vec::with_capacity(DELETE_CHUNK);
+            for entry in self.devices.range(app_range(app_id)).take(DELETE_CHUNK) {
+                let (key, value) = entry?;
+                let (_, device_id) =
+                    keys::split_app_scoped(&key).ok_or_else(|| corrupt_key("devices"))?;
+                let record: DeviceRecord = decode("devices", &value)?;
+                chunk.push((
+                    key.clone(),
+                    keys::device_time(app_id, record.updated_at, device_id),
+                ));
+            }
+            if chunk.is_empty() {
+                break;
+            }
+            (&self.devices, &self.devices_by_time).transaction(|(devices, by_time)| {
+                for (device_key, time_key) in &chunk {
+                    devices.remove(device_key)?;
+                    by_time.remove(time_key.as_slice())?;
+                }
+                Ok::<_, ConflictableTransactionError<StoreError>>(())
+            })?;
+            removed += chunk.len();
+        }
+        // Index entries whose record is gone (none unless an earlier fault left some).
+        self.remove_app_keys(&self.devices_by_time, app_id)?;
+        Ok(removed)
+    }
+}
+
+impl Registry for SledStore {
+    fn create_app(&self, app_id: &str, name: &str, now: Micros) -> StoreResult<CreateApp> {
+        let _registry = self.exclusive();
+        let app = App {
+            app_id: app_id.to_owned(),
+            name: name.to_owned(),
+            created_at: now,
+        };
+        let record = AppRecord {
+            app: app.clone(),
+            next_channel_id: 1,
+            next_bundle_id: 1,
+        };
+        let swapped = self.apps.compare_and_swap(
+            app_id.as_bytes(),
+            None as Option<&[u8]>,
+            Some(encode_value(&record)),
+        )?;
+        Ok(match swapped {
+            Ok(()) => CreateApp::Created(app),
+            Err(_) => CreateApp::AlreadyExists,
+        })
+    }
+
+    fn app_exists(&self, app_id: &str) -> StoreResult<bool> {
+        Ok(self.apps.contains_key(app_id.as_bytes())?)
+    }
+
+    fn app(&self, app_id: &str) -> StoreResult<Option<App>> {
+        Ok(self.app_record(app_id)?.map(|record| record.app))
+    }
+
+    fn apps(&self) -> StoreResult<Vec<App>> {
+        self.apps
+            .iter()
+            .values()
+            .map(|value| decode::<AppRecord>("apps", &value?).map(|record| record.app))
+            .collect()
+    }
+
+    fn delete_app(&self, app_id: &str) -> StoreResult<bool> {
+        let _registry = self.exclusive();
+        if !self.apps.contains_key(app_id.as_bytes())? {
+            return Ok(false);
+        }
+        // Children first and the app last: a crash midway leaves an app that a second DELETE
+        // finishes removing, never orphans of a vanished app.
+        let devices = self.remove_app_devices(app_id)?;
+        self.remove_app_keys(&self.overrides, app_id)?;
+        self.remove_app_keys(&self.overrides_by_time, app_id)?;
+        self.remove_app_keys(&self.audit, app_id)?;
+        self.remove_app_keys(&self.audit_by_device, app_id)?;
+        self.remove_app_keys(&self.device_counts, app_id)?;
+        self.remove_app_keys(&self.devices_by_custom_id, app_id)?;
+        self.remove_app_keys(&self.channels, app_id)?;
+        self.remove_app_keys(&self.bundles, app_id)?;
+        self.forget_bundle_ids();
+        self.apps.remove(app_id.as_bytes())?;
+        log::info!("deleted app {app_id} with {devices} devices");
+        Ok(true)
+    }
+
+    fn upsert_channel(
+        &self,
+        app_id: &str,
+        name: &str,
+        patch: &ChannelPatch,
+        now: Micros,
+    ) -> StoreResult<UpsertChannel> {
+        let _registry = self.exclusive();
+        let Some(mut app) = self.app_record(app_id)? else {
+            return Ok(UpsertChannel::AppNotFound);
+        };
+        if let Some(Some(version)) = &patch.version {
+            if !self
+                .bundles
+                .contains_key(keys::app_scoped(app_id, version))?
+            {
+                return Ok(UpsertChannel::VersionNotFound);
+            }
+        }
+        let (mut channel, created) = match self.channel(app_id, name)? {
+            Some(channel) => (channel, false),
+            None => {
+                let id = app.next_channel_id;
+                app.next_channel_id += 1;
+                (Channel::with_defaults(id, app_id, name, now), true)
+            }
+        };
+        patch.apply(&mut channel);
+        channel.updated_at = now;
+
+        let mut demoted = Vec::new();
+        if channel.public {
+            for other in self.channels(app_id)? {
+                if other.name != channel.name && other.public && other.overlaps(&channel) {
+                    let mut other = other;
+                    other.public = false;
+                    other.updated_at = now;
+                    demoted.push(other);
+                }
+            }
+        }
+        (&self.apps, &self.channels).transaction(|(apps, channels)| {
+            if created {
+                apps.insert(app_id.as_bytes(), encode_value(&app))?;
+            }
+            for other in demoted.iter().chain(std::iter::once(&channel)) {
+                channels.insert(keys::app_scoped(app_id, &other.name), encode_value(other))?;
+            }
+            Ok::<_, ConflictableTransactionError<StoreError>>(())
+        })?;
+        Ok(if created {
+            UpsertChannel::Created(channel)
+        } else {
+            UpsertChannel::Updated(channel)
+        })
+    }
+
+    fn channel(&self, app_id: &str, name: &str) -> StoreResult<Option<Channel>> {
+        self.channels
+            .get(keys::app_scoped(app_id, name))?
+            .map(|bytes| decode("channels", &bytes))
+            .transpose()
+    }
+
+    fn channels(&self, app_id: &str) -> StoreResult<Vec<Channel>> {
+        self.app_values(&self.channels, "channels", app_id)
+    }
+
+    fn delete_channel(
+        &self,
+        app_id: &str,
+        name: &str,
+        change: Change,
+    ) -> StoreResult<DeleteOutcome> {
+        let _registry = self.exclusive();
+        let channel_key = keys::app_scoped(app_id, name);
+        if !self.channels.contains_key(&channel_key)? {
+            return Ok(DeleteOutcome::NotFound);
+        }
+        let mut changed: Vec<(IVec, Overrides, Overrides)> = Vec::new();
+        for entry in self.app_entries(&self.overrides, app_id) {
+            let (key, value) = entry?;
+            let before: Overrides = decode("overrides", &value)?;
+            if before.channel.as_deref() == Some(name) {
+                let mut after = before.clone();
+                after.channel = None;
+                changed.push((key, before, after));
+            }
+        }
+        let seqs = self.audit_seqs(changed.len())?;
+        (
+            &self.channels,
+            &self.overrides,
+            &self.overrides_by_time,
+            &self.audit,
+            &self.audit_by_device,
+        )
+            .transaction(|(channels, overrides, by_time, audit, audit_by_device)| {
+                channels.remove(channel_key.as_slice())?;
+                for (i, (key, before, remaining)) in changed.iter().enumerate() {
+                    let (_, device_id) = keys::split_app_scoped(key)
+                        .ok_or_else(|| abort(corrupt_key("overrides")))?;
+                    if remaining.is_empty() {
+                        overrides.remove(key)?;
+                        by_time.remove(keys::device_time(app_id, remaining.set_at, device_id))?;
+                    } else {
+                        overrides.insert(key, encode_value(remaining))?;
+                    }
+                    let entry = Self::audit_entry(
+                        device_id,
+                        seqs[i],
+                        change,
+                        AuditAction::ChannelDeleted,
+                        before,
+                        remaining,
+                    );
+                    write_audit(audit, audit_by_device, app_id, &entry)?;
+                }
+                Ok::<_, ConflictableTransactionError<StoreError>>(())
+            })?;
+        Ok(DeleteOutcome::Deleted)
+    }
+
+    fn create_bundle(&self, bundle: &NewBundle, now: Micros) -> StoreResult<CreateBundle> {
+        let _registry = self.exclusive();
+        let Some(mut app) = self.app_record(&bundle.app_id)? else {
+            return Ok(CreateBundle::AppNotFound);
+        };
+        let key = keys::app_scoped(&bundle.app_id, &bundle.version);
+        if self.bundles.contains_key(&key)? {
+            return Ok(CreateBundle::AlreadyExists);
+        }
+        let created = Bundle {
+            id: app.next_bundle_id,
+            app_id: bundle.app_id.clone(),
+            version: bundle.version.clone(),
+            external_url: bundle.external_url.clone(),
+            checksum: bundle.checksum.clone(),
+            session_key: bundle.session_key.clone(),
+            min_update_version: bundle.min_update_version.clone(),
+            created_at: now,
+        };
+        app.next_bundle_id += 1;
+        (&self.apps, &self.bundles).transaction(|(apps, bundles)| {
+            apps.insert(bundle.app_id.as_bytes(), encode_value(&app))?;
+            bundles.insert(key.as_slice(), encode_value(&created))?;
+            Ok::<_, ConflictableTransactionError<StoreError>>(())
+        })?;
+        self.forget_bundle_ids();
+        Ok(CreateBundle::Created(created))
+    }
+
+    fn bundle(&self, app_id: &str, version: &str) -> StoreResult<Option<Bundle>> {
+        self.bundles
+            .get(keys::app_scoped(app_id, version))?
+            .map(|bytes| decode("bundles", &bytes))
+            .transpose()
+    }
+
+    fn bundles(&self, app_id: &str) -> StoreResult<Vec<Bundle>> {
+        let mut bundles: Vec<Bundle> = self.app_values(&self.bundles, "bundles", app_id)?;
+        bundles.sort_by_key(|bundle| std::cmp::Reverse(bundle.id));
+        Ok(bundles)
+    }
+
+    fn delete_bundle(&self, app_id: &str, version: &str) -> StoreResult<DeleteOutcome> {
+        let _registry = self.exclusive();
+        let key = keys::app_scoped(app_id, version);
+        if !self.bundles.contains_key(&key)? {
+            return Ok(DeleteOutcome::NotFound);
+        }
+        let used_by_channel = self
+            .channels(app_id)?
+            .iter()
+            .any(|channel| channel.version.as_deref() == Some(version));
+        if used_by_channel {
+            return Ok(DeleteOutcome::InUse);
+        }
+        for overrides in self.app_values::<Overrides>(&self.overrides, "overrides", app_id)? {
+            if overrides.version.as_deref() == Some(version) {
+                return Ok(DeleteOutcome::InUse);
+            }
+        }
+        self.bundles.remove(key)?;
+        self.forget_bundle_ids();
+        Ok(DeleteOutcome::Deleted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sled::fixtures::*;
+
+    #[test]
+    fn a_device_names_the_bundle_of_its_version_as_bundles_come_and_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        store.create_app("app", "app", 1).unwrap();
+        store.upsert_device("app", "d", &report(), 2, 1).unwrap();
+        let bundle_id = |store: &SledStore| store.device("app", "d").unwrap().unwrap().bundle_id;
+        assert_eq!(bundle_id(&store), None);
+        let bundle = NewBundle {
+            app_id: "app".into(),
+            version: "1.0.0".into(),
+            external_url: "https://example.com/1.0.0.zip".into(),
+            checksum: "c".into(),
+            session_key: None,
+            min_update_version: None,
+        };
+        let CreateBundle::Created(created) = store.create_bundle(&bundle, 3).unwrap() else {
+            panic!("bundle not created");
+        };
+        assert_eq!(bundle_id(&store), Some(created.id));
+        assert_eq!(
+            store.delete_bundle("app", "1.0.0").unwrap(),
+            DeleteOutcome::Deleted
+        );
+        assert_eq!(bundle_id(&store), None);
+    }
+}
