@@ -21,7 +21,13 @@
 //! the device id, 0..16) spreads one value over 16 keys, so that concurrent check-ins rarely
 //! conflict on the same counter; readers add the shards up.
 //! api_keys:        sha256(secret) (32 bytes)                -> ApiKey
+//! (default tree):  "sequence/" name                         -> next number (u64 BE, no format byte)
+//! (default tree):  "health_probe"                           -> anything (written by health checks)
 //! ```
+//!
+//! Sequences number what users see: API key ids (`sequence/api_key`) and audit entries
+//! (`sequence/audit`). sled's own id generator is not used for them: it jumps by a million or more
+//! at every restart.
 //!
 //! `overrides_by_time` lets the sweep find overrides of devices that never checked in without
 //! reading every override; it has the layout of `devices_by_time` and the same codec.
@@ -50,6 +56,13 @@ pub const FORMAT_V1: u8 = 1;
 pub const FORMAT_V2: u8 = 2;
 /// No record comes near this; a length prefix beyond it is corruption.
 pub const MAX_RECORD_BYTES: usize = 1 << 20;
+
+/// The key of a sequence in the default tree.
+pub fn sequence(name: &str) -> Vec<u8> {
+    let mut key = b"sequence/".to_vec();
+    key.extend_from_slice(name.as_bytes());
+    key
+}
 
 /// `app_id 0xFF`: the prefix of everything an app owns in an app-scoped tree.
 pub fn app_prefix(app_id: &str) -> Vec<u8> {

@@ -22,11 +22,10 @@ pub(super) fn write_audit(
 }
 
 impl SledStore {
-    /// Numbers for `n` audit entries, taken before a transaction: sled's id generator must not
-    /// be called inside one (it can persist its counter, which deadlocks against the
-    /// transaction's own locks).
+    /// Numbers for `n` audit entries, reserved before a transaction (see [`SledStore::reserve`]).
     pub(super) fn audit_seqs(&self, n: usize) -> StoreResult<Vec<u64>> {
-        (0..n).map(|_| Ok(self.db.generate_id()?)).collect()
+        let first = self.reserve("audit", n as u64)?;
+        Ok((first..first + n as u64).collect())
     }
 
     /// An audit entry for a change.

@@ -227,6 +227,31 @@ impl SledStore {
             .collect()
     }
 
+    /// Reserves `n` numbers of the named sequence (see `keys.rs`) and answers the first. Called
+    /// outside transactions (sled's own updates cannot run inside one). A new sequence starts
+    /// above every number sled's id generator has given, so that it never repeats one handed
+    /// out before sequences existed.
+    fn reserve(&self, name: &str, n: u64) -> StoreResult<u64> {
+        let key = keys::sequence(name);
+        if !self.db.contains_key(&key)? {
+            let start = self.db.generate_id()? + 1;
+            // Another writer may have started it meanwhile: then its start stands.
+            let _ = self.db.compare_and_swap(
+                &key,
+                None as Option<&[u8]>,
+                Some(&start.to_be_bytes()),
+            )?;
+        }
+        let next = self
+            .db
+            .update_and_fetch(&key, |old| {
+                let old = old.map_or(1, read_count);
+                Some((old + n).to_be_bytes().to_vec())
+            })?
+            .map_or(1, |bytes| read_count(&bytes));
+        Ok(next - n)
+    }
+
     fn app_entries<'a>(
         &self,
         tree: &'a Tree,
