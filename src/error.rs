@@ -137,11 +137,20 @@ impl From<Code> for ApiError {
     }
 }
 
+/// Seconds a client is asked to wait before retrying a call the store could not serve.
+const STORE_RETRY_AFTER: u64 = 1;
+
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         // The detail goes to the operator's log, never to the client.
         log::error!("store error: {error}");
-        Self::new(Code::Internal)
+        if error.is_transient() {
+            Self::new(Code::StoreUnavailable)
+                .message("The store cannot serve this now; try again")
+                .info("retryAfter", STORE_RETRY_AFTER)
+        } else {
+            Self::new(Code::Internal)
+        }
     }
 }
 
@@ -158,7 +167,10 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status);
-        if self.status == StatusCode::TOO_MANY_REQUESTS {
+        if matches!(
+            self.status,
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+        ) {
             if let Some(retry) = self.more_info.get("retryAfter").and_then(Value::as_u64) {
                 response.insert_header((header::RETRY_AFTER, retry.to_string()));
             }
@@ -205,6 +217,31 @@ mod tests {
                 .all(|b| b.is_ascii_lowercase() || b == b'_'));
             assert!(!code.message().is_empty());
         }
+    }
+
+    #[test]
+    fn transient_store_errors_are_503_with_retry_after() {
+        for error in [
+            StoreError::Unavailable("No space left on device".into()),
+            StoreError::Timeout("pool".into()),
+            StoreError::Conflict("retries".into()),
+        ] {
+            let error = ApiError::from(error);
+            let response = error.error_response();
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(response.headers().get(header::RETRY_AFTER).unwrap(), "1");
+            let body = error.body();
+            assert_eq!(body["error"], "store_unavailable");
+            assert!(!body.to_string().contains("space"), "{body}");
+        }
+        let corrupt = ApiError::from(StoreError::Corrupt {
+            tree: "devices",
+            detail: "x".into(),
+        });
+        assert_eq!(
+            corrupt.error_response().status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
     }
 
     #[test]

@@ -14,12 +14,33 @@ use crate::model::{
 };
 use crate::timefmt::Micros;
 
+/// What an engine can fail with. The first three are faults a client should simply retry
+/// (503 with `Retry-After`); the last two are bugs or damage (500, and a loud log line).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
+    /// The engine cannot serve now: an I/O error (a full disk), a database out of reach.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// The engine did not answer in time.
+    #[error("storage timed out: {0}")]
+    Timeout(String),
+    /// A write lost to concurrent writes more times than it retries.
+    #[error("storage conflict: {0}")]
+    Conflict(String),
     #[error("storage engine: {0}")]
     Engine(String),
     #[error("corrupt record in {tree}: {detail}")]
     Corrupt { tree: &'static str, detail: String },
+}
+
+impl StoreError {
+    /// Whether the same call may succeed if tried again shortly.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Unavailable(_) | StoreError::Timeout(_) | StoreError::Conflict(_)
+        )
+    }
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

@@ -109,7 +109,16 @@ pub struct SledStore {
 
 impl From<sled::Error> for StoreError {
     fn from(error: sled::Error) -> Self {
-        StoreError::Engine(error.to_string())
+        match error {
+            // A full disk, a file the process may no longer write: not the request's fault,
+            // and possibly gone by the next attempt.
+            sled::Error::Io(io) => StoreError::Unavailable(io.to_string()),
+            sled::Error::Corruption { .. } => StoreError::Corrupt {
+                tree: "(log)",
+                detail: error.to_string(),
+            },
+            other => StoreError::Engine(other.to_string()),
+        }
     }
 }
 
