@@ -10,9 +10,10 @@ use std::io::BufRead;
 use actix_web::http::header::HeaderMap;
 use serde_json::{Map, Value};
 
-use crate::export::{Format, CSV_COLUMNS};
+use crate::export::Format;
 use crate::model::Actor;
 use crate::model::{Device, DeviceReport, Platform};
+use crate::render::device::CSV_COLUMNS;
 use crate::routes::input::Input;
 use crate::store::{BulkOutcome, Change, OverrideAction, OverrideWrite, Store, StoreResult};
 use crate::timefmt::Micros;

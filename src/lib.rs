@@ -15,6 +15,7 @@ pub mod model;
 pub mod observe;
 pub mod openapi;
 pub mod plugin_version;
+pub mod render;
 pub mod resolve;
 pub mod routes;
 pub mod server;

@@ -11,7 +11,7 @@ use libfuzzer_sys::fuzz_target;
 
 use device_registry::config::{ByteSize, Config, Duration};
 use device_registry::model::Overrides;
-use device_registry::routes::devices::parse_cursor;
+use device_registry::render::cursor::parse_cursor;
 use device_registry::routes::input::Input;
 use device_registry::routes::plugin::parse_device_body;
 use device_registry::store::keys;

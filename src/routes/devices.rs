@@ -3,22 +3,23 @@
 use actix_web::http::header::ContentType;
 use actix_web::web::{self, Payload, ServiceConfig};
 use actix_web::{HttpRequest, HttpResponse};
-use serde::Serialize;
 
 use super::input::{invalid, Input};
 use super::plugin;
-use super::render;
 use super::{body_or_query_input, caller, json_input, ok, persist, resource, visible_app};
 use crate::error::{ApiError, Code};
 use crate::export;
 use crate::ids;
 use crate::model::{
-    Cursor, DeviceEntry, DeviceFilter, DeviceListQuery, DeviceOrder, DevicePage, Mode, Platform,
+    Cursor, DeviceFilter, DeviceListQuery, DeviceOrder, DevicePage, Mode, Platform,
 };
+use crate::render::cursor::{format_cursor, parse_cursor};
+use crate::render::device::{DeviceView, DEVICE_JSON_BYTES};
+use crate::render::json as json_out;
 use crate::resolve;
 use crate::state::AppState;
 use crate::store::{BulkOutcome, EraseTarget, OverrideAction, OverrideChange, OverrideWrite};
-use crate::timefmt::{format_micros, parse_rfc3339, Rendered};
+use crate::timefmt::{format_micros, parse_rfc3339};
 use serde_json::json;
 
 pub const DEFAULT_LIMIT: usize = 50;
@@ -60,107 +61,6 @@ fn device_caller(
     })
 }
 
-/// The Device object of the contract.
-#[derive(Serialize)]
-pub struct DeviceView<'a> {
-    updated_at: Rendered,
-    device_id: &'a str,
-    custom_id: &'a str,
-    version: Option<u64>,
-    version_name: Option<&'a str>,
-    app_id: &'a str,
-    platform: &'static str,
-    plugin_version: &'a str,
-    os_version: &'a str,
-    version_build: &'a str,
-    is_prod: bool,
-    is_emulator: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    install_source: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    key_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    channel: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    version_override: Option<&'a str>,
-}
-
-impl<'a> From<&'a DeviceEntry> for DeviceView<'a> {
-    fn from(entry: &'a DeviceEntry) -> Self {
-        let device = &entry.device;
-        let report = &device.report;
-        Self {
-            updated_at: Rendered::new(device.updated_at),
-            device_id: &device.device_id,
-            custom_id: &report.custom_id,
-            version: entry.bundle_id,
-            version_name: report.version_name.as_deref(),
-            app_id: &device.app_id,
-            platform: report.platform.as_str(),
-            plugin_version: &report.plugin_version,
-            os_version: &report.os_version,
-            version_build: &report.version_build,
-            is_prod: report.is_prod,
-            is_emulator: report.is_emulator,
-            install_source: report.install_source.as_deref(),
-            key_id: report.key_id.as_deref(),
-            channel: entry.overrides.channel.as_deref(),
-            version_override: entry.overrides.version.as_deref(),
-        }
-    }
-}
-
-impl DeviceView<'_> {
-    /// Appends this device as JSON: what its `Serialize` writes, without serde's generic
-    /// writer (see `routes::render`).
-    pub fn write_json(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"{\"updated_at\":\"");
-        out.extend_from_slice(self.updated_at.as_str().as_bytes());
-        out.extend_from_slice(b"\",\"device_id\":");
-        render::string(out, self.device_id);
-        out.extend_from_slice(b",\"custom_id\":");
-        render::string(out, self.custom_id);
-        out.extend_from_slice(b",\"version\":");
-        render::optional_number(out, self.version);
-        out.extend_from_slice(b",\"version_name\":");
-        render::optional_string(out, self.version_name);
-        out.extend_from_slice(b",\"app_id\":");
-        render::string(out, self.app_id);
-        out.extend_from_slice(b",\"platform\":");
-        render::string(out, self.platform);
-        out.extend_from_slice(b",\"plugin_version\":");
-        render::string(out, self.plugin_version);
-        out.extend_from_slice(b",\"os_version\":");
-        render::string(out, self.os_version);
-        out.extend_from_slice(b",\"version_build\":");
-        render::string(out, self.version_build);
-        out.extend_from_slice(b",\"is_prod\":");
-        render::boolean(out, self.is_prod);
-        out.extend_from_slice(b",\"is_emulator\":");
-        render::boolean(out, self.is_emulator);
-        if let Some(install_source) = self.install_source {
-            out.extend_from_slice(b",\"install_source\":");
-            render::string(out, install_source);
-        }
-        if let Some(key_id) = self.key_id {
-            out.extend_from_slice(b",\"key_id\":");
-            render::string(out, key_id);
-        }
-        if let Some(channel) = self.channel {
-            out.extend_from_slice(b",\"channel\":");
-            render::string(out, channel);
-        }
-        if let Some(version) = self.version_override {
-            out.extend_from_slice(b",\"version_override\":");
-            render::string(out, version);
-        }
-        out.push(b'}');
-    }
-}
-
-/// About the size of a rendered device, to size answers' buffers.
-const DEVICE_JSON_BYTES: usize = 400;
-
 /// `{"data": [devices], "nextCursor"?, "hasMore"}`.
 fn device_list_json(page: &DevicePage) -> Vec<u8> {
     let mut out = Vec::with_capacity(64 + DEVICE_JSON_BYTES * page.devices.len());
@@ -174,10 +74,10 @@ fn device_list_json(page: &DevicePage) -> Vec<u8> {
     out.push(b']');
     if let Some(cursor) = &page.next {
         out.extend_from_slice(b",\"nextCursor\":");
-        render::string(&mut out, &format_cursor(cursor));
+        json_out::string(&mut out, &format_cursor(cursor));
     }
     out.extend_from_slice(b",\"hasMore\":");
-    render::boolean(&mut out, page.next.is_some());
+    json_out::boolean(&mut out, page.next.is_some());
     out.push(b'}');
     out
 }
@@ -186,21 +86,6 @@ fn json_answer(body: Vec<u8>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type(ContentType::json())
         .body(body)
-}
-
-pub fn format_cursor(cursor: &Cursor) -> String {
-    format!("{}|{}", format_micros(cursor.updated_at), cursor.device_id)
-}
-
-/// `<updated_at>|<device_id>`, split at the first `|` (a device id may contain `|`).
-pub fn parse_cursor(text: &str) -> Option<Cursor> {
-    let (time, device_id) = text.split_once('|')?;
-    let updated_at = u64::try_from(parse_rfc3339(time)?).ok()?;
-    let device_id = ids::normalize_device_id(device_id)?;
-    Some(Cursor {
-        updated_at,
-        device_id,
-    })
 }
 
 fn parse_limit(input: &Input) -> Result<usize, ApiError> {
@@ -833,82 +718,4 @@ async fn export_devices(
     Ok(HttpResponse::Ok()
         .content_type(format.content_type())
         .streaming(pages))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    proptest! {
-        #[test]
-        fn a_device_is_written_as_its_serialize_writes_it(
-            updated_at in any::<u64>(),
-            text in proptest::collection::vec(any::<String>(), 7),
-            version in any::<Option<u64>>(),
-            version_name in any::<Option<String>>(),
-            flags in any::<(bool, bool)>(),
-            reported in any::<(Option<String>, Option<String>)>(),
-            channel in any::<Option<String>>(),
-            version_override in any::<Option<String>>(),
-        ) {
-            let view = DeviceView {
-                updated_at: Rendered::new(updated_at),
-                device_id: &text[0],
-                custom_id: &text[1],
-                version,
-                version_name: version_name.as_deref(),
-                app_id: &text[2],
-                platform: "ios",
-                plugin_version: &text[3],
-                os_version: &text[4],
-                version_build: &text[5],
-                is_prod: flags.0,
-                is_emulator: flags.1,
-                install_source: reported.0.as_deref(),
-                key_id: reported.1.as_deref(),
-                channel: channel.as_deref(),
-                version_override: version_override.as_deref(),
-            };
-            let mut written = Vec::new();
-            view.write_json(&mut written);
-            prop_assert_eq!(written, serde_json::to_vec(&view).unwrap());
-        }
-    }
-
-    #[test]
-    fn cursors_round_trip() {
-        for (micros, id) in [
-            (0u64, "a"),
-            (1_704_067_200_123_456, "dev|ice|"),
-            (1_704_067_200_000_000, "é"),
-        ] {
-            let cursor = Cursor {
-                updated_at: micros,
-                device_id: id.to_owned(),
-            };
-            assert_eq!(parse_cursor(&format_cursor(&cursor)), Some(cursor));
-        }
-    }
-
-    #[test]
-    fn the_seed_cursor_parses() {
-        let cursor = parse_cursor("2024-01-01T00:00:00Z|device_456").unwrap();
-        assert_eq!(cursor.device_id, "device_456");
-        assert_eq!(format_micros(cursor.updated_at), "2024-01-01T00:00:00Z");
-    }
-
-    #[test]
-    fn malformed_cursors_are_refused() {
-        for bad in [
-            "",
-            "|",
-            "device_456",
-            "2024-01-01T00:00:00Z|",
-            "garbage|device",
-            "1969-12-31T23:59:59Z|d",
-        ] {
-            assert_eq!(parse_cursor(bad), None, "{bad}");
-        }
-    }
 }

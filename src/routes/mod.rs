@@ -8,7 +8,6 @@ pub mod devices;
 pub mod input;
 pub mod ops;
 pub mod plugin;
-pub mod render;
 
 use actix_web::body::{BoxBody, EitherBody};
 use actix_web::dev::ServiceResponse;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use actix_web::http::StatusCode;
 use actix_web::test::TestRequest;
 use device_registry::clock::ManualClock;
-use device_registry::export::CSV_COLUMNS;
+use device_registry::render::device::CSV_COLUMNS;
 use serde_json::{json, Value};
 
 use crate::common::*;

@@ -4,7 +4,7 @@
 use device_registry::config::{ByteSize, Duration};
 use device_registry::ids;
 use device_registry::model::Cursor;
-use device_registry::routes::devices::{format_cursor, parse_cursor};
+use device_registry::render::cursor::{format_cursor, parse_cursor};
 use device_registry::store::keys;
 use device_registry::timefmt::{format_micros, parse_rfc3339};
 use proptest::prelude::*;
