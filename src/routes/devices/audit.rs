@@ -1,0 +1,56 @@
+//! `GET /device/audit`: who changed which override, newest first.
+
+use super::*;
+
+/// An audit cursor: `<at>|<seq>` of the last entry of the previous page.
+pub(super) fn parse_audit_cursor(text: &str) -> Option<(u64, u64)> {
+    let (at, seq) = text.split_once('|')?;
+    let at = u64::try_from(parse_rfc3339(at)?).ok()?;
+    Some((at, seq.parse().ok()?))
+}
+
+/// `GET /device/audit?app_id=[&device_id=][&cursor=][&limit=]`: who changed which override and
+/// when, newest first.
+pub(super) async fn audit_log(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = device_caller(&req, &state, Mode::Read)?;
+    let input = Input::from_query(req.query_string())?;
+    let app_id = input.app_id()?;
+    let device_id = input.device_id()?;
+    let limit = parse_limit(&input)?;
+    let before = match input.str("cursor")? {
+        None => None,
+        Some(text) => Some(parse_audit_cursor(text).ok_or_else(|| {
+            invalid(
+                "cursor",
+                "expected the nextCursor of a previous page",
+                input.raw("cursor"),
+            )
+        })?),
+    };
+    visible_app(&state, &caller, &app_id)?;
+    let page = state
+        .store
+        .audit(&app_id, device_id.as_deref(), before, limit)?;
+    let data: Vec<serde_json::Value> = page
+        .entries
+        .iter()
+        .map(|entry| {
+            json!({
+                "at": format_micros(entry.at),
+                "device_id": entry.device_id,
+                "actor": entry.actor.label(),
+                "action": entry.action.as_str(),
+                "before": overrides_json(&entry.before),
+                "after": overrides_json(&entry.after),
+            })
+        })
+        .collect();
+    let mut body = json!({"data": data, "hasMore": page.next.is_some()});
+    if let Some((at, seq)) = page.next {
+        body["nextCursor"] = json!(format!("{}|{seq}", format_micros(at)));
+    }
+    Ok(HttpResponse::Ok().json(body))
+}

@@ -1,0 +1,132 @@
+//! `GET /device`: one device, or a page of them with the list's order, cursor and filters.
+
+use super::*;
+
+/// `{"data": [devices], "nextCursor"?, "hasMore"}`.
+pub(super) fn device_list_json(page: &DevicePage) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + DEVICE_JSON_BYTES * page.devices.len());
+    out.extend_from_slice(b"{\"data\":[");
+    for (i, entry) in page.devices.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        DeviceView::from(entry).write_json(&mut out);
+    }
+    out.push(b']');
+    if let Some(cursor) = &page.next {
+        out.extend_from_slice(b",\"nextCursor\":");
+        json_out::string(&mut out, &format_cursor(cursor));
+    }
+    out.extend_from_slice(b",\"hasMore\":");
+    json_out::boolean(&mut out, page.next.is_some());
+    out.push(b'}');
+    out
+}
+
+pub(super) fn parse_list_query(input: &Input) -> Result<DeviceListQuery, ApiError> {
+    let limit = parse_limit(input)?;
+    let order = match input.str("order")? {
+        None => DeviceOrder::DeviceId,
+        Some("asc") => DeviceOrder::UpdatedAsc,
+        Some("desc") => DeviceOrder::UpdatedDesc,
+        Some(_) => return Err(invalid("order", "asc or desc", input.raw("order"))),
+    };
+    let updated_after = match input.str("updated_at")? {
+        None => None,
+        // An instant before 1970 lists everything, as every device is later than it.
+        Some(text) => Some(
+            parse_rfc3339(text)
+                .map(|micros| u64::try_from(micros).unwrap_or(0))
+                .ok_or_else(|| {
+                    invalid(
+                        "updated_at",
+                        "expected an RFC 3339 instant",
+                        input.raw("updated_at"),
+                    )
+                })?,
+        ),
+    };
+    let after = match input.str("cursor")? {
+        None => None,
+        Some(text) => Some(parse_cursor(text).ok_or_else(|| {
+            invalid(
+                "cursor",
+                "expected the nextCursor of a previous page, <updated_at>|<device_id>",
+                input.raw("cursor"),
+            )
+        })?),
+    };
+    Ok(DeviceListQuery {
+        order,
+        after,
+        updated_after,
+        limit,
+        max_examined: MAX_EXAMINED_PER_PAGE,
+        filter: parse_filter(input)?,
+    })
+}
+
+/// The list filters (each optional, all combinable).
+pub(super) fn parse_filter(input: &Input) -> Result<DeviceFilter, ApiError> {
+    let text = |field: &str, allow_empty: bool| -> Result<Option<String>, ApiError> {
+        match input.str(field)? {
+            None => Ok(None),
+            Some(value)
+                if (allow_empty || !value.is_empty())
+                    && value.len() <= 256
+                    && !ids::has_control(value) =>
+            {
+                Ok(Some(value.to_owned()))
+            }
+            Some(_) => Err(invalid(
+                field,
+                "at most 256 bytes without control characters",
+                input.raw(field),
+            )),
+        }
+    };
+    let platform = match input.str("platform")? {
+        None => None,
+        Some(value) => Some(Platform::parse(value).ok_or_else(|| {
+            invalid(
+                "platform",
+                "ios, android or electron",
+                input.raw("platform"),
+            )
+        })?),
+    };
+    Ok(DeviceFilter {
+        // Stored custom ids are trimmed; a filter for one is too.
+        custom_id: text("custom_id", true)?.map(|id| id.trim().to_owned()),
+        custom_id_prefix: text("custom_id_prefix", false)?,
+        platform,
+        version_name: text("version_name", false)?,
+        channel: input.name("channel")?,
+        has_override: input.bool("has_override")?,
+        is_prod: input.bool("is_prod")?,
+        is_emulator: input.bool("is_emulator")?,
+    })
+}
+
+pub(super) async fn get_devices(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = device_caller(&req, &state, Mode::Read)?;
+    let input = Input::from_query(req.query_string())?;
+    let app_id = input.app_id()?;
+    visible_app(&state, &caller, &app_id)?;
+
+    if let Some(device_id) = input.device_id()? {
+        let entry = state.store.device(&app_id, &device_id)?.ok_or_else(|| {
+            ApiError::new(Code::DeviceNotFound).info("device_id", device_id.as_str())
+        })?;
+        let mut body = Vec::with_capacity(DEVICE_JSON_BYTES);
+        DeviceView::from(&entry).write_json(&mut body);
+        return Ok(json_answer(body));
+    }
+
+    let query = parse_list_query(&input)?;
+    let page = state.store.list_devices(&app_id, &query)?;
+    Ok(json_answer(device_list_json(&page)))
+}

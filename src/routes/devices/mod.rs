@@ -1,0 +1,95 @@
+//! `/device`: the Devices API of the seed (spec section 3).
+
+mod audit;
+mod erase;
+mod export;
+mod list;
+mod overrides;
+mod resolve;
+mod summary;
+
+use actix_web::http::header::ContentType;
+use actix_web::web::{self, Payload, ServiceConfig};
+use actix_web::{HttpRequest, HttpResponse};
+
+use super::input::{invalid, Input};
+use super::plugin;
+use super::{body_or_query_input, caller, json_input, ok, persist, resource, visible_app};
+use crate::error::{ApiError, Code};
+use crate::ids;
+use crate::model::{
+    Cursor, DeviceFilter, DeviceListQuery, DeviceOrder, DevicePage, Mode, Platform,
+};
+use crate::render::cursor::{format_cursor, parse_cursor};
+use crate::render::device::{DeviceView, DEVICE_JSON_BYTES};
+use crate::render::json as json_out;
+use crate::state::AppState;
+use crate::store::{BulkOutcome, EraseTarget, OverrideAction, OverrideChange, OverrideWrite};
+use crate::timefmt::{format_micros, parse_rfc3339};
+use serde_json::json;
+
+// What the concerns share, and the handlers `configure` routes to.
+use audit::audit_log;
+use erase::erase_device;
+use export::export_devices;
+use list::{get_devices, parse_filter};
+use overrides::{bulk_link, bulk_unlink, link_device, overrides_json, unlink_device};
+use resolve::resolve_device;
+use summary::summary;
+
+pub const DEFAULT_LIMIT: usize = 50;
+pub const MAX_LIMIT: usize = 1000;
+/// Rows a filtered page may examine (see [`DeviceListQuery::max_examined`]).
+pub const MAX_EXAMINED_PER_PAGE: usize = 10_000;
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(resource("/device/resolve").route(web::get().to(resolve_device)));
+    cfg.service(resource("/device/export").route(web::get().to(export_devices)));
+    cfg.service(resource("/device/erase").route(web::post().to(erase_device)));
+    cfg.service(resource("/device/audit").route(web::get().to(audit_log)));
+    cfg.service(resource("/device/summary").route(web::get().to(summary)));
+    cfg.service(
+        resource("/device/bulk")
+            .route(web::post().to(bulk_link))
+            .route(web::delete().to(bulk_unlink)),
+    );
+    cfg.service(
+        resource("/device")
+            .route(web::get().to(get_devices))
+            .route(web::post().to(link_device))
+            .route(web::delete().to(unlink_device)),
+    );
+}
+
+/// The seed's wording for a key below `write` on the Devices API.
+fn device_caller(
+    req: &HttpRequest,
+    state: &AppState,
+    mode: Mode,
+) -> Result<crate::auth::Caller, ApiError> {
+    caller(req, state, mode).map_err(|error| {
+        if error.code() == Code::InsufficientPermissions.as_str() {
+            error.message("Insufficient permissions to manage devices")
+        } else {
+            error
+        }
+    })
+}
+
+fn json_answer(body: Vec<u8>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(body)
+}
+
+fn parse_limit(input: &Input) -> Result<usize, ApiError> {
+    let Some(text) = input.str("limit")? else {
+        return Ok(DEFAULT_LIMIT);
+    };
+    text.bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| text.parse::<usize>().ok())
+        .flatten()
+        .filter(|limit| (1..=MAX_LIMIT).contains(limit))
+        .ok_or_else(|| invalid("limit", "an integer from 1 to 1000", input.raw("limit")))
+}

@@ -1,0 +1,60 @@
+//! `GET /device/resolve`: what `/updates` would answer a device, and why.
+
+use super::*;
+
+/// `GET /device/resolve?app_id=&device_id=`: what `/updates` would answer this device now, from
+/// its last reported fields, and why: each precedence step, then each channel rule checked. The
+/// decisions are `/updates`' own code, with recording on; nothing is written.
+pub(super) async fn resolve_device(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = device_caller(&req, &state, Mode::Read)?;
+    let input = Input::from_query(req.query_string())?;
+    let app_id = input.app_id()?;
+    let device_id = input.required_device_id()?;
+    visible_app(&state, &caller, &app_id)?;
+    let entry = state
+        .store
+        .device(&app_id, &device_id)?
+        .ok_or_else(|| ApiError::new(Code::DeviceNotFound).info("device_id", device_id.as_str()))?;
+    let report = &entry.device.report;
+    let mut trace = crate::resolve::Trace::on();
+    let (answer, source) = match crate::resolve::coerce_native_version(&report.version_build) {
+        None => {
+            let refusal = crate::resolve::Refusal::new(
+                "semver_error",
+                crate::resolve::semver_message(&report.version_build),
+                crate::resolve::Kind::Failed,
+            );
+            let answer = crate::resolve::Answer::Refused {
+                refusal,
+                source: None,
+            };
+            (plugin::answer_json(&answer), None)
+        }
+        Some(native) => {
+            let answer = crate::resolve::resolve(
+                state.store.as_ref(),
+                &app_id,
+                report,
+                &native,
+                &entry.overrides,
+                &mut trace,
+            )?;
+            let source = match &answer {
+                crate::resolve::Answer::Update { source, .. } => Some(*source),
+                crate::resolve::Answer::Refused { source, .. } => *source,
+            };
+            (plugin::answer_json(&answer), source)
+        }
+    };
+    Ok(HttpResponse::Ok().json(json!({
+        "app_id": app_id,
+        "device_id": device_id,
+        "answer": answer,
+        "source": source.map(crate::resolve::Source::as_str),
+        "precedence": trace.precedence,
+        "rules": trace.rules,
+    })))
+}
