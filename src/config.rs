@@ -54,6 +54,8 @@ pub struct ServerConfig {
     /// Header naming the client's address when behind a reverse proxy (e.g. `x-forwarded-for`,
     /// first address taken); empty: the connection's peer address.
     pub client_ip_header: String,
+    /// Request worker threads; 0: one per CPU.
+    pub workers: usize,
 }
 
 impl Default for ServerConfig {
@@ -62,6 +64,7 @@ impl Default for ServerConfig {
             bind: Address("127.0.0.1:8080".into()),
             max_body: ByteSize(256 * 1024),
             client_ip_header: String::new(),
+            workers: 0,
         }
     }
 }

@@ -81,6 +81,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         source,
     })?
     .shutdown_timeout(30);
+    let server = match config.server.workers {
+        0 => server,
+        workers => server.workers(workers),
+    };
     for addr in server.addrs() {
         log::info!("listening on http://{addr}");
     }

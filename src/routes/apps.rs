@@ -10,6 +10,7 @@ use crate::error::{ApiError, Code};
 use crate::ids;
 use crate::model::{App, Mode};
 use crate::state::AppState;
+use crate::store::off_workers;
 use crate::store::CreateApp;
 use crate::timefmt::format_micros;
 
@@ -56,7 +57,12 @@ async fn create_app(
         }
     };
     caller.require_app(&app_id)?;
-    match state.store.create_app(&app_id, &name, state.clock.now())? {
+    let now = state.clock.now();
+    let target = app_id.clone();
+    let created = off_workers(&state.store, move |store| {
+        store.create_app(&target, &name, now)
+    });
+    match created.await? {
         CreateApp::Created(app) => {
             persist(&state).await?;
             Ok(HttpResponse::Created().json(app_json(&app)))
@@ -104,12 +110,8 @@ async fn delete_app(
     let app_id = path.into_inner();
     check_app_id(&app_id)?;
     visible_app(&state, &caller, &app_id)?;
-    let store = state.store.clone();
     let target = app_id.clone();
-    // Deleting an app walks all its devices: keep it off the request threads.
-    let deleted = web::block(move || store.delete_app(&target))
-        .await
-        .map_err(|_| ApiError::new(Code::Internal))??;
+    let deleted = off_workers(&state.store, move |store| store.delete_app(&target)).await?;
     if !deleted {
         return Err(ApiError::new(Code::AppNotFound).info("app_id", app_id));
     }

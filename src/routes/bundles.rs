@@ -11,6 +11,7 @@ use crate::error::{ApiError, Code};
 use crate::ids;
 use crate::model::{Bundle, Mode, NewBundle};
 use crate::state::AppState;
+use crate::store::off_workers;
 use crate::store::{CreateBundle, DeleteOutcome};
 use crate::timefmt::format_micros;
 
@@ -112,7 +113,8 @@ async fn create_bundle(
         session_key,
         min_update_version,
     };
-    match state.store.create_bundle(&new, state.clock.now())? {
+    let now = state.clock.now();
+    match off_workers(&state.store, move |store| store.create_bundle(&new, now)).await? {
         CreateBundle::Created(bundle) => {
             persist(&state).await?;
             Ok(HttpResponse::Created()
@@ -152,7 +154,12 @@ async fn delete_bundle(
     let app_id = input.app_id()?;
     let version = input.required_name("version")?;
     visible_app(&state, &caller, &app_id)?;
-    match state.store.delete_bundle(&app_id, &version)? {
+    let (app, bundle) = (app_id.clone(), version.clone());
+    match off_workers(&state.store, move |store| {
+        store.delete_bundle(&app, &bundle)
+    })
+    .await?
+    {
         DeleteOutcome::Deleted => {
             persist(&state).await?;
             Ok(ok())

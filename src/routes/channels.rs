@@ -10,6 +10,7 @@ use crate::error::{ApiError, Code};
 use crate::ids;
 use crate::model::{Channel, ChannelPatch, DisableAutoUpdate, Mode};
 use crate::state::AppState;
+use crate::store::off_workers;
 use crate::store::{DeleteOutcome, UpsertChannel};
 use crate::timefmt::format_micros;
 
@@ -104,21 +105,22 @@ async fn upsert_channel(
     let name = input.required_name("channel")?;
     let patch = parse_patch(&input)?;
     visible_app(&state, &caller, &app_id)?;
-    let (status, channel) =
-        match state
-            .store
-            .upsert_channel(&app_id, &name, &patch, state.clock.now())?
-        {
-            UpsertChannel::Created(channel) => (actix_web::http::StatusCode::CREATED, channel),
-            UpsertChannel::Updated(channel) => (actix_web::http::StatusCode::OK, channel),
-            UpsertChannel::AppNotFound => {
-                return Err(ApiError::new(Code::AppNotFound).info("app_id", app_id))
-            }
-            UpsertChannel::VersionNotFound => {
-                let version = patch.version.flatten().unwrap_or_default();
-                return Err(ApiError::new(Code::VersionNotFound).info("version", version));
-            }
-        };
+    let now = state.clock.now();
+    let (app, channel_name, written) = (app_id.clone(), name.clone(), patch.clone());
+    let upserted = off_workers(&state.store, move |store| {
+        store.upsert_channel(&app, &channel_name, &written, now)
+    });
+    let (status, channel) = match upserted.await? {
+        UpsertChannel::Created(channel) => (actix_web::http::StatusCode::CREATED, channel),
+        UpsertChannel::Updated(channel) => (actix_web::http::StatusCode::OK, channel),
+        UpsertChannel::AppNotFound => {
+            return Err(ApiError::new(Code::AppNotFound).info("app_id", app_id))
+        }
+        UpsertChannel::VersionNotFound => {
+            let version = patch.version.flatten().unwrap_or_default();
+            return Err(ApiError::new(Code::VersionNotFound).info("version", version));
+        }
+    };
     persist(&state).await?;
     Ok(
         HttpResponse::build(status)
@@ -165,9 +167,12 @@ async fn delete_channel(
     let app_id = input.app_id()?;
     let name = input.required_name("channel")?;
     visible_app(&state, &caller, &app_id)?;
-    match state
-        .store
-        .delete_channel(&app_id, &name, super::change_by(&caller, &state))?
+    let change = super::change_by(&caller, &state);
+    let (app, channel) = (app_id.clone(), name.clone());
+    match off_workers(&state.store, move |store| {
+        store.delete_channel(&app, &channel, change)
+    })
+    .await?
     {
         DeleteOutcome::Deleted => {
             persist(&state).await?;

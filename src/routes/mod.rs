@@ -24,6 +24,7 @@ use crate::config::Durability;
 use crate::error::{ApiError, Code};
 use crate::model::Mode;
 use crate::state::AppState;
+use crate::store::off_workers;
 use crate::store::Change;
 use input::Input;
 
@@ -198,11 +199,8 @@ pub(crate) async fn body_or_query_input(
 /// I/O, so it runs on the blocking pool.
 pub(crate) async fn persist(state: &AppState) -> Result<(), ApiError> {
     if state.durability == Durability::Flush {
-        let store = state.store.clone();
         let group = state.group_commit.clone();
-        web::block(move || group.commit(|| store.flush()))
-            .await
-            .map_err(|_| ApiError::new(Code::Internal))??;
+        off_workers(&state.store, move |store| group.commit(|| store.flush())).await?;
     }
     Ok(())
 }

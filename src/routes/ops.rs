@@ -9,6 +9,7 @@ use crate::error::{ApiError, Code};
 use crate::metrics::Gauges;
 use crate::model::Mode;
 use crate::state::AppState;
+use crate::store::off_workers;
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(resource("/health").route(web::get().to(health)))
@@ -39,10 +40,7 @@ async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRes
     let devices_per_app = match state.metrics.cached_device_counts() {
         Some(counts) => counts,
         None => {
-            let store = state.store.clone();
-            let counts = web::block(move || store.device_counts())
-                .await
-                .map_err(|_| ApiError::new(Code::Internal))??;
+            let counts = off_workers(&state.store, |store| store.device_counts()).await?;
             state.metrics.store_device_counts(counts.clone());
             counts
         }

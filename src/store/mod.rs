@@ -2,11 +2,16 @@
 //! engine types. [`sled::SledStore`] is the embedded engine; another engine (a distributed one)
 //! implements [`Store`] and nothing above this module changes.
 //!
-//! Calls are synchronous. The sled engine answers them from memory except [`Maintenance::flush`], which
-//! does disk I/O; handlers call that one on the blocking pool (see `routes::persist`).
+//! Calls are synchronous. Request handlers run those that may wait (every call that takes the
+//! registry's lock, disk I/O) through [`off_workers`], the one way off the request workers, so
+//! that a long operation never parks them; reads, which take no lock and answer from memory,
+//! run inline (a hop to the blocking pool costs a quarter of a check-in's throughput:
+//! bench/RESULTS.md).
 
 pub mod keys;
 pub mod sled;
+
+use std::sync::Arc;
 
 use crate::model::{
     Actor, ApiKey, App, AuditPage, Bundle, Channel, ChannelPatch, Device, DeviceEntry,
@@ -44,6 +49,19 @@ impl StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Runs store calls that may wait (see the module's documentation) on the blocking pool, and
+/// answers their result. A call that panics is an engine error, never a lost request.
+pub async fn off_workers<T, F>(store: &Arc<dyn Store>, work: F) -> StoreResult<T>
+where
+    F: FnOnce(&dyn Store) -> StoreResult<T> + Send + 'static,
+    T: Send + 'static,
+{
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || work(store.as_ref()))
+        .await
+        .unwrap_or_else(|error| Err(StoreError::Engine(format!("a store call failed: {error}"))))
+}
 
 /// Outcome of a check-in (spec section 5, `touch_interval`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -27,3 +27,4 @@ mod resolve;
 mod summary;
 mod sweep;
 mod updates;
+mod workers;

@@ -40,14 +40,13 @@ pub(super) async fn erase_device(
         }
     };
     visible_app(&state, &caller, &app_id)?;
-    let (store, erase_app) = (state.store.clone(), app_id.clone());
+    let erase_app = app_id.clone();
     let change = crate::routes::change_by(&caller, &state);
     let needle = device_id
         .clone()
         .or_else(|| custom_id.clone())
         .unwrap_or_default();
-    // Erasing by custom id scans the app's devices: off the request threads.
-    let erased = web::block(move || {
+    let erased = off_workers(&state.store, move |store| {
         let target = if by_custom_id {
             EraseTarget::CustomId(&needle)
         } else {
@@ -55,8 +54,7 @@ pub(super) async fn erase_device(
         };
         store.erase_devices(&erase_app, target, change)
     })
-    .await
-    .map_err(|_| ApiError::new(Code::Internal))??;
+    .await?;
     if erased.is_empty() {
         let error = ApiError::new(Code::DeviceNotFound);
         return Err(match (device_id, custom_id) {

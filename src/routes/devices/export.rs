@@ -36,12 +36,12 @@ pub(super) async fn export_devices(
                 }
                 ExportPosition::After(after) => after,
             };
-            let page = web::block(move || {
-                crate::export::page(store.as_ref(), &app_id, &DeviceFilter::default(), after)
+            let page = off_workers(&store, move |store| {
+                crate::export::page(store, &app_id, &DeviceFilter::default(), after)
             })
             .await;
             match page {
-                Ok(Ok(page)) => {
+                Ok(page) => {
                     let mut rows = String::with_capacity(page.devices.len() * 320);
                     crate::export::render(format, &page.devices, &mut rows);
                     let next = page.next.map_or(ExportPosition::Done, |cursor| {
@@ -49,14 +49,9 @@ pub(super) async fn export_devices(
                     });
                     Some((Ok(web::Bytes::from(rows)), next))
                 }
-                failed => {
+                Err(error) => {
                     // The answer has begun: all that can be done is to end it short.
-                    let reason = match failed {
-                        Ok(Err(error)) => error.to_string(),
-                        Err(error) => error.to_string(),
-                        Ok(Ok(_)) => unreachable!("handled above"),
-                    };
-                    log::error!("export failed: {reason}");
+                    log::error!("export failed: {error}");
                     Some((
                         Err(std::io::Error::other("export failed")),
                         ExportPosition::Done,

@@ -24,7 +24,9 @@ use crate::render::cursor::{format_cursor, parse_cursor};
 use crate::render::device::{DeviceView, DEVICE_JSON_BYTES};
 use crate::render::json as json_out;
 use crate::state::AppState;
-use crate::store::{BulkOutcome, EraseTarget, OverrideAction, OverrideChange, OverrideWrite};
+use crate::store::{
+    off_workers, BulkOutcome, EraseTarget, OverrideAction, OverrideChange, OverrideWrite,
+};
 use crate::timefmt::{format_micros, parse_rfc3339};
 use serde_json::json;
 

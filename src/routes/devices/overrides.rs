@@ -17,7 +17,7 @@ pub(super) async fn write_overrides(
     };
     let app_id = write.app_id.clone();
     let outcome = if dry_run {
-        state.store.preview_overrides(&write)?
+        off_workers(&state.store, move |store| store.preview_overrides(&write)).await?
     } else {
         state.override_writer.write(write).await?
     };

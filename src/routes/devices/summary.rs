@@ -13,16 +13,17 @@ pub(super) async fn summary(
     let app_id = input.app_id()?;
     let filter = parse_filter(&input)?;
     visible_app(&state, &caller, &app_id)?;
-    let (store, now) = (state.store.clone(), state.clock.now());
+    let now = state.clock.now();
     let filtered = filter != DeviceFilter::default();
     let counted_app = app_id.clone();
-    let counted = web::block(
-        move || -> crate::store::StoreResult<crate::model::DeviceSummary> {
+    let counted = off_workers(
+        &state.store,
+        move |store| -> crate::store::StoreResult<crate::model::DeviceSummary> {
             if !filtered {
                 return store.device_summary(&counted_app, now);
             }
             let mut summary = crate::model::DeviceSummary::default();
-            for devices in crate::export::pages(store.as_ref(), &counted_app, &filter) {
+            for devices in crate::export::pages(store, &counted_app, &filter) {
                 for entry in &devices? {
                     summary.add(
                         &entry.device.report,
@@ -35,8 +36,7 @@ pub(super) async fn summary(
             Ok(summary)
         },
     )
-    .await
-    .map_err(|_| ApiError::new(Code::Internal))??;
+    .await?;
     let total = counted.total;
     let share = |count: u64| {
         if total == 0 {

@@ -391,3 +391,40 @@ mod tests {
         assert_eq!(bundle_id(&store), None);
     }
 }
+
+#[cfg(test)]
+mod delete_tests {
+    use super::*;
+    use crate::store::sled::fixtures::{open, report};
+
+    #[test]
+    fn deleting_an_app_leaves_the_others_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        for app in ["app_big", "app_small"] {
+            store.create_app(app, app, 1).unwrap();
+        }
+        let devices = |app: &str, n: usize| -> Vec<Device> {
+            (0..n)
+                .map(|i| Device {
+                    app_id: app.into(),
+                    device_id: format!("device_{i:07}"),
+                    updated_at: 1_000 + i as u64,
+                    report: report(),
+                })
+                .collect()
+        };
+        assert!(store
+            .import_devices("app_big", &devices("app_big", 2_000))
+            .unwrap());
+        assert!(store
+            .import_devices("app_small", &devices("app_small", 2))
+            .unwrap());
+        assert!(store.delete_app("app_big").unwrap());
+        assert!(store
+            .device("app_small", "device_0000001")
+            .unwrap()
+            .is_some());
+        assert!(store.check(false).unwrap().is_clean());
+    }
+}
