@@ -5,7 +5,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
 use super::input::{invalid, Input};
-use super::{caller, json_input, ok, persist, resource};
+use super::{json_input, needs, ok, persist, resource, Authorized};
 use crate::auth;
 use crate::error::{ApiError, Code};
 use crate::ids;
@@ -62,11 +62,11 @@ fn parse_apps(input: &Input) -> Result<Vec<String>, ApiError> {
 }
 
 async fn create_key(
+    caller: Authorized<needs::All>,
     req: HttpRequest,
     payload: Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller(&req, &state, Mode::All)?;
     let input = json_input(&req, payload, &state).await?;
     let name = input.required_str("name")?;
     if name.trim().is_empty() || name.len() > 128 || ids::has_control(name) {
@@ -124,8 +124,10 @@ async fn create_key(
     Ok(HttpResponse::Created().json(body))
 }
 
-async fn list_keys(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let caller = caller(&req, &state, Mode::All)?;
+async fn list_keys(
+    caller: Authorized<needs::All>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let keys: Vec<Value> = state
         .store
         .api_keys()?
@@ -137,11 +139,10 @@ async fn list_keys(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
 }
 
 async fn delete_key(
-    req: HttpRequest,
+    caller: Authorized<needs::All>,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller(&req, &state, Mode::All)?;
     let text = path.into_inner();
     let id: u64 = text.parse().map_err(|_| {
         invalid(

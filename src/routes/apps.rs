@@ -5,10 +5,10 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
 use super::input::{check_app_id, invalid};
-use super::{caller, json_input, ok, persist, resource, visible_app};
+use super::{json_input, needs, ok, persist, resource, visible_app, Authorized};
 use crate::error::{ApiError, Code};
 use crate::ids;
-use crate::model::{App, Mode};
+use crate::model::App;
 use crate::state::AppState;
 use crate::store::off_workers;
 use crate::store::CreateApp;
@@ -36,11 +36,11 @@ pub fn app_json(app: &App) -> Value {
 }
 
 async fn create_app(
+    caller: Authorized<needs::All>,
     req: HttpRequest,
     payload: Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller(&req, &state, Mode::All)?;
     let input = json_input(&req, payload, &state).await?;
     let app_id = input.app_id()?;
     let name = match input.str("name")? {
@@ -73,8 +73,10 @@ async fn create_app(
     }
 }
 
-async fn list_apps(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let caller = caller(&req, &state, Mode::Read)?;
+async fn list_apps(
+    caller: Authorized<needs::Read>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let apps: Vec<Value> = state
         .store
         .apps()?
@@ -86,11 +88,10 @@ async fn list_apps(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
 }
 
 async fn get_app(
-    req: HttpRequest,
+    caller: Authorized<needs::Read>,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller(&req, &state, Mode::Read)?;
     let app_id = path.into_inner();
     check_app_id(&app_id)?;
     caller.require_app(&app_id)?;
@@ -102,11 +103,10 @@ async fn get_app(
 }
 
 async fn delete_app(
-    req: HttpRequest,
+    caller: Authorized<needs::All>,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller(&req, &state, Mode::All)?;
     let app_id = path.into_inner();
     check_app_id(&app_id)?;
     visible_app(&state, &caller, &app_id)?;

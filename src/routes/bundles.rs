@@ -6,10 +6,12 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
 use super::input::{invalid, Input};
-use super::{body_or_query_input, caller, json_input, ok, persist, resource, visible_app};
+use super::{
+    body_or_query_input, json_input, needs, ok, persist, resource, visible_app, Authorized,
+};
 use crate::error::{ApiError, Code};
 use crate::ids;
-use crate::model::{Bundle, Mode, NewBundle};
+use crate::model::{Bundle, NewBundle};
 use crate::state::AppState;
 use crate::store::off_workers;
 use crate::store::{CreateBundle, DeleteOutcome};
@@ -90,11 +92,11 @@ fn parse_external_url(input: &Input) -> Result<String, ApiError> {
 }
 
 async fn create_bundle(
+    caller: Authorized<needs::Write>,
     req: HttpRequest,
     payload: Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller(&req, &state, Mode::Write)?;
     let input = json_input(&req, payload, &state).await?;
     let app_id = input.app_id()?;
     let version =
@@ -128,10 +130,10 @@ async fn create_bundle(
 }
 
 async fn list_bundles(
+    caller: Authorized<needs::Read>,
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller(&req, &state, Mode::Read)?;
     let input = Input::from_query(req.query_string())?;
     let app_id = input.app_id()?;
     visible_app(&state, &caller, &app_id)?;
@@ -145,11 +147,11 @@ async fn list_bundles(
 }
 
 async fn delete_bundle(
+    caller: Authorized<needs::Write>,
     req: HttpRequest,
     payload: Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller(&req, &state, Mode::Write)?;
     let input = body_or_query_input(&req, payload, &state).await?;
     let app_id = input.app_id()?;
     let version = input.required_name("version")?;

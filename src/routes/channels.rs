@@ -5,10 +5,12 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
 use super::input::{invalid, Input};
-use super::{body_or_query_input, caller, json_input, ok, persist, resource, visible_app};
+use super::{
+    body_or_query_input, json_input, needs, ok, persist, resource, visible_app, Authorized,
+};
 use crate::error::{ApiError, Code};
 use crate::ids;
-use crate::model::{Channel, ChannelPatch, DisableAutoUpdate, Mode};
+use crate::model::{Channel, ChannelPatch, DisableAutoUpdate};
 use crate::state::AppState;
 use crate::store::off_workers;
 use crate::store::{DeleteOutcome, UpsertChannel};
@@ -95,11 +97,11 @@ fn parse_patch(input: &Input) -> Result<ChannelPatch, ApiError> {
 }
 
 async fn upsert_channel(
+    caller: Authorized<needs::Write>,
     req: HttpRequest,
     payload: Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller(&req, &state, Mode::Write)?;
     let input = json_input(&req, payload, &state).await?;
     let app_id = input.app_id()?;
     let name = input.required_name("channel")?;
@@ -129,10 +131,10 @@ async fn upsert_channel(
 }
 
 async fn get_channels(
+    caller: Authorized<needs::Read>,
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller(&req, &state, Mode::Read)?;
     let input = Input::from_query(req.query_string())?;
     let app_id = input.app_id()?;
     let name = input.name("channel")?;
@@ -158,11 +160,11 @@ async fn get_channels(
 }
 
 async fn delete_channel(
+    caller: Authorized<needs::Write>,
     req: HttpRequest,
     payload: Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller(&req, &state, Mode::Write)?;
     let input = body_or_query_input(&req, payload, &state).await?;
     let app_id = input.app_id()?;
     let name = input.required_name("channel")?;

@@ -115,9 +115,89 @@ fn too_many_requests(retry_after: u64) -> ApiError {
     ApiError::new(Code::TooManyRequests).info("retryAfter", retry_after)
 }
 
+/// What a route needs of the caller's key, stated in the handler's signature as the type of its
+/// [`Authorized`] argument, so that no handler can forget to authenticate.
+pub(crate) trait Needs {
+    const MODE: Mode;
+    /// The refusal's wording when the key's mode is too low, where the contract has its own.
+    const DENIED: Option<&'static str> = None;
+}
+
+/// The modes routes need (see [`Needs`]); `Devices*` use the seed's wording for the Devices API.
+pub(crate) mod needs {
+    use super::{Mode, Needs};
+
+    pub struct Read;
+    pub struct Write;
+    pub struct All;
+    pub struct DevicesRead;
+    pub struct DevicesWrite;
+    pub struct DevicesAll;
+
+    const DEVICES: Option<&str> = Some("Insufficient permissions to manage devices");
+
+    impl Needs for Read {
+        const MODE: Mode = Mode::Read;
+    }
+    impl Needs for Write {
+        const MODE: Mode = Mode::Write;
+    }
+    impl Needs for All {
+        const MODE: Mode = Mode::All;
+    }
+    impl Needs for DevicesRead {
+        const MODE: Mode = Mode::Read;
+        const DENIED: Option<&'static str> = DEVICES;
+    }
+    impl Needs for DevicesWrite {
+        const MODE: Mode = Mode::Write;
+        const DENIED: Option<&'static str> = DEVICES;
+    }
+    impl Needs for DevicesAll {
+        const MODE: Mode = Mode::All;
+        const DENIED: Option<&'static str> = DEVICES;
+    }
+}
+
+/// The authenticated caller of a route that needs `N`: extracted before the body is read, so a
+/// request without the right key is refused first.
+pub(crate) struct Authorized<N: Needs> {
+    caller: Caller,
+    needs: std::marker::PhantomData<N>,
+}
+
+impl<N: Needs> std::ops::Deref for Authorized<N> {
+    type Target = Caller;
+
+    fn deref(&self) -> &Caller {
+        &self.caller
+    }
+}
+
+impl<N: Needs> actix_web::FromRequest for Authorized<N> {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let authorized = match req.app_data::<web::Data<AppState>>() {
+            Some(state) => caller(req, state, N::MODE).map_err(|error| match N::DENIED {
+                Some(wording) if error.code() == Code::InsufficientPermissions.as_str() => {
+                    error.message(wording)
+                }
+                _ => error,
+            }),
+            None => Err(ApiError::new(Code::Internal)),
+        };
+        std::future::ready(authorized.map(|caller| Authorized {
+            caller,
+            needs: std::marker::PhantomData,
+        }))
+    }
+}
+
 /// Authenticates the request and checks the key's mode. A client with too many recent failed
 /// authentications is refused before its key is even looked at.
-pub(crate) fn caller(req: &HttpRequest, state: &AppState, mode: Mode) -> Result<Caller, ApiError> {
+fn caller(req: &HttpRequest, state: &AppState, mode: Mode) -> Result<Caller, ApiError> {
     let client = client_ip(req, state);
     let now = state.clock.now();
     if let Some(retry_after) = state.auth_failures.retry_after(client, now) {

@@ -1,13 +1,12 @@
 //! Operating the server: `/health` for liveness checks, `/metrics` for Prometheus.
 
 use actix_web::web::{self, ServiceConfig};
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::HttpResponse;
 use serde_json::json;
 
-use super::{caller, resource};
+use super::{needs, resource, Authorized};
 use crate::error::{ApiError, Code};
 use crate::metrics::Gauges;
-use crate::model::Mode;
 use crate::state::AppState;
 use crate::store::off_workers;
 
@@ -35,8 +34,10 @@ async fn health(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
 
 /// Prometheus text format. Needs a key (it names apps); per-app figures only for the apps the
 /// key may see.
-async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let caller = caller(&req, &state, Mode::Read)?;
+async fn metrics(
+    caller: Authorized<needs::Read>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let devices_per_app = match state.metrics.cached_device_counts() {
         Some(counts) => counts,
         None => {

@@ -12,10 +12,10 @@ pub(super) fn parse_audit_cursor(text: &str) -> Option<(u64, u64)> {
 /// `GET /device/audit?app_id=[&device_id=][&cursor=][&limit=]`: who changed which override and
 /// when, newest first.
 pub(super) async fn audit_log(
+    caller: Authorized<needs::DevicesRead>,
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = device_caller(&req, &state, Mode::Read)?;
     let input = Input::from_query(req.query_string())?;
     let app_id = input.app_id()?;
     let device_id = input.device_id()?;

@@ -5,11 +5,11 @@ use super::*;
 /// `POST /device/erase {"app_id", "device_id"}` or `{"app_id", "custom_id"}` (mode `all`): removes
 /// the device(s) for good, with their index entries and overrides, and answers what was removed.
 pub(super) async fn erase_device(
+    caller: Authorized<needs::DevicesAll>,
     req: HttpRequest,
     payload: Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = device_caller(&req, &state, Mode::All)?;
     let input = json_input(&req, payload, &state).await?;
     let app_id = input.app_id()?;
     let device_id = input.device_id()?;

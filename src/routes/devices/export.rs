@@ -12,10 +12,10 @@ pub(super) enum ExportPosition {
 /// `GET /device/export?app_id=[&format=csv]`: every device of the app, NDJSON by default, read
 /// and sent a page at a time (never all in memory), in device id order.
 pub(super) async fn export_devices(
+    caller: Authorized<needs::DevicesRead>,
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = device_caller(&req, &state, Mode::Read)?;
     let input = Input::from_query(req.query_string())?;
     let app_id = input.app_id()?;
     let format = match input.str("format")? {

@@ -109,10 +109,10 @@ pub(super) fn parse_filter(input: &Input) -> Result<DeviceFilter, ApiError> {
 }
 
 pub(super) async fn get_devices(
+    caller: Authorized<needs::DevicesRead>,
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = device_caller(&req, &state, Mode::Read)?;
     let input = Input::from_query(req.query_string())?;
     let app_id = input.app_id()?;
     visible_app(&state, &caller, &app_id)?;

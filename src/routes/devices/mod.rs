@@ -14,12 +14,12 @@ use actix_web::{HttpRequest, HttpResponse};
 
 use super::input::{invalid, Input};
 use super::plugin;
-use super::{body_or_query_input, caller, json_input, ok, persist, resource, visible_app};
+use super::{
+    body_or_query_input, json_input, needs, ok, persist, resource, visible_app, Authorized,
+};
 use crate::error::{ApiError, Code};
 use crate::ids;
-use crate::model::{
-    Cursor, DeviceFilter, DeviceListQuery, DeviceOrder, DevicePage, Mode, Platform,
-};
+use crate::model::{Cursor, DeviceFilter, DeviceListQuery, DeviceOrder, DevicePage, Platform};
 use crate::render::cursor::{format_cursor, parse_cursor};
 use crate::render::device::{DeviceView, DEVICE_JSON_BYTES};
 use crate::render::json as json_out;
@@ -61,21 +61,6 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .route(web::post().to(link_device))
             .route(web::delete().to(unlink_device)),
     );
-}
-
-/// The seed's wording for a key below `write` on the Devices API.
-fn device_caller(
-    req: &HttpRequest,
-    state: &AppState,
-    mode: Mode,
-) -> Result<crate::auth::Caller, ApiError> {
-    caller(req, state, mode).map_err(|error| {
-        if error.code() == Code::InsufficientPermissions.as_str() {
-            error.message("Insufficient permissions to manage devices")
-        } else {
-            error
-        }
-    })
 }
 
 fn json_answer(body: Vec<u8>) -> HttpResponse {

@@ -46,11 +46,11 @@ pub(super) fn link_action(
 }
 
 pub(super) async fn link_device(
+    caller: Authorized<needs::DevicesWrite>,
     req: HttpRequest,
     payload: Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = device_caller(&req, &state, Mode::Write)?;
     let input = json_input(&req, payload, &state).await?;
     let app_id = input.app_id()?;
     let device_id = input.required_device_id()?;
@@ -69,11 +69,11 @@ pub(super) async fn link_device(
 }
 
 pub(super) async fn unlink_device(
+    caller: Authorized<needs::DevicesWrite>,
     req: HttpRequest,
     payload: Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = device_caller(&req, &state, Mode::Write)?;
     let input = body_or_query_input(&req, payload, &state).await?;
     let app_id = input.app_id()?;
     let device_id = input.required_device_id()?;
@@ -141,11 +141,11 @@ pub(super) fn bulk_answer(changes: &[crate::store::OverrideChange], dry_run: boo
 /// `POST /device/bulk {"app_id", "device_ids", "channel"?, "version_id"?, "dry_run"?}`: links up to
 /// 1000 devices at once, all or none, after validating the whole request.
 pub(super) async fn bulk_link(
+    caller: Authorized<needs::DevicesWrite>,
     req: HttpRequest,
     payload: Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = device_caller(&req, &state, Mode::Write)?;
     let input = json_input(&req, payload, &state).await?;
     let app_id = input.app_id()?;
     let device_ids = parse_device_ids(&input)?;
@@ -166,11 +166,11 @@ pub(super) async fn bulk_link(
 /// `DELETE /device/bulk {"app_id", "device_ids", "dry_run"?}`: removes the overrides of up to 1000
 /// devices at once, all or none.
 pub(super) async fn bulk_unlink(
+    caller: Authorized<needs::DevicesWrite>,
     req: HttpRequest,
     payload: Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = device_caller(&req, &state, Mode::Write)?;
     let input = json_input(&req, payload, &state).await?;
     let app_id = input.app_id()?;
     let device_ids = parse_device_ids(&input)?;

@@ -6,10 +6,10 @@ use super::*;
 /// its last reported fields, and why: each precedence step, then each channel rule checked. The
 /// decisions are `/updates`' own code, with recording on; nothing is written.
 pub(super) async fn resolve_device(
+    caller: Authorized<needs::DevicesRead>,
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = device_caller(&req, &state, Mode::Read)?;
     let input = Input::from_query(req.query_string())?;
     let app_id = input.app_id()?;
     let device_id = input.required_device_id()?;

@@ -5,10 +5,10 @@ use super::*;
 /// `GET /device/summary?app_id=[&filters]`: how the app's devices are spread. Without filters it
 /// reads counters kept with the records; with the list's filters it scans the matching devices.
 pub(super) async fn summary(
+    caller: Authorized<needs::DevicesRead>,
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = device_caller(&req, &state, Mode::Read)?;
     let input = Input::from_query(req.query_string())?;
     let app_id = input.app_id()?;
     let filter = parse_filter(&input)?;
