@@ -59,6 +59,9 @@ pub struct Metrics {
     sweep_audit: AtomicU64,
     sweep_failed_batches: AtomicU64,
     device_counts: Mutex<DeviceCounts>,
+    /// Held while the devices are counted, so that concurrent scrapes share one scan.
+    device_count_refresh: tokio::sync::Mutex<()>,
+    device_count_scans: AtomicU64,
 }
 
 impl Metrics {
@@ -102,8 +105,27 @@ impl Metrics {
             .fetch_add(report.failed_batches as u64, Ordering::Relaxed);
     }
 
+    /// Devices per app: the cached figures while fresh, else counted by `scan`; scrapes that
+    /// arrive while a scan runs wait for it and share its result (a scan reads every device key).
+    pub async fn device_counts<E>(
+        &self,
+        scan: impl std::future::Future<Output = Result<Vec<(String, usize)>, E>>,
+    ) -> Result<Vec<(String, usize)>, E> {
+        if let Some(counts) = self.cached_device_counts() {
+            return Ok(counts);
+        }
+        let _scanning = self.device_count_refresh.lock().await;
+        if let Some(counts) = self.cached_device_counts() {
+            return Ok(counts);
+        }
+        let counts = scan.await?;
+        self.device_count_scans.fetch_add(1, Ordering::Relaxed);
+        self.store_device_counts(counts.clone());
+        Ok(counts)
+    }
+
     /// The cached devices-per-app, when fresh enough.
-    pub fn cached_device_counts(&self) -> Option<Vec<(String, usize)>> {
+    fn cached_device_counts(&self) -> Option<Vec<(String, usize)>> {
         let cached = self.device_counts.lock().unwrap_or_else(|e| e.into_inner());
         cached
             .at
@@ -111,7 +133,7 @@ impl Metrics {
             .map(|_| cached.counts.clone())
     }
 
-    pub fn store_device_counts(&self, counts: Vec<(String, usize)>) {
+    fn store_device_counts(&self, counts: Vec<(String, usize)>) {
         let mut cached = self.device_counts.lock().unwrap_or_else(|e| e.into_inner());
         cached.at = Some(Instant::now());
         cached.counts = counts;
@@ -240,6 +262,11 @@ impl Metrics {
                 escape(app_id)
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP device_registry_device_count_scans_total Scans of the device keys made to count devices per app.\n# TYPE device_registry_device_count_scans_total counter\ndevice_registry_device_count_scans_total {}",
+            self.device_count_scans.load(Ordering::Relaxed)
+        );
         out
     }
 }

@@ -38,14 +38,10 @@ async fn metrics(
     caller: Authorized<needs::Read>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let devices_per_app = match state.metrics.cached_device_counts() {
-        Some(counts) => counts,
-        None => {
-            let counts = off_workers(&state.store, |store| store.device_counts()).await?;
-            state.metrics.store_device_counts(counts.clone());
-            counts
-        }
-    };
+    let devices_per_app = state
+        .metrics
+        .device_counts(off_workers(&state.store, |store| store.device_counts()))
+        .await?;
     let (commits, flushes) = state.group_commit.totals();
     let (override_writes, override_batches) = state.override_writer.totals();
     let (check_in_writes, check_in_batches) = state.check_in_writer.totals();

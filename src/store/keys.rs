@@ -22,7 +22,7 @@
 //! conflict on the same counter; readers add the shards up.
 //! api_keys:        sha256(secret) (32 bytes)                -> ApiKey
 //! (default tree):  "sequence/" name                         -> next number (u64 BE, no format byte)
-//! (default tree):  "health_probe"                           -> anything (written by health checks)
+//! (default tree):  "health_probe"                           -> anything (written by health checks, at most once a second)
 //! ```
 //!
 //! Sequences number what users see: API key ids (`sequence/api_key`) and audit entries

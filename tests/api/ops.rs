@@ -141,3 +141,32 @@ async fn metrics_count_requests_by_route_and_devices_by_app() {
         "{text}"
     );
 }
+
+#[actix_web::test]
+async fn concurrent_scrapes_share_one_count_of_the_devices() {
+    let server = TestServer::new().await;
+    server.create_app("app_scrapes").await;
+    server.report("app_scrapes", "d").await;
+    let scrape = || {
+        let request = TestRequest::get()
+            .uri("/metrics")
+            .insert_header(("authorization", ADMIN))
+            .to_request();
+        server.send_text(request)
+    };
+    // Eight scrapes at once, with nothing counted yet: one scan of the device keys, whose
+    // figures all eight report.
+    let answers = futures_util::future::join_all((0..8).map(|_| scrape())).await;
+    for (status, text) in &answers {
+        assert_eq!(*status, StatusCode::OK);
+        assert!(
+            text.contains("device_registry_devices{app_id=\"app_scrapes\"} 1"),
+            "{text}"
+        );
+    }
+    let (_, text) = scrape().await;
+    assert!(
+        text.contains("device_registry_device_count_scans_total 1\n"),
+        "{text}"
+    );
+}

@@ -345,6 +345,42 @@ impl SledStore {
     }
 }
 
+/// How often the health check really writes: a load balancer probing every few milliseconds
+/// costs one write a second, and a store that stops taking writes is seen within that second
+/// (as is its recovery).
+const HEALTH_PROBE_EVERY: Duration = Duration::from_secs(1);
+
+/// The last write probe of the health check, and when it was made.
+pub(super) struct HealthProbe {
+    last: Mutex<Option<(Instant, StoreResult<()>)>>,
+    writes: AtomicU64,
+}
+
+impl Default for HealthProbe {
+    fn default() -> Self {
+        Self {
+            last: Mutex::new(None),
+            writes: AtomicU64::new(0),
+        }
+    }
+}
+
+impl HealthProbe {
+    /// The last probe's result while it is recent, else `write`'s.
+    fn probe(&self, write: impl FnOnce() -> StoreResult<()>) -> StoreResult<()> {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((at, result)) = last.as_ref() {
+            if at.elapsed() < HEALTH_PROBE_EVERY {
+                return result.clone();
+            }
+        }
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        let result = write();
+        *last = Some((Instant::now(), result.clone()));
+        result
+    }
+}
+
 impl Maintenance for SledStore {
     fn check(&self, repair: bool) -> StoreResult<CheckReport> {
         let report = self.check_store(repair)?;
@@ -368,10 +404,12 @@ impl Maintenance for SledStore {
     }
 
     fn health(&self) -> StoreResult<()> {
-        // The default tree holds nothing else; this key is the probe.
-        self.db
-            .insert(b"health_probe", &self.db.generate_id()?.to_be_bytes())?;
-        Ok(())
+        self.health.probe(|| {
+            // The default tree's key for it (see keys.rs).
+            self.db
+                .insert(b"health_probe", &self.db.generate_id()?.to_be_bytes())?;
+            Ok(())
+        })
     }
 
     fn size_on_disk(&self) -> StoreResult<u64> {
@@ -393,6 +431,22 @@ impl Maintenance for SledStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn frequent_health_checks_write_once_a_second() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        for _ in 0..1_000 {
+            store.health().unwrap();
+        }
+        assert!(store.health.writes.load(Ordering::Relaxed) <= 2);
+        // A failed probe is answered as failed until the next one.
+        let probe = HealthProbe::default();
+        assert!(probe
+            .probe(|| Err(StoreError::Unavailable("disk full".into())))
+            .is_err());
+        assert!(probe.probe(|| Ok(())).is_err());
+    }
     use crate::store::sled::fixtures::*;
 
     #[test]

@@ -30,7 +30,8 @@ use std::collections::{HashMap, HashSet};
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use sled::transaction::{
@@ -57,6 +58,7 @@ use crate::timefmt::Micros;
 use audit::write_audit;
 use counters::{apply_counts, count_deltas, dimension, read_count, DAY_MICROS};
 use devices::index_custom_id;
+use maintenance::HealthProbe;
 use records::{AppRecord, DeviceRecord};
 use registry::BundleIds;
 
@@ -105,6 +107,7 @@ pub struct SledStore {
     registry: RwLock<()>,
     budget: WriteBudget,
     bundle_ids: BundleIds,
+    health: HealthProbe,
 }
 
 impl From<sled::Error> for StoreError {
@@ -179,6 +182,7 @@ impl SledStore {
             api_keys: db.open_tree("api_keys")?,
             registry: RwLock::new(()),
             bundle_ids: BundleIds::default(),
+            health: HealthProbe::default(),
             budget: WriteBudget {
                 unflushed: AtomicU64::new(0),
                 limit: options.max_unflushed_writes(),
