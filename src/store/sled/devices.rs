@@ -308,15 +308,15 @@ impl Devices for SledStore {
         } else {
             None
         };
-        let from_custom_id = match query.filter.custom_id.as_deref().filter(|c| !c.is_empty()) {
-            Some(custom_id) if from_overrides.is_none() => {
-                Some(self.rows_from_custom_id(app_id, custom_id, query)?)
+        let from_index = match (from_overrides, query.filter.custom_id.as_deref()) {
+            (Some(rows), _) => Some((rows, None)),
+            (None, Some(custom_id)) if !custom_id.is_empty() => {
+                self.rows_from_custom_id(app_id, custom_id, query)?
             }
-            _ => None,
+            (None, _) => None,
         };
-        let from_overrides = from_overrides.or(from_custom_id);
-        let (mut rows, resume) = match (from_overrides, query.order) {
-            (Some(rows), _) => (rows, None),
+        let (mut rows, resume) = match (from_index, query.order) {
+            (Some(found), _) => found,
             (None, DeviceOrder::DeviceId) => self.rows_by_device_id(app_id, query)?,
             (None, DeviceOrder::UpdatedAsc | DeviceOrder::UpdatedDesc) => {
                 self.rows_by_time(app_id, query)?

@@ -47,6 +47,29 @@ impl SledStore {
         Ok(entries)
     }
 
+    /// Whether a device is on the query's pages: seen after `updated_after`, and matching the
+    /// filters (those on overrides read the device's overrides).
+    fn wanted(
+        &self,
+        app_id: &str,
+        device_id: &str,
+        record: &DeviceRecord,
+        query: &DeviceListQuery,
+    ) -> StoreResult<bool> {
+        if query
+            .updated_after
+            .is_some_and(|after| record.updated_at <= after)
+        {
+            return Ok(false);
+        }
+        let overrides = if query.filter.needs_overrides() {
+            self.overrides_of(app_id, device_id)?
+        } else {
+            Overrides::default()
+        };
+        Ok(query.filter.matches(&record.report, &overrides))
+    }
+
     /// Takes candidate rows in list order until `limit + 1` match the query, or until
     /// `max_examined` rows were examined: then the rows found so far are the page, and the cursor
     /// at the last row examined is where the next page starts.
@@ -56,24 +79,12 @@ impl SledStore {
         candidates: impl Iterator<Item = StoreResult<(String, DeviceRecord)>>,
         query: &DeviceListQuery,
     ) -> StoreResult<(Rows, Option<Cursor>)> {
-        let filter = &query.filter;
         let mut rows = Vec::with_capacity(query.limit + 1);
         let mut examined = 0;
         for candidate in candidates {
             let (device_id, record) = candidate?;
             examined += 1;
-            let mut wanted = query
-                .updated_after
-                .is_none_or(|after| record.updated_at > after);
-            if wanted {
-                let overrides = if filter.needs_overrides() {
-                    self.overrides_of(app_id, &device_id)?
-                } else {
-                    Overrides::default()
-                };
-                wanted = filter.matches(&record.report, &overrides);
-            }
-            if wanted {
+            if self.wanted(app_id, &device_id, &record, query)? {
                 rows.push((device_id, record));
                 if rows.len() > query.limit {
                     break;
@@ -178,39 +189,54 @@ impl SledStore {
     }
 
     /// A `custom_id` filter reads the app's index of that custom id instead of scanning devices.
+    /// In device-id order (the index's own) a page is a range scan of the index from the cursor,
+    /// bounded like every page by `max_examined`. Time orders need the matches sorted by time:
+    /// the index is read whole only while it holds at most `max_examined` devices; beyond, `None`,
+    /// and the page scans the time index instead.
     pub(super) fn rows_from_custom_id(
         &self,
         app_id: &str,
         custom_id: &str,
         query: &DeviceListQuery,
-    ) -> StoreResult<Rows> {
-        let mut candidates: Rows = Vec::new();
-        for key in self
-            .devices_by_custom_id
-            .scan_prefix(keys::custom_id_prefix(app_id, custom_id))
-            .keys()
-        {
-            let key = key?;
-            let (_, _, device_id) =
-                keys::split_custom_id(&key).ok_or_else(|| corrupt_key("devices_by_custom_id"))?;
-            let Some(bytes) = self.devices.get(keys::app_scoped(app_id, device_id))? else {
-                continue;
+    ) -> StoreResult<Option<(Rows, Option<Cursor>)>> {
+        let prefix = keys::custom_id_prefix(app_id, custom_id);
+        let end = keys::prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded);
+        let by_device_id = query.order == DeviceOrder::DeviceId;
+        let start = match &query.after {
+            Some(cursor) if by_device_id => {
+                Bound::Excluded(keys::custom_id(app_id, custom_id, &cursor.device_id))
+            }
+            _ => Bound::Included(prefix),
+        };
+        let indexed = self.devices_by_custom_id.range((start, end)).keys();
+        let records = indexed.filter_map(|key| {
+            let read = || -> StoreResult<Option<(String, DeviceRecord)>> {
+                let key = key?;
+                let (_, _, device_id) = keys::split_custom_id(&key)
+                    .ok_or_else(|| corrupt_key("devices_by_custom_id"))?;
+                let Some(bytes) = self.devices.get(keys::app_scoped(app_id, device_id))? else {
+                    return Ok(None);
+                };
+                Ok(Some((device_id.to_owned(), decode("devices", &bytes)?)))
             };
-            let record: DeviceRecord = decode("devices", &bytes)?;
-            let overrides = if query.filter.needs_overrides() {
-                self.overrides_of(app_id, device_id)?
-            } else {
-                Overrides::default()
-            };
-            let recent = query
-                .updated_after
-                .is_none_or(|after| record.updated_at > after);
-            if recent && query.filter.matches(&record.report, &overrides) {
-                candidates.push((device_id.to_owned(), record));
+            read().transpose()
+        });
+        if by_device_id {
+            return self.collect_rows(app_id, records, query).map(Some);
+        }
+        let all: Rows = records
+            .take(query.max_examined + 1)
+            .collect::<StoreResult<_>>()?;
+        if all.len() > query.max_examined {
+            return Ok(None);
+        }
+        let mut candidates = Vec::new();
+        for (device_id, record) in all {
+            if self.wanted(app_id, &device_id, &record, query)? {
+                candidates.push((device_id, record));
             }
         }
-        candidates.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(page_of_candidates(candidates, query))
+        Ok(Some((page_of_candidates(candidates, query), None)))
     }
 
     /// Time orders: a range scan of the time index, bounded by the cursor and `updated_after`.
@@ -277,4 +303,78 @@ pub(super) fn page_of_candidates(mut candidates: Rows, query: &DeviceListQuery) 
         .filter(after_cursor)
         .take(query.limit + 1)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::DeviceFilter;
+    use crate::store::sled::fixtures::{open, report};
+
+    /// 1,000 devices reporting the custom id `shared`, one of them an Android device.
+    fn store_with_a_shared_custom_id(dir: &Path) -> SledStore {
+        let store = open(dir);
+        store.create_app("app", "app", 1).unwrap();
+        let devices: Vec<Device> = (0..1_000)
+            .map(|i| Device {
+                app_id: "app".into(),
+                device_id: format!("d{i:04}"),
+                updated_at: 1_000 + i,
+                report: DeviceReport {
+                    custom_id: "shared".into(),
+                    platform: if i == 700 {
+                        Platform::Android
+                    } else {
+                        Platform::Ios
+                    },
+                    ..report()
+                },
+            })
+            .collect();
+        assert!(store.import_devices("app", &devices).unwrap());
+        store
+    }
+
+    /// Every page of the query, with the number of rows each examined at most.
+    fn walk(store: &SledStore, order: DeviceOrder) -> (Vec<String>, usize) {
+        let mut query = DeviceListQuery {
+            order,
+            after: None,
+            updated_after: None,
+            limit: 10,
+            max_examined: 100,
+            filter: DeviceFilter {
+                custom_id: Some("shared".into()),
+                platform: Some(Platform::Android),
+                ..DeviceFilter::default()
+            },
+        };
+        let (mut found, mut pages) = (Vec::new(), 0);
+        loop {
+            let page = store.list_devices("app", &query).unwrap();
+            pages += 1;
+            found.extend(page.devices.into_iter().map(|e| e.device.device_id));
+            match page.next {
+                Some(next) => query.after = Some(next),
+                None => return (found, pages),
+            }
+        }
+    }
+
+    #[test]
+    fn a_custom_id_filter_examines_at_most_its_bound_per_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_a_shared_custom_id(dir.path());
+        // 1,000 devices share the custom id and one matches: pages of at most 100 examined rows
+        // walk to it (one page reading all 1,000 before).
+        for order in [
+            DeviceOrder::DeviceId,
+            DeviceOrder::UpdatedAsc,
+            DeviceOrder::UpdatedDesc,
+        ] {
+            let (found, pages) = walk(&store, order);
+            assert_eq!(found, ["d0700"], "{order:?}");
+            assert!(pages >= 8, "{order:?}: {pages} pages");
+        }
+    }
 }
