@@ -321,7 +321,8 @@ pub trait Registry: Send + Sync + 'static {
     fn channel(&self, app_id: &str, name: &str) -> StoreResult<Option<Channel>>;
     fn channels(&self, app_id: &str) -> StoreResult<Vec<Channel>>;
     /// Removes the channel and the channel overrides that point at it (each recorded in the
-    /// audit log as `change`).
+    /// audit log as `change`): the overrides first, in bounded transactions, the channel last,
+    /// so that after a crash midway calling again finishes it.
     fn delete_channel(
         &self,
         app_id: &str,
@@ -372,8 +373,10 @@ pub trait Devices: Send + Sync + 'static {
     /// How the app's devices are spread, from counters kept with the records (no scan of the
     /// devices); "seen in the last N days" reads the time index only for the boundary day.
     fn device_summary(&self, app_id: &str, now: Micros) -> StoreResult<DeviceSummary>;
-    /// Removes devices for good: their records, index entries and overrides, in one
-    /// transaction. Returns what was removed (nothing when nothing matched).
+    /// Removes devices for good: their records, index entries and overrides, each device whole,
+    /// in transactions of a bounded number of devices (a custom id thousands report is not one
+    /// transaction). Idempotent: after a crash midway, calling again removes the rest. Returns
+    /// what was removed (nothing when nothing matched).
     fn erase_devices(
         &self,
         app_id: &str,

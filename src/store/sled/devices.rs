@@ -363,6 +363,81 @@ impl Devices for SledStore {
             }
         };
         let seqs = self.audit_seqs(device_ids.len())?;
+        // A transaction per chunk: erasing the devices of a custom id that thousands report must
+        // not become one transaction over all of them. Erasure is idempotent, so a crash midway
+        // leaves the rest to a retry.
+        let mut erased = Vec::new();
+        for (device_ids, seqs) in device_ids
+            .chunks(DELETE_CHUNK)
+            .zip(seqs.chunks(DELETE_CHUNK))
+        {
+            erased.extend(self.erase_chunk(app_id, device_ids, seqs, change)?);
+        }
+        Ok(erased)
+    }
+
+    fn device_summary(&self, app_id: &str, now: Micros) -> StoreResult<DeviceSummary> {
+        let mut summary = DeviceSummary::default();
+        let mut days: std::collections::BTreeMap<u32, u64> = std::collections::BTreeMap::new();
+        for entry in self.device_counts.range(app_range(app_id)) {
+            let (key, value) = entry?;
+            let (_, dim, _, value_bytes) =
+                keys::split_device_count(&key).ok_or_else(|| corrupt_key("device_counts"))?;
+            let count = read_count(&value);
+            let text = || String::from_utf8_lossy(value_bytes).into_owned();
+            match dim {
+                dimension::TOTAL => summary.total += count,
+                dimension::PLATFORM => *summary.platforms.entry(text()).or_default() += count,
+                dimension::VERSION_NAME => {
+                    *summary.version_names.entry(text()).or_default() += count
+                }
+                dimension::VERSION_BUILD => {
+                    *summary.version_builds.entry(text()).or_default() += count
+                }
+                dimension::PROD if value_bytes == b"true" => summary.prod += count,
+                dimension::EMULATOR if value_bytes == b"true" => summary.emulator += count,
+                dimension::SEEN_DAY => {
+                    let day = value_bytes.try_into().map(u32::from_be_bytes).unwrap_or(0);
+                    *days.entry(day).or_default() += count;
+                }
+                _ => {}
+            }
+        }
+        for (seen, window) in summary.seen.iter_mut().zip(crate::model::SEEN_DAYS) {
+            // Whole days after the boundary's day from the counters; the boundary day itself from
+            // the time index (at most a day of devices).
+            let boundary = now.saturating_sub(window * DAY_MICROS);
+            let boundary_day = (boundary / DAY_MICROS) as u32;
+            *seen = days.range(boundary_day + 1..).map(|(_, count)| count).sum();
+            let start = keys::device_time_floor(app_id, boundary.saturating_add(1));
+            let end = keys::device_time_floor(app_id, (u64::from(boundary_day) + 1) * DAY_MICROS);
+            if start < end {
+                *seen += self.devices_by_time.range(start..end).count() as u64;
+            }
+        }
+        for entry in self.app_entries(&self.overrides, app_id) {
+            let (key, value) = entry?;
+            let overrides: Overrides = decode("overrides", &value)?;
+            // Only devices that exist count (an override may wait for its device).
+            if let Some(channel) = overrides.channel {
+                if self.devices.contains_key(&key)? {
+                    *summary.channels.entry(channel).or_default() += 1;
+                }
+            }
+        }
+        Ok(summary)
+    }
+}
+
+impl SledStore {
+    /// Erases these devices, in one transaction (see [`Devices::erase_devices`]).
+    fn erase_chunk(
+        &self,
+        app_id: &str,
+        device_ids: &[String],
+        seqs: &[u64],
+        change: Change,
+    ) -> StoreResult<Vec<Erased>> {
         let erased = (
             &self.devices,
             &self.devices_by_time,
@@ -436,63 +511,41 @@ impl Devices for SledStore {
         self.spend(device_ids.len() as u64)?;
         Ok(erased)
     }
-
-    fn device_summary(&self, app_id: &str, now: Micros) -> StoreResult<DeviceSummary> {
-        let mut summary = DeviceSummary::default();
-        let mut days: std::collections::BTreeMap<u32, u64> = std::collections::BTreeMap::new();
-        for entry in self.device_counts.range(app_range(app_id)) {
-            let (key, value) = entry?;
-            let (_, dim, _, value_bytes) =
-                keys::split_device_count(&key).ok_or_else(|| corrupt_key("device_counts"))?;
-            let count = read_count(&value);
-            let text = || String::from_utf8_lossy(value_bytes).into_owned();
-            match dim {
-                dimension::TOTAL => summary.total += count,
-                dimension::PLATFORM => *summary.platforms.entry(text()).or_default() += count,
-                dimension::VERSION_NAME => {
-                    *summary.version_names.entry(text()).or_default() += count
-                }
-                dimension::VERSION_BUILD => {
-                    *summary.version_builds.entry(text()).or_default() += count
-                }
-                dimension::PROD if value_bytes == b"true" => summary.prod += count,
-                dimension::EMULATOR if value_bytes == b"true" => summary.emulator += count,
-                dimension::SEEN_DAY => {
-                    let day = value_bytes.try_into().map(u32::from_be_bytes).unwrap_or(0);
-                    *days.entry(day).or_default() += count;
-                }
-                _ => {}
-            }
-        }
-        for (seen, window) in summary.seen.iter_mut().zip(crate::model::SEEN_DAYS) {
-            // Whole days after the boundary's day from the counters; the boundary day itself from
-            // the time index (at most a day of devices).
-            let boundary = now.saturating_sub(window * DAY_MICROS);
-            let boundary_day = (boundary / DAY_MICROS) as u32;
-            *seen = days.range(boundary_day + 1..).map(|(_, count)| count).sum();
-            let start = keys::device_time_floor(app_id, boundary.saturating_add(1));
-            let end = keys::device_time_floor(app_id, (u64::from(boundary_day) + 1) * DAY_MICROS);
-            if start < end {
-                *seen += self.devices_by_time.range(start..end).count() as u64;
-            }
-        }
-        for entry in self.app_entries(&self.overrides, app_id) {
-            let (key, value) = entry?;
-            let overrides: Overrides = decode("overrides", &value)?;
-            // Only devices that exist count (an override may wait for its device).
-            if let Some(channel) = overrides.channel {
-                if self.devices.contains_key(&key)? {
-                    *summary.channels.entry(channel).or_default() += 1;
-                }
-            }
-        }
-        Ok(summary)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn erasing_a_custom_id_that_many_devices_report_erases_them_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        store.create_app("app", "app", 1).unwrap();
+        let count = DELETE_CHUNK * 2 + 3;
+        let devices: Vec<Device> = (0..count)
+            .map(|i| Device {
+                app_id: "app".into(),
+                device_id: format!("d{i:05}"),
+                updated_at: 10 + i as u64,
+                report: DeviceReport {
+                    custom_id: "everyone".into(),
+                    ..report()
+                },
+            })
+            .collect();
+        assert!(store.import_devices("app", &devices).unwrap());
+        let change = Change {
+            actor: Actor::Admin,
+            at: 100,
+        };
+        let erased = store
+            .erase_devices("app", EraseTarget::CustomId("everyone"), change)
+            .unwrap();
+        assert_eq!(erased.len(), count);
+        assert_eq!(store.counts().unwrap().devices, 0);
+        assert!(store.check(false).unwrap().is_clean());
+    }
     use crate::store::sled::fixtures::*;
 
     #[test]

@@ -60,7 +60,7 @@ use counters::{apply_counts, count_deltas, dimension, read_count, DAY_MICROS};
 use devices::index_custom_id;
 use maintenance::HealthProbe;
 use records::{AppRecord, DeviceRecord};
-use registry::BundleIds;
+use registry::{BundleIds, DELETE_CHUNK};
 
 /// How to open the store.
 #[derive(Debug, Clone)]

@@ -260,36 +260,44 @@ impl Registry for SledStore {
             }
         }
         let seqs = self.audit_seqs(changed.len())?;
-        (
-            &self.channels,
-            &self.overrides,
-            &self.overrides_by_time,
-            &self.audit,
-            &self.audit_by_device,
-        )
-            .transaction(|(channels, overrides, by_time, audit, audit_by_device)| {
-                channels.remove(channel_key.as_slice())?;
-                for (i, (key, before, remaining)) in changed.iter().enumerate() {
-                    let (_, device_id) = keys::split_app_scoped(key)
-                        .ok_or_else(|| abort(corrupt_key("overrides")))?;
-                    if remaining.is_empty() {
-                        overrides.remove(key)?;
-                        by_time.remove(keys::device_time(app_id, remaining.set_at, device_id))?;
-                    } else {
-                        overrides.insert(key, encode_value(remaining))?;
+        // The overrides first, a transaction per chunk (a channel that thousands of devices are
+        // linked to must not become one transaction over all of them), the channel last: a crash
+        // midway leaves the channel, which a second DELETE finishes removing.
+        for (chunk, seqs) in changed.chunks(DELETE_CHUNK).zip(seqs.chunks(DELETE_CHUNK)) {
+            (
+                &self.overrides,
+                &self.overrides_by_time,
+                &self.audit,
+                &self.audit_by_device,
+            )
+                .transaction(|(overrides, by_time, audit, audit_by_device)| {
+                    for ((key, before, remaining), seq) in chunk.iter().zip(seqs) {
+                        let (_, device_id) = keys::split_app_scoped(key)
+                            .ok_or_else(|| abort(corrupt_key("overrides")))?;
+                        if remaining.is_empty() {
+                            overrides.remove(key)?;
+                            by_time.remove(keys::device_time(
+                                app_id,
+                                remaining.set_at,
+                                device_id,
+                            ))?;
+                        } else {
+                            overrides.insert(key, encode_value(remaining))?;
+                        }
+                        let entry = Self::audit_entry(
+                            device_id,
+                            *seq,
+                            change,
+                            AuditAction::ChannelDeleted,
+                            before,
+                            remaining,
+                        );
+                        write_audit(audit, audit_by_device, app_id, &entry)?;
                     }
-                    let entry = Self::audit_entry(
-                        device_id,
-                        seqs[i],
-                        change,
-                        AuditAction::ChannelDeleted,
-                        before,
-                        remaining,
-                    );
-                    write_audit(audit, audit_by_device, app_id, &entry)?;
-                }
-                Ok::<_, ConflictableTransactionError<StoreError>>(())
-            })?;
+                    Ok::<_, ConflictableTransactionError<StoreError>>(())
+                })?;
+        }
+        self.channels.remove(channel_key.as_slice())?;
         Ok(DeleteOutcome::Deleted)
     }
 
@@ -348,7 +356,10 @@ impl Registry for SledStore {
         if used_by_channel {
             return Ok(DeleteOutcome::InUse);
         }
-        for overrides in self.app_values::<Overrides>(&self.overrides, "overrides", app_id)? {
+        // Read as a stream, stopping at the first user: never the app's overrides all at once.
+        for entry in self.app_entries(&self.overrides, app_id) {
+            let (_, value) = entry?;
+            let overrides: Overrides = decode("overrides", &value)?;
             if overrides.version.as_deref() == Some(version) {
                 return Ok(DeleteOutcome::InUse);
             }
@@ -395,7 +406,36 @@ mod tests {
 #[cfg(test)]
 mod delete_tests {
     use super::*;
-    use crate::store::sled::fixtures::{open, report};
+    use crate::store::sled::fixtures::open;
+    use crate::store::sled::fixtures::{at, link_to_beta, open_with_beta, report};
+
+    #[test]
+    fn a_channel_linked_to_more_devices_than_a_chunk_goes_with_all_its_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_with_beta(dir.path());
+        let ids: Vec<String> = (0..DELETE_CHUNK * 2 + 7)
+            .map(|i| format!("d{i:05}"))
+            .collect();
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        store
+            .write_overrides(&[link_to_beta(&refs, at(5))])
+            .unwrap();
+        assert_eq!(store.counts().unwrap().overrides, ids.len());
+        assert_eq!(
+            store.delete_channel("app", "beta", at(6)).unwrap(),
+            DeleteOutcome::Deleted
+        );
+        assert_eq!(store.counts().unwrap().overrides, 0);
+        assert!(store.channel("app", "beta").unwrap().is_none());
+        let audit = store.audit("app", None, None, 10_000).unwrap();
+        let removed = audit
+            .entries
+            .iter()
+            .filter(|entry| entry.action == AuditAction::ChannelDeleted)
+            .count();
+        assert_eq!(removed, ids.len());
+        assert!(store.check(false).unwrap().is_clean());
+    }
 
     #[test]
     fn deleting_an_app_leaves_the_others_whole() {
