@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use crate::export::Format;
 use crate::model::Actor;
 use crate::model::{Device, DeviceReport, Platform};
-use crate::render::device::CSV_COLUMNS;
+use crate::render::device::{csv_value, CSV_COLUMNS};
 use crate::routes::input::Input;
 use crate::store::{BulkOutcome, Change, OverrideAction, OverrideWrite, Store, StoreResult};
 use crate::timefmt::Micros;
@@ -147,7 +147,7 @@ fn csv_device(columns: &[String], line: &str) -> Result<Map<String, Value>, Stri
         .iter()
         .zip(fields)
         .filter(|(_, value)| !value.is_empty())
-        .map(|(name, value)| (name.clone(), Value::String(value)))
+        .map(|(name, value)| (name.clone(), Value::String(csv_value(&value).to_owned())))
         .collect())
 }
 

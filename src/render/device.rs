@@ -161,7 +161,31 @@ pub fn csv_row(entry: &DeviceEntry, out: &mut String) {
 }
 
 /// RFC 4180: a field with a comma, quote, line break or edge space is quoted, quotes doubled.
+/// What marks a cell that a spreadsheet would read as a formula (OWASP's list), and the mark that
+/// defuses it: such a value is written after a `'`, and so is a value that starts with `'`
+/// itself, so that [`csv_value`] can take the mark off again without ambiguity.
+const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+const DEFUSED: char = '\'';
+
+/// A value as a CSV cell holds it: a device reports its own fields, and a field such as
+/// `=HYPERLINK(...)` must not run when the export is opened in a spreadsheet.
+fn defused(field: &str) -> std::borrow::Cow<'_, str> {
+    match field.chars().next() {
+        Some(first) if FORMULA_STARTS.contains(&first) || first == DEFUSED => {
+            std::borrow::Cow::Owned(format!("{DEFUSED}{field}"))
+        }
+        _ => std::borrow::Cow::Borrowed(field),
+    }
+}
+
+/// The value a CSV cell of an export holds (the reverse of what export does to defuse
+/// formulas).
+pub fn csv_value(cell: &str) -> &str {
+    cell.strip_prefix(DEFUSED).unwrap_or(cell)
+}
+
 fn csv_field(field: &str, out: &mut String) {
+    let field = &*defused(field);
     let needs_quotes =
         field.contains([',', '"', '\n', '\r']) || field.starts_with(' ') || field.ends_with(' ');
     if needs_quotes {
@@ -225,5 +249,26 @@ mod tests {
             out,
             "plain|\"a,b\"|\"say \"\"hi\"\"\"|\" edge\"|\"two\nlines\"||"
         );
+    }
+
+    #[test]
+    fn formulas_are_defused_and_read_back_as_they_were() {
+        for (value, cell) in [
+            ("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"),
+            ("+cmd|' /C calc'!A0", "'+cmd|' /C calc'!A0"),
+            ("-1", "'-1"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tx", "'\tx"),
+            ("\rx", "'\rx"),
+            ("'quoted", "''quoted"),
+            ("1.0.0", "1.0.0"),
+            ("", ""),
+        ] {
+            assert_eq!(defused(value), cell);
+            assert_eq!(csv_value(cell), value);
+        }
+        let mut out = String::new();
+        csv_field("=1+1", &mut out);
+        assert_eq!(out, "'=1+1");
     }
 }

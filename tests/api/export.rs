@@ -139,3 +139,24 @@ async fn the_offline_export_matches_the_http_one() {
         .unwrap();
     assert!(!unknown.status.success());
 }
+
+#[actix_web::test]
+async fn csv_export_defuses_what_a_spreadsheet_would_run() {
+    let server = TestServer::new().await;
+    server.create_app("app_formula").await;
+    server
+        .report_with(
+            "app_formula",
+            "a",
+            json!({"custom_id": "=HYPERLINK(\"http://evil.example\",\"x\")", "version_os": "+1"}),
+        )
+        .await;
+    let (status, text) = export(&server, "app_id=app_formula&format=csv").await;
+    assert_eq!(status, StatusCode::OK);
+    let row = text.lines().nth(1).unwrap();
+    assert!(
+        row.contains(r#","'=HYPERLINK(""http://evil.example"",""x"")","#),
+        "{row}"
+    );
+    assert!(row.contains(",'+1,"), "{row}");
+}
