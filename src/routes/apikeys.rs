@@ -16,7 +16,7 @@ use crate::timefmt::format_micros;
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(
         resource("/apikey")
-            .route(web::get().to(list_keys))
+            .route(crate::routes::get().to(list_keys))
             .route(web::post().to(create_key)),
     )
     .service(resource("/apikey/{id}").route(web::delete().to(delete_key)));

@@ -17,12 +17,12 @@ use crate::timefmt::format_micros;
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(
         resource("/app")
-            .route(web::get().to(list_apps))
+            .route(crate::routes::get().to(list_apps))
             .route(web::post().to(create_app)),
     )
     .service(
         resource("/app/{app_id}")
-            .route(web::get().to(get_app))
+            .route(crate::routes::get().to(get_app))
             .route(web::delete().to(delete_app)),
     );
 }

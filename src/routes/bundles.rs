@@ -20,7 +20,7 @@ use crate::timefmt::format_micros;
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(
         resource("/bundle")
-            .route(web::get().to(list_bundles))
+            .route(crate::routes::get().to(list_bundles))
             .route(web::post().to(create_bundle))
             .route(web::delete().to(delete_bundle)),
     );

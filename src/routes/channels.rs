@@ -19,7 +19,7 @@ use crate::timefmt::format_micros;
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(
         resource("/channel")
-            .route(web::get().to(get_channels))
+            .route(crate::routes::get().to(get_channels))
             .route(web::post().to(upsert_channel))
             .route(web::delete().to(delete_channel)),
     );

@@ -69,6 +69,12 @@ pub(crate) fn resource(path: &'static str) -> actix_web::Resource {
         .default_service(web::to(method_not_allowed))
 }
 
+/// A route for `GET`, which answers `HEAD` too (its headers, without the body: the HTTP layer
+/// drops a `HEAD` answer's body).
+pub(crate) fn get() -> actix_web::Route {
+    web::route().guard(actix_web::guard::Any(actix_web::guard::Get()).or(actix_web::guard::Head()))
+}
+
 /// Routes `path/` as `path` (the seed writes `/device/`): the one trailing slash is removed from
 /// the request's URI before routing. Paths without one are left untouched, at no cost.
 pub fn trim_trailing_slash(request: &mut actix_web::dev::ServiceRequest) {

@@ -11,9 +11,9 @@ use crate::state::AppState;
 use crate::store::off_workers;
 
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(resource("/health").route(web::get().to(health)))
-        .service(resource("/metrics").route(web::get().to(metrics)))
-        .service(resource("/openapi.json").route(web::get().to(openapi)));
+    cfg.service(resource("/health").route(crate::routes::get().to(health)))
+        .service(resource("/metrics").route(crate::routes::get().to(metrics)))
+        .service(resource("/openapi.json").route(crate::routes::get().to(openapi)));
 }
 
 /// The OpenAPI document of everything this server serves.

@@ -46,7 +46,7 @@ async fn unknown_routes_and_methods_answer_json() {
         (Method::PUT, "/app"),
         (Method::POST, "/app/app_1"),
         (Method::GET, "/stats"),
-        (Method::HEAD, "/channel"),
+        (Method::HEAD, "/stats"),
     ] {
         let (status, _, body) = server
             .send(
@@ -65,6 +65,34 @@ async fn unknown_routes_and_methods_answer_json() {
             );
         }
     }
+}
+
+#[actix_web::test]
+async fn head_answers_where_get_does() {
+    let server = TestServer::new().await;
+    server.create_app("app_head").await;
+    for path in [
+        "/health",
+        "/openapi.json",
+        "/app",
+        "/channel?app_id=app_head",
+        "/device?app_id=app_head",
+    ] {
+        let (status, _, _) = server
+            .send(
+                TestRequest::default()
+                    .method(Method::HEAD)
+                    .uri(path)
+                    .insert_header(("authorization", ADMIN)),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "HEAD {path}");
+    }
+    // As GET does, HEAD needs the key.
+    let (status, _, _) = server
+        .send(TestRequest::default().method(Method::HEAD).uri("/app"))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
 #[actix_web::test]

@@ -45,11 +45,11 @@ pub const MAX_LIMIT: usize = 1000;
 pub const MAX_EXAMINED_PER_PAGE: usize = 10_000;
 
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(resource("/device/resolve").route(web::get().to(resolve_device)));
-    cfg.service(resource("/device/export").route(web::get().to(export_devices)));
+    cfg.service(resource("/device/resolve").route(crate::routes::get().to(resolve_device)));
+    cfg.service(resource("/device/export").route(crate::routes::get().to(export_devices)));
     cfg.service(resource("/device/erase").route(web::post().to(erase_device)));
-    cfg.service(resource("/device/audit").route(web::get().to(audit_log)));
-    cfg.service(resource("/device/summary").route(web::get().to(summary)));
+    cfg.service(resource("/device/audit").route(crate::routes::get().to(audit_log)));
+    cfg.service(resource("/device/summary").route(crate::routes::get().to(summary)));
     cfg.service(
         resource("/device/bulk")
             .route(web::post().to(bulk_link))
@@ -57,7 +57,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     );
     cfg.service(
         resource("/device")
-            .route(web::get().to(get_devices))
+            .route(crate::routes::get().to(get_devices))
             .route(web::post().to(link_device))
             .route(web::delete().to(unlink_device)),
     );

@@ -30,7 +30,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
             resource("/channel_self")
                 .route(web::post().to(channel_self::set))
                 .route(web::put().to(channel_self::get))
-                .route(web::get().to(channel_self::list))
+                .route(crate::routes::get().to(channel_self::list))
                 .route(web::delete().to(channel_self::unset)),
         );
 }
