@@ -61,8 +61,18 @@ pub async fn read_body(
     }
 }
 
-/// 415 for a body declared as something other than JSON; a body with no content type is tried.
+/// 415 for a body declared as something other than JSON, or encoded (`content-encoding:
+/// gzip`, say: it would otherwise be read as JSON and fail as a 400); a body with no content type
+/// is tried.
 pub fn check_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    if let Some(encoding) = headers.get(header::CONTENT_ENCODING) {
+        let encoding = encoding.to_str().unwrap_or("").trim().to_ascii_lowercase();
+        if !encoding.is_empty() && encoding != "identity" {
+            return Err(ApiError::new(Code::UnsupportedMediaType)
+                .message("Request bodies are read as sent: no content-encoding")
+                .info("content_encoding", encoding));
+        }
+    }
     let Some(value) = headers.get(header::CONTENT_TYPE) else {
         return Ok(());
     };
@@ -269,6 +279,15 @@ mod tests {
         headers.insert(header::CONTENT_TYPE, "text/plain".parse().unwrap());
         assert_eq!(
             check_json_content_type(&headers).unwrap_err().code(),
+            "unsupported_media_type"
+        );
+        let mut encoded = HeaderMap::new();
+        encoded.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+        encoded.insert(header::CONTENT_ENCODING, "identity".parse().unwrap());
+        assert!(check_json_content_type(&encoded).is_ok());
+        encoded.insert(header::CONTENT_ENCODING, "gzip".parse().unwrap());
+        assert_eq!(
+            check_json_content_type(&encoded).unwrap_err().code(),
             "unsupported_media_type"
         );
     }

@@ -145,6 +145,24 @@ async fn non_json_bodies_are_415_or_400() {
         .send(send("application/x-www-form-urlencoded", "app_id=x"))
         .await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
+    // A compressed body is refused as such, on the plugin endpoints too, not read as bad JSON.
+    for uri in ["/device", "/stats", "/updates"] {
+        let gzip = TestRequest::post()
+            .uri(uri)
+            .insert_header(("authorization", ADMIN))
+            .insert_header(("content-type", "application/json"))
+            .insert_header(("content-encoding", "gzip"))
+            .set_payload(&[0x1f, 0x8b, 0x08, 0x00][..]);
+        let (status, _, body) = server.send(gzip).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                Some("unsupported_media_type")
+            ),
+            "{uri}: {body}"
+        );
+    }
     for payload in [
         "{",
         "",
