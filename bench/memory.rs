@@ -31,6 +31,7 @@ fn main() {
     let options = SledOptions {
         cache_bytes: env("CACHE_MB", 96) << 20,
         flush_every_ms: Some(env("FLUSH_MS", 500)),
+        durable: false,
     };
     let dir = tempfile::tempdir().expect("temp dir");
     let store = SledStore::open(dir.path(), &options).expect("open");

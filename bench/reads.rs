@@ -21,6 +21,7 @@ fn main() {
     let options = SledOptions {
         cache_bytes: 128 << 20,
         flush_every_ms: None,
+        durable: false,
     };
     let store = SledStore::open(&dir, &options).expect("open store");
     let mut seed = 0x2545_F491_4F6C_DD1Du64;

@@ -31,6 +31,7 @@ fn main() {
     let options = SledOptions {
         cache_bytes: 128 << 20,
         flush_every_ms: Some(500),
+        durable: false,
     };
     let store = SledStore::open(&dir, &options).expect("open store");
     store.create_app(APP, "bench", SINCE).expect("app");

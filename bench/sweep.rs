@@ -24,6 +24,7 @@ fn main() {
     let options = SledOptions {
         cache_bytes: 512 * 1024 * 1024,
         flush_every_ms: Some(500),
+        durable: false,
     };
     let store = SledStore::open(dir.path(), &options).expect("open store");
     store.create_app("app_bench", "bench", T0).expect("app");
@@ -64,7 +65,7 @@ fn main() {
 
     // Nothing older than the TTL yet.
     let started = Instant::now();
-    let report = sweep_once(&store, T0 + ttl - 1, retention, BATCH);
+    let report = sweep_once(store.as_ref(), T0 + ttl - 1, retention, BATCH);
     let idle = started.elapsed();
     assert_eq!(report.devices, 0);
     println!(
@@ -74,7 +75,7 @@ fn main() {
     );
 
     let started = Instant::now();
-    let report = sweep_once(&store, T0 + 100 * DAY, retention, BATCH);
+    let report = sweep_once(store.as_ref(), T0 + 100 * DAY, retention, BATCH);
     let busy = started.elapsed();
     assert_eq!(report.devices, expired);
     println!(

@@ -28,8 +28,9 @@ fn main() {
     let options = SledOptions {
         cache_bytes: common::env_or("CACHE_MB", 128) << 20,
         flush_every_ms: Some(500),
+        durable: false,
     };
-    let store = Arc::new(SledStore::open(&dir, &options).expect("open store"));
+    let store = SledStore::open(&dir, &options).expect("open store");
     let done = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let deadline = started + Duration::from_secs(secs);

@@ -4,7 +4,6 @@
 pub mod auth;
 pub mod clock;
 pub mod config;
-pub mod durable;
 pub mod error;
 pub mod export;
 pub mod ids;

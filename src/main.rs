@@ -240,7 +240,7 @@ fn export(
     );
     let mut text = format.header();
     let every_device = Default::default();
-    for page in export::pages(&store, app_id, &every_device) {
+    for page in export::pages(store.as_ref(), app_id, &every_device) {
         let devices = match page {
             Ok(devices) => devices,
             Err(error) => {
@@ -313,10 +313,14 @@ fn import(
     );
     let now = device_registry::timefmt::system_now();
     let reader = std::io::BufReader::new(reader);
-    let imported =
-        device_registry::import::import(&store, reader, format, create_apps, now, |bytes| {
-            progress.inc(bytes as u64)
-        });
+    let imported = device_registry::import::import(
+        store.as_ref(),
+        reader,
+        format,
+        create_apps,
+        now,
+        |bytes| progress.inc(bytes as u64),
+    );
     progress.finish_and_clear();
     let report = match imported {
         Ok(report) => report,

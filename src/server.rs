@@ -33,7 +33,7 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
-pub fn open_store(config: &Config) -> Result<SledStore, ServeError> {
+pub fn open_store(config: &Config) -> Result<Arc<SledStore>, ServeError> {
     let dir = &config.storage.data_dir;
     std::fs::create_dir_all(dir).map_err(|source| ServeError::DataDir {
         path: dir.display().to_string(),
@@ -42,6 +42,7 @@ pub fn open_store(config: &Config) -> Result<SledStore, ServeError> {
     let options = SledOptions {
         cache_bytes: config.storage.cache.0,
         flush_every_ms: Some((config.storage.flush_every.micros() / 1000).max(1)),
+        durable: config.storage.durability == Durability::Flush,
     };
     SledStore::open(dir, &options).map_err(|source| ServeError::Open {
         path: dir.display().to_string(),
@@ -50,7 +51,7 @@ pub fn open_store(config: &Config) -> Result<SledStore, ServeError> {
 }
 
 pub async fn serve(config: Config) -> Result<(), ServeError> {
-    let store: Arc<dyn Store> = Arc::new(open_store(&config)?);
+    let store: Arc<dyn Store> = open_store(&config)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     if let Some(secret) = auth::bootstrap(store.as_ref(), &config.auth.admin_key, clock.now())? {
         // Printed once, on standard error, never logged.

@@ -4,8 +4,7 @@ use std::sync::Arc;
 
 use crate::auth::hash_secret;
 use crate::clock::Clock;
-use crate::config::{Config, Durability};
-use crate::durable::{CheckInWriter, GroupCommit, OverrideWriter};
+use crate::config::Config;
 use crate::limits::{FailureLimiter, RateLimiter};
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -18,12 +17,6 @@ pub struct AppState {
     pub admin_key_hash: Option<[u8; 32]>,
     pub max_body: usize,
     pub touch_interval: Micros,
-    pub durability: Durability,
-    pub group_commit: Arc<GroupCommit>,
-    /// Where links and unlinks are written (batched across requests).
-    pub override_writer: Arc<OverrideWriter>,
-    /// Where check-ins that change a device are written (batched across requests).
-    pub check_in_writer: Arc<CheckInWriter>,
     pub auth_failures: Arc<FailureLimiter>,
     pub plugin_limit: Arc<RateLimiter>,
     pub client_ip_header: Option<String>,
@@ -33,28 +26,12 @@ pub struct AppState {
 impl AppState {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: &Config) -> Self {
         let admin_key = &config.auth.admin_key;
-        let group_commit = Arc::new(GroupCommit::new());
-        let override_writer = Arc::new(OverrideWriter::start(
-            store.clone(),
-            group_commit.clone(),
-            config.storage.durability == Durability::Flush,
-        ));
-        // Check-ins are not flushed one by one: they reach the disk with the periodic flush.
-        let check_in_writer = Arc::new(CheckInWriter::start(
-            store.clone(),
-            group_commit.clone(),
-            false,
-        ));
         Self {
             store,
             clock,
             admin_key_hash: (!admin_key.is_empty()).then(|| hash_secret(admin_key)),
             max_body: usize::try_from(config.server.max_body.0).unwrap_or(usize::MAX),
             touch_interval: config.devices.touch_interval.micros(),
-            durability: config.storage.durability,
-            group_commit,
-            override_writer,
-            check_in_writer,
             auth_failures: Arc::new(FailureLimiter::new(
                 config.limits.auth_failures,
                 config.limits.auth_window.micros(),

@@ -5,12 +5,13 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
 use super::input::{invalid, Input};
-use super::{json_input, needs, ok, persist, resource, Authorized};
+use super::{json_input, needs, ok, resource, Authorized};
 use crate::auth;
 use crate::error::{ApiError, Code};
 use crate::ids;
 use crate::model::{ApiKey, Mode};
 use crate::state::AppState;
+use crate::store::off_workers;
 use crate::timefmt::format_micros;
 
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -110,15 +111,11 @@ async fn create_key(
         }
     }
 
-    let (key, secret) = auth::create_key(
-        state.store.as_ref(),
-        name.trim(),
-        mode,
-        limited_to_apps,
-        expires_at,
-        now,
-    )?;
-    persist(&state).await?;
+    let name = name.trim().to_owned();
+    let (key, secret) = off_workers(&state.store, move |store| {
+        auth::create_key(store, &name, mode, limited_to_apps, expires_at, now)
+    })
+    .await?;
     let mut body = key_json(&key);
     body["key"] = Value::String(secret);
     Ok(HttpResponse::Created().json(body))
@@ -160,9 +157,8 @@ async fn delete_key(
         .find(|key| key.id == id)
         .filter(|key| caller.covers(key))
         .ok_or_else(not_found)?;
-    if !state.store.delete_api_key(key.id)? {
+    if !off_workers(&state.store, move |store| store.delete_api_key(key.id)).await? {
         return Err(not_found());
     }
-    persist(&state).await?;
     Ok(ok())
 }

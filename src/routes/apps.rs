@@ -5,7 +5,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
 use super::input::{check_app_id, invalid};
-use super::{json_input, needs, ok, persist, resource, visible_app, Authorized};
+use super::{json_input, needs, ok, resource, visible_app, Authorized};
 use crate::error::{ApiError, Code};
 use crate::ids;
 use crate::model::App;
@@ -63,10 +63,7 @@ async fn create_app(
         store.create_app(&target, &name, now)
     });
     match created.await? {
-        CreateApp::Created(app) => {
-            persist(&state).await?;
-            Ok(HttpResponse::Created().json(app_json(&app)))
-        }
+        CreateApp::Created(app) => Ok(HttpResponse::Created().json(app_json(&app))),
         CreateApp::AlreadyExists => {
             Err(ApiError::new(Code::AppIdAlreadyExists).info("app_id", app_id))
         }
@@ -115,6 +112,5 @@ async fn delete_app(
     if !deleted {
         return Err(ApiError::new(Code::AppNotFound).info("app_id", app_id));
     }
-    persist(&state).await?;
     Ok(ok())
 }

@@ -6,9 +6,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
 use super::input::{invalid, Input};
-use super::{
-    body_or_query_input, json_input, needs, ok, persist, resource, visible_app, Authorized,
-};
+use super::{body_or_query_input, json_input, needs, ok, resource, visible_app, Authorized};
 use crate::error::{ApiError, Code};
 use crate::ids;
 use crate::model::{Bundle, NewBundle};
@@ -118,7 +116,6 @@ async fn create_bundle(
     let now = state.clock.now();
     match off_workers(&state.store, move |store| store.create_bundle(&new, now)).await? {
         CreateBundle::Created(bundle) => {
-            persist(&state).await?;
             Ok(HttpResponse::Created()
                 .json(json!({"status": "ok", "bundle": bundle_json(&bundle)})))
         }
@@ -162,10 +159,7 @@ async fn delete_bundle(
     })
     .await?
     {
-        DeleteOutcome::Deleted => {
-            persist(&state).await?;
-            Ok(ok())
-        }
+        DeleteOutcome::Deleted => Ok(ok()),
         DeleteOutcome::NotFound => {
             Err(ApiError::new(Code::VersionNotFound).info("version", version))
         }

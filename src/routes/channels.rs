@@ -5,9 +5,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
 use super::input::{invalid, Input};
-use super::{
-    body_or_query_input, json_input, needs, ok, persist, resource, visible_app, Authorized,
-};
+use super::{body_or_query_input, json_input, needs, ok, resource, visible_app, Authorized};
 use crate::error::{ApiError, Code};
 use crate::ids;
 use crate::model::{Channel, ChannelPatch, DisableAutoUpdate};
@@ -123,7 +121,6 @@ async fn upsert_channel(
             return Err(ApiError::new(Code::VersionNotFound).info("version", version));
         }
     };
-    persist(&state).await?;
     Ok(
         HttpResponse::build(status)
             .json(json!({"status": "ok", "channel": channel_json(&channel)})),
@@ -176,10 +173,7 @@ async fn delete_channel(
     })
     .await?
     {
-        DeleteOutcome::Deleted => {
-            persist(&state).await?;
-            Ok(ok())
-        }
+        DeleteOutcome::Deleted => Ok(ok()),
         DeleteOutcome::NotFound | DeleteOutcome::InUse => {
             Err(ApiError::new(Code::ChannelNotFound).info("channel", name))
         }

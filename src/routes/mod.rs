@@ -20,11 +20,9 @@ use serde_json::json;
 use std::net::{IpAddr, Ipv6Addr};
 
 use crate::auth::{self, Caller};
-use crate::config::Durability;
 use crate::error::{ApiError, Code};
 use crate::model::Mode;
 use crate::state::AppState;
-use crate::store::off_workers;
 use crate::store::Change;
 use input::Input;
 
@@ -278,17 +276,6 @@ pub(crate) async fn body_or_query_input(
 ) -> Result<Input, ApiError> {
     let bytes = body(req.headers(), payload, state).await?;
     Input::from_body_or_query(req.headers(), &bytes, req.query_string())
-}
-
-/// Makes the writes so far durable before a management write is acknowledged
-/// (`storage.durability = "flush"`), sharing flushes with concurrent writers. The flush is disk
-/// I/O, so it runs on the blocking pool.
-pub(crate) async fn persist(state: &AppState) -> Result<(), ApiError> {
-    if state.durability == Durability::Flush {
-        let group = state.group_commit.clone();
-        off_workers(&state.store, move |store| group.commit(|| store.flush())).await?;
-    }
-    Ok(())
 }
 
 pub(crate) fn ok() -> HttpResponse {

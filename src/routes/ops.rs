@@ -42,21 +42,19 @@ async fn metrics(
         .metrics
         .device_counts(off_workers(&state.store, |store| store.device_counts()))
         .await?;
-    let (commits, flushes) = state.group_commit.totals();
-    let (override_writes, override_batches) = state.override_writer.totals();
-    let (check_in_writes, check_in_batches) = state.check_in_writer.totals();
+    let writes = state.store.write_stats();
     let gauges = Gauges {
         store_size_bytes: state.store.size_on_disk()?,
         devices_per_app: devices_per_app
             .into_iter()
             .filter(|(app_id, _)| caller.can_access(app_id))
             .collect(),
-        commits,
-        flushes,
-        override_writes,
-        override_batches,
-        check_in_writes,
-        check_in_batches,
+        commits: writes.commits,
+        flushes: writes.flushes,
+        override_writes: writes.override_writes,
+        override_batches: writes.override_batches,
+        check_in_writes: writes.check_in_writes,
+        check_in_batches: writes.check_in_batches,
     };
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")

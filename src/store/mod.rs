@@ -50,6 +50,25 @@ impl StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// A store call that completes later: a write queued with concurrent callers' (see
+/// [`Devices::check_in`], [`DeviceOverrides::apply_overrides`]).
+pub type StoreFuture<T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = StoreResult<T>> + Send + 'static>>;
+
+/// What the engine's write path has done, for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Durable writes acknowledged, and the flushes they shared.
+    pub commits: u64,
+    pub flushes: u64,
+    /// Changes of overrides, and the transactions they shared.
+    pub override_writes: u64,
+    pub override_batches: u64,
+    /// Check-ins that changed a device, and the transactions they shared.
+    pub check_in_writes: u64,
+    pub check_in_batches: u64,
+}
+
 /// Runs store calls that may wait (see the module's documentation) on the blocking pool, and
 /// answers their result. A call that panics is an engine error, never a lost request.
 pub async fn off_workers<T, F>(store: &Arc<dyn Store>, work: F) -> StoreResult<T>
@@ -283,8 +302,11 @@ pub struct NewApiKey {
 ///   sees a record without its index entries or the reverse.
 /// - **Read your writes**: once a call returns, every later call on this store, from any thread
 ///   (on a shared engine, from any node), sees its effect.
-/// - **Durability** is said per call: writes are in memory until [`Maintenance::flush`] returns,
-///   except where a call's documentation says otherwise.
+/// - **Durability**: a registry change (apps, channels, bundles, API keys), an erasure and a
+///   change of overrides through [`DeviceOverrides::apply_overrides`] are on disk when they
+///   return, when the store is opened durable (`storage.durability = "flush"`); check-ins,
+///   expiry and imports reach the disk with the engine's periodic flush (or
+///   [`Maintenance::flush`]). Callers never flush or batch themselves.
 /// - **Bounded**: a call's cost follows what it reads or changes, stated where it is not one
 ///   record.
 pub trait Store:
@@ -297,9 +319,9 @@ impl<T> Store for T where
 {
 }
 
-/// Apps, their channels and their bundles. Changes to these are rare, and each is atomic with
-/// what it implies (a channel made public makes the others private; a deleted channel takes the
-/// overrides that point at it).
+/// Apps, their channels and their bundles. Changes to these are rare, durable, and each is
+/// atomic with what it implies (a channel made public makes the others private; a deleted channel
+/// takes the overrides that point at it).
 pub trait Registry: Send + Sync + 'static {
     fn create_app(&self, app_id: &str, name: &str, now: Micros) -> StoreResult<CreateApp>;
     fn app(&self, app_id: &str) -> StoreResult<Option<App>>;
@@ -350,18 +372,14 @@ pub trait Devices: Send + Sync + 'static {
         now: Micros,
         touch_interval: Micros,
     ) -> StoreResult<Upsert>;
-    /// Records check-ins, in order, one outcome each: `settle_check_ins`, then
-    /// `write_check_ins` for those it leaves open.
+    /// Records check-ins, in order, one outcome each, on the calling thread.
     fn upsert_devices(&self, check_ins: &[CheckIn]) -> StoreResult<Vec<Upsert>>;
-    /// What each check-in comes to without a transaction, read without one: the outcome when it
-    /// writes nothing (an unknown app, or a device reporting nothing new within
-    /// `touch_interval`), `None` when it must be written. A device that an earlier check-in of
-    /// the slice writes is left open too: the stored record is no longer its state.
-    fn settle_check_ins(&self, check_ins: &[CheckIn]) -> StoreResult<Vec<Option<Upsert>>>;
-    /// Writes check-ins in one transaction, in order, each judged inside it (so a device named
-    /// twice sees its first check-in, and an app deleted since settling is `AppNotFound`). The
-    /// transaction's fixed cost, and its lock, are shared by every check-in in it.
-    fn write_check_ins(&self, check_ins: &[CheckIn]) -> StoreResult<Vec<Upsert>>;
+    /// Records check-ins as the plugin API does, one outcome each, in order: those that write
+    /// nothing (an unknown app, a device reporting nothing new within `touch_interval`) are
+    /// answered from a read on the calling thread; the others are queued with concurrent
+    /// callers' into shared transactions, and the future resolves once they are applied (in
+    /// memory: check-ins reach the disk with the periodic flush).
+    fn check_in(&self, check_ins: Vec<CheckIn>) -> StoreFuture<Vec<Upsert>>;
     /// Writes many devices of one app as given (their own `updated_at`, no `touch_interval`),
     /// replacing those that exist; `false` for an unknown app. For imports and seeding: one
     /// transaction per call, so callers pass batches of a few thousand.
@@ -388,12 +406,14 @@ pub trait Devices: Send + Sync + 'static {
 /// Channel and version overrides set through the Devices API (and by plugins before 7.34).
 /// Each change is atomic with its audit entry and its expiry-index entry.
 pub trait DeviceOverrides: Send + Sync + 'static {
-    /// Applies the writes, in order, in one transaction. Each is checked on its own (its app,
-    /// and the channel and version it links to): a refused write changes nothing and the
-    /// others still apply. One outcome per write. Concurrent requests' writes are batched
-    /// into one call (see `durable::OverrideWriter`), so this is where links and unlinks
-    /// change the store.
+    /// Applies the writes, in order, in one transaction, on the calling thread (imports, tests;
+    /// the server goes through [`DeviceOverrides::apply_overrides`]). Each is checked on its
+    /// own (its app, and the channel and version it links to): a refused write changes nothing
+    /// and the others still apply. One outcome per write.
     fn write_overrides(&self, writes: &[OverrideWrite]) -> StoreResult<Vec<BulkOutcome>>;
+    /// Applies one change of overrides as the Devices API does: queued with concurrent callers'
+    /// into shared transactions, resolved once applied and (when the store is durable) on disk.
+    fn apply_overrides(&self, write: OverrideWrite) -> StoreFuture<BulkOutcome>;
     /// What [`DeviceOverrides::write_overrides`] would do with this write, changing nothing.
     fn preview_overrides(&self, write: &OverrideWrite) -> StoreResult<BulkOutcome>;
     /// The device's overrides (empty when it has none), whether or not it has checked in.
@@ -438,6 +458,8 @@ pub trait ApiKeys: Send + Sync + 'static {
 pub trait Maintenance: Send + Sync + 'static {
     /// Makes every write so far durable (disk I/O: callers run it off the request workers).
     fn flush(&self) -> StoreResult<()>;
+    /// What the write path has done (batches, shared flushes), for `/metrics`.
+    fn write_stats(&self) -> WriteStats;
     /// Proves the store is open and writable (a small write to a scratch record).
     fn health(&self) -> StoreResult<()>;
     /// Bytes the store occupies on disk.

@@ -46,8 +46,9 @@ pub fn open_store(path: &Path) -> Arc<dyn Store> {
     let options = SledOptions {
         cache_bytes: 16 * 1024 * 1024,
         flush_every_ms: None,
+        durable: true,
     };
-    Arc::new(SledStore::open(path, &options).expect("open store"))
+    SledStore::open(path, &options).expect("open store")
 }
 
 impl TestServer {

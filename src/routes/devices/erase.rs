@@ -63,7 +63,6 @@ pub(super) async fn erase_device(
             _ => error,
         });
     }
-    persist(&state).await?;
     let removed: Vec<serde_json::Value> = erased
         .iter()
         .map(|erased| {

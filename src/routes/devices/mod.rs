@@ -14,9 +14,7 @@ use actix_web::{HttpRequest, HttpResponse};
 
 use super::input::{invalid, Input};
 use super::plugin;
-use super::{
-    body_or_query_input, json_input, needs, ok, persist, resource, visible_app, Authorized,
-};
+use super::{body_or_query_input, json_input, needs, ok, resource, visible_app, Authorized};
 use crate::error::{ApiError, Code};
 use crate::ids;
 use crate::model::{Cursor, DeviceFilter, DeviceListQuery, DeviceOrder, DevicePage, Platform};

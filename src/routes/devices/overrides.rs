@@ -5,7 +5,7 @@ use super::*;
 
 /// Writes (or, with `dry_run`, previews) a change of overrides, and renders the store's
 /// refusals as the contract's errors; shared by the single and the bulk link and unlink. An
-/// applied write is durable when this returns (see `durable::OverrideWriter`).
+/// applied write is durable when this returns (see `DeviceOverrides::apply_overrides`).
 pub(super) async fn write_overrides(
     state: &AppState,
     write: OverrideWrite,
@@ -19,7 +19,7 @@ pub(super) async fn write_overrides(
     let outcome = if dry_run {
         off_workers(&state.store, move |store| store.preview_overrides(&write)).await?
     } else {
-        state.override_writer.write(write).await?
+        state.store.apply_overrides(write).await?
     };
     match outcome {
         BulkOutcome::Applied(changes) => Ok(changes),

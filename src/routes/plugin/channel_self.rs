@@ -63,7 +63,7 @@ async fn write_channel_override(
             at: state.clock.now(),
         },
     };
-    Ok(match state.override_writer.write(write).await? {
+    Ok(match state.store.apply_overrides(write).await? {
         BulkOutcome::Applied(_) => None,
         BulkOutcome::AppNotFound => Some(app_not_found()),
         BulkOutcome::ChannelNotFound | BulkOutcome::VersionNotFound => Some(channel_not_found(&[])),

@@ -198,9 +198,8 @@ pub fn parse_device_body(input: &Input) -> Result<DeviceBody, ApiError> {
     })
 }
 
-/// Records check-ins, in order; `false` when the app is unknown (and nothing was stored). The
-/// store settles those that write nothing from one read; the others go through the check-in
-/// writer, which shares one transaction among the check-ins of concurrent requests.
+/// Records check-ins, in order (one store call: see `Devices::check_in`); `false` when the app
+/// is unknown (and nothing was stored for it).
 pub async fn record_check_ins(state: &AppState, devices: &[&DeviceBody]) -> Result<bool, ApiError> {
     let now = state.clock.now();
     let check_ins: Vec<CheckIn> = devices
@@ -213,19 +212,7 @@ pub async fn record_check_ins(state: &AppState, devices: &[&DeviceBody]) -> Resu
             touch_interval: state.touch_interval,
         })
         .collect();
-    let settled = state.store.settle_check_ins(&check_ins)?;
-    if settled.contains(&Some(Upsert::AppNotFound)) {
-        return Ok(false);
-    }
-    let writes: Vec<CheckIn> = check_ins
-        .into_iter()
-        .zip(settled)
-        .filter_map(|(check_in, outcome)| outcome.is_none().then_some(check_in))
-        .collect();
-    if writes.is_empty() {
-        return Ok(true);
-    }
-    let outcomes = state.check_in_writer.write_all(writes).await?;
+    let outcomes = state.store.check_in(check_ins).await?;
     Ok(!outcomes.contains(&Upsert::AppNotFound))
 }
 

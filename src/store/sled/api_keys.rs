@@ -6,7 +6,7 @@ impl ApiKeys for SledStore {
     fn create_api_key(&self, key: &NewApiKey) -> StoreResult<()> {
         self.api_keys
             .insert(key.secret_hash, encode_value(&key.key))?;
-        Ok(())
+        self.commit()
     }
 
     fn next_api_key_id(&self) -> StoreResult<u64> {
@@ -37,6 +37,7 @@ impl ApiKeys for SledStore {
             let key: ApiKey = decode("api_keys", &value)?;
             if key.id == id {
                 self.api_keys.remove(hash)?;
+                self.commit()?;
                 return Ok(true);
             }
         }

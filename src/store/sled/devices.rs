@@ -194,30 +194,30 @@ impl Devices for SledStore {
         Ok(outcomes)
     }
 
-    fn settle_check_ins(&self, check_ins: &[CheckIn]) -> StoreResult<Vec<Option<Upsert>>> {
-        let mut outcomes = Vec::with_capacity(check_ins.len());
-        let mut open: HashSet<Vec<u8>> = HashSet::new();
-        for check_in in check_ins {
-            let key = keys::app_scoped(&check_in.app_id, &check_in.device_id);
-            // A device that an earlier check-in of the slice writes is judged inside the
-            // transaction, against that write: the stored record is no longer its state.
-            let outcome = if open.contains(&key) {
-                None
-            } else {
-                self.settled_check_in(&key, check_in)?
-            };
-            if outcome.is_none() {
-                open.insert(key);
-            }
-            outcomes.push(outcome);
+    fn check_in(&self, check_ins: Vec<CheckIn>) -> StoreFuture<Vec<Upsert>> {
+        let mut outcomes = match self.settle_check_ins(&check_ins) {
+            Ok(settled) => settled,
+            Err(error) => return Box::pin(std::future::ready(Err(error))),
+        };
+        let (open, writes): (Vec<usize>, Vec<CheckIn>) = check_ins
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| outcomes[*i].is_none())
+            .unzip();
+        if writes.is_empty() {
+            let settled = outcomes.into_iter().map(|o| o.unwrap_or(Upsert::Unchanged));
+            return Box::pin(std::future::ready(Ok(settled.collect())));
         }
-        Ok(outcomes)
-    }
-
-    fn write_check_ins(&self, check_ins: &[CheckIn]) -> StoreResult<Vec<Upsert>> {
-        let _registry = self.shared();
-        let all: Vec<usize> = (0..check_ins.len()).collect();
-        self.write_check_ins_at(check_ins, &all)
+        let written = self.check_in_writer.queue_all(writes);
+        Box::pin(async move {
+            for (index, outcome) in open.into_iter().zip(written.await?) {
+                outcomes[index] = Some(outcome);
+            }
+            Ok(outcomes
+                .into_iter()
+                .map(|o| o.unwrap_or(Upsert::Unchanged))
+                .collect())
+        })
     }
 
     fn import_devices(&self, app_id: &str, devices: &[Device]) -> StoreResult<bool> {
@@ -373,6 +373,7 @@ impl Devices for SledStore {
         {
             erased.extend(self.erase_chunk(app_id, device_ids, seqs, change)?);
         }
+        self.commit()?;
         Ok(erased)
     }
 
@@ -510,6 +511,41 @@ impl SledStore {
             )?;
         self.spend(device_ids.len() as u64)?;
         Ok(erased)
+    }
+}
+
+impl SledStore {
+    /// What each check-in comes to without a transaction, read without one: the outcome when
+    /// it writes nothing (an unknown app, or a device reporting nothing new within
+    /// `touch_interval`), `None` when it must be written. A device that an earlier check-in of
+    /// the slice writes is left open too: the stored record is no longer its state.
+    pub fn settle_check_ins(&self, check_ins: &[CheckIn]) -> StoreResult<Vec<Option<Upsert>>> {
+        let mut outcomes = Vec::with_capacity(check_ins.len());
+        let mut open: HashSet<Vec<u8>> = HashSet::new();
+        for check_in in check_ins {
+            let key = keys::app_scoped(&check_in.app_id, &check_in.device_id);
+            // A device that an earlier check-in of the slice writes is judged inside the
+            // transaction, against that write: the stored record is no longer its state.
+            let outcome = if open.contains(&key) {
+                None
+            } else {
+                self.settled_check_in(&key, check_in)?
+            };
+            if outcome.is_none() {
+                open.insert(key);
+            }
+            outcomes.push(outcome);
+        }
+        Ok(outcomes)
+    }
+
+    /// Writes check-ins in one transaction, in order, each judged inside it (so a device named
+    /// twice sees its first check-in, and an app deleted since settling is `AppNotFound`). The
+    /// transaction's fixed cost, and its lock, are shared by every check-in in it.
+    pub fn write_check_ins(&self, check_ins: &[CheckIn]) -> StoreResult<Vec<Upsert>> {
+        let _registry = self.shared();
+        let all: Vec<usize> = (0..check_ins.len()).collect();
+        self.write_check_ins_at(check_ins, &all)
     }
 }
 

@@ -3,10 +3,11 @@
 use super::*;
 
 /// A small store that flushes only when asked.
-pub fn open(dir: &Path) -> SledStore {
+pub fn open(dir: &Path) -> Arc<SledStore> {
     let options = SledOptions {
         cache_bytes: 8 << 20,
         flush_every_ms: None,
+        durable: false,
     };
     SledStore::open(dir, &options).unwrap()
 }
@@ -29,7 +30,7 @@ pub fn report() -> DeviceReport {
 }
 
 /// [`open`], with the app `app` and its channel `beta`.
-pub fn open_with_beta(dir: &Path) -> SledStore {
+pub fn open_with_beta(dir: &Path) -> Arc<SledStore> {
     let store = open(dir);
     store.create_app("app", "app", 1).unwrap();
     store

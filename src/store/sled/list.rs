@@ -312,7 +312,7 @@ mod tests {
     use crate::store::sled::fixtures::{open, report};
 
     /// 1,000 devices reporting the custom id `shared`, one of them an Android device.
-    fn store_with_a_shared_custom_id(dir: &Path) -> SledStore {
+    fn store_with_a_shared_custom_id(dir: &Path) -> Arc<SledStore> {
         let store = open(dir);
         store.create_app("app", "app", 1).unwrap();
         let devices: Vec<Device> = (0..1_000)

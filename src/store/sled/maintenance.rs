@@ -382,6 +382,20 @@ impl HealthProbe {
 }
 
 impl Maintenance for SledStore {
+    fn write_stats(&self) -> WriteStats {
+        let (commits, flushes) = self.commits.totals();
+        let (override_writes, override_batches) = self.override_writer.totals();
+        let (check_in_writes, check_in_batches) = self.check_in_writer.totals();
+        WriteStats {
+            commits,
+            flushes,
+            override_writes,
+            override_batches,
+            check_in_writes,
+            check_in_batches,
+        }
+    }
+
     fn check(&self, repair: bool) -> StoreResult<CheckReport> {
         let report = self.check_store(repair)?;
         // A repair may have removed bundles (of apps that are gone).

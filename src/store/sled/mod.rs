@@ -17,6 +17,7 @@ mod api_keys;
 mod audit;
 mod counters;
 mod devices;
+mod durable;
 #[cfg(test)]
 pub(crate) mod fixtures;
 mod list;
@@ -43,10 +44,9 @@ use super::keys::{self, decode_payload, decode_value, encode_value, Record, Valu
 use super::{
     ApiKeys, Audit, BulkOutcome, Change, CheckIn, CheckReport, Counts, CreateApp, CreateBundle,
     DeleteOutcome, DeviceOverrides, Devices, EraseTarget, Erased, Expired, Maintenance, NewApiKey,
-    OverrideAction, OverrideChange, OverrideWrite, Registry, Retention, StoreError, StoreResult,
-    Upsert, UpsertChannel,
+    OverrideAction, OverrideChange, OverrideWrite, Registry, Retention, StoreError, StoreFuture,
+    StoreResult, Upsert, UpsertChannel, WriteStats,
 };
-use crate::durable::GroupCommit;
 use crate::model::{
     Actor, ApiKey, App, AuditAction, AuditEntry, AuditPage, Bundle, Channel, ChannelPatch, Cursor,
     Device, DeviceEntry, DeviceListQuery, DeviceOrder, DevicePage, DeviceReport, DeviceSummary,
@@ -58,6 +58,7 @@ use crate::timefmt::Micros;
 use audit::write_audit;
 use counters::{apply_counts, count_deltas, dimension, read_count, DAY_MICROS};
 use devices::index_custom_id;
+use durable::{CheckInWriter, GroupCommit, OverrideWriter};
 use maintenance::HealthProbe;
 use records::{AppRecord, DeviceRecord};
 use registry::{BundleIds, DELETE_CHUNK};
@@ -68,6 +69,9 @@ pub struct SledOptions {
     pub cache_bytes: u64,
     /// Background flush period; `None` flushes only when asked.
     pub flush_every_ms: Option<u64>,
+    /// Whether durable writes (registry changes, erasures, changes of overrides) are on disk
+    /// before they return (`storage.durability = "flush"`).
+    pub durable: bool,
 }
 
 impl SledOptions {
@@ -108,6 +112,11 @@ pub struct SledStore {
     budget: WriteBudget,
     bundle_ids: BundleIds,
     health: HealthProbe,
+    durable: bool,
+    /// Flushes shared by durable writes.
+    commits: GroupCommit,
+    check_in_writer: CheckInWriter,
+    override_writer: OverrideWriter,
 }
 
 impl From<sled::Error> for StoreError {
@@ -161,25 +170,44 @@ fn app_range(app_id: &str) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
 }
 
 impl SledStore {
-    pub fn open(path: &Path, options: &SledOptions) -> StoreResult<Self> {
+    /// Opens the store, with its writer threads (which hold it weakly: it closes when the last
+    /// `Arc` goes).
+    pub fn open(path: &Path, options: &SledOptions) -> StoreResult<Arc<Self>> {
         let db = sled::Config::new()
             .path(path)
             .cache_capacity(options.cache_bytes)
             .flush_every_ms(options.flush_every_ms)
             .open()?;
-        Ok(Self {
-            apps: db.open_tree("apps")?,
-            channels: db.open_tree("channels")?,
-            bundles: db.open_tree("bundles")?,
-            devices: db.open_tree("devices")?,
-            devices_by_time: db.open_tree("devices_by_time")?,
-            overrides: db.open_tree("overrides")?,
-            overrides_by_time: db.open_tree("overrides_by_time")?,
-            audit: db.open_tree("audit")?,
-            audit_by_device: db.open_tree("audit_by_device")?,
-            device_counts: db.open_tree("device_counts")?,
-            devices_by_custom_id: db.open_tree("devices_by_custom_id")?,
-            api_keys: db.open_tree("api_keys")?,
+        let apps = db.open_tree("apps")?;
+        let channels = db.open_tree("channels")?;
+        let bundles = db.open_tree("bundles")?;
+        let devices = db.open_tree("devices")?;
+        let devices_by_time = db.open_tree("devices_by_time")?;
+        let overrides = db.open_tree("overrides")?;
+        let overrides_by_time = db.open_tree("overrides_by_time")?;
+        let audit = db.open_tree("audit")?;
+        let audit_by_device = db.open_tree("audit_by_device")?;
+        let device_counts = db.open_tree("device_counts")?;
+        let devices_by_custom_id = db.open_tree("devices_by_custom_id")?;
+        let api_keys = db.open_tree("api_keys")?;
+        Ok(Arc::new_cyclic(|store| Self {
+            apps,
+            channels,
+            bundles,
+            devices,
+            devices_by_time,
+            overrides,
+            overrides_by_time,
+            audit,
+            audit_by_device,
+            device_counts,
+            devices_by_custom_id,
+            api_keys,
+            durable: options.durable,
+            commits: GroupCommit::new(),
+            // Check-ins are not flushed one by one: they reach the disk with the periodic flush.
+            check_in_writer: CheckInWriter::start(store.clone(), false),
+            override_writer: OverrideWriter::start(store.clone(), options.durable),
             registry: RwLock::new(()),
             bundle_ids: BundleIds::default(),
             health: HealthProbe::default(),
@@ -189,7 +217,16 @@ impl SledStore {
                 flushes: GroupCommit::new(),
             },
             db,
-        })
+        }))
+    }
+
+    /// Makes the writes so far durable when the store is opened durable, sharing the flush
+    /// with concurrent durable writes.
+    fn commit(&self) -> StoreResult<()> {
+        if self.durable {
+            self.commits.commit(|| self.flush_counted())?;
+        }
+        Ok(())
     }
 
     /// Flushes, and takes what was unflushed when it started off the budget.

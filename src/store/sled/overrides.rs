@@ -46,6 +46,16 @@ impl SledStore {
 }
 
 impl DeviceOverrides for SledStore {
+    fn apply_overrides(&self, write: OverrideWrite) -> StoreFuture<BulkOutcome> {
+        let applied = self.override_writer.queue_all(vec![write]);
+        Box::pin(async move {
+            let mut outcomes = applied.await?;
+            outcomes
+                .pop()
+                .ok_or_else(|| StoreError::Engine("a change of overrides went unanswered".into()))
+        })
+    }
+
     fn write_overrides(&self, writes: &[OverrideWrite]) -> StoreResult<Vec<BulkOutcome>> {
         let _registry = self.shared();
         // Refusals are decided before the transaction: a refused write takes no part in it.

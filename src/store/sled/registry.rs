@@ -126,6 +126,7 @@ impl Registry for SledStore {
             None as Option<&[u8]>,
             Some(encode_value(&record)),
         )?;
+        self.commit()?;
         Ok(match swapped {
             Ok(()) => CreateApp::Created(app),
             Err(_) => CreateApp::AlreadyExists,
@@ -167,6 +168,7 @@ impl Registry for SledStore {
         self.forget_bundle_ids();
         self.apps.remove(app_id.as_bytes())?;
         log::info!("deleted app {app_id} with {devices} devices");
+        self.commit()?;
         Ok(true)
     }
 
@@ -220,6 +222,7 @@ impl Registry for SledStore {
             }
             Ok::<_, ConflictableTransactionError<StoreError>>(())
         })?;
+        self.commit()?;
         Ok(if created {
             UpsertChannel::Created(channel)
         } else {
@@ -298,6 +301,7 @@ impl Registry for SledStore {
                 })?;
         }
         self.channels.remove(channel_key.as_slice())?;
+        self.commit()?;
         Ok(DeleteOutcome::Deleted)
     }
 
@@ -327,6 +331,7 @@ impl Registry for SledStore {
             Ok::<_, ConflictableTransactionError<StoreError>>(())
         })?;
         self.forget_bundle_ids();
+        self.commit()?;
         Ok(CreateBundle::Created(created))
     }
 
@@ -366,6 +371,7 @@ impl Registry for SledStore {
         }
         self.bundles.remove(key)?;
         self.forget_bundle_ids();
+        self.commit()?;
         Ok(DeleteOutcome::Deleted)
     }
 }

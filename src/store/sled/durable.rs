@@ -1,5 +1,6 @@
-//! Group commit: a management write is acknowledged only once it is on disk, and writers that
-//! arrive while a flush is running share the next one instead of queueing a flush each.
+//! How the sled engine keeps its promises about writes. Group commit: a durable write is
+//! acknowledged only once it is on disk, and writers that arrive while a flush is running share
+//! the next one instead of queueing a flush each.
 //!
 //! [`GroupCommit`] shares flushes. Each writer takes a ticket after its write. A flush started
 //! after a ticket was taken covers that ticket's write. One writer at a time leads: it flushes
@@ -9,18 +10,18 @@
 //! [`BatchWriter`] also shares transactions: a sled transaction has a cost of its own beyond its
 //! writes, and holds a process-wide lock that stops every read (bench/RESULTS.md), so the writes
 //! that queue up while one batch is being applied go into the next batch's single transaction,
-//! and request handlers wait for them without blocking a worker. [`OverrideWriter`] does it for links and unlinks (the
-//! busiest durable writes, flushed before they are answered), [`CheckInWriter`] for check-ins
-//! that change a device.
+//! and callers wait for them without blocking a thread. The engine has two: one for changes of
+//! overrides (the busiest durable writes, flushed before they are answered), one for check-ins
+//! that change a device. Their threads hold the store weakly, so that it is released when its
+//! last user lets it go.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{mpsc, Condvar, MutexGuard, Weak};
 use std::thread::JoinHandle;
 
 use tokio::sync::oneshot;
 
-use crate::store::{BulkOutcome, CheckIn, OverrideWrite, Store, StoreError, StoreResult, Upsert};
+use super::*;
 
 #[derive(Debug, Default)]
 struct Tickets {
@@ -30,7 +31,7 @@ struct Tickets {
 }
 
 #[derive(Debug, Default)]
-pub struct GroupCommit {
+pub(super) struct GroupCommit {
     tickets: Mutex<Tickets>,
     done: Condvar,
     /// Flushes actually run, for metrics: fewer than commits when writers share.
@@ -39,7 +40,7 @@ pub struct GroupCommit {
 }
 
 impl GroupCommit {
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self::default()
     }
 
@@ -49,7 +50,7 @@ impl GroupCommit {
 
     /// Blocks until everything written before this call is durable. `flush` makes every write
     /// so far durable; it runs on one thread at a time.
-    pub fn commit(&self, flush: impl Fn() -> StoreResult<()>) -> StoreResult<()> {
+    pub(super) fn commit(&self, flush: impl Fn() -> StoreResult<()>) -> StoreResult<()> {
         self.commits.fetch_add(1, Ordering::Relaxed);
         let mut tickets = self.lock();
         tickets.issued += 1;
@@ -79,7 +80,7 @@ impl GroupCommit {
     }
 
     /// (commits, flushes) so far.
-    pub fn totals(&self) -> (u64, u64) {
+    pub(super) fn totals(&self) -> (u64, u64) {
         (
             self.commits.load(Ordering::Relaxed),
             self.flushes.load(Ordering::Relaxed),
@@ -92,14 +93,14 @@ impl GroupCommit {
 const BATCH_DEVICES: usize = 1024;
 
 /// A write that a [`BatchWriter`] applies together with the others queued with it.
-pub trait BatchedWrite: Send + Sized + 'static {
+pub(super) trait BatchedWrite: Send + Sized + 'static {
     type Outcome: Send + 'static;
     /// The writer thread's name, also in its errors.
     const WRITER: &'static str;
     /// Devices the write touches: what counts against a batch's bound.
     fn devices(&self) -> usize;
     /// Applies a batch in one transaction: one outcome per write, in order.
-    fn apply(store: &dyn Store, batch: &[Self]) -> StoreResult<Vec<Self::Outcome>>;
+    fn apply(store: &SledStore, batch: &[Self]) -> StoreResult<Vec<Self::Outcome>>;
 }
 
 impl BatchedWrite for OverrideWrite {
@@ -110,7 +111,7 @@ impl BatchedWrite for OverrideWrite {
         self.device_ids.len()
     }
 
-    fn apply(store: &dyn Store, batch: &[Self]) -> StoreResult<Vec<BulkOutcome>> {
+    fn apply(store: &SledStore, batch: &[Self]) -> StoreResult<Vec<BulkOutcome>> {
         store.write_overrides(batch)
     }
 }
@@ -123,16 +124,16 @@ impl BatchedWrite for CheckIn {
         1
     }
 
-    fn apply(store: &dyn Store, batch: &[Self]) -> StoreResult<Vec<Upsert>> {
+    fn apply(store: &SledStore, batch: &[Self]) -> StoreResult<Vec<Upsert>> {
         store.write_check_ins(batch)
     }
 }
 
 /// Links and unlinks, batched across requests.
-pub type OverrideWriter = BatchWriter<OverrideWrite>;
-/// Check-ins that change a device (those `Store::settle_check_ins` left open), batched across
-/// requests.
-pub type CheckInWriter = BatchWriter<CheckIn>;
+pub(super) type OverrideWriter = BatchWriter<OverrideWrite>;
+/// Check-ins that change a device (those `SledStore::settle_check_ins` left open), batched
+/// across requests.
+pub(super) type CheckInWriter = BatchWriter<CheckIn>;
 
 struct Queued<W: BatchedWrite> {
     write: W,
@@ -141,7 +142,7 @@ struct Queued<W: BatchedWrite> {
 
 /// Applies the writes of concurrent requests in shared transactions, from one thread, and
 /// answers each request once its write is applied and (with `durable`) on disk.
-pub struct BatchWriter<W: BatchedWrite> {
+pub(super) struct BatchWriter<W: BatchedWrite> {
     queue: Option<mpsc::Sender<Queued<W>>>,
     thread: Option<JoinHandle<()>>,
     totals: Arc<WriterTotals>,
@@ -154,9 +155,9 @@ struct WriterTotals {
 }
 
 impl<W: BatchedWrite> BatchWriter<W> {
-    /// Starts the writing thread. With `durable`, each batch is flushed through `group` (shared
-    /// with the other durable writes) before any of its requests is answered.
-    pub fn start(store: Arc<dyn Store>, group: Arc<GroupCommit>, durable: bool) -> Self {
+    /// Starts the writing thread. With `durable`, each batch is made durable (the store's
+    /// group commit, shared with its other durable writes) before any of its writes is answered.
+    pub(super) fn start(store: Weak<SledStore>, durable: bool) -> Self {
         let (queue, queued) = mpsc::channel::<Queued<W>>();
         let totals = Arc::new(WriterTotals::default());
         let thread_totals = totals.clone();
@@ -180,7 +181,7 @@ impl<W: BatchedWrite> BatchWriter<W> {
                         .writes
                         .fetch_add(batch.len() as u64, Ordering::Relaxed);
                     thread_totals.batches.fetch_add(1, Ordering::Relaxed);
-                    apply_batch(store.as_ref(), &group, durable, batch);
+                    apply_batch(&store, durable, batch);
                 }
             })
             .expect("spawning a writer thread");
@@ -191,23 +192,20 @@ impl<W: BatchedWrite> BatchWriter<W> {
         }
     }
 
-    /// Queues the write and waits for its outcome, without blocking the caller's thread.
-    pub async fn write(&self, write: W) -> StoreResult<W::Outcome> {
-        let outcome = self.queue_write(write)?;
-        outcome.await.map_err(|_| self.stopped())?
-    }
-
-    /// Queues the writes in order, then waits for all their outcomes: they may share a batch.
-    pub async fn write_all(&self, writes: Vec<W>) -> StoreResult<Vec<W::Outcome>> {
+    /// Queues the writes in order, and answers a future of their outcomes (they may share a
+    /// batch) that holds nothing of the writer: it outlives the call.
+    pub(super) fn queue_all(&self, writes: Vec<W>) -> StoreFuture<Vec<W::Outcome>> {
         let queued = writes
             .into_iter()
             .map(|write| self.queue_write(write))
-            .collect::<StoreResult<Vec<_>>>()?;
-        let mut outcomes = Vec::with_capacity(queued.len());
-        for outcome in queued {
-            outcomes.push(outcome.await.map_err(|_| self.stopped())??);
-        }
-        Ok(outcomes)
+            .collect::<StoreResult<Vec<_>>>();
+        Box::pin(async move {
+            let mut outcomes = Vec::new();
+            for outcome in queued? {
+                outcomes.push(outcome.await.map_err(|_| stopped::<W>())??);
+            }
+            Ok(outcomes)
+        })
     }
 
     fn queue_write(&self, write: W) -> StoreResult<oneshot::Receiver<StoreResult<W::Outcome>>> {
@@ -221,16 +219,20 @@ impl<W: BatchedWrite> BatchWriter<W> {
     }
 
     fn stopped(&self) -> StoreError {
-        StoreError::Engine(format!("the {} thread has stopped", W::WRITER))
+        stopped::<W>()
     }
 
     /// (writes, batches) so far.
-    pub fn totals(&self) -> (u64, u64) {
+    pub(super) fn totals(&self) -> (u64, u64) {
         (
             self.totals.writes.load(Ordering::Relaxed),
             self.totals.batches.load(Ordering::Relaxed),
         )
     }
+}
+
+fn stopped<W: BatchedWrite>() -> StoreError {
+    StoreError::Engine(format!("the {} thread has stopped", W::WRITER))
 }
 
 impl<W: BatchedWrite> Drop for BatchWriter<W> {
@@ -239,37 +241,41 @@ impl<W: BatchedWrite> Drop for BatchWriter<W> {
     fn drop(&mut self) {
         self.queue = None;
         if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+            // The store's last user may be the writer thread itself, at the end of a batch: it
+            // is then on its way out, and cannot wait for itself.
+            if thread.thread().id() != std::thread::current().id() {
+                let _ = thread.join();
+            }
         }
     }
 }
 
 /// One transaction for the whole batch, one flush, then every answer. A failure fails every
 /// write of the batch, and a panic in the store is answered as an error instead of taking the
-/// thread down with the requests still waiting.
-fn apply_batch<W: BatchedWrite>(
-    store: &dyn Store,
-    group: &GroupCommit,
-    durable: bool,
-    batch: Vec<Queued<W>>,
-) {
+/// thread down with the requests still waiting. The store is let go before anyone is answered:
+/// a caller that drops the store once answered is then its last user, and the store closes on
+/// the caller's thread (so that reopening it at once finds its files free).
+fn apply_batch<W: BatchedWrite>(store: &Weak<SledStore>, durable: bool, batch: Vec<Queued<W>>) {
     let (writes, answers): (Vec<_>, Vec<_>) = batch
         .into_iter()
         .map(|queued| (queued.write, queued.answer))
         .unzip();
-    let applied = catch_unwind(AssertUnwindSafe(|| {
-        let outcomes = W::apply(store, &writes)?;
-        if durable {
-            group.commit(|| store.flush())?;
-        }
-        Ok(outcomes)
-    }))
-    .unwrap_or_else(|_| {
-        Err(StoreError::Engine(format!(
-            "{}: writes panicked",
-            W::WRITER
-        )))
-    });
+    let applied = match store.upgrade() {
+        Some(store) => catch_unwind(AssertUnwindSafe(|| {
+            let outcomes = W::apply(&store, &writes)?;
+            if durable {
+                store.commit()?;
+            }
+            Ok(outcomes)
+        }))
+        .unwrap_or_else(|_| {
+            Err(StoreError::Engine(format!(
+                "{}: writes panicked",
+                W::WRITER
+            )))
+        }),
+        None => Err(stopped::<W>()),
+    };
     match applied {
         Ok(outcomes) => {
             for (answer, outcome) in answers.into_iter().zip(outcomes) {
@@ -289,10 +295,7 @@ fn apply_batch<W: BatchedWrite>(
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
-    use std::sync::Arc;
     use std::time::Duration;
-
-    use crate::store::StoreError;
 
     #[test]
     fn a_lone_writer_flushes_once() {
@@ -341,8 +344,18 @@ mod tests {
         assert!(flushes < commits, "no flush was shared: {flushes} flushes");
     }
 
-    fn sled_store(dir: &std::path::Path) -> Arc<dyn Store> {
-        Arc::new(crate::store::sled::fixtures::open_with_beta(dir))
+    fn durable_store(dir: &std::path::Path) -> Arc<SledStore> {
+        let options = SledOptions {
+            cache_bytes: 8 << 20,
+            flush_every_ms: None,
+            durable: true,
+        };
+        let store = SledStore::open(dir, &options).unwrap();
+        store.create_app("app", "app", 1).unwrap();
+        store
+            .upsert_channel("app", "beta", &ChannelPatch::default(), 1)
+            .unwrap();
+        store
     }
 
     fn link(app_id: &str, device_id: String, channel: &str) -> OverrideWrite {
@@ -360,23 +373,26 @@ mod tests {
         }
     }
 
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+    }
+
     #[test]
     fn concurrent_override_writes_share_transactions_and_each_gets_its_own_outcome() {
         let dir = tempfile::tempdir().unwrap();
-        let store = sled_store(dir.path());
-        let group = Arc::new(GroupCommit::new());
-        let writer = OverrideWriter::start(store.clone(), group.clone(), true);
-        // Every write is queued before the first answer can arrive (join_all polls them all).
+        let store = durable_store(dir.path());
+        let commits_before = store.write_stats().commits;
+        // Every write is queued before the first answer can arrive (they are queued as the
+        // calls are made).
         let writes = (0..200).map(|i| match i % 10 {
             3 => link("app", format!("d{i}"), "gone"),
             7 => link("missing", format!("d{i}"), "beta"),
             _ => link("app", format!("d{i}"), "beta"),
         });
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let outcomes = runtime.block_on(futures_util::future::join_all(
-            writes.map(|write| writer.write(write)),
+        let outcomes = runtime().block_on(futures_util::future::join_all(
+            writes.map(|write| store.apply_overrides(write)),
         ));
         for (i, outcome) in outcomes.into_iter().enumerate() {
             let outcome = outcome.unwrap();
@@ -392,18 +408,20 @@ mod tests {
             }
             assert!(linked.is_empty(), "refused write {i} changed the store");
         }
-        let (writes, batches) = writer.totals();
-        assert_eq!(writes, 200);
-        assert!(batches < writes, "no transaction was shared");
-        // Every batch was flushed before its answers.
-        assert_eq!(group.totals().0, batches);
+        let stats = store.write_stats();
+        assert_eq!(stats.override_writes, 200);
+        assert!(
+            stats.override_batches < stats.override_writes,
+            "no transaction was shared"
+        );
+        // Every batch was made durable before its answers.
+        assert_eq!(stats.commits - commits_before, stats.override_batches);
     }
 
     #[test]
     fn concurrent_check_ins_share_transactions() {
         let dir = tempfile::tempdir().unwrap();
-        let store = sled_store(dir.path());
-        let writer = CheckInWriter::start(store.clone(), Arc::new(GroupCommit::new()), false);
+        let store = crate::store::sled::fixtures::open_with_beta(dir.path());
         let missing = |i: usize| i % 7 == 3;
         let check_in = |i: usize| CheckIn {
             app_id: if missing(i) { "missing" } else { "app" }.into(),
@@ -415,11 +433,8 @@ mod tests {
             now: 1_000 + i as u64,
             touch_interval: 1,
         };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let outcomes = runtime.block_on(futures_util::future::join_all(
-            (0..200).map(|i| writer.write(check_in(i))),
+        let outcomes = runtime().block_on(futures_util::future::join_all(
+            (0..200).map(|i| store.check_in(vec![check_in(i)])),
         ));
         // In queue order: a device's first check-in creates it, the later ones rewrite it.
         let writes_of = |d: usize| (0..200).filter(move |i| i % 50 == d && !missing(*i));
@@ -431,7 +446,7 @@ mod tests {
             } else {
                 Upsert::Updated
             };
-            assert_eq!(outcome.unwrap(), expected, "check-in {i}");
+            assert_eq!(outcome.unwrap(), vec![expected], "check-in {i}");
         }
         // Each device holds its last check-in.
         for d in 0..50usize {
@@ -439,26 +454,33 @@ mod tests {
             let device = store.device("app", &format!("d{d}")).unwrap().unwrap();
             assert_eq!(device.device.updated_at, 1_000 + last as u64);
         }
-        let (writes, batches) = writer.totals();
-        assert_eq!(writes, 200);
-        assert!(batches < writes, "no transaction was shared");
+        // Those of an unknown app were answered from a read, without the writer.
+        let stats = store.write_stats();
+        let written = (0..200).filter(|i| !missing(*i)).count() as u64;
+        assert_eq!(stats.check_in_writes, written);
+        assert!(
+            stats.check_in_batches < written,
+            "no transaction was shared"
+        );
         assert!(store.check(false).unwrap().is_clean());
     }
 
     #[test]
-    fn dropping_the_writer_releases_the_store() {
+    fn the_store_closes_with_its_last_user() {
         let dir = tempfile::tempdir().unwrap();
-        let store = sled_store(dir.path());
-        let writer = OverrideWriter::start(store.clone(), Arc::new(GroupCommit::new()), false);
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
+        let store = durable_store(dir.path());
+        runtime()
+            .block_on(store.apply_overrides(link("app", "d".into(), "beta")))
             .unwrap();
-        runtime
-            .block_on(writer.write(link("app", "d".into(), "beta")))
-            .unwrap();
-        assert_eq!(Arc::strong_count(&store), 2);
-        drop(writer);
+        // The writer threads hold the store only while they apply a batch.
         assert_eq!(Arc::strong_count(&store), 1);
+        drop(store);
+        // Its files are released: it opens again, with the write.
+        let store = durable_store(dir.path());
+        assert_eq!(
+            store.overrides("app", "d").unwrap().channel.as_deref(),
+            Some("beta")
+        );
     }
 
     #[test]
