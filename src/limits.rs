@@ -44,18 +44,23 @@ impl<V> ClientTable<V> {
         }
         self.stamp += 1;
         let stamp = self.stamp;
+        // The client's state carries its newest use before stale uses are dropped, so that the
+        // use just recorded counts as live.
+        self.entries
+            .entry(client)
+            .or_insert_with(|| (make(), stamp))
+            .1 = stamp;
         self.uses.push_back((client, stamp));
         if self.uses.len() > 2 * self.capacity {
             let entries = &self.entries;
             self.uses
                 .retain(|(client, stamp)| entries.get(client).is_some_and(|e| e.1 == *stamp));
         }
-        let entry = self
+        &mut self
             .entries
-            .entry(client)
-            .or_insert_with(|| (make(), stamp));
-        entry.1 = stamp;
-        &mut entry.0
+            .get_mut(&client)
+            .expect("the client was just recorded")
+            .0
     }
 
     fn get_mut(&mut self, client: &IpAddr) -> Option<&mut V> {
@@ -227,6 +232,21 @@ mod tests {
         // The most recent thousand are kept, the oldest forgotten.
         assert!(buckets.entries.contains_key(&client(1_999)));
         assert!(!buckets.entries.contains_key(&client(0)));
+    }
+
+    #[test]
+    fn a_client_touched_when_the_uses_are_compacted_can_still_be_forgotten() {
+        let mut table = ClientTable::new(2);
+        // The fifth use of `1` compacts the queue of uses (more than twice the capacity).
+        for _ in 0..5 {
+            table.touch(client(1), || ());
+        }
+        table.touch(client(2), || ());
+        // Full: the least recently seen, `1`, makes room for `3`.
+        table.touch(client(3), || ());
+        assert!(!table.entries.contains_key(&client(1)));
+        assert!(table.entries.contains_key(&client(2)));
+        assert!(table.entries.contains_key(&client(3)));
     }
 
     #[test]

@@ -215,7 +215,7 @@ pub struct Change {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EraseTarget<'a> {
     Device(&'a str),
-    /// Every device of the app reporting this custom id (a scan of the app's devices).
+    /// Every device of the app reporting this custom id (read from the custom-id index).
     CustomId(&'a str),
 }
 
@@ -277,7 +277,7 @@ pub struct OverrideWrite {
     pub change: Change,
 }
 
-/// One device's check-in, as `Store::upsert_devices` records it.
+/// One device's check-in, as [`Devices::check_in`] records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckIn {
     pub app_id: String,
@@ -297,9 +297,11 @@ pub struct NewApiKey {
 /// The storage contract, one part per concern; an engine implements every part, and handlers hold
 /// an `Arc<dyn Store>`. What every call promises, on every engine:
 ///
-/// - **Atomic**: a call that changes several records (a device with its index entries and
-///   counters; an override with its audit entry) changes all of them or none; a reader never
-///   sees a record without its index entries or the reverse.
+/// - **Atomic per record**: a device changes with its index entries and counters, an override
+///   with its audit and expiry entries, all of them or none; a reader never sees a record
+///   without its index entries or the reverse. Calls that change many devices (deleting an app
+///   or a channel, erasing a custom id's devices) do it in bounded steps, each atomic, ordered so
+///   that calling again after a crash midway finishes the work; those say so.
 /// - **Read your writes**: once a call returns, every later call on this store, from any thread
 ///   (on a shared engine, from any node), sees its effect.
 /// - **Durability**: a registry change (apps, channels, bundles, API keys), an erasure and a
@@ -319,16 +321,17 @@ impl<T> Store for T where
 {
 }
 
-/// Apps, their channels and their bundles. Changes to these are rare, durable, and each is
-/// atomic with what it implies (a channel made public makes the others private; a deleted channel
-/// takes the overrides that point at it).
+/// Apps, their channels and their bundles. Changes to these are rare and durable; a channel made
+/// public makes the others private in the same step, and a deleted channel takes the overrides
+/// that point at it (in bounded steps, see [`Registry::delete_channel`]).
 pub trait Registry: Send + Sync + 'static {
     fn create_app(&self, app_id: &str, name: &str, now: Micros) -> StoreResult<CreateApp>;
     fn app(&self, app_id: &str) -> StoreResult<Option<App>>;
     fn app_exists(&self, app_id: &str) -> StoreResult<bool>;
     fn apps(&self) -> StoreResult<Vec<App>>;
-    /// Removes the app with its channels, bundles, devices, index entries and overrides. Costs
-    /// what the app holds; readers see the app gone from the first step on.
+    /// Removes the app with its channels, bundles, devices, index entries and overrides, in
+    /// bounded steps, the app's own record last (after a crash midway, calling again finishes
+    /// it). Costs what the app holds.
     fn delete_app(&self, app_id: &str) -> StoreResult<bool>;
 
     /// Creates the channel with the defaults, or updates it; then, if it is public, makes the
@@ -460,7 +463,8 @@ pub trait Maintenance: Send + Sync + 'static {
     fn flush(&self) -> StoreResult<()>;
     /// What the write path has done (batches, shared flushes), for `/metrics`.
     fn write_stats(&self) -> WriteStats;
-    /// Proves the store is open and writable (a small write to a scratch record).
+    /// Proves the store is open and writable: a small write to a scratch record, at most once
+    /// a second (calls in between answer the last probe's result).
     fn health(&self) -> StoreResult<()>;
     /// Bytes the store occupies on disk.
     fn size_on_disk(&self) -> StoreResult<u64>;

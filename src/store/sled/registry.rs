@@ -447,7 +447,8 @@ mod delete_tests {
     fn deleting_an_app_leaves_the_others_whole() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
-        for app in ["app_big", "app_small"] {
+        // Names of which one is the start of another, on both sides.
+        for app in ["app_big", "app_small", "app_big2", "app_bi"] {
             store.create_app(app, app, 1).unwrap();
         }
         let devices = |app: &str, n: usize| -> Vec<Device> {
@@ -463,14 +464,14 @@ mod delete_tests {
         assert!(store
             .import_devices("app_big", &devices("app_big", 2_000))
             .unwrap());
-        assert!(store
-            .import_devices("app_small", &devices("app_small", 2))
-            .unwrap());
+        for app in ["app_small", "app_big2", "app_bi"] {
+            assert!(store.import_devices(app, &devices(app, 2)).unwrap());
+        }
         assert!(store.delete_app("app_big").unwrap());
-        assert!(store
-            .device("app_small", "device_0000001")
-            .unwrap()
-            .is_some());
+        for app in ["app_small", "app_big2", "app_bi"] {
+            let device = store.device(app, "device_0000001").unwrap();
+            assert!(device.is_some(), "{app}");
+        }
         assert!(store.check(false).unwrap().is_clean());
     }
 }
