@@ -69,6 +69,21 @@ mod tests {
     }
 
     #[test]
+    fn a_damaged_sequence_is_corruption_not_a_new_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        assert_eq!(store.next_api_key_id().unwrap(), 1);
+        store
+            .db
+            .insert(keys::sequence("api_key"), &b"bad"[..])
+            .unwrap();
+        assert!(matches!(
+            store.next_api_key_id(),
+            Err(StoreError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
     fn a_store_from_before_sequences_never_repeats_an_id() {
         let dir = tempfile::tempdir().unwrap();
         let given = {

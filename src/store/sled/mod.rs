@@ -283,6 +283,16 @@ impl SledStore {
     /// out before sequences existed.
     fn reserve(&self, name: &str, n: u64) -> StoreResult<u64> {
         let key = keys::sequence(name);
+        let corrupt = || StoreError::Corrupt {
+            tree: "(default)",
+            detail: format!("sequence {name} is not a number"),
+        };
+        match self.db.get(&key)? {
+            // A damaged counter must not start numbering over.
+            Some(bytes) if bytes.len() != 8 => return Err(corrupt()),
+            Some(bytes) if n == 0 => return Ok(read_count(&bytes)),
+            _ => {}
+        }
         if !self.db.contains_key(&key)? {
             let start = self.db.generate_id()? + 1;
             // Another writer may have started it meanwhile: then its start stands.

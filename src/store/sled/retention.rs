@@ -113,13 +113,27 @@ impl SledStore {
         let end = keys::device_time_floor(app_id, cutoff);
         let mut removed = 0;
         let mut visited = 0;
+        // Audit numbers for the overrides this call may remove, reserved in one write; those
+        // left unused are gaps, which numbering allows.
+        let mut seqs = self
+            .audit_seqs(
+                self.overrides_by_time
+                    .range(start.clone()..end.clone())
+                    .keys()
+                    .take(limit)
+                    .count(),
+            )?
+            .into_iter();
         for entry in self.overrides_by_time.range(start..end).keys().take(limit) {
             let time_key = entry?;
             visited += 1;
             let (_, set_at, device_id) = keys::split_device_time(&time_key)
                 .ok_or_else(|| corrupt_key("overrides_by_time"))?;
             let device_key = keys::app_scoped(app_id, device_id);
-            let seq = self.audit_seqs(1)?[0];
+            let seq = match seqs.next() {
+                Some(seq) => seq,
+                None => self.audit_seqs(1)?[0],
+            };
             let gone = (
                 &self.devices,
                 &self.overrides,
