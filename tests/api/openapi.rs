@@ -63,7 +63,7 @@ async fn the_document_describes_every_route_and_method_the_server_has() {
 }
 
 /// The examples in the document are the server's own answers to a scripted session, on a fixed
-/// clock. Run with `UPDATE_OPENAPI_EXAMPLES=1` to rewrite `src/openapi_examples.json` after a
+/// clock. Run with `UPDATE_OPENAPI_EXAMPLES=1` to rewrite `src/openapi/examples.json` after a
 /// deliberate change; otherwise any difference fails.
 #[actix_web::test]
 async fn the_document_examples_are_real_answers() {
@@ -143,7 +143,7 @@ async fn the_document_examples_are_real_answers() {
     let (s, b) = server.get("/bundle?app_id=app_123", ADMIN).await;
     record("GET /bundle", s, b);
 
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/openapi_examples.json");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/openapi/examples.json");
     let recorded = Value::Object(recorded);
     if std::env::var_os("UPDATE_OPENAPI_EXAMPLES").is_some() {
         std::fs::write(
