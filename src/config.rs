@@ -51,9 +51,12 @@ pub struct Config {
 pub struct ServerConfig {
     pub bind: Address,
     pub max_body: ByteSize,
-    /// Header naming the client's address when behind a reverse proxy (e.g. `x-forwarded-for`,
-    /// first address taken); empty: the connection's peer address.
+    /// Header naming the client's address when behind a reverse proxy (e.g. `x-forwarded-for`);
+    /// empty: the connection's peer address.
     pub client_ip_header: String,
+    /// Proxies in front of the server that append to `client_ip_header`: the client is the
+    /// address that many entries from the right (what the outermost trusted proxy saw).
+    pub trusted_proxies: usize,
     /// Request worker threads; 0: one per CPU.
     pub workers: usize,
 }
@@ -64,6 +67,7 @@ impl Default for ServerConfig {
             bind: Address("127.0.0.1:8080".into()),
             max_body: ByteSize(256 * 1024),
             client_ip_header: String::new(),
+            trusted_proxies: 1,
             workers: 0,
         }
     }

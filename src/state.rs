@@ -20,6 +20,8 @@ pub struct AppState {
     pub auth_failures: Arc<FailureLimiter>,
     pub plugin_limit: Arc<RateLimiter>,
     pub client_ip_header: Option<String>,
+    /// How many entries of `client_ip_header`, from the right, the trusted proxies wrote.
+    pub trusted_proxies: usize,
     pub metrics: Arc<Metrics>,
 }
 
@@ -39,6 +41,7 @@ impl AppState {
             plugin_limit: Arc::new(RateLimiter::new(config.limits.plugin_per_minute)),
             client_ip_header: Some(config.server.client_ip_header.trim().to_ascii_lowercase())
                 .filter(|name| !name.is_empty()),
+            trusted_proxies: config.server.trusted_proxies.max(1),
             metrics: Arc::new(Metrics::new()),
         }
     }

@@ -104,15 +104,44 @@ pub async fn method_not_allowed() -> HttpResponse {
     ApiError::new(Code::MethodNotAllowed).error_response()
 }
 
-/// The client's address: the configured proxy header's first address, else the peer's.
+/// The client's address: the one the outermost trusted proxy saw (`trusted_proxies` entries
+/// from the right of the configured header, which each proxy appends to: what a client writes
+/// there itself is further left, and never read), else the connection's peer. Normalised, so
+/// that one client is one address whatever its spelling.
 pub(crate) fn client_ip(req: &HttpRequest, state: &AppState) -> IpAddr {
     let forwarded = state.client_ip_header.as_deref().and_then(|name| {
         let value = req.headers().get(name)?.to_str().ok()?;
-        value.split(',').next()?.trim().parse().ok()
+        forwarded_client(value, state.trusted_proxies)
     });
     forwarded
         .or_else(|| req.peer_addr().map(|addr| addr.ip()))
+        .map(canonical_ip)
         .unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED))
+}
+
+/// The entry `hops` from the right of a forwarding header (`a, b, c`), as an address; `None`
+/// when the header holds fewer entries (the request did not come through every proxy) or the
+/// entry is not an address.
+fn forwarded_client(value: &str, hops: usize) -> Option<IpAddr> {
+    let entries: Vec<&str> = value.split(',').map(str::trim).collect();
+    let entry = entries.len().checked_sub(hops).map(|i| entries[i])?;
+    parse_ip(entry)
+}
+
+/// An address as proxies write it: bare, with a port (`1.2.3.4:80`), or bracketed (`[::1]:80`).
+fn parse_ip(text: &str) -> Option<IpAddr> {
+    text.parse::<IpAddr>()
+        .ok()
+        .or_else(|| text.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
+        .or_else(|| text.strip_prefix('[')?.strip_suffix(']')?.parse().ok())
+}
+
+/// An IPv4 client seen through an IPv6 socket (`::ffff:1.2.3.4`) is the IPv4 client.
+fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
 }
 
 fn too_many_requests(retry_after: u64) -> ApiError {
@@ -311,4 +340,39 @@ pub fn json_error_body<B>(
     let response: ServiceResponse<EitherBody<B, BoxBody>> =
         ServiceResponse::new(request, rendered).map_into_right_body();
     Ok(ErrorHandlerResponse::Response(response))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_client_is_what_the_trusted_proxies_saw() {
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+        // One proxy: what a client writes itself is on the left, never read.
+        assert_eq!(
+            forwarded_client("6.6.6.6, 198.51.100.7", 1),
+            Some(ip("198.51.100.7"))
+        );
+        // Two proxies: the second appended the first's address.
+        assert_eq!(
+            forwarded_client("198.51.100.7, 10.0.0.2", 2),
+            Some(ip("198.51.100.7"))
+        );
+        assert_eq!(forwarded_client("10.0.0.2", 2), None);
+        assert_eq!(forwarded_client("not an address", 1), None);
+        // One client, however it is spelt.
+        for spelling in ["198.51.100.7", "198.51.100.7:4321", "::ffff:198.51.100.7"] {
+            let parsed = forwarded_client(spelling, 1).map(canonical_ip);
+            assert_eq!(parsed, Some(ip("198.51.100.7")), "{spelling}");
+        }
+        assert_eq!(
+            forwarded_client("[2001:db8::1]:443", 1),
+            Some(ip("2001:db8::1"))
+        );
+        assert_eq!(
+            forwarded_client("[2001:db8::1]", 1),
+            Some(ip("2001:db8::1"))
+        );
+    }
 }

@@ -47,6 +47,27 @@ async fn twenty_failed_authentications_lock_the_client_out_for_the_window() {
 }
 
 #[actix_web::test]
+async fn what_a_client_writes_in_the_forwarding_header_does_not_make_it_another_client() {
+    let mut config = config();
+    config.server.client_ip_header = "x-forwarded-for".into();
+    let server = TestServer::with_config(config).await;
+    // The proxy appends the address it saw; the client rotates what it writes before it.
+    for i in 0..20 {
+        let forwarded = format!("10.0.0.{i}, 198.51.100.9");
+        let request = TestRequest::get()
+            .uri("/app")
+            .insert_header(("authorization", "guess"))
+            .insert_header(("x-forwarded-for", forwarded));
+        assert_eq!(server.send(request).await.0, StatusCode::UNAUTHORIZED);
+    }
+    // The same client, spelt otherwise, is locked out too.
+    for spelling in ["198.51.100.9", "::ffff:198.51.100.9", "198.51.100.9:4000"] {
+        let (status, _, _) = server.send(from(spelling, ADMIN)).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{spelling}");
+    }
+}
+
+#[actix_web::test]
 async fn missing_keys_do_not_count_as_failures() {
     let server = TestServer::new().await;
     for _ in 0..30 {
