@@ -57,6 +57,89 @@ error_codes! {
     StoreUnavailable => (SERVICE_UNAVAILABLE, "store_unavailable", "The store does not accept writes"),
 }
 
+macro_rules! fields {
+    ($($variant:ident => ($key:literal, $stem:literal),)*) => {
+        /// Every field a request may name, with the two codes its problems answer
+        /// (`missing_<field>`, `invalid_<field>`): the one list of per-field error codes.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Field { $($variant),* }
+
+        impl Field {
+            pub const ALL: &'static [Field] = &[$(Field::$variant),*];
+
+            /// Its name in a body or a query string.
+            pub fn key(self) -> &'static str {
+                match self { $(Field::$variant => $key),* }
+            }
+            pub fn missing_code(self) -> &'static str {
+                match self { $(Field::$variant => concat!("missing_", $stem)),* }
+            }
+            pub fn invalid_code(self) -> &'static str {
+                match self { $(Field::$variant => concat!("invalid_", $stem)),* }
+            }
+            /// Its name in messages and `moreInfo` (snake_case, as in its codes).
+            pub fn label(self) -> &'static str {
+                match self { $(Field::$variant => $stem),* }
+            }
+        }
+    };
+}
+
+fields! {
+    Action => ("action", "action"),
+    AllowDev => ("allow_dev", "allow_dev"),
+    AllowDevice => ("allow_device", "allow_device"),
+    AllowDeviceSelfSet => ("allow_device_self_set", "allow_device_self_set"),
+    AllowEmulator => ("allow_emulator", "allow_emulator"),
+    AllowProd => ("allow_prod", "allow_prod"),
+    Android => ("android", "android"),
+    AppId => ("app_id", "app_id"),
+    Channel => ("channel", "channel"),
+    Checksum => ("checksum", "checksum"),
+    Cursor => ("cursor", "cursor"),
+    CustomId => ("custom_id", "custom_id"),
+    CustomIdPrefix => ("custom_id_prefix", "custom_id_prefix"),
+    DefaultChannel => ("defaultChannel", "default_channel"),
+    DeviceId => ("device_id", "device_id"),
+    DeviceIdOrCustomId => ("device_id_or_custom_id", "device_id_or_custom_id"),
+    DeviceIds => ("device_ids", "device_ids"),
+    DisableAutoUpdate => ("disableAutoUpdate", "disable_auto_update"),
+    DisableAutoUpdateUnderNative => ("disableAutoUpdateUnderNative", "disable_auto_update_under_native"),
+    DryRun => ("dry_run", "dry_run"),
+    Electron => ("electron", "electron"),
+    ExpiresAt => ("expires_at", "expires_at"),
+    ExternalUrl => ("external_url", "external_url"),
+    Files => ("files", "files"),
+    Format => ("format", "format"),
+    HasOverride => ("has_override", "has_override"),
+    Id => ("id", "id"),
+    InstallSource => ("install_source", "install_source"),
+    Ios => ("ios", "ios"),
+    IsEmulator => ("is_emulator", "is_emulator"),
+    IsProd => ("is_prod", "is_prod"),
+    KeyId => ("key_id", "key_id"),
+    Limit => ("limit", "limit"),
+    LimitedToApps => ("limited_to_apps", "limited_to_apps"),
+    Manifest => ("manifest", "manifest"),
+    MinUpdateVersion => ("min_update_version", "min_update_version"),
+    Mode => ("mode", "mode"),
+    Name => ("name", "name"),
+    Order => ("order", "order"),
+    OsVersion => ("os_version", "os_version"),
+    Platform => ("platform", "platform"),
+    PluginVersion => ("plugin_version", "plugin_version"),
+    Public => ("public", "public"),
+    SessionKey => ("session_key", "session_key"),
+    Target => ("target", "target"),
+    UpdatedAt => ("updated_at", "updated_at"),
+    Version => ("version", "version"),
+    VersionBuild => ("version_build", "version_build"),
+    VersionId => ("version_id", "version_id"),
+    VersionName => ("version_name", "version_name"),
+    VersionOs => ("version_os", "version_os"),
+    VersionOverride => ("version_override", "version_override"),
+}
+
 #[derive(Debug, Clone)]
 pub struct ApiError {
     status: StatusCode,
@@ -76,25 +159,27 @@ impl ApiError {
     }
 
     /// 400 `missing_<field>`.
-    pub fn missing(field: &str) -> Self {
+    pub fn missing(field: Field) -> Self {
         Self {
             status: StatusCode::BAD_REQUEST,
-            code: Cow::Owned(format!("missing_{field}")),
-            message: Cow::Owned(format!("Missing required field {field}")),
+            code: Cow::Borrowed(field.missing_code()),
+            message: Cow::Owned(format!("Missing required field {}", field.label())),
             more_info: Map::new(),
         }
     }
 
     /// 400 `invalid_<field>`, with a sentence that says what a valid value is, and the value.
-    pub fn invalid(field: &str, expected: &str, value: Option<&Value>) -> Self {
+    pub fn invalid(field: Field, expected: &str, value: Option<&Value>) -> Self {
         let mut error = Self {
             status: StatusCode::BAD_REQUEST,
-            code: Cow::Owned(format!("invalid_{field}")),
-            message: Cow::Owned(format!("Invalid {field}: {expected}")),
+            code: Cow::Borrowed(field.invalid_code()),
+            message: Cow::Owned(format!("Invalid {}: {expected}", field.label())),
             more_info: Map::new(),
         };
         if let Some(value) = value {
-            error.more_info.insert(field.to_owned(), value.clone());
+            error
+                .more_info
+                .insert(field.label().to_owned(), value.clone());
         }
         error
     }
@@ -256,7 +341,7 @@ mod tests {
     #[test]
     fn field_errors_name_the_field() {
         let body =
-            ApiError::invalid("limit", "an integer from 1 to 1000", Some(&"0".into())).body();
+            ApiError::invalid(Field::Limit, "an integer from 1 to 1000", Some(&"0".into())).body();
         assert_eq!(body["error"], "invalid_limit");
         assert_eq!(body["moreInfo"]["limit"], "0");
         assert_eq!(body["status"], "KO");

@@ -4,6 +4,7 @@
 //! device and its overrides alike); good lines are written in batches through the store's
 //! import path, so importing the same file twice changes nothing.
 
+use crate::error::Field;
 use std::collections::{BTreeMap, HashSet};
 use std::io::BufRead;
 
@@ -55,23 +56,23 @@ pub fn parse_device(fields: Map<String, Value>) -> Result<ImportedDevice, String
     let app_id = input.app_id().map_err(fail)?;
     let device_id = input.required_device_id().map_err(fail)?;
     let updated_at = input
-        .instant("updated_at")
+        .instant(Field::UpdatedAt)
         .map_err(fail)?
         .ok_or_else(|| "missing_updated_at".to_owned())?;
-    let platform = input.required_str("platform").map_err(fail)?;
+    let platform = input.required_str(Field::Platform).map_err(fail)?;
     let platform = Platform::parse(platform).ok_or_else(|| "invalid_platform".to_owned())?;
-    let text = |field: &str| -> Result<String, String> {
+    let text = |field: Field| -> Result<String, String> {
         match input.str(field).map_err(fail)? {
             None => Ok(String::new()),
             Some(value) if value.len() <= 256 && !crate::ids::has_control(value) => {
                 Ok(value.to_owned())
             }
-            Some(_) => Err(format!("invalid_{field}")),
+            Some(_) => Err(field.invalid_code().to_owned()),
         }
     };
     let custom_id =
-        crate::ids::normalize_custom_id(&text("custom_id")?).ok_or("invalid_custom_id")?;
-    let version_name = Some(text("version_name")?).filter(|name| !name.is_empty());
+        crate::ids::normalize_custom_id(&text(Field::CustomId)?).ok_or("invalid_custom_id")?;
+    let version_name = Some(text(Field::VersionName)?).filter(|name| !name.is_empty());
     Ok(ImportedDevice {
         device: Device {
             app_id,
@@ -80,19 +81,22 @@ pub fn parse_device(fields: Map<String, Value>) -> Result<ImportedDevice, String
             report: DeviceReport {
                 custom_id,
                 version_name,
-                version_build: text("version_build")?,
-                os_version: text("os_version")?,
-                plugin_version: text("plugin_version")?,
+                version_build: text(Field::VersionBuild)?,
+                os_version: text(Field::OsVersion)?,
+                plugin_version: text(Field::PluginVersion)?,
                 platform,
-                is_prod: input.bool("is_prod").map_err(fail)?.unwrap_or(true),
-                is_emulator: input.bool("is_emulator").map_err(fail)?.unwrap_or(false),
+                is_prod: input.bool(Field::IsProd).map_err(fail)?.unwrap_or(true),
+                is_emulator: input
+                    .bool(Field::IsEmulator)
+                    .map_err(fail)?
+                    .unwrap_or(false),
                 default_channel: None,
-                install_source: Some(text("install_source")?).filter(|v| !v.is_empty()),
-                key_id: Some(text("key_id")?).filter(|v| !v.is_empty()),
+                install_source: Some(text(Field::InstallSource)?).filter(|v| !v.is_empty()),
+                key_id: Some(text(Field::KeyId)?).filter(|v| !v.is_empty()),
             },
         },
-        channel: input.name("channel").map_err(fail)?,
-        version_override: input.name("version_override").map_err(fail)?,
+        channel: input.name(Field::Channel).map_err(fail)?,
+        version_override: input.name(Field::VersionOverride).map_err(fail)?,
     })
 }
 

@@ -47,6 +47,19 @@ fn schema(fields: &[Field]) -> Value {
 /// rewrites them): "METHOD /path" -> {"status", "body"}.
 pub const EXAMPLES: &str = include_str!("examples.json");
 
+/// Every per-field code, from the one list of fields: `{field: [missing code, invalid code]}`.
+fn field_error_codes() -> Value {
+    Value::Object(
+        crate::error::Field::ALL
+            .iter()
+            .map(|field| {
+                let codes = json!([field.missing_code(), field.invalid_code()]);
+                (field.key().to_owned(), codes)
+            })
+            .collect(),
+    )
+}
+
 pub fn document() -> Value {
     let examples: Map<String, Value> = serde_json::from_str(EXAMPLES).unwrap_or_default();
     let mut paths = Map::new();
@@ -131,12 +144,16 @@ pub fn document() -> Value {
         },
         "paths": paths,
         "components": {
+            "x-field-error-codes": field_error_codes(),
             "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "authorization"}},
             "schemas": {"Error": {
                 "type": "object",
                 "required": ["error", "message", "moreInfo", "status"],
                 "properties": {
-                    "error": {"type": "string"},
+                    "error": {
+                        "type": "string",
+                        "description": "A stable code. Per field, missing_<field> or invalid_<field>: see x-field-error-codes.",
+                    },
                     "message": {"type": "string"},
                     "moreInfo": {"type": "object"},
                     "status": {"const": "KO"},

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use super::input::{invalid, Input};
 use super::{json_input, needs, ok, resource, Authorized};
 use crate::auth;
-use crate::error::{ApiError, Code};
+use crate::error::{ApiError, Code, Field};
 use crate::ids;
 use crate::model::{ApiKey, Mode};
 use crate::state::AppState;
@@ -38,12 +38,12 @@ pub fn key_json(key: &ApiKey) -> Value {
 fn parse_apps(input: &Input) -> Result<Vec<String>, ApiError> {
     let bad = || {
         invalid(
-            "limited_to_apps",
+            Field::LimitedToApps,
             "an array of app ids",
-            input.raw("limited_to_apps"),
+            input.raw(Field::LimitedToApps),
         )
     };
-    match input.raw("limited_to_apps") {
+    match input.raw(Field::LimitedToApps) {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Array(items)) if items.len() <= 1000 => {
             let mut apps = Vec::with_capacity(items.len());
@@ -69,25 +69,30 @@ async fn create_key(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let input = json_input(&req, payload, &state).await?;
-    let name = input.required_str("name")?;
+    let name = input.required_str(Field::Name)?;
     if name.trim().is_empty() || name.len() > 128 || ids::has_control(name) {
         return Err(invalid(
-            "name",
+            Field::Name,
             "1 to 128 bytes without control characters",
-            input.raw("name"),
+            input.raw(Field::Name),
         ));
     }
-    let mode_text = input.required_str("mode")?;
-    let mode = Mode::parse(mode_text)
-        .ok_or_else(|| invalid("mode", "one of read, upload, write, all", input.raw("mode")))?;
+    let mode_text = input.required_str(Field::Mode)?;
+    let mode = Mode::parse(mode_text).ok_or_else(|| {
+        invalid(
+            Field::Mode,
+            "one of read, upload, write, all",
+            input.raw(Field::Mode),
+        )
+    })?;
     let limited_to_apps = parse_apps(&input)?;
     let now = state.clock.now();
-    let expires_at = input.instant("expires_at")?;
+    let expires_at = input.instant(Field::ExpiresAt)?;
     if expires_at.is_some_and(|at| at <= now) {
         return Err(invalid(
-            "expires_at",
+            Field::ExpiresAt,
             "an instant in the future",
-            input.raw("expires_at"),
+            input.raw(Field::ExpiresAt),
         ));
     }
 
@@ -143,7 +148,7 @@ async fn delete_key(
     let text = path.into_inner();
     let id: u64 = text.parse().map_err(|_| {
         invalid(
-            "id",
+            Field::Id,
             "a key id, as GET /apikey lists it",
             Some(&Value::String(text.clone())),
         )

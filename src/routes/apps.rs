@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use super::input::{check_app_id, invalid};
 use super::{json_input, needs, ok, resource, visible_app, Authorized};
-use crate::error::{ApiError, Code};
+use crate::error::{ApiError, Code, Field};
 use crate::ids;
 use crate::model::App;
 use crate::state::AppState;
@@ -43,16 +43,16 @@ async fn create_app(
 ) -> Result<HttpResponse, ApiError> {
     let input = json_input(&req, payload, &state).await?;
     let app_id = input.app_id()?;
-    let name = match input.str("name")? {
+    let name = match input.str(Field::Name)? {
         None => app_id.clone(),
         Some(name) if !name.trim().is_empty() && name.len() <= 256 && !ids::has_control(name) => {
             name.trim().to_owned()
         }
         Some(_) => {
             return Err(invalid(
-                "name",
+                Field::Name,
                 "1 to 256 bytes without control characters",
-                input.raw("name"),
+                input.raw(Field::Name),
             ))
         }
     };

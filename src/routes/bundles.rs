@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use super::input::{invalid, Input};
 use super::{body_or_query_input, json_input, needs, ok, resource, visible_app, Authorized};
-use crate::error::{ApiError, Code};
+use crate::error::{ApiError, Code, Field};
 use crate::ids;
 use crate::model::{Bundle, NewBundle};
 use crate::state::AppState;
@@ -38,7 +38,7 @@ pub fn bundle_json(bundle: &Bundle) -> Value {
 }
 
 /// A semver version without a leading `v`, as Capgo names bundles.
-fn semver_field(input: &Input, field: &str) -> Result<Option<String>, ApiError> {
+fn semver_field(input: &Input, field: Field) -> Result<Option<String>, ApiError> {
     match input.str(field)? {
         None => Ok(None),
         Some(text) if text.len() <= 128 && semver::Version::parse(text).is_ok() => {
@@ -53,7 +53,7 @@ fn semver_field(input: &Input, field: &str) -> Result<Option<String>, ApiError> 
 }
 
 /// A bounded string without control characters.
-fn text_field(input: &Input, field: &str, max: usize) -> Result<Option<String>, ApiError> {
+fn text_field(input: &Input, field: Field, max: usize) -> Result<Option<String>, ApiError> {
     match input.str(field)? {
         None => Ok(None),
         Some(text) if !text.is_empty() && text.len() <= max && !ids::has_control(text) => {
@@ -68,7 +68,7 @@ fn text_field(input: &Input, field: &str, max: usize) -> Result<Option<String>, 
 }
 
 fn parse_external_url(input: &Input) -> Result<String, ApiError> {
-    let url = input.required_str("external_url")?;
+    let url = input.required_str(Field::ExternalUrl)?;
     let has_scheme = url.starts_with("https://") || url.starts_with("http://");
     let host_present = url
         .split("://")
@@ -82,9 +82,9 @@ fn parse_external_url(input: &Input) -> Result<String, ApiError> {
         Ok(url.to_owned())
     } else {
         Err(invalid(
-            "external_url",
+            Field::ExternalUrl,
             "an http:// or https:// URL",
-            input.raw("external_url"),
+            input.raw(Field::ExternalUrl),
         ))
     }
 }
@@ -97,13 +97,13 @@ async fn create_bundle(
 ) -> Result<HttpResponse, ApiError> {
     let input = json_input(&req, payload, &state).await?;
     let app_id = input.app_id()?;
-    let version =
-        semver_field(&input, "version")?.ok_or_else(|| super::input::missing("version"))?;
+    let version = semver_field(&input, Field::Version)?
+        .ok_or_else(|| super::input::missing(Field::Version))?;
     let external_url = parse_external_url(&input)?;
-    let checksum =
-        text_field(&input, "checksum", 1024)?.ok_or_else(|| super::input::missing("checksum"))?;
-    let session_key = text_field(&input, "session_key", 1024)?;
-    let min_update_version = semver_field(&input, "min_update_version")?;
+    let checksum = text_field(&input, Field::Checksum, 1024)?
+        .ok_or_else(|| super::input::missing(Field::Checksum))?;
+    let session_key = text_field(&input, Field::SessionKey, 1024)?;
+    let min_update_version = semver_field(&input, Field::MinUpdateVersion)?;
     visible_app(&state, &caller, &app_id)?;
     let new = NewBundle {
         app_id: app_id.clone(),
@@ -151,7 +151,7 @@ async fn delete_bundle(
 ) -> Result<HttpResponse, ApiError> {
     let input = body_or_query_input(&req, payload, &state).await?;
     let app_id = input.app_id()?;
-    let version = input.required_name("version")?;
+    let version = input.required_name(Field::Version)?;
     visible_app(&state, &caller, &app_id)?;
     let (app, bundle) = (app_id.clone(), version.clone());
     match off_workers(&state.store, move |store| {

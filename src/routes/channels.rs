@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use super::input::{invalid, Input};
 use super::{body_or_query_input, json_input, needs, ok, resource, visible_app, Authorized};
-use crate::error::{ApiError, Code};
+use crate::error::{ApiError, Code, Field};
 use crate::ids;
 use crate::model::{Channel, ChannelPatch, DisableAutoUpdate};
 use crate::state::AppState;
@@ -56,41 +56,41 @@ pub fn channel_json(channel: &Channel) -> Value {
 }
 
 fn parse_patch(input: &Input) -> Result<ChannelPatch, ApiError> {
-    let version = match input.raw("version") {
+    let version = match input.raw(Field::Version) {
         None => None,
         Some(Value::Null) => Some(None),
         Some(Value::String(name)) if ids::is_valid_name(name) => Some(Some(name.clone())),
         Some(other) => {
             return Err(invalid(
-                "version",
+                Field::Version,
                 "a bundle version name or null",
                 Some(other),
             ));
         }
     };
-    let disable_auto_update = match input.str("disableAutoUpdate")? {
+    let disable_auto_update = match input.str(Field::DisableAutoUpdate)? {
         None => None,
         Some(text) => Some(DisableAutoUpdate::parse(text).ok_or_else(|| {
             invalid(
-                "disableAutoUpdate",
+                Field::DisableAutoUpdate,
                 "one of major, minor, patch, version_number, none",
-                input.raw("disableAutoUpdate"),
+                input.raw(Field::DisableAutoUpdate),
             )
         })?),
     };
     Ok(ChannelPatch {
         version,
-        public: input.bool("public")?,
-        ios: input.bool("ios")?,
-        android: input.bool("android")?,
-        electron: input.bool("electron")?,
-        allow_device_self_set: input.bool("allow_device_self_set")?,
-        allow_emulator: input.bool("allow_emulator")?,
-        allow_device: input.bool("allow_device")?,
-        allow_dev: input.bool("allow_dev")?,
-        allow_prod: input.bool("allow_prod")?,
+        public: input.bool(Field::Public)?,
+        ios: input.bool(Field::Ios)?,
+        android: input.bool(Field::Android)?,
+        electron: input.bool(Field::Electron)?,
+        allow_device_self_set: input.bool(Field::AllowDeviceSelfSet)?,
+        allow_emulator: input.bool(Field::AllowEmulator)?,
+        allow_device: input.bool(Field::AllowDevice)?,
+        allow_dev: input.bool(Field::AllowDev)?,
+        allow_prod: input.bool(Field::AllowProd)?,
         disable_auto_update,
-        disable_auto_update_under_native: input.bool("disableAutoUpdateUnderNative")?,
+        disable_auto_update_under_native: input.bool(Field::DisableAutoUpdateUnderNative)?,
     })
 }
 
@@ -102,7 +102,7 @@ async fn upsert_channel(
 ) -> Result<HttpResponse, ApiError> {
     let input = json_input(&req, payload, &state).await?;
     let app_id = input.app_id()?;
-    let name = input.required_name("channel")?;
+    let name = input.required_name(Field::Channel)?;
     let patch = parse_patch(&input)?;
     visible_app(&state, &caller, &app_id)?;
     let now = state.clock.now();
@@ -134,7 +134,7 @@ async fn get_channels(
 ) -> Result<HttpResponse, ApiError> {
     let input = Input::from_query(req.query_string())?;
     let app_id = input.app_id()?;
-    let name = input.name("channel")?;
+    let name = input.name(Field::Channel)?;
     visible_app(&state, &caller, &app_id)?;
     match name {
         Some(name) => {
@@ -164,7 +164,7 @@ async fn delete_channel(
 ) -> Result<HttpResponse, ApiError> {
     let input = body_or_query_input(&req, payload, &state).await?;
     let app_id = input.app_id()?;
-    let name = input.required_name("channel")?;
+    let name = input.required_name(Field::Channel)?;
     visible_app(&state, &caller, &app_id)?;
     let change = super::change_by(&caller, &state);
     let (app, channel) = (app_id.clone(), name.clone());

@@ -1,13 +1,13 @@
 //! Request input as named fields, from a JSON object body or a query string, with one way of
-//! reporting each field's problems: `missing_<field>` or `invalid_<field>` (field names in
-//! snake_case). Parsing by hand rather than through typed extractors is what lets every field
+//! reporting each field's problems: `missing_<field>` or `invalid_<field>`, the codes of
+//! [`Field`]'s one list. Parsing by hand rather than through typed extractors is what lets every field
 //! answer with its own code, and lets authentication run before the body is read.
 
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::web::{Bytes, Payload};
 use serde_json::{Map, Value};
 
-use crate::error::{ApiError, Code};
+use crate::error::{ApiError, Code, Field};
 use crate::ids;
 use crate::timefmt::{parse_rfc3339, Micros};
 
@@ -15,26 +15,12 @@ pub struct Input {
     fields: Map<String, Value>,
 }
 
-/// `disableAutoUpdate` -> `disable_auto_update`, for error codes.
-fn snake_case(field: &str) -> String {
-    let mut out = String::with_capacity(field.len() + 4);
-    for c in field.chars() {
-        if c.is_ascii_uppercase() {
-            out.push('_');
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+pub fn missing(field: Field) -> ApiError {
+    ApiError::missing(field)
 }
 
-pub fn missing(field: &str) -> ApiError {
-    ApiError::missing(&snake_case(field))
-}
-
-pub fn invalid(field: &str, expected: &str, value: Option<&Value>) -> ApiError {
-    ApiError::invalid(&snake_case(field), expected, value)
+pub fn invalid(field: Field, expected: &str, value: Option<&Value>) -> ApiError {
+    ApiError::invalid(field, expected, value)
 }
 
 /// Reads a body of at most `limit` bytes: 413 above it, checked on the announced length first.
@@ -141,26 +127,26 @@ impl Input {
     }
 
     /// The raw value; JSON `null` counts as present.
-    pub fn raw(&self, field: &str) -> Option<&Value> {
-        self.fields.get(field)
+    pub fn raw(&self, field: Field) -> Option<&Value> {
+        self.fields.get(field.key())
     }
 
     /// A string field; absent and `null` are `None`, any other type is `invalid_<field>`.
-    pub fn str(&self, field: &str) -> Result<Option<&str>, ApiError> {
-        match self.fields.get(field) {
+    pub fn str(&self, field: Field) -> Result<Option<&str>, ApiError> {
+        match self.fields.get(field.key()) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(text)) => Ok(Some(text)),
             Some(other) => Err(invalid(field, "expected a string", Some(other))),
         }
     }
 
-    pub fn required_str(&self, field: &str) -> Result<&str, ApiError> {
+    pub fn required_str(&self, field: Field) -> Result<&str, ApiError> {
         self.str(field)?.ok_or_else(|| missing(field))
     }
 
     /// A boolean field: JSON `true`/`false`, or the strings `true`/`false` (query strings).
-    pub fn bool(&self, field: &str) -> Result<Option<bool>, ApiError> {
-        match self.fields.get(field) {
+    pub fn bool(&self, field: Field) -> Result<Option<bool>, ApiError> {
+        match self.fields.get(field.key()) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Bool(value)) => Ok(Some(*value)),
             Some(Value::String(text)) if text == "true" => Ok(Some(true)),
@@ -170,7 +156,7 @@ impl Input {
     }
 
     /// A name (channel, bundle): 1 to 128 bytes without control characters.
-    pub fn name(&self, field: &str) -> Result<Option<String>, ApiError> {
+    pub fn name(&self, field: Field) -> Result<Option<String>, ApiError> {
         match self.str(field)? {
             None => Ok(None),
             Some(name) if ids::is_valid_name(name) => Ok(Some(name.to_owned())),
@@ -182,37 +168,37 @@ impl Input {
         }
     }
 
-    pub fn required_name(&self, field: &str) -> Result<String, ApiError> {
+    pub fn required_name(&self, field: Field) -> Result<String, ApiError> {
         self.name(field)?.ok_or_else(|| missing(field))
     }
 
     pub fn app_id(&self) -> Result<String, ApiError> {
-        let app_id = self.required_str("app_id")?;
+        let app_id = self.required_str(Field::AppId)?;
         check_app_id(app_id)?;
         Ok(app_id.to_owned())
     }
 
     pub fn device_id(&self) -> Result<Option<String>, ApiError> {
-        match self.str("device_id")? {
+        match self.str(Field::DeviceId)? {
             None => Ok(None),
             Some(device_id) => ids::normalize_device_id(device_id)
                 .map(Some)
                 .ok_or_else(|| {
                     invalid(
-                        "device_id",
+                        Field::DeviceId,
                         "1 to 128 bytes of UTF-8 without control characters",
-                        self.raw("device_id"),
+                        self.raw(Field::DeviceId),
                     )
                 }),
         }
     }
 
     pub fn required_device_id(&self) -> Result<String, ApiError> {
-        self.device_id()?.ok_or_else(|| missing("device_id"))
+        self.device_id()?.ok_or_else(|| missing(Field::DeviceId))
     }
 
     /// An RFC 3339 instant, as microseconds; instants before 1970 are not representable.
-    pub fn instant(&self, field: &str) -> Result<Option<Micros>, ApiError> {
+    pub fn instant(&self, field: Field) -> Result<Option<Micros>, ApiError> {
         match self.str(field)? {
             None => Ok(None),
             Some(text) => parse_rfc3339(text)
@@ -228,7 +214,7 @@ pub fn check_app_id(app_id: &str) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(invalid(
-            "app_id",
+            Field::AppId,
             "1 to 128 characters of A-Z a-z 0-9 . _ -, starting with a letter or digit",
             Some(&Value::String(app_id.to_owned())),
         ))
@@ -240,10 +226,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn codes_are_snake_case() {
-        assert_eq!(snake_case("disableAutoUpdate"), "disable_auto_update");
-        assert_eq!(snake_case("app_id"), "app_id");
-        assert_eq!(snake_case("defaultChannel"), "default_channel");
+    fn every_field_has_its_own_snake_case_codes() {
+        let mut codes = std::collections::HashSet::new();
+        for field in Field::ALL {
+            for code in [field.missing_code(), field.invalid_code()] {
+                assert!(
+                    code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                    "{code}"
+                );
+                assert!(codes.insert(code), "{code} twice");
+            }
+        }
+        assert_eq!(Field::DefaultChannel.key(), "defaultChannel");
+        assert_eq!(
+            Field::DefaultChannel.invalid_code(),
+            "invalid_default_channel"
+        );
     }
 
     #[test]
@@ -260,9 +258,12 @@ mod tests {
         let input = Input::from_query("app_id=bad%20id&device_id=&public=maybe").unwrap();
         assert_eq!(input.app_id().unwrap_err().code(), "invalid_app_id");
         assert_eq!(input.device_id().unwrap_err().code(), "invalid_device_id");
-        assert_eq!(input.bool("public").unwrap_err().code(), "invalid_public");
         assert_eq!(
-            input.required_str("name").unwrap_err().code(),
+            input.bool(Field::Public).unwrap_err().code(),
+            "invalid_public"
+        );
+        assert_eq!(
+            input.required_str(Field::Name).unwrap_err().code(),
             "missing_name"
         );
     }

@@ -13,6 +13,16 @@ async fn the_document_describes_every_route_and_method_the_server_has() {
     let (status, _, document) = server.send(TestRequest::get().uri("/openapi.json")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(document["openapi"], "3.1.0");
+    // The per-field codes, from the one list of fields.
+    let codes = &document["components"]["x-field-error-codes"];
+    assert_eq!(
+        codes["defaultChannel"],
+        serde_json::json!(["missing_default_channel", "invalid_default_channel"])
+    );
+    assert_eq!(
+        codes["app_id"],
+        serde_json::json!(["missing_app_id", "invalid_app_id"])
+    );
     let paths = document["paths"].as_object().unwrap();
 
     // Every registered route is documented, and nothing else is.

@@ -1,6 +1,7 @@
 //! `GET /device/audit`: who changed which override, newest first.
 
 use super::*;
+use crate::error::Field;
 
 /// An audit cursor: `<at>|<seq>` of the last entry of the previous page.
 pub(super) fn parse_audit_cursor(text: &str) -> Option<(u64, u64)> {
@@ -20,13 +21,13 @@ pub(super) async fn audit_log(
     let app_id = input.app_id()?;
     let device_id = input.device_id()?;
     let limit = parse_limit(&input)?;
-    let before = match input.str("cursor")? {
+    let before = match input.str(Field::Cursor)? {
         None => None,
         Some(text) => Some(parse_audit_cursor(text).ok_or_else(|| {
             invalid(
-                "cursor",
+                Field::Cursor,
                 "expected the nextCursor of a previous page",
-                input.raw("cursor"),
+                input.raw(Field::Cursor),
             )
         })?),
     };

@@ -1,6 +1,7 @@
 //! `POST /device/erase`: devices removed for good.
 
 use super::*;
+use crate::error::Field;
 
 /// `POST /device/erase {"app_id", "device_id"}` or `{"app_id", "custom_id"}` (mode `all`): removes
 /// the device(s) for good, with their index entries and overrides, and answers what was removed.
@@ -13,16 +14,16 @@ pub(super) async fn erase_device(
     let input = json_input(&req, payload, &state).await?;
     let app_id = input.app_id()?;
     let device_id = input.device_id()?;
-    let custom_id = match input.str("custom_id")? {
+    let custom_id = match input.str(Field::CustomId)? {
         None => None,
         Some(text) => Some(
             ids::normalize_custom_id(text)
                 .filter(|id| !id.is_empty())
                 .ok_or_else(|| {
                     invalid(
-                        "custom_id",
+                        Field::CustomId,
                         "1 to 256 bytes without control characters",
-                        input.raw("custom_id"),
+                        input.raw(Field::CustomId),
                     )
                 })?,
         ),
@@ -30,10 +31,10 @@ pub(super) async fn erase_device(
     let by_custom_id = match (&device_id, &custom_id) {
         (Some(_), None) => false,
         (None, Some(_)) => true,
-        (None, None) => return Err(crate::routes::input::missing("device_id_or_custom_id")),
+        (None, None) => return Err(crate::routes::input::missing(Field::DeviceIdOrCustomId)),
         (Some(_), Some(_)) => {
             return Err(ApiError::invalid(
-                "target",
+                Field::Target,
                 "either device_id or custom_id, not both",
                 None,
             ))

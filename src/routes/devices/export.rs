@@ -1,6 +1,7 @@
 //! `GET /device/export`: every device of an app, streamed a page at a time.
 
 use super::*;
+use crate::error::Field;
 
 /// Where an export stream is.
 pub(super) enum ExportPosition {
@@ -18,10 +19,10 @@ pub(super) async fn export_devices(
 ) -> Result<HttpResponse, ApiError> {
     let input = Input::from_query(req.query_string())?;
     let app_id = input.app_id()?;
-    let format = match input.str("format")? {
+    let format = match input.str(Field::Format)? {
         None => crate::export::Format::Ndjson,
         Some(text) => crate::export::Format::parse(text)
-            .ok_or_else(|| invalid("format", "ndjson or csv", input.raw("format")))?,
+            .ok_or_else(|| invalid(Field::Format, "ndjson or csv", input.raw(Field::Format)))?,
     };
     visible_app(&state, &caller, &app_id)?;
     let store = state.store.clone();

@@ -1,6 +1,7 @@
 //! `GET /device`: one device, or a page of them with the list's order, cursor and filters.
 
 use super::*;
+use crate::error::Field;
 
 /// `{"data": [devices], "nextCursor"?, "hasMore"}`.
 pub(super) fn device_list_json(page: &DevicePage) -> Vec<u8> {
@@ -25,13 +26,19 @@ pub(super) fn device_list_json(page: &DevicePage) -> Vec<u8> {
 
 pub(super) fn parse_list_query(input: &Input) -> Result<DeviceListQuery, ApiError> {
     let limit = parse_limit(input)?;
-    let order = match input.str("order")? {
+    let order = match input.str(Field::Order)? {
         None => DeviceOrder::DeviceId,
         Some("asc") => DeviceOrder::UpdatedAsc,
         Some("desc") => DeviceOrder::UpdatedDesc,
-        Some(_) => return Err(invalid("order", "asc or desc", input.raw("order"))),
+        Some(_) => {
+            return Err(invalid(
+                Field::Order,
+                "asc or desc",
+                input.raw(Field::Order),
+            ))
+        }
     };
-    let updated_after = match input.str("updated_at")? {
+    let updated_after = match input.str(Field::UpdatedAt)? {
         None => None,
         // An instant before 1970 lists everything, as every device is later than it.
         Some(text) => Some(
@@ -39,20 +46,20 @@ pub(super) fn parse_list_query(input: &Input) -> Result<DeviceListQuery, ApiErro
                 .map(|micros| u64::try_from(micros).unwrap_or(0))
                 .ok_or_else(|| {
                     invalid(
-                        "updated_at",
+                        Field::UpdatedAt,
                         "expected an RFC 3339 instant",
-                        input.raw("updated_at"),
+                        input.raw(Field::UpdatedAt),
                     )
                 })?,
         ),
     };
-    let after = match input.str("cursor")? {
+    let after = match input.str(Field::Cursor)? {
         None => None,
         Some(text) => Some(parse_cursor(text).ok_or_else(|| {
             invalid(
-                "cursor",
+                Field::Cursor,
                 "expected the nextCursor of a previous page, <updated_at>|<device_id>",
-                input.raw("cursor"),
+                input.raw(Field::Cursor),
             )
         })?),
     };
@@ -68,7 +75,7 @@ pub(super) fn parse_list_query(input: &Input) -> Result<DeviceListQuery, ApiErro
 
 /// The list filters (each optional, all combinable).
 pub(super) fn parse_filter(input: &Input) -> Result<DeviceFilter, ApiError> {
-    let text = |field: &str, allow_empty: bool| -> Result<Option<String>, ApiError> {
+    let text = |field: Field, allow_empty: bool| -> Result<Option<String>, ApiError> {
         match input.str(field)? {
             None => Ok(None),
             Some(value)
@@ -85,26 +92,26 @@ pub(super) fn parse_filter(input: &Input) -> Result<DeviceFilter, ApiError> {
             )),
         }
     };
-    let platform = match input.str("platform")? {
+    let platform = match input.str(Field::Platform)? {
         None => None,
         Some(value) => Some(Platform::parse(value).ok_or_else(|| {
             invalid(
-                "platform",
+                Field::Platform,
                 "ios, android or electron",
-                input.raw("platform"),
+                input.raw(Field::Platform),
             )
         })?),
     };
     Ok(DeviceFilter {
         // Stored custom ids are trimmed; a filter for one is too.
-        custom_id: text("custom_id", true)?.map(|id| id.trim().to_owned()),
-        custom_id_prefix: text("custom_id_prefix", false)?,
+        custom_id: text(Field::CustomId, true)?.map(|id| id.trim().to_owned()),
+        custom_id_prefix: text(Field::CustomIdPrefix, false)?,
         platform,
-        version_name: text("version_name", false)?,
-        channel: input.name("channel")?,
-        has_override: input.bool("has_override")?,
-        is_prod: input.bool("is_prod")?,
-        is_emulator: input.bool("is_emulator")?,
+        version_name: text(Field::VersionName, false)?,
+        channel: input.name(Field::Channel)?,
+        has_override: input.bool(Field::HasOverride)?,
+        is_prod: input.bool(Field::IsProd)?,
+        is_emulator: input.bool(Field::IsEmulator)?,
     })
 }
 

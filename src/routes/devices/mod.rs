@@ -15,7 +15,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use super::input::{invalid, Input};
 use super::plugin;
 use super::{body_or_query_input, json_input, needs, ok, resource, visible_app, Authorized};
-use crate::error::{ApiError, Code};
+use crate::error::{ApiError, Code, Field};
 use crate::ids;
 use crate::model::{Cursor, DeviceFilter, DeviceListQuery, DeviceOrder, DevicePage, Platform};
 use crate::render::cursor::{format_cursor, parse_cursor};
@@ -68,7 +68,7 @@ fn json_answer(body: Vec<u8>) -> HttpResponse {
 }
 
 fn parse_limit(input: &Input) -> Result<usize, ApiError> {
-    let Some(text) = input.str("limit")? else {
+    let Some(text) = input.str(Field::Limit)? else {
         return Ok(DEFAULT_LIMIT);
     };
     text.bytes()
@@ -76,5 +76,11 @@ fn parse_limit(input: &Input) -> Result<usize, ApiError> {
         .then(|| text.parse::<usize>().ok())
         .flatten()
         .filter(|limit| (1..=MAX_LIMIT).contains(limit))
-        .ok_or_else(|| invalid("limit", "an integer from 1 to 1000", input.raw("limit")))
+        .ok_or_else(|| {
+            invalid(
+                Field::Limit,
+                "an integer from 1 to 1000",
+                input.raw(Field::Limit),
+            )
+        })
 }

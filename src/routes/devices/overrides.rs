@@ -2,6 +2,7 @@
 //! once, all through the override writer (durable when answered).
 
 use super::*;
+use crate::error::Field;
 
 /// Writes (or, with `dry_run`, previews) a change of overrides, and renders the store's
 /// refusals as the contract's errors; shared by the single and the bulk link and unlink. An
@@ -54,7 +55,7 @@ pub(super) async fn link_device(
     let input = json_input(&req, payload, &state).await?;
     let app_id = input.app_id()?;
     let device_id = input.required_device_id()?;
-    let (channel, version) = (input.name("channel")?, input.name("version_id")?);
+    let (channel, version) = (input.name(Field::Channel)?, input.name(Field::VersionId)?);
     visible_app(&state, &caller, &app_id)?;
     // After the app: the contract checks the app before what is linked to it.
     let action = link_action(channel, version)?;
@@ -93,10 +94,10 @@ pub const MAX_BULK: usize = 1000;
 
 /// `device_ids` of a bulk call: 1 to 1000 valid ids, lowercased, duplicates dropped.
 pub(super) fn parse_device_ids(input: &Input) -> Result<Vec<String>, ApiError> {
-    let bad = |expected: &str| invalid("device_ids", expected, input.raw("device_ids"));
-    let items = match input.raw("device_ids") {
+    let bad = |expected: &str| invalid(Field::DeviceIds, expected, input.raw(Field::DeviceIds));
+    let items = match input.raw(Field::DeviceIds) {
         None | Some(serde_json::Value::Null) => {
-            return Err(crate::routes::input::missing("device_ids"))
+            return Err(crate::routes::input::missing(Field::DeviceIds))
         }
         Some(serde_json::Value::Array(items)) => items,
         Some(_) => return Err(bad("an array of device ids")),
@@ -149,8 +150,8 @@ pub(super) async fn bulk_link(
     let input = json_input(&req, payload, &state).await?;
     let app_id = input.app_id()?;
     let device_ids = parse_device_ids(&input)?;
-    let (channel, version) = (input.name("channel")?, input.name("version_id")?);
-    let dry_run = input.bool("dry_run")?.unwrap_or(false);
+    let (channel, version) = (input.name(Field::Channel)?, input.name(Field::VersionId)?);
+    let dry_run = input.bool(Field::DryRun)?.unwrap_or(false);
     visible_app(&state, &caller, &app_id)?;
     let action = link_action(channel, version)?;
     let write = OverrideWrite {
@@ -174,7 +175,7 @@ pub(super) async fn bulk_unlink(
     let input = json_input(&req, payload, &state).await?;
     let app_id = input.app_id()?;
     let device_ids = parse_device_ids(&input)?;
-    let dry_run = input.bool("dry_run")?.unwrap_or(false);
+    let dry_run = input.bool(Field::DryRun)?.unwrap_or(false);
     visible_app(&state, &caller, &app_id)?;
     let write = OverrideWrite {
         app_id,

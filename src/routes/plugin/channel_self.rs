@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::DeviceBody;
 use super::{app_not_found, device_call, parse_device_body, record_check_ins, refusal_with};
-use crate::error::ApiError;
+use crate::error::{ApiError, Field};
 use crate::model::{Actor, Channel, Overrides, Platform};
 use crate::plugin_version;
 use crate::resolve::{self, Source};
@@ -91,7 +91,7 @@ pub async fn set(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let (input, device) = device_call(&req, payload, &state).await?;
-    let name = match input.str("channel")? {
+    let name = match input.str(Field::Channel)? {
         None | Some("") => {
             return Ok(refusal_with(
                 "missing_channel",
@@ -99,7 +99,7 @@ pub async fn set(
                 &[],
             ))
         }
-        Some(_) => input.required_name("channel")?,
+        Some(_) => input.required_name(Field::Channel)?,
     };
     let store = state.store.as_ref();
     let app_id = device.app_id.as_str();
@@ -227,18 +227,18 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
     crate::routes::plugin_allowed(&req, &state)?;
     let input = Input::from_query(req.query_string())?;
     let app_id = input.app_id()?;
-    let platform = match input.str("platform")? {
+    let platform = match input.str(Field::Platform)? {
         None => None,
         Some(text) => Some(Platform::parse(text).ok_or_else(|| {
             invalid(
-                "platform",
+                Field::Platform,
                 "ios, android or electron",
-                input.raw("platform"),
+                input.raw(Field::Platform),
             )
         })?),
     };
-    let is_emulator = input.bool("is_emulator")?.unwrap_or(false);
-    let is_prod = input.bool("is_prod")?.unwrap_or(true);
+    let is_emulator = input.bool(Field::IsEmulator)?.unwrap_or(false);
+    let is_prod = input.bool(Field::IsProd)?.unwrap_or(true);
     if !state.store.app_exists(&app_id)? {
         return Ok(app_not_found());
     }

@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 
 use super::input::{invalid, Input};
 use super::resource;
-use crate::error::{ApiError, Code};
+use crate::error::{ApiError, Code, Field};
 use crate::ids;
 use crate::model::{DeviceReport, Platform};
 use crate::resolve::{self, coerce_native_version, Answer, Kind, Refusal};
@@ -107,7 +107,7 @@ pub struct DeviceBody {
 }
 
 /// A short free-text field of the plugin body (versions, os): at most 256 bytes, no controls.
-fn short_text(input: &Input, field: &str) -> Result<String, ApiError> {
+fn short_text(input: &Input, field: Field) -> Result<String, ApiError> {
     match input.str(field)? {
         None => Ok(String::new()),
         Some(text) if text.len() <= 256 && !ids::has_control(text) => Ok(text.to_owned()),
@@ -121,7 +121,7 @@ fn short_text(input: &Input, field: &str) -> Result<String, ApiError> {
 
 /// An optional short field: absent, `null` and `""` all mean "not given", as the plugin sends
 /// `""` for what it does not know.
-fn optional_text(input: &Input, field: &str) -> Result<Option<String>, ApiError> {
+fn optional_text(input: &Input, field: Field) -> Result<Option<String>, ApiError> {
     Ok(Some(short_text(input, field)?).filter(|text| !text.is_empty()))
 }
 
@@ -129,7 +129,7 @@ fn optional_text(input: &Input, field: &str) -> Result<Option<String>, ApiError>
 /// is not semver even then is a 400 `semver_error`, as Capgo answers it. The record keeps what
 /// the device sent (Capgo keeps the normalised form: see the README).
 fn native_version(input: &Input) -> Result<(String, Option<Version>), ApiError> {
-    let text = short_text(input, "version_build")?;
+    let text = short_text(input, Field::VersionBuild)?;
     if text.is_empty() {
         return Ok((text, None));
     }
@@ -144,26 +144,26 @@ fn native_version(input: &Input) -> Result<(String, Option<Version>), ApiError> 
 pub fn parse_device_body(input: &Input) -> Result<DeviceBody, ApiError> {
     let app_id = input.app_id()?;
     let device_id = input.required_device_id()?;
-    let platform_text = input.required_str("platform")?;
+    let platform_text = input.required_str(Field::Platform)?;
     let platform = Platform::parse(platform_text).ok_or_else(|| {
         invalid(
-            "platform",
+            Field::Platform,
             "ios, android or electron",
-            input.raw("platform"),
+            input.raw(Field::Platform),
         )
     })?;
-    let custom_id = match input.str("custom_id")? {
+    let custom_id = match input.str(Field::CustomId)? {
         None => String::new(),
         Some(text) => ids::normalize_custom_id(text).ok_or_else(|| {
             invalid(
-                "custom_id",
+                Field::CustomId,
                 "at most 256 bytes without control characters",
-                input.raw("custom_id"),
+                input.raw(Field::CustomId),
             )
         })?,
     };
     let (version_build, native) = native_version(input)?;
-    let version_name = match short_text(input, "version_name")?.as_str() {
+    let version_name = match short_text(input, Field::VersionName)?.as_str() {
         "" => None,
         // `builtin` is the bundle shipped in the native build: its version is the native one,
         // read as semver as Capgo reads it (plugins from 8.44 send it themselves).
@@ -171,11 +171,11 @@ pub fn parse_device_body(input: &Input) -> Result<DeviceBody, ApiError> {
         name => Some(name.to_owned()),
     };
     // Plugins send `""` when the app configures no default channel.
-    let default_channel = match input.str("defaultChannel")? {
+    let default_channel = match input.str(Field::DefaultChannel)? {
         Some("") => None,
-        _ => input.name("defaultChannel")?,
+        _ => input.name(Field::DefaultChannel)?,
     };
-    let install_source = optional_text(input, "install_source")?
+    let install_source = optional_text(input, Field::InstallSource)?
         .map(|source| source.trim().to_ascii_lowercase())
         .filter(|source| !source.is_empty());
     Ok(DeviceBody {
@@ -185,14 +185,14 @@ pub fn parse_device_body(input: &Input) -> Result<DeviceBody, ApiError> {
             custom_id,
             version_name,
             version_build,
-            os_version: short_text(input, "version_os")?,
-            plugin_version: short_text(input, "plugin_version")?,
+            os_version: short_text(input, Field::VersionOs)?,
+            plugin_version: short_text(input, Field::PluginVersion)?,
             platform,
-            is_prod: input.bool("is_prod")?.unwrap_or(true),
-            is_emulator: input.bool("is_emulator")?.unwrap_or(false),
+            is_prod: input.bool(Field::IsProd)?.unwrap_or(true),
+            is_emulator: input.bool(Field::IsEmulator)?.unwrap_or(false),
             default_channel,
             install_source,
-            key_id: optional_text(input, "key_id")?,
+            key_id: optional_text(input, Field::KeyId)?,
         },
         native,
     })

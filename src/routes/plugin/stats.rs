@@ -12,7 +12,7 @@ use super::{
     app_not_found, not_understood, parse_device_body, record_check_ins, refusal_with, DeviceBody,
     APP_NOT_FOUND,
 };
-use crate::error::ApiError;
+use crate::error::{ApiError, Field};
 use crate::ids;
 use crate::routes::input::{check_app_id, invalid, missing, parse_json, Input};
 use crate::state::AppState;
@@ -33,12 +33,12 @@ impl StatsEvent {
 fn parse_event(fields: Map<String, Value>) -> Result<StatsEvent, ApiError> {
     let input = Input::from_map(fields);
     let device = parse_device_body(&input)?;
-    let action = input.required_str("action")?;
+    let action = input.required_str(Field::Action)?;
     if action.is_empty() || action.len() > 128 || ids::has_control(action) {
         return Err(invalid(
-            "action",
+            Field::Action,
             "1 to 128 bytes without control characters",
-            input.raw("action"),
+            input.raw(Field::Action),
         ));
     }
     Ok(StatsEvent {
@@ -96,7 +96,7 @@ async fn batch(state: &AppState, items: Vec<Value>) -> Result<HttpResponse, ApiE
     };
     // The first event names the batch's app: without a usable one the request is not understood.
     let app_id = item_app_id(first)
-        .ok_or_else(|| missing("app_id"))?
+        .ok_or_else(|| missing(Field::AppId))?
         .to_owned();
     check_app_id(&app_id)?;
     // As Capgo answers it: a later event without a valid app id, or of another app, refuses the

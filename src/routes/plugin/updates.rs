@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
 use super::{answer_json, app_not_found, device_call, record_check_ins};
-use crate::error::ApiError;
+use crate::error::{ApiError, Field};
 use crate::resolve::{self, Answer};
 use crate::routes::input::missing;
 use crate::state::AppState;
@@ -18,7 +18,7 @@ pub async fn updates(
 ) -> Result<HttpResponse, ApiError> {
     let (_, mut device) = device_call(&req, payload, &state).await?;
     let Some(native) = device.native.take() else {
-        return Err(missing("version_build"));
+        return Err(missing(Field::VersionBuild));
     };
     // An unknown app has no overrides and no channels: it resolves to a refusal, and the
     // check-in below says that the app is unknown, with no lookup of its own on this hot path.
@@ -56,7 +56,9 @@ pub async fn manifest_size(
     if !state.store.app_exists(&device.app_id)? {
         return Ok(app_not_found());
     }
-    let listed = input.raw("manifest").or_else(|| input.raw("files"));
+    let listed = input
+        .raw(Field::Manifest)
+        .or_else(|| input.raw(Field::Files));
     let mut seen = std::collections::HashSet::new();
     let files: Vec<Value> = listed
         .and_then(Value::as_array)
