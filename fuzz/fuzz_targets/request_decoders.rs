@@ -10,6 +10,7 @@ use actix_web::http::header::HeaderMap;
 use libfuzzer_sys::fuzz_target;
 
 use device_registry::config::{ByteSize, Config, Duration};
+use device_registry::error::Field;
 use device_registry::model::Overrides;
 use device_registry::render::cursor::parse_cursor;
 use device_registry::routes::input::Input;
@@ -23,8 +24,8 @@ fuzz_target!(|data: &[u8]| {
         let _ = parse_device_body(&input);
         let _ = input.app_id();
         let _ = input.device_id();
-        let _ = input.instant("expires_at");
-        let _ = input.bool("public");
+        let _ = input.instant(Field::ExpiresAt);
+        let _ = input.bool(Field::Public);
     }
     let _ = keys::split_app_scoped(data);
     let _ = keys::split_device_time(data);
