@@ -35,9 +35,8 @@ fn a_bad_config_file_is_exit_status_2_naming_the_key() {
 #[test]
 fn first_start_prints_a_key_once_and_sigterm_flushes_and_exits_0() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let mut server = start(dir.path(), port, None);
-    wait_until_up(port);
+    let mut server = start(dir.path(), None);
+    let port = server.port;
     let (status, body) = http(
         port,
         "POST",
@@ -48,15 +47,15 @@ fn first_start_prints_a_key_once_and_sigterm_flushes_and_exits_0() {
     .unwrap();
     assert_eq!(status, 401, "{body}");
     assert_eq!(terminate(&mut server).code(), Some(0));
-    let stderr = stderr_of(&mut server);
+    let stderr = server.stderr();
     let key = stderr
         .split_whitespace()
         .find(|word| word.starts_with("dr_"))
         .unwrap_or_else(|| panic!("no key printed: {stderr}"))
         .to_owned();
 
-    let mut server = start(dir.path(), port, None);
-    wait_until_up(port);
+    let mut server = start(dir.path(), None);
+    let port = server.port;
     let (status, body) = http(
         port,
         "POST",
@@ -76,15 +75,15 @@ fn first_start_prints_a_key_once_and_sigterm_flushes_and_exits_0() {
     .unwrap();
     assert_eq!(status, 201, "{body}");
     assert_eq!(terminate(&mut server).code(), Some(0));
-    let stderr = stderr_of(&mut server);
+    let stderr = server.stderr();
     assert!(
         !stderr.contains("dr_"),
         "a key was printed a second time: {stderr}"
     );
 
     // The configured admin key works beside the generated one, and the data is all there.
-    let mut server = start(dir.path(), port, Some("configured-admin"));
-    wait_until_up(port);
+    let mut server = start(dir.path(), Some("configured-admin"));
+    let port = server.port;
     let (status, body) = http(
         port,
         "GET",

@@ -48,12 +48,11 @@ fn writer(
 #[test]
 fn acknowledged_writes_survive_kill_9() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
     let mut rng = rand::thread_rng();
     let mut all_acked: Vec<String> = Vec::new();
 
-    let mut server = start(dir.path(), port, Some(ADMIN));
-    wait_until_up(port);
+    let mut server = start(dir.path(), Some(ADMIN));
+    let mut port = server.port;
     assert_eq!(
         http(
             port,
@@ -84,8 +83,7 @@ fn acknowledged_writes_survive_kill_9() {
             })
             .collect();
         std::thread::sleep(Duration::from_millis(rng.gen_range(200..900)));
-        server.kill().unwrap(); // SIGKILL: no shutdown, no flush.
-        server.wait().unwrap();
+        server.kill(); // SIGKILL: no shutdown, no flush.
         stop.store(true, Ordering::SeqCst);
         for writer in writers {
             writer.join().unwrap();
@@ -111,8 +109,8 @@ fn acknowledged_writes_survive_kill_9() {
         );
 
         // Online: every acknowledged link (and the device it needed) is there.
-        server = start(dir.path(), port, Some(ADMIN));
-        wait_until_up(port);
+        server = start(dir.path(), Some(ADMIN));
+        port = server.port;
         for device in &all_acked {
             let (status, body) = http(
                 port,

@@ -1,19 +1,11 @@
 //! Running the real binary: start, wait, talk HTTP over a plain socket, stop.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub const BINARY: &str = env!("CARGO_BIN_EXE_device-registry");
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// One HTTP/1.1 exchange over a fresh connection: (status, body).
 pub fn http(
@@ -52,24 +44,81 @@ pub fn http(
     Ok((status, body))
 }
 
-pub fn start(data_dir: &std::path::Path, port: u16, admin_key: Option<&str>) -> Child {
+/// A server process, on the port it bound itself (`127.0.0.1:0`: no test can race another for
+/// a port), with what it writes on standard error.
+pub struct Server {
+    child: Child,
+    pub port: u16,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+/// Starts the binary on the data directory, waits until it answers, and answers it.
+pub fn start(data_dir: &std::path::Path, admin_key: Option<&str>) -> Server {
     let mut command = Command::new(BINARY);
     command
-        .args(["--bind", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .args(["--bind", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
         .current_dir(data_dir)
         .env_remove("DEVICE_REGISTRY_CONFIG")
         .env_remove("DEVICE_REGISTRY_ADMIN_KEY")
-        .env("RUST_LOG", "warn")
+        // The address it listens on is logged by the server module.
+        .env("RUST_LOG", "warn,device_registry::server=info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     if let Some(key) = admin_key {
         command.env("DEVICE_REGISTRY_ADMIN_KEY", key);
     }
-    command.spawn().unwrap()
+    let mut child = command.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (bound, port) = std::sync::mpsc::channel();
+    // Reads standard error to its end, telling the port as soon as it is logged.
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
+            let Ok(line) = line else { break };
+            if let Some(rest) = line.split("listening on http://127.0.0.1:").nth(1) {
+                let _ = bound.send(rest.trim().parse::<u16>().unwrap_or(0));
+            }
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text
+    });
+    let port = port
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the server did not say where it listens");
+    wait_until_up(port);
+    Server {
+        child,
+        port,
+        stderr: Some(reader),
+    }
 }
 
-pub fn wait_until_up(port: u16) {
+impl Server {
+    /// SIGKILL: no shutdown, no flush.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// What the process wrote on standard error, once it has ended.
+    pub fn stderr(&mut self) -> String {
+        self.stderr
+            .take()
+            .map(|reader| reader.join().unwrap())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_until_up(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         if http(port, "GET", "/nothing", None, None).is_ok() {
@@ -80,29 +129,19 @@ pub fn wait_until_up(port: u16) {
     panic!("the server did not start");
 }
 
-pub fn terminate(child: &mut Child) -> std::process::ExitStatus {
+/// SIGTERM, then the exit status.
+pub fn terminate(server: &mut Server) -> std::process::ExitStatus {
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &server.child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = server.child.try_wait().unwrap() {
             return status;
         }
         assert!(Instant::now() < deadline, "the server did not stop");
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-pub fn stderr_of(child: &mut Child) -> String {
-    let mut text = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut text)
-        .unwrap();
-    text
 }

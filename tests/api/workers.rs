@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use device_registry::model::{Device, DeviceReport, Platform};
 
 use crate::common::*;
-use crate::process::{free_port, http, start, terminate, wait_until_up};
+use crate::process::{http, start, terminate};
 
 const DEVICES: usize = 50_000;
 
@@ -58,9 +58,8 @@ fn a_large_delete_parks_no_worker() {
     eprintln!("seeded {DEVICES} devices in {:?}", seeded.elapsed());
     // Two request workers: two requests parked behind the delete would leave none.
     std::fs::write(dir.path().join("config.toml"), "[server]\nworkers = 2\n").unwrap();
-    let port = free_port();
-    let mut server = start(dir.path(), port, Some(ADMIN));
-    wait_until_up(port);
+    let mut server = start(dir.path(), Some(ADMIN));
+    let port = server.port;
 
     let deleting = thread::spawn(move || {
         let started = Instant::now();
