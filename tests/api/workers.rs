@@ -10,7 +10,7 @@ use device_registry::model::{Device, DeviceReport, Platform};
 use crate::common::*;
 use crate::process::{http, start, terminate};
 
-const DEVICES: usize = 50_000;
+const DEVICES: usize = 200_000;
 
 /// Seen now (the server's sweep runs on the real clock).
 fn device(app_id: &str, i: usize, now: u64) -> Device {
