@@ -59,6 +59,11 @@ pub struct ServerConfig {
     pub trusted_proxies: usize,
     /// Request worker threads; 0: one per CPU.
     pub workers: usize,
+    /// How long a request's body may take to arrive, from the end of its head (a client that
+    /// trickles one byte at a time holds a connection no longer).
+    pub body_timeout: Duration,
+    /// Connections served at once, per worker; more wait to be accepted.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -69,6 +74,8 @@ impl Default for ServerConfig {
             client_ip_header: String::new(),
             trusted_proxies: 1,
             workers: 0,
+            body_timeout: Duration::from_secs(10),
+            max_connections: 5_000,
         }
     }
 }

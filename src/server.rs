@@ -82,6 +82,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         source,
     })?
     .shutdown_timeout(30);
+    let server = server.max_connections(config.server.max_connections.max(1));
     let server = match config.server.workers {
         0 => server,
         workers => server.workers(workers),

@@ -16,6 +16,7 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub admin_key_hash: Option<[u8; 32]>,
     pub max_body: usize,
+    pub body_timeout: std::time::Duration,
     pub touch_interval: Micros,
     pub auth_failures: Arc<FailureLimiter>,
     pub plugin_limit: Arc<RateLimiter>,
@@ -33,6 +34,7 @@ impl AppState {
             clock,
             admin_key_hash: (!admin_key.is_empty()).then(|| hash_secret(admin_key)),
             max_body: usize::try_from(config.server.max_body.0).unwrap_or(usize::MAX),
+            body_timeout: config.server.body_timeout.to_std(),
             touch_interval: config.devices.touch_interval.micros(),
             auth_failures: Arc::new(FailureLimiter::new(
                 config.limits.auth_failures,

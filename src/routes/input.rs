@@ -23,11 +23,13 @@ pub fn invalid(field: Field, expected: &str, value: Option<&Value>) -> ApiError 
     ApiError::invalid(field, expected, value)
 }
 
-/// Reads a body of at most `limit` bytes: 413 above it, checked on the announced length first.
+/// Reads a body of at most `limit` bytes: 413 above it, checked on the announced length first;
+/// 408 when it has not all arrived within `timeout`.
 pub async fn read_body(
     headers: &HeaderMap,
     payload: Payload,
     limit: usize,
+    timeout: std::time::Duration,
 ) -> Result<Bytes, ApiError> {
     let announced = headers
         .get(header::CONTENT_LENGTH)
@@ -37,7 +39,11 @@ pub async fn read_body(
     if announced.is_some_and(|len| len > limit as u64) {
         return Err(too_large());
     }
-    match payload.to_bytes_limited(limit).await {
+    let read = tokio::time::timeout(timeout, payload.to_bytes_limited(limit));
+    let Ok(read) = read.await else {
+        return Err(ApiError::new(Code::RequestTimeout).info("timeout_seconds", timeout.as_secs()));
+    };
+    match read {
         Ok(Ok(bytes)) => Ok(bytes),
         // The body limit is the outer error; the inner one is the connection's.
         Ok(Err(_)) => {

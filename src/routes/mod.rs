@@ -284,7 +284,7 @@ pub(crate) async fn body(
     payload: Payload,
     state: &AppState,
 ) -> Result<web::Bytes, ApiError> {
-    input::read_body(headers, payload, state.max_body).await
+    input::read_body(headers, payload, state.max_body, state.body_timeout).await
 }
 
 /// A JSON object body, read within the configured limit.

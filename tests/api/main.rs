@@ -24,6 +24,7 @@ mod properties;
 mod registry;
 mod replay;
 mod resolve;
+mod slow;
 mod summary;
 mod sweep;
 mod updates;
