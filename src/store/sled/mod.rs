@@ -173,11 +173,25 @@ impl SledStore {
     /// Opens the store, with its writer threads (which hold it weakly: it closes when the last
     /// `Arc` goes).
     pub fn open(path: &Path, options: &SledOptions) -> StoreResult<Arc<Self>> {
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(path)
             .cache_capacity(options.cache_bytes)
-            .flush_every_ms(options.flush_every_ms)
-            .open()?;
+            .flush_every_ms(options.flush_every_ms);
+        // The store's file lock outlives a closed store for a moment (sled's threads let it go
+        // after the last handle): a reopen in the same process waits for it, briefly. Another
+        // process that holds it is an error once the wait is over.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let db = loop {
+            match config.open() {
+                Err(sled::Error::Io(error))
+                    if error.kind() == std::io::ErrorKind::WouldBlock
+                        && Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                opened => break opened?,
+            }
+        };
         let apps = db.open_tree("apps")?;
         let channels = db.open_tree("channels")?;
         let bundles = db.open_tree("bundles")?;
