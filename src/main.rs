@@ -115,10 +115,7 @@ fn check(config: &Config, repair: bool) -> ExitCode {
 
     let store = match device_registry::server::open_store(config) {
         Ok(store) => store,
-        Err(error) => {
-            eprintln!("device-registry: {error} (is a server using this data directory?)");
-            return ExitCode::FAILURE;
-        }
+        Err(error) => return open_failed(&error),
     };
     let report = match store.check(repair) {
         Ok(report) => report,
@@ -199,10 +196,7 @@ fn export(
     };
     let store = match device_registry::server::open_store(config) {
         Ok(store) => store,
-        Err(error) => {
-            eprintln!("device-registry: {error} (is a server using this data directory?)");
-            return ExitCode::FAILURE;
-        }
+        Err(error) => return open_failed(&error),
     };
     let total = match store.device_counts() {
         Ok(counts) => match counts.into_iter().find(|(app, _)| app == app_id) {
@@ -298,10 +292,7 @@ fn import(
     };
     let store = match device_registry::server::open_store(config) {
         Ok(store) => store,
-        Err(error) => {
-            eprintln!("device-registry: {error} (is a server using this data directory?)");
-            return ExitCode::FAILURE;
-        }
+        Err(error) => return open_failed(&error),
     };
     // A progress bar over the file's bytes, on a terminal only.
     let progress = indicatif::ProgressBar::new(size);
@@ -347,4 +338,19 @@ fn import(
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// Says why the store did not open, in one line, and fails.
+fn open_failed(error: &device_registry::server::ServeError) -> ExitCode {
+    use device_registry::server::ServeError;
+    use device_registry::store::StoreError;
+    match error {
+        // The lock another process holds.
+        ServeError::Open {
+            source: StoreError::Unavailable(_),
+            ..
+        } => eprintln!("device-registry: {error} (is a server using this data directory?)"),
+        _ => eprintln!("device-registry: {error}"),
+    }
+    ExitCode::FAILURE
 }

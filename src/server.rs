@@ -44,7 +44,13 @@ pub fn open_store(config: &Config) -> Result<Arc<SledStore>, ServeError> {
         flush_every_ms: Some((config.storage.flush_every.micros() / 1000).max(1)),
         durable: config.storage.durability == Durability::Flush,
     };
-    SledStore::open(dir, &options).map_err(|source| ServeError::Open {
+    // Damaged files can make sled panic while it reads them: the error says so in one line,
+    // without the panic's own report.
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let opened = SledStore::open(dir, &options);
+    std::panic::set_hook(report);
+    opened.map_err(|source| ServeError::Open {
         path: dir.display().to_string(),
         source,
     })

@@ -22,6 +22,8 @@
 //! conflict on the same counter; readers add the shards up.
 //! api_keys:        sha256(secret) (32 bytes)                -> ApiKey
 //! (default tree):  "sequence/" name                         -> next number (u64 BE, no format byte)
+//! (default tree):  "store_id"                               -> this store's id (also in the
+//!                                                              directory's marker file)
 //! (default tree):  "health_probe"                           -> anything (written by health checks, at most once a second)
 //! ```
 //!
@@ -56,6 +58,9 @@ pub const FORMAT_V1: u8 = 1;
 pub const FORMAT_V2: u8 = 2;
 /// No record comes near this; a length prefix beyond it is corruption.
 pub const MAX_RECORD_BYTES: usize = 1 << 20;
+
+/// The key of the store's id in the default tree.
+pub const STORE_ID: &[u8] = b"store_id";
 
 /// The key of a sequence in the default tree.
 pub fn sequence(name: &str) -> Vec<u8> {

@@ -36,6 +36,9 @@ pub enum StoreError {
     Engine(String),
     #[error("corrupt record in {tree}: {detail}")]
     Corrupt { tree: &'static str, detail: String },
+    /// The store's files as a whole: unreadable, or not the store the directory held.
+    #[error("{0}")]
+    Damaged(String),
 }
 
 impl StoreError {

@@ -8,6 +8,7 @@ mod bulk;
 mod channel_self;
 mod cli;
 mod crash;
+mod damage;
 mod devices;
 mod erase;
 mod errors;

@@ -162,6 +162,62 @@ fn abort(error: StoreError) -> ConflictableTransactionError<StoreError> {
     ConflictableTransactionError::Abort(error)
 }
 
+/// Opens sled; a panic inside it (which damaged files can cause) is reported as corruption.
+fn open_catching_panics(config: &sled::Config) -> StoreResult<Result<Db, sled::Error>> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open())).map_err(|panic| {
+        let reason = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("a panic");
+        StoreError::Damaged(format!(
+            "the store's files are damaged: sled could not read them ({reason})"
+        ))
+    })
+}
+
+/// The file beside the store that says a store lives in this directory, with the store's id;
+/// the store keeps the same id (`keys.rs`). A directory whose marker names a store that its files
+/// no longer hold (emptied, truncated, removed) is refused, not silently started empty.
+const MARKER: &str = "device-registry.store";
+
+fn check_identity(path: &Path, db: &Db) -> StoreResult<()> {
+    let marker = path.join(MARKER);
+    let written = std::fs::read_to_string(&marker).ok();
+    let held = db
+        .get(keys::STORE_ID)?
+        .map(|id| String::from_utf8_lossy(&id).into_owned());
+    match (written.as_deref().map(str::trim), held.as_deref()) {
+        (Some(written), Some(held)) if written == held => Ok(()),
+        (Some(written), held) => Err(StoreError::Damaged(format!(
+            "{} says store {written} lives here, but the store's files hold {}: they were \
+                 damaged, truncated or removed. Restore the directory from a backup, or start \
+                 on an empty one and import a dump (README: Backups)",
+            marker.display(),
+            held.map_or("nothing".to_owned(), |held| format!("store {held}")),
+        ))),
+        (None, held) => {
+            // A new store, or one from before markers: it gets (or keeps) its id and the marker.
+            let id = match held {
+                Some(id) => id.to_owned(),
+                None => {
+                    let id = format!(
+                        "{:016x}{:016x}",
+                        rand::random::<u64>(),
+                        rand::random::<u64>()
+                    );
+                    db.insert(keys::STORE_ID, id.as_bytes())?;
+                    db.flush()?;
+                    id
+                }
+            };
+            std::fs::write(&marker, format!("{id}\n"))
+                .and_then(|()| std::fs::File::open(&marker)?.sync_all())
+                .map_err(|error| StoreError::Unavailable(format!("{}: {error}", marker.display())))
+        }
+    }
+}
+
 /// The range of an app-scoped tree that holds one app's keys.
 fn app_range(app_id: &str) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
     let prefix = keys::app_prefix(app_id);
@@ -182,7 +238,7 @@ impl SledStore {
         // process that holds it is an error once the wait is over.
         let deadline = Instant::now() + Duration::from_secs(5);
         let db = loop {
-            match config.open() {
+            match open_catching_panics(&config)? {
                 Err(sled::Error::Io(error))
                     if error.kind() == std::io::ErrorKind::WouldBlock
                         && Instant::now() < deadline =>
@@ -192,6 +248,7 @@ impl SledStore {
                 opened => break opened?,
             }
         };
+        check_identity(path, &db)?;
         let apps = db.open_tree("apps")?;
         let channels = db.open_tree("channels")?;
         let bundles = db.open_tree("bundles")?;
