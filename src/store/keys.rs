@@ -22,6 +22,7 @@
 //! conflict on the same counter; readers add the shards up.
 //! api_keys:        sha256(secret) (32 bytes)                -> ApiKey
 //! (default tree):  "sequence/" name                         -> next number (u64 BE, no format byte)
+//! (default tree):  "deleting/" app_id                       -> () (a deletion under way)
 //! (default tree):  "store_id"                               -> this store's id (also in the
 //!                                                              directory's marker file)
 //! (default tree):  "health_probe"                           -> anything (written by health checks, at most once a second)
@@ -58,6 +59,17 @@ pub const FORMAT_V1: u8 = 1;
 pub const FORMAT_V2: u8 = 2;
 /// No record comes near this; a length prefix beyond it is corruption.
 pub const MAX_RECORD_BYTES: usize = 1 << 20;
+
+/// `deleting/<app_id>` in the default tree: an app whose deletion has begun.
+pub fn deleting(app_id: &str) -> Vec<u8> {
+    let mut key = b"deleting/".to_vec();
+    key.extend_from_slice(app_id.as_bytes());
+    key
+}
+
+pub fn split_deleting(key: &[u8]) -> Option<&str> {
+    std::str::from_utf8(key.strip_prefix(b"deleting/")?).ok()
+}
 
 /// The key of the store's id in the default tree.
 pub const STORE_ID: &[u8] = b"store_id";
@@ -487,6 +499,16 @@ mod tests {
         let prefix = custom_id_prefix("app", "a");
         assert!(!custom_id("app", "a|b", "d").starts_with(&prefix));
         assert!(!custom_id("app", "ab", "d").starts_with(&prefix));
+    }
+
+    #[test]
+    fn deletion_keys_round_trip_and_stay_apart_from_other_keys() {
+        for app in APPS {
+            assert_eq!(split_deleting(&deleting(app)), Some(*app));
+            assert!(deleting(app).starts_with(&deleting("")));
+        }
+        assert_eq!(split_deleting(&sequence("audit")), None);
+        assert_eq!(split_deleting(STORE_ID), None);
     }
 
     #[test]

@@ -132,3 +132,71 @@ fn acknowledged_writes_survive_kill_9() {
     }
     assert_eq!(terminate(&mut server).code(), Some(0));
 }
+
+#[test]
+fn an_app_deletion_cut_short_by_kill_9_is_finished_at_the_next_start() {
+    use device_registry::model::{Device, DeviceReport, Platform};
+
+    let dir = tempfile::tempdir().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64;
+    {
+        let store = crate::common::open_store(dir.path());
+        store.create_app("app_gone", "gone", now).unwrap();
+        let devices: Vec<Device> = (0..50_000)
+            .map(|i| Device {
+                app_id: "app_gone".into(),
+                device_id: format!("d{i:06}"),
+                updated_at: now,
+                report: DeviceReport {
+                    custom_id: format!("user-{}", i % 100),
+                    version_name: Some("1.0.0".into()),
+                    version_build: "1.0.0".into(),
+                    os_version: "17".into(),
+                    plugin_version: "8.0.0".into(),
+                    platform: Platform::Ios,
+                    is_prod: true,
+                    is_emulator: false,
+                    default_channel: None,
+                    install_source: None,
+                    key_id: None,
+                },
+            })
+            .collect();
+        for batch in devices.chunks(10_000) {
+            assert!(store.import_devices("app_gone", batch).unwrap());
+        }
+        store.flush().unwrap();
+    }
+    let mut server = start(dir.path(), Some(ADMIN));
+    let port = server.port;
+    let deleting =
+        std::thread::spawn(move || http(port, "DELETE", "/app/app_gone", Some(ADMIN), None));
+    // Well inside the deletion (seconds in a debug build).
+    std::thread::sleep(Duration::from_millis(700));
+    server.kill();
+    let cut_short = deleting.join().unwrap();
+    assert!(
+        cut_short.is_err(),
+        "the deletion ended first: {cut_short:?}"
+    );
+
+    // The next start finishes it: the app is gone whole, and the store is consistent.
+    let mut server = start(dir.path(), Some(ADMIN));
+    let (status, _) = http(server.port, "GET", "/app/app_gone", Some(ADMIN), None).unwrap();
+    assert_eq!(status, 404);
+    let report = r#"{"app_id": "app_gone", "device_id": "late", "platform": "ios", "action": "get", "version_build": "1.0.0"}"#;
+    let (_, body) = http(server.port, "POST", "/stats", None, Some(report)).unwrap();
+    assert!(body.contains("app_not_found"), "{body}");
+    assert_eq!(terminate(&mut server).code(), Some(0));
+    let check = Command::new(BINARY)
+        .arg("check")
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{printed}");
+}

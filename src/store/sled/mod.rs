@@ -261,7 +261,7 @@ impl SledStore {
         let device_counts = db.open_tree("device_counts")?;
         let devices_by_custom_id = db.open_tree("devices_by_custom_id")?;
         let api_keys = db.open_tree("api_keys")?;
-        Ok(Arc::new_cyclic(|store| Self {
+        let store = Arc::new_cyclic(|store| Self {
             apps,
             channels,
             bundles,
@@ -288,7 +288,9 @@ impl SledStore {
                 flushes: GroupCommit::new(),
             },
             db,
-        }))
+        });
+        store.finish_deletions()?;
+        Ok(store)
     }
 
     /// Makes the writes so far durable when the store is opened durable, sharing the flush

@@ -108,6 +108,28 @@ impl SledStore {
     }
 }
 
+impl SledStore {
+    /// Finishes the deletions of apps that a crash interrupted (see `delete_app`).
+    pub(super) fn finish_deletions(&self) -> StoreResult<()> {
+        let pending: Vec<String> = self
+            .db
+            .scan_prefix(keys::deleting(""))
+            .keys()
+            .map(|key| {
+                let key = key?;
+                keys::split_deleting(&key)
+                    .map(str::to_owned)
+                    .ok_or_else(|| corrupt_key("(default)"))
+            })
+            .collect::<StoreResult<_>>()?;
+        for app_id in pending {
+            log::warn!("finishing the deletion of app {app_id}, which a crash interrupted");
+            self.delete_app(&app_id)?;
+        }
+        Ok(())
+    }
+}
+
 impl Registry for SledStore {
     fn create_app(&self, app_id: &str, name: &str, now: Micros) -> StoreResult<CreateApp> {
         let _registry = self.exclusive();
@@ -151,11 +173,15 @@ impl Registry for SledStore {
 
     fn delete_app(&self, app_id: &str) -> StoreResult<bool> {
         let _registry = self.exclusive();
-        if !self.apps.contains_key(app_id.as_bytes())? {
+        let pending = keys::deleting(app_id);
+        if !self.apps.contains_key(app_id.as_bytes())? && !self.db.contains_key(&pending)? {
             return Ok(false);
         }
-        // Children first and the app last: a crash midway leaves an app that a second DELETE
-        // finishes removing, never orphans of a vanished app.
+        // Said first, durably: a crash midway leaves the deletion to be finished when the store
+        // next opens, instead of a half-deleted app that takes check-ins with wrong counters.
+        self.db.insert(&pending, &[] as &[u8])?;
+        self.flush_counted()?;
+        // Children first and the app last, never orphans of a vanished app.
         let devices = self.remove_app_devices(app_id)?;
         self.remove_app_keys(&self.overrides, app_id)?;
         self.remove_app_keys(&self.overrides_by_time, app_id)?;
@@ -167,6 +193,7 @@ impl Registry for SledStore {
         self.remove_app_keys(&self.bundles, app_id)?;
         self.forget_bundle_ids();
         self.apps.remove(app_id.as_bytes())?;
+        self.db.remove(&pending)?;
         log::info!("deleted app {app_id} with {devices} devices");
         self.commit()?;
         Ok(true)
