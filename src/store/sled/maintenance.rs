@@ -43,6 +43,34 @@ pub(super) struct Scoped<T> {
     value: T,
 }
 
+/// A counter's key as an operator reads it: `app_id dimension=value (shard n)`.
+fn describe_count_key(key: &[u8]) -> String {
+    match keys::split_device_count(key) {
+        Some((app_id, dim, shard, value)) => {
+            let name = match dim {
+                dimension::TOTAL => "total",
+                dimension::PLATFORM => "platform",
+                dimension::VERSION_NAME => "version_name",
+                dimension::VERSION_BUILD => "version_build",
+                dimension::PROD => "is_prod",
+                dimension::EMULATOR => "is_emulator",
+                dimension::SEEN_DAY => "seen_day",
+                _ => "unknown",
+            };
+            let value = if dim == dimension::SEEN_DAY {
+                value
+                    .try_into()
+                    .map(u32::from_be_bytes)
+                    .map_or_else(|_| "?".to_owned(), |day| day.to_string())
+            } else {
+                String::from_utf8_lossy(value).into_owned()
+            };
+            format!("{app_id} {name}={value:?} (shard {shard})")
+        }
+        None => format!("{:?} (malformed)", String::from_utf8_lossy(key)),
+    }
+}
+
 impl SledStore {
     /// The checks every app-scoped record gets; `None` (with the problem noted) when it fails one.
     pub(super) fn check_scoped<'t, T: Record>(
@@ -209,7 +237,10 @@ impl SledStore {
             stored_counts += 1;
             if expected_counts.get(key.as_ref()) != Some(&read_count(&value)) {
                 report.wrong_counters += 1;
-                report.note(format!("device counter {key:?} differs from a recount"));
+                report.note(format!(
+                    "device counter {} differs from a recount",
+                    describe_count_key(&key)
+                ));
             }
         }
         if stored_counts != expected_counts.len() {
@@ -445,6 +476,21 @@ impl Maintenance for SledStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counter_keys_are_described_as_operators_read_them() {
+        let mut key = keys::app_prefix("app");
+        key.extend_from_slice(&[dimension::VERSION_NAME, 3]);
+        key.extend_from_slice(b"1.0.0");
+        assert_eq!(
+            describe_count_key(&key),
+            "app version_name=\"1.0.0\" (shard 3)"
+        );
+        let mut day = keys::app_prefix("app");
+        day.extend_from_slice(&[dimension::SEEN_DAY, 0]);
+        day.extend_from_slice(&20_000u32.to_be_bytes());
+        assert_eq!(describe_count_key(&day), "app seen_day=\"20000\" (shard 0)");
+    }
 
     #[test]
     fn frequent_health_checks_write_once_a_second() {
