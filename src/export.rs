@@ -38,6 +38,22 @@ impl Format {
             Self::Csv => format!("{}\n", CSV_COLUMNS.join(",")),
         }
     }
+
+    /// The last line of an export that the store failed in the middle of: the answer has
+    /// begun, so this line is how a client tells a cut export from a whole one (an error object
+    /// in NDJSON; in CSV a line that is no row, starting with `#`).
+    pub fn failure_line(self) -> &'static str {
+        match self {
+            Self::Ndjson => concat!(
+                r#"{"error":"export_failed","message":"The export stopped early: the rows "#,
+                r#"above are whole, the rest is missing","moreInfo":{},"status":"KO"}"#,
+                "\n"
+            ),
+            Self::Csv => {
+                "# export_failed: the export stopped early: the rows above are whole, the rest is missing\n"
+            }
+        }
+    }
 }
 
 /// One page of the app's devices that match `filter`, by device id from `after` on.
@@ -77,6 +93,50 @@ pub fn pages<'a>(
     })
 }
 
+/// An export as text, a page at a time: the header, then each page fetched by `fetch` (from
+/// the cursor of the one before), rendered; a failed fetch ends it with the format's failure
+/// line (and `failed` is told).
+pub fn stream<F, Fut>(
+    format: Format,
+    fetch: F,
+    failed: impl Fn(&crate::store::StoreError) + Clone + 'static,
+) -> impl futures_util::Stream<Item = String>
+where
+    F: Fn(Option<Cursor>) -> Fut + Clone + 'static,
+    Fut: std::future::Future<Output = StoreResult<DevicePage>>,
+{
+    /// Where the stream is.
+    enum Position {
+        Header,
+        After(Option<Cursor>),
+        Done,
+    }
+    futures_util::stream::unfold(Position::Header, move |position| {
+        let (fetch, failed) = (fetch.clone(), failed.clone());
+        async move {
+            let after = match position {
+                Position::Done => return None,
+                Position::Header => return Some((format.header(), Position::After(None))),
+                Position::After(after) => after,
+            };
+            match fetch(after).await {
+                Ok(page) => {
+                    let mut rows = String::with_capacity(page.devices.len() * 320);
+                    render(format, &page.devices, &mut rows);
+                    let next = page
+                        .next
+                        .map_or(Position::Done, |c| Position::After(Some(c)));
+                    Some((rows, next))
+                }
+                Err(error) => {
+                    failed(&error);
+                    Some((format.failure_line().to_owned(), Position::Done))
+                }
+            }
+        }
+    })
+}
+
 /// Renders rows in the format, appending to `out`.
 pub fn render(format: Format, entries: &[DeviceEntry], out: &mut String) {
     for entry in entries {
@@ -89,6 +149,74 @@ pub fn render(format: Format, entries: &[DeviceEntry], out: &mut String) {
                 }
             }
             Format::Csv => csv_row(entry, out),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Device, DeviceReport, Overrides, Platform};
+    use crate::store::StoreError;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    fn entry(device_id: &str) -> DeviceEntry {
+        DeviceEntry {
+            device: Device {
+                app_id: "app".into(),
+                device_id: device_id.into(),
+                updated_at: 0,
+                report: DeviceReport {
+                    custom_id: String::new(),
+                    version_name: None,
+                    version_build: "1".into(),
+                    os_version: String::new(),
+                    plugin_version: String::new(),
+                    platform: Platform::Ios,
+                    is_prod: true,
+                    is_emulator: false,
+                    default_channel: None,
+                    install_source: None,
+                    key_id: None,
+                },
+            },
+            bundle_id: None,
+            overrides: Overrides::default(),
+        }
+    }
+
+    #[test]
+    fn a_store_failure_midway_ends_the_export_with_a_line_that_says_so() {
+        for format in [Format::Ndjson, Format::Csv] {
+            let failures = Arc::new(AtomicUsize::new(0));
+            // A first page, then a failure.
+            let fetch = |after: Option<Cursor>| async move {
+                match after {
+                    None => Ok(DevicePage {
+                        devices: vec![entry("d1")],
+                        next: Some(Cursor {
+                            updated_at: 0,
+                            device_id: "d1".into(),
+                        }),
+                    }),
+                    Some(_) => Err(StoreError::Unavailable("disk".into())),
+                }
+            };
+            let counted = failures.clone();
+            let failed = move |_: &StoreError| {
+                counted.fetch_add(1, Ordering::SeqCst);
+            };
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            let parts: Vec<String> = runtime.block_on(futures_util::StreamExt::collect(stream(
+                format, fetch, failed,
+            )));
+            let text = parts.concat();
+            assert!(text.contains("d1"), "{text}");
+            assert!(text.ends_with(format.failure_line()), "{text}");
+            assert_eq!(failures.load(Ordering::SeqCst), 1);
         }
     }
 }

@@ -62,6 +62,7 @@ pub struct Metrics {
     /// Held while the devices are counted, so that concurrent scrapes share one scan.
     device_count_refresh: tokio::sync::Mutex<()>,
     device_count_scans: AtomicU64,
+    export_failures: AtomicU64,
 }
 
 impl Metrics {
@@ -122,6 +123,11 @@ impl Metrics {
         self.device_count_scans.fetch_add(1, Ordering::Relaxed);
         self.store_device_counts(counts.clone());
         Ok(counts)
+    }
+
+    /// An export that the store failed in the middle of (its answer ends with a failure line).
+    pub fn export_failed(&self) {
+        self.export_failures.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The cached devices-per-app, when fresh enough.
@@ -266,6 +272,11 @@ impl Metrics {
             out,
             "# HELP device_registry_device_count_scans_total Scans of the device keys made to count devices per app.\n# TYPE device_registry_device_count_scans_total counter\ndevice_registry_device_count_scans_total {}",
             self.device_count_scans.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP device_registry_export_failures_total Exports the store failed in the middle of (their answer ends with a failure line).\n# TYPE device_registry_export_failures_total counter\ndevice_registry_export_failures_total {}",
+            self.export_failures.load(Ordering::Relaxed)
         );
         out
     }
