@@ -413,7 +413,7 @@ impl Devices for SledStore {
             let start = keys::device_time_floor(app_id, boundary.saturating_add(1));
             let end = keys::device_time_floor(app_id, (u64::from(boundary_day) + 1) * DAY_MICROS);
             if start < end {
-                *seen += self.devices_by_time.range(start..end).count() as u64;
+                *seen += count_entries(self.devices_by_time.range(start..end).keys())? as u64;
             }
         }
         for entry in self.app_entries(&self.overrides, app_id) {

@@ -436,11 +436,11 @@ impl Maintenance for SledStore {
 
     fn counts(&self) -> StoreResult<Counts> {
         Ok(Counts {
-            apps: self.apps.len(),
-            devices: self.devices.len(),
-            devices_by_time: self.devices_by_time.len(),
-            overrides: self.overrides.len(),
-            overrides_by_time: self.overrides_by_time.len(),
+            apps: count_entries(self.apps.iter().keys())?,
+            devices: count_entries(self.devices.iter().keys())?,
+            devices_by_time: count_entries(self.devices_by_time.iter().keys())?,
+            overrides: count_entries(self.overrides.iter().keys())?,
+            overrides_by_time: count_entries(self.overrides_by_time.iter().keys())?,
         })
     }
 
@@ -466,7 +466,7 @@ impl Maintenance for SledStore {
         for app_id in self.apps.iter().keys() {
             let app_id = app_id?;
             let app_id = String::from_utf8(app_id.to_vec()).map_err(|_| corrupt_key("apps"))?;
-            let devices = self.devices.range(app_range(&app_id)).keys().count();
+            let devices = count_entries(self.devices.range(app_range(&app_id)).keys())?;
             counts.push((app_id, devices));
         }
         Ok(counts)
@@ -476,6 +476,21 @@ impl Maintenance for SledStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counting_stops_at_a_read_that_keeps_failing() {
+        // A failing read may yield its error on every step: counting must end at the first.
+        let failing = std::iter::repeat_with(|| -> sled::Result<()> {
+            Err(sled::Error::Io(std::io::Error::other(
+                "No space left on device",
+            )))
+        });
+        assert!(matches!(
+            count_entries(failing),
+            Err(StoreError::Unavailable(_))
+        ));
+        assert_eq!(count_entries(vec![Ok(()), Ok(())].into_iter()).unwrap(), 2);
+    }
 
     #[test]
     fn counter_keys_are_described_as_operators_read_them() {

@@ -218,6 +218,17 @@ fn check_identity(path: &Path, db: &Db) -> StoreResult<()> {
     }
 }
 
+/// Counts entries, stopping at the first error: a read that fails may fail again on every
+/// step, and counting its errors would never end (a `/metrics` scrape once spun a core so).
+fn count_entries<T>(entries: impl Iterator<Item = sled::Result<T>>) -> StoreResult<usize> {
+    let mut count = 0;
+    for entry in entries {
+        entry?;
+        count += 1;
+    }
+    Ok(count)
+}
+
 /// The range of an app-scoped tree that holds one app's keys.
 fn app_range(app_id: &str) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
     let prefix = keys::app_prefix(app_id);

@@ -115,15 +115,13 @@ impl SledStore {
         let mut visited = 0;
         // Audit numbers for the overrides this call may remove, reserved in one write; those
         // left unused are gaps, which numbering allows.
-        let mut seqs = self
-            .audit_seqs(
-                self.overrides_by_time
-                    .range(start.clone()..end.clone())
-                    .keys()
-                    .take(limit)
-                    .count(),
-            )?
-            .into_iter();
+        let visiting = count_entries(
+            self.overrides_by_time
+                .range(start.clone()..end.clone())
+                .keys()
+                .take(limit),
+        )?;
+        let mut seqs = self.audit_seqs(visiting)?.into_iter();
         for entry in self.overrides_by_time.range(start..end).keys().take(limit) {
             let time_key = entry?;
             visited += 1;
