@@ -32,6 +32,7 @@ fn main() {
         cache_bytes: env("CACHE_MB", 96) << 20,
         flush_every_ms: Some(env("FLUSH_MS", 500)),
         durable: false,
+        min_free_bytes: 0,
     };
     let dir = tempfile::tempdir().expect("temp dir");
     let store = SledStore::open(dir.path(), &options).expect("open");

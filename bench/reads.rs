@@ -22,6 +22,7 @@ fn main() {
         cache_bytes: 128 << 20,
         flush_every_ms: None,
         durable: false,
+        min_free_bytes: 0,
     };
     let store = SledStore::open(&dir, &options).expect("open store");
     let mut seed = 0x2545_F491_4F6C_DD1Du64;

@@ -32,6 +32,7 @@ fn main() {
         cache_bytes: 128 << 20,
         flush_every_ms: Some(500),
         durable: false,
+        min_free_bytes: 0,
     };
     let store = SledStore::open(&dir, &options).expect("open store");
     store.create_app(APP, "bench", SINCE).expect("app");

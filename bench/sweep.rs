@@ -25,6 +25,7 @@ fn main() {
         cache_bytes: 512 * 1024 * 1024,
         flush_every_ms: Some(500),
         durable: false,
+        min_free_bytes: 0,
     };
     let store = SledStore::open(dir.path(), &options).expect("open store");
     store.create_app("app_bench", "bench", T0).expect("app");

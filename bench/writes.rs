@@ -29,6 +29,7 @@ fn main() {
         cache_bytes: common::env_or("CACHE_MB", 128) << 20,
         flush_every_ms: Some(500),
         durable: false,
+        min_free_bytes: 0,
     };
     let store = SledStore::open(&dir, &options).expect("open store");
     let done = Arc::new(AtomicU64::new(0));

@@ -116,6 +116,9 @@ pub struct StorageConfig {
     pub durability: Durability,
     pub flush_every: Duration,
     pub cache: ByteSize,
+    /// Free space the data directory's disk keeps: below it, check-ins of new devices are
+    /// refused (503, `Retry-After`) so that the disk never fills up; known devices go on.
+    pub min_free: ByteSize,
 }
 
 impl Default for StorageConfig {
@@ -125,6 +128,7 @@ impl Default for StorageConfig {
             durability: Durability::Flush,
             flush_every: Duration::from_millis(500),
             cache: ByteSize(96 * 1024 * 1024),
+            min_free: ByteSize(32 * 1024 * 1024),
         }
     }
 }

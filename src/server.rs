@@ -43,6 +43,7 @@ pub fn open_store(config: &Config) -> Result<Arc<SledStore>, ServeError> {
         cache_bytes: config.storage.cache.0,
         flush_every_ms: Some((config.storage.flush_every.micros() / 1000).max(1)),
         durable: config.storage.durability == Durability::Flush,
+        min_free_bytes: config.storage.min_free.0,
     };
     // Damaged files can make sled panic while it reads them: the error says so in one line,
     // without the panic's own report.

@@ -39,14 +39,22 @@ pub struct TestServer {
 pub fn config() -> Config {
     let mut config = Config::default();
     config.auth.admin_key = ADMIN.to_owned();
+    // The tests' disk may be short of the default floor; the floor has a test of its own.
+    config.storage.min_free = device_registry::config::ByteSize(0);
     config
 }
 
 pub fn open_store(path: &Path) -> Arc<dyn Store> {
+    open_store_with_floor(path, 0)
+}
+
+/// A store that refuses new devices below `min_free_bytes` of free disk.
+pub fn open_store_with_floor(path: &Path, min_free_bytes: u64) -> Arc<dyn Store> {
     let options = SledOptions {
         cache_bytes: 16 * 1024 * 1024,
         flush_every_ms: None,
         durable: true,
+        min_free_bytes,
     };
     SledStore::open(path, &options).expect("open store")
 }
@@ -68,7 +76,7 @@ impl TestServer {
 
     /// A server over an existing data directory (for restarts).
     pub async fn open(path: &Path, config: Config, clock: Arc<ManualClock>) -> Self {
-        let store = open_store(path);
+        let store = open_store_with_floor(path, config.storage.min_free.0);
         let dyn_clock: Arc<dyn Clock> = clock.clone();
         let state = AppState::new(store.clone(), dyn_clock, &config);
         let service = Rc::new(test::init_service(create_app(state)).await);

@@ -395,3 +395,45 @@ async fn report_fields_are_recorded_as_the_plugin_sends_them() {
                "os_version": "", "version_build": "", "is_prod": true, "is_emulator": false})
     );
 }
+
+#[actix_web::test]
+async fn below_the_free_space_floor_new_devices_wait_and_known_ones_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = std::sync::Arc::new(device_registry::clock::ManualClock::new(START));
+    {
+        let server = TestServer::open(dir.path(), config(), clock.clone()).await;
+        server.create_app("app_full").await;
+        server.report("app_full", "known").await;
+    }
+    // A floor no disk has room for.
+    let mut full = config();
+    full.storage.min_free = device_registry::config::ByteSize(u64::MAX / 2);
+    let server = TestServer::open(dir.path(), full, clock).await;
+    let mut event = device_body("app_full", "new");
+    event["action"] = json!("get");
+    let (status, headers, body) = server
+        .send(
+            actix_web::test::TestRequest::post()
+                .uri("/stats")
+                .set_json(event),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("store_unavailable")),
+        "{body}"
+    );
+    assert_eq!(headers.get("retry-after").unwrap(), "1");
+    assert_eq!(
+        device(&server, "app_full", "new").await.0,
+        StatusCode::NOT_FOUND
+    );
+    // A known device is still written.
+    server
+        .report_with("app_full", "known", json!({"version_os": "18.0"}))
+        .await;
+    assert_eq!(
+        device(&server, "app_full", "known").await.1["os_version"],
+        "18.0"
+    );
+}

@@ -208,6 +208,9 @@ impl Devices for SledStore {
             let settled = outcomes.into_iter().map(|o| o.unwrap_or(Upsert::Unchanged));
             return Box::pin(std::future::ready(Ok(settled.collect())));
         }
+        if let Err(error) = self.room_for(&writes) {
+            return Box::pin(std::future::ready(Err(error)));
+        }
         let written = self.check_in_writer.queue_all(writes);
         Box::pin(async move {
             for (index, outcome) in open.into_iter().zip(written.await?) {
@@ -546,6 +549,25 @@ impl SledStore {
         let _registry = self.shared();
         let all: Vec<usize> = (0..check_ins.len()).collect();
         self.write_check_ins_at(check_ins, &all)
+    }
+}
+
+impl SledStore {
+    /// Refuses check-ins that would create devices while the disk is below its free-space
+    /// floor: known devices go on being written, new ones wait for space.
+    fn room_for(&self, writes: &[CheckIn]) -> StoreResult<()> {
+        if self.min_free.room() {
+            return Ok(());
+        }
+        for check_in in writes {
+            let key = keys::app_scoped(&check_in.app_id, &check_in.device_id);
+            if !self.devices.contains_key(key)? {
+                return Err(StoreError::Unavailable(
+                    "the disk is nearly full: new devices are refused until space returns".into(),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 

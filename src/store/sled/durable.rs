@@ -349,6 +349,7 @@ mod tests {
             cache_bytes: 8 << 20,
             flush_every_ms: None,
             durable: true,
+            min_free_bytes: 0,
         };
         let store = SledStore::open(dir, &options).unwrap();
         store.create_app("app", "app", 1).unwrap();

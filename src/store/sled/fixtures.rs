@@ -8,6 +8,7 @@ pub fn open(dir: &Path) -> Arc<SledStore> {
         cache_bytes: 8 << 20,
         flush_every_ms: None,
         durable: false,
+        min_free_bytes: 0,
     };
     SledStore::open(dir, &options).unwrap()
 }

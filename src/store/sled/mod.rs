@@ -72,6 +72,8 @@ pub struct SledOptions {
     /// Whether durable writes (registry changes, erasures, changes of overrides) are on disk
     /// before they return (`storage.durability = "flush"`).
     pub durable: bool,
+    /// Free bytes the disk keeps: below them, check-ins of new devices are refused.
+    pub min_free_bytes: u64,
 }
 
 impl SledOptions {
@@ -113,6 +115,8 @@ pub struct SledStore {
     bundle_ids: BundleIds,
     health: HealthProbe,
     durable: bool,
+    /// The free-space floor (see [`SledOptions::min_free_bytes`]), and the last reading.
+    min_free: FreeSpace,
     /// Flushes shared by durable writes.
     commits: GroupCommit,
     check_in_writer: CheckInWriter,
@@ -218,6 +222,49 @@ fn check_identity(path: &Path, db: &Db) -> StoreResult<()> {
     }
 }
 
+/// The disk's free space against a floor, read at most once a second (a check-in costs no
+/// system call).
+struct FreeSpace {
+    path: std::path::PathBuf,
+    floor: u64,
+    /// When it was last read, and whether it was above the floor.
+    last: Mutex<Option<(Instant, bool)>>,
+}
+
+impl FreeSpace {
+    fn new(path: &Path, floor: u64) -> Self {
+        Self {
+            path: path.to_owned(),
+            floor,
+            last: Mutex::new(None),
+        }
+    }
+
+    /// Whether the disk has room for new devices.
+    fn room(&self) -> bool {
+        if self.floor == 0 {
+            return true;
+        }
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((at, room)) = *last {
+            if at.elapsed() < Duration::from_secs(1) {
+                return room;
+            }
+        }
+        // A disk that cannot be read is given the benefit of the doubt: writes will say.
+        let room = fs2::available_space(&self.path).map_or(true, |free| free >= self.floor);
+        if !room {
+            log::error!(
+                "the disk of {} has less than {} bytes free: new devices are refused",
+                self.path.display(),
+                self.floor
+            );
+        }
+        *last = Some((Instant::now(), room));
+        room
+    }
+}
+
 /// Counts entries, stopping at the first error: a read that fails may fail again on every
 /// step, and counting its errors would never end (a `/metrics` scrape once spun a core so).
 fn count_entries<T>(entries: impl Iterator<Item = sled::Result<T>>) -> StoreResult<usize> {
@@ -286,6 +333,7 @@ impl SledStore {
             devices_by_custom_id,
             api_keys,
             durable: options.durable,
+            min_free: FreeSpace::new(path, options.min_free_bytes),
             commits: GroupCommit::new(),
             // Check-ins are not flushed one by one: they reach the disk with the periodic flush.
             check_in_writer: CheckInWriter::start(store.clone(), false),
