@@ -117,7 +117,8 @@ pub struct StorageConfig {
     pub flush_every: Duration,
     pub cache: ByteSize,
     /// Free space the data directory's disk keeps: below it, check-ins of new devices are
-    /// refused (503, `Retry-After`) so that the disk never fills up; known devices go on.
+    /// refused (503, `Retry-After`), so that unauthenticated clients cannot fill the disk;
+    /// known devices and management writes go on.
     pub min_free: ByteSize,
 }
 

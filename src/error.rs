@@ -225,10 +225,19 @@ impl From<Code> for ApiError {
 
 /// Seconds a client is asked to wait before retrying a call the store could not serve.
 const STORE_RETRY_AFTER: u64 = 1;
+/// Seconds a device is asked to wait while the disk is below its free-space floor: space comes
+/// back by an operator's hand, not in a second.
+const FULL_RETRY_AFTER: u64 = 300;
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
-        // The detail goes to the operator's log, never to the client.
+        // The detail goes to the operator's log, never to the client. A full disk is logged
+        // when the engine reads it, not once per refused request (the flood it stops).
+        if let StoreError::Full(_) = error {
+            return Self::new(Code::StoreUnavailable)
+                .message("The store takes no new devices now; try again later")
+                .info("retryAfter", FULL_RETRY_AFTER);
+        }
         log::error!("store error: {error}");
         if error.is_transient() {
             Self::new(Code::StoreUnavailable)

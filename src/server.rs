@@ -46,11 +46,16 @@ pub fn open_store(config: &Config) -> Result<Arc<SledStore>, ServeError> {
         min_free_bytes: config.storage.min_free.0,
     };
     // Damaged files can make sled panic while it reads them: the error says so in one line,
-    // without the panic's own report.
+    // without the panic's own report. This runs before any other thread of the server.
     let report = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
-    let opened = SledStore::open(dir, &options);
+    let opened = std::panic::catch_unwind(|| SledStore::open(dir, &options));
     std::panic::set_hook(report);
+    let opened = opened.unwrap_or_else(|_| {
+        Err(StoreError::Damaged(
+            "the store's files are damaged: opening them failed".into(),
+        ))
+    });
     opened.map_err(|source| ServeError::Open {
         path: dir.display().to_string(),
         source,

@@ -109,12 +109,22 @@ pub async fn method_not_allowed() -> HttpResponse {
 /// there itself is further left, and never read), else the connection's peer. Normalised, so
 /// that one client is one address whatever its spelling.
 pub(crate) fn client_ip(req: &HttpRequest, state: &AppState) -> IpAddr {
-    let forwarded = state.client_ip_header.as_deref().and_then(|name| {
-        let value = req.headers().get(name)?.to_str().ok()?;
-        forwarded_client(value, state.trusted_proxies)
-    });
-    forwarded
-        .or_else(|| req.peer_addr().map(|addr| addr.ip()))
+    let peer = || req.peer_addr().map(|addr| addr.ip());
+    let client = match state.client_ip_header.as_deref() {
+        // Behind proxies, every request is the proxy's connection: the client is what the
+        // header says, or, when it says nothing readable, one shared unknown client (never
+        // the proxy's own address, which every client would then share with the proxy).
+        Some(name) => {
+            let lines: Vec<&str> = req
+                .headers()
+                .get_all(name)
+                .map(|line| line.to_str().unwrap_or(""))
+                .collect();
+            forwarded_client(&lines.join(","), state.trusted_proxies)
+        }
+        None => peer(),
+    };
+    client
         .map(canonical_ip)
         .unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED))
 }

@@ -26,6 +26,10 @@ pub enum StoreError {
     /// The engine cannot serve now: an I/O error (a full disk), a database out of reach.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// The disk is below its free-space floor: new devices wait for space (logged by the engine
+    /// when it reads the disk, not once per refused request).
+    #[error("storage full: {0}")]
+    Full(String),
     /// The engine did not answer in time.
     #[error("storage timed out: {0}")]
     Timeout(String),
@@ -46,7 +50,10 @@ impl StoreError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            StoreError::Unavailable(_) | StoreError::Timeout(_) | StoreError::Conflict(_)
+            StoreError::Unavailable(_)
+                | StoreError::Full(_)
+                | StoreError::Timeout(_)
+                | StoreError::Conflict(_)
         )
     }
 }

@@ -423,7 +423,7 @@ async fn below_the_free_space_floor_new_devices_wait_and_known_ones_go_on() {
         (StatusCode::SERVICE_UNAVAILABLE, Some("store_unavailable")),
         "{body}"
     );
-    assert_eq!(headers.get("retry-after").unwrap(), "1");
+    assert_eq!(headers.get("retry-after").unwrap(), "300");
     assert_eq!(
         device(&server, "app_full", "new").await.0,
         StatusCode::NOT_FOUND

@@ -18,6 +18,12 @@ pub(super) async fn export_devices(
             .ok_or_else(|| invalid(Field::Format, "ndjson or csv", input.raw(Field::Format)))?,
     };
     visible_app(&state, &caller, &app_id)?;
+    // HEAD asks for the headers: the export itself would be read only to be thrown away.
+    if req.method() == actix_web::http::Method::HEAD {
+        return Ok(HttpResponse::Ok()
+            .content_type(format.content_type())
+            .finish());
+    }
     let store = state.store.clone();
     let metrics = state.metrics.clone();
     let fetch = move |after: Option<Cursor>| {

@@ -562,7 +562,7 @@ impl SledStore {
         for check_in in writes {
             let key = keys::app_scoped(&check_in.app_id, &check_in.device_id);
             if !self.devices.contains_key(key)? {
-                return Err(StoreError::Unavailable(
+                return Err(StoreError::Full(
                     "the disk is nearly full: new devices are refused until space returns".into(),
                 ));
             }

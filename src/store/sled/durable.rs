@@ -345,6 +345,11 @@ mod tests {
     }
 
     fn durable_store(dir: &std::path::Path) -> Arc<SledStore> {
+        durable_store_at(dir, true)
+    }
+
+    /// A durable store in `dir`; with `fresh`, its app `app` and channel `beta` are created.
+    fn durable_store_at(dir: &std::path::Path, fresh: bool) -> Arc<SledStore> {
         let options = SledOptions {
             cache_bytes: 8 << 20,
             flush_every_ms: None,
@@ -352,10 +357,12 @@ mod tests {
             min_free_bytes: 0,
         };
         let store = SledStore::open(dir, &options).unwrap();
-        store.create_app("app", "app", 1).unwrap();
-        store
-            .upsert_channel("app", "beta", &ChannelPatch::default(), 1)
-            .unwrap();
+        if fresh {
+            store.create_app("app", "app", 1).unwrap();
+            store
+                .upsert_channel("app", "beta", &ChannelPatch::default(), 1)
+                .unwrap();
+        }
         store
     }
 
@@ -464,6 +471,20 @@ mod tests {
             "no transaction was shared"
         );
         assert!(store.check(false).unwrap().is_clean());
+    }
+
+    #[test]
+    fn a_store_reopens_at_once_after_it_closes() {
+        // sled lets its file lock go a moment after the last handle: reopening waits for it.
+        let dir = tempfile::tempdir().unwrap();
+        for round in 0..30 {
+            let store = durable_store_at(dir.path(), round == 0);
+            // A write to flush, as a server leaves behind.
+            runtime()
+                .block_on(store.apply_overrides(link("app", format!("d{round}"), "beta")))
+                .unwrap();
+            drop(store);
+        }
     }
 
     #[test]

@@ -187,7 +187,14 @@ const MARKER: &str = "device-registry.store";
 
 fn check_identity(path: &Path, db: &Db) -> StoreResult<()> {
     let marker = path.join(MARKER);
-    let written = std::fs::read_to_string(&marker).ok();
+    let unreadable = |error: std::io::Error| {
+        StoreError::Damaged(format!("{} cannot be read: {error}", marker.display()))
+    };
+    let written = match std::fs::read_to_string(&marker) {
+        Ok(text) => Some(text),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
+        Err(error) => return Err(unreadable(error)),
+    };
     let held = db
         .get(keys::STORE_ID)?
         .map(|id| String::from_utf8_lossy(&id).into_owned());
@@ -215,9 +222,14 @@ fn check_identity(path: &Path, db: &Db) -> StoreResult<()> {
                     id
                 }
             };
-            std::fs::write(&marker, format!("{id}\n"))
-                .and_then(|()| std::fs::File::open(&marker)?.sync_all())
-                .map_err(|error| StoreError::Unavailable(format!("{}: {error}", marker.display())))
+            // Written aside and renamed: a crash never leaves a marker half written.
+            let aside = path.join(format!("{MARKER}.new"));
+            std::fs::write(&aside, format!("{id}\n"))
+                .and_then(|()| std::fs::File::open(&aside)?.sync_all())
+                .and_then(|()| std::fs::rename(&aside, &marker))
+                .map_err(|error| {
+                    StoreError::Damaged(format!("{} cannot be written: {error}", marker.display()))
+                })
         }
     }
 }
@@ -297,8 +309,9 @@ impl SledStore {
         let deadline = Instant::now() + Duration::from_secs(5);
         let db = loop {
             match open_catching_panics(&config)? {
+                // sled reports the lock as an `Other` I/O error that names it.
                 Err(sled::Error::Io(error))
-                    if error.kind() == std::io::ErrorKind::WouldBlock
+                    if error.to_string().contains("could not acquire lock")
                         && Instant::now() < deadline =>
                 {
                     std::thread::sleep(Duration::from_millis(10));

@@ -133,6 +133,10 @@ impl SledStore {
 impl Registry for SledStore {
     fn create_app(&self, app_id: &str, name: &str, now: Micros) -> StoreResult<CreateApp> {
         let _registry = self.exclusive();
+        // The remains of an app being deleted are not a new app's: the deletion finishes first.
+        if self.db.contains_key(keys::deleting(app_id))? {
+            return Ok(CreateApp::AlreadyExists);
+        }
         let app = App {
             app_id: app_id.to_owned(),
             name: name.to_owned(),
@@ -177,11 +181,12 @@ impl Registry for SledStore {
         if !self.apps.contains_key(app_id.as_bytes())? && !self.db.contains_key(&pending)? {
             return Ok(false);
         }
-        // Said first, durably: a crash midway leaves the deletion to be finished when the store
-        // next opens, instead of a half-deleted app that takes check-ins with wrong counters.
+        // Said first, durably, and the app gone at once: no check-in reaches a half-deleted
+        // app, and a crash (or a failure) midway leaves what remains of it to be removed when
+        // the store next opens, or by a second DELETE.
         self.db.insert(&pending, &[] as &[u8])?;
         self.flush_counted()?;
-        // Children first and the app last, never orphans of a vanished app.
+        self.apps.remove(app_id.as_bytes())?;
         let devices = self.remove_app_devices(app_id)?;
         self.remove_app_keys(&self.overrides, app_id)?;
         self.remove_app_keys(&self.overrides_by_time, app_id)?;
@@ -192,7 +197,6 @@ impl Registry for SledStore {
         self.remove_app_keys(&self.channels, app_id)?;
         self.remove_app_keys(&self.bundles, app_id)?;
         self.forget_bundle_ids();
-        self.apps.remove(app_id.as_bytes())?;
         self.db.remove(&pending)?;
         log::info!("deleted app {app_id} with {devices} devices");
         self.commit()?;
