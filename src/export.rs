@@ -100,7 +100,7 @@ pub fn stream<F, Fut>(
     format: Format,
     fetch: F,
     failed: impl Fn(&crate::store::StoreError) + Clone + 'static,
-) -> impl futures_util::Stream<Item = String>
+) -> impl futures_util::Stream<Item = Result<String, ExportCut>>
 where
     F: Fn(Option<Cursor>) -> Fut + Clone + 'static,
     Fut: std::future::Future<Output = StoreResult<DevicePage>>,
@@ -109,6 +109,9 @@ where
     enum Position {
         Header,
         After(Option<Cursor>),
+        /// The failure line is out: the stream ends in an error so the transfer itself is cut
+        /// (no closing chunk), and a client that never reads the body still sees a failure.
+        Cut,
         Done,
     }
     futures_util::stream::unfold(Position::Header, move |position| {
@@ -116,7 +119,8 @@ where
         async move {
             let after = match position {
                 Position::Done => return None,
-                Position::Header => return Some((format.header(), Position::After(None))),
+                Position::Cut => return Some((Err(ExportCut), Position::Done)),
+                Position::Header => return Some((Ok(format.header()), Position::After(None))),
                 Position::After(after) => after,
             };
             match fetch(after).await {
@@ -126,16 +130,28 @@ where
                     let next = page
                         .next
                         .map_or(Position::Done, |c| Position::After(Some(c)));
-                    Some((rows, next))
+                    Some((Ok(rows), next))
                 }
                 Err(error) => {
                     failed(&error);
-                    Some((format.failure_line().to_owned(), Position::Done))
+                    Some((Ok(format.failure_line().to_owned()), Position::Cut))
                 }
             }
         }
     })
 }
+
+/// Ends an export the store failed in the middle of, after its failure line.
+#[derive(Debug)]
+pub struct ExportCut;
+
+impl std::fmt::Display for ExportCut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the export stopped early")
+    }
+}
+
+impl std::error::Error for ExportCut {}
 
 /// Renders rows in the format, appending to `out`.
 pub fn render(format: Format, entries: &[DeviceEntry], out: &mut String) {
@@ -210,10 +226,15 @@ mod tests {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .build()
                 .unwrap();
-            let parts: Vec<String> = runtime.block_on(futures_util::StreamExt::collect(stream(
-                format, fetch, failed,
-            )));
-            let text = parts.concat();
+            let parts: Vec<Result<String, ExportCut>> = runtime.block_on(
+                futures_util::StreamExt::collect(stream(format, fetch, failed)),
+            );
+            assert!(matches!(parts.last(), Some(Err(ExportCut))));
+            let text: String = parts
+                .iter()
+                .filter_map(|part| part.as_ref().ok())
+                .cloned()
+                .collect();
             assert!(text.contains("d1"), "{text}");
             assert!(text.ends_with(format.failure_line()), "{text}");
             assert_eq!(failures.load(Ordering::SeqCst), 1);

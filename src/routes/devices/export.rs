@@ -41,7 +41,7 @@ pub(super) async fn export_devices(
     };
     let pages =
         futures_util::StreamExt::map(crate::export::stream(format, fetch, failed), |text| {
-            Ok::<_, std::convert::Infallible>(web::Bytes::from(text))
+            text.map(web::Bytes::from)
         });
     Ok(HttpResponse::Ok()
         .content_type(format.content_type())
