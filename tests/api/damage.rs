@@ -2,7 +2,8 @@
 //! at startup, in one clear line, by the server and by `check` alike: never started empty, never
 //! a panic.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::process::{http, start, terminate, BINARY};
 
@@ -23,16 +24,32 @@ fn a_store(dir: &std::path::Path) {
     assert_eq!(terminate(&mut server).code(), Some(0));
 }
 
+/// Runs the binary to its end; one that starts serving a damaged store instead of refusing it
+/// would never end, so after a minute it is killed and the test fails.
 fn run(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
-    Command::new(BINARY)
+    let mut child = Command::new(BINARY)
         .args(args)
         .arg("--data-dir")
         .arg(dir)
         .current_dir(dir)
         .env("DEVICE_REGISTRY_ADMIN_KEY", ADMIN)
         .env("RUST_LOG", "off")
-        .output()
-        .unwrap()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().ok();
+            panic!(
+                "`{}` did not end: it started on a damaged store",
+                args.join(" ")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
 }
 
 #[test]
