@@ -174,8 +174,20 @@ fn an_app_deletion_cut_short_by_kill_9_is_finished_at_the_next_start() {
     let port = server.port;
     let deleting =
         std::thread::spawn(move || http(port, "DELETE", "/app/app_gone", Some(ADMIN), None));
-    // Well inside the deletion (seconds in a debug build).
-    std::thread::sleep(Duration::from_millis(700));
+    // The app record goes first, its devices after: the moment it is gone, the deletion is
+    // under way and far from done (seconds of devices in a debug build).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, _) = http(port, "GET", "/app/app_gone", Some(ADMIN), None).unwrap();
+        if status == 404 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the deletion never began"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     server.kill();
     let cut_short = deleting.join().unwrap();
     assert!(
