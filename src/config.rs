@@ -399,6 +399,24 @@ impl Config {
     pub fn check_consistency(&self) -> Result<(), ConfigError> {
         // A device that checks in unchanged is rewritten only once per touch_interval: were
         // that as long as the time-to-live, an active device could expire, with its overrides.
+        // Whole seconds at least: a zero body_timeout would refuse every body (and 408 reports
+        // it in seconds), a zero sweep_interval would sweep without pause, a zero auth_window
+        // would count no failure.
+        for (key, value) in [
+            ("server.body_timeout", self.server.body_timeout),
+            ("retention.sweep_interval", self.retention.sweep_interval),
+            ("limits.auth_window", self.limits.auth_window),
+        ] {
+            if value < Duration::from_secs(1) {
+                return Err(ConfigError::Inconsistent {
+                    key,
+                    message: format!(
+                        "must be at least 1s; it is {}ms",
+                        value.to_std().as_millis()
+                    ),
+                });
+            }
+        }
         if self.devices.touch_interval >= self.retention.device_ttl {
             return Err(ConfigError::Inconsistent {
                 key: "devices.touch_interval",
@@ -581,6 +599,38 @@ mod tests {
         let mut config = Config::default();
         config.auth.admin_key = "hunter2".into();
         assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn durations_under_a_second_are_refused_where_they_would_stop_the_server_working() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        for (text, key) in [
+            ("[server]\nbody_timeout = \"0s\"\n", "server.body_timeout"),
+            (
+                "[server]\nbody_timeout = \"500ms\"\n",
+                "server.body_timeout",
+            ),
+            (
+                "[retention]\nsweep_interval = \"0s\"\n",
+                "retention.sweep_interval",
+            ),
+            ("[limits]\nauth_window = \"0ms\"\n", "limits.auth_window"),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let flags = Overrides {
+                config: Some(file.clone()),
+                ..Overrides::default()
+            };
+            let error = Config::load(&flags, |_| None).unwrap_err();
+            assert!(error.to_string().contains(key), "{text}: {error}");
+        }
+        std::fs::write(&file, "[server]\nbody_timeout = \"1s\"\n").unwrap();
+        let flags = Overrides {
+            config: Some(file.clone()),
+            ..Overrides::default()
+        };
+        assert!(Config::load(&flags, |_| None).is_ok());
     }
 
     #[test]
