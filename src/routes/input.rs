@@ -23,8 +23,8 @@ pub fn invalid(field: Field, expected: &str, value: Option<&Value>) -> ApiError 
     ApiError::invalid(field, expected, value)
 }
 
-/// Reads a body of at most `limit` bytes: 413 above it, checked on the announced length first;
-/// 408 when it has not all arrived within `timeout`.
+/// Reads a body of at most `limit` bytes: 415 when it is encoded, 413 above the limit, both
+/// checked before reading; 408 when it has not all arrived within `timeout`.
 pub async fn read_body(
     headers: &HeaderMap,
     payload: Payload,
@@ -35,6 +35,7 @@ pub async fn read_body(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    check_identity_encoding(headers)?;
     let too_large = || ApiError::new(Code::PayloadTooLarge).info("limit", limit);
     if announced.is_some_and(|len| len > limit as u64) {
         return Err(too_large());
@@ -53,10 +54,8 @@ pub async fn read_body(
     }
 }
 
-/// 415 for a body declared as something other than JSON, or encoded (`content-encoding:
-/// gzip`, say: it would otherwise be read as JSON and fail as a 400); a body with no content type
-/// is tried.
-pub fn check_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+/// 415 for an encoded body, before it is read: it could only fail later, as a 400.
+fn check_identity_encoding(headers: &HeaderMap) -> Result<(), ApiError> {
     if let Some(encoding) = headers.get(header::CONTENT_ENCODING) {
         let encoding = encoding.to_str().unwrap_or("").trim().to_ascii_lowercase();
         if !encoding.is_empty() && encoding != "identity" {
@@ -65,6 +64,14 @@ pub fn check_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
                 .info("content_encoding", encoding));
         }
     }
+    Ok(())
+}
+
+/// 415 for a body declared as something other than JSON, or encoded (`content-encoding:
+/// gzip`, say: it would otherwise be read as JSON and fail as a 400); a body with no content type
+/// is tried.
+pub fn check_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    check_identity_encoding(headers)?;
     let Some(value) = headers.get(header::CONTENT_TYPE) else {
         return Ok(());
     };

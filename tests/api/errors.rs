@@ -163,6 +163,16 @@ async fn non_json_bodies_are_415_or_400() {
             "{uri}: {body}"
         );
     }
+    // Before the body is read: an encoded body past the size limit is still 415, not 413.
+    let huge = TestRequest::post()
+        .uri("/device")
+        .insert_header(("authorization", ADMIN))
+        .insert_header(("content-type", "application/json"))
+        .insert_header(("content-encoding", "br"))
+        .set_payload(vec![b' '; 4 << 20]);
+    let (status, _, body) = server.send(huge).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
+    assert_eq!(body["moreInfo"]["content_encoding"], "br", "{body}");
     for payload in [
         "{",
         "",
