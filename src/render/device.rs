@@ -179,9 +179,20 @@ fn defused(field: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// The value a CSV cell of an export holds (the reverse of what export does to defuse
-/// formulas).
+/// formulas). Only a mark that export could have written is taken off: a `'` before anything
+/// else is the value's own, in a CSV written by hand or by another tool.
 pub fn csv_value(cell: &str) -> &str {
-    cell.strip_prefix(DEFUSED).unwrap_or(cell)
+    match cell.strip_prefix(DEFUSED) {
+        Some(rest)
+            if rest
+                .chars()
+                .next()
+                .is_some_and(|c| FORMULA_STARTS.contains(&c) || c == DEFUSED) =>
+        {
+            rest
+        }
+        _ => cell,
+    }
 }
 
 fn csv_field(field: &str, out: &mut String) {
@@ -266,6 +277,10 @@ mod tests {
         ] {
             assert_eq!(defused(value), cell);
             assert_eq!(csv_value(cell), value);
+        }
+        // A mark export never writes is the value's own.
+        for cell in ["'quoted", "'", "'1.0.0"] {
+            assert_eq!(csv_value(cell), cell);
         }
         let mut out = String::new();
         csv_field("=1+1", &mut out);
