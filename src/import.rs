@@ -156,15 +156,19 @@ fn csv_device(columns: &[String], line: &str) -> Result<Map<String, Value>, Stri
 }
 
 /// Reads `reader` to the end, importing every good line. `on_line` is told each line's length
-/// (for progress). With `create_apps`, apps that do not exist are created.
+/// (for progress). With `create_apps`, apps that do not exist are created. The store records
+/// the import of `source` as pending until its end, so that `check` names one a crash cut short
+/// (a batch's devices are written before their overrides).
 pub fn import(
     store: &dyn Store,
+    source: &str,
     reader: impl BufRead,
     format: Format,
     create_apps: bool,
     now: Micros,
     mut on_line: impl FnMut(usize),
 ) -> StoreResult<ImportReport> {
+    store.mark_import(source, true)?;
     let mut report = ImportReport::default();
     let mut batch: Vec<ImportedDevice> = Vec::with_capacity(BATCH);
     let mut known_apps: HashSet<String> = HashSet::new();
@@ -235,7 +239,8 @@ pub fn import(
         }
     }
     report.imported += write_batch(store, &mut batch, now)?;
-    store.flush()?;
+    // Every line was read and written (bad ones are reported): the import has ended.
+    store.mark_import(source, false)?;
     Ok(report)
 }
 

@@ -165,15 +165,24 @@ fn check(config: &Config, repair: bool) -> ExitCode {
     for example in &report.examples {
         println!("  {example}");
     }
+    if !report.interrupted_imports.is_empty() {
+        println!(
+            "{} interrupted imports: import the same file again to finish (it changes nothing twice)",
+            report.interrupted_imports.len()
+        );
+    }
     if report.repaired {
         match store.check(false) {
             Ok(after) if after.is_clean() => {
                 println!("repaired: the indexes were rebuilt from the records; clean now");
                 return ExitCode::SUCCESS;
             }
+            Ok(after) if !after.needs_repair() => {
+                println!("repaired: the indexes were rebuilt from the records");
+            }
             _ => println!("repair did not make the store clean"),
         }
-    } else {
+    } else if report.needs_repair() {
         println!("run again with --repair to rebuild the indexes");
     }
     ExitCode::FAILURE
@@ -304,8 +313,11 @@ fn import(
     );
     let now = device_registry::timefmt::system_now();
     let reader = std::io::BufReader::new(reader);
+    // The name `check` gives an interrupted import: the file as the operator can find it again.
+    let source = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_owned());
     let imported = device_registry::import::import(
         store.as_ref(),
+        &source.display().to_string(),
         reader,
         format,
         create_apps,

@@ -23,6 +23,7 @@
 //! api_keys:        sha256(secret) (32 bytes)                -> ApiKey
 //! (default tree):  "sequence/" name                         -> next number (u64 BE, no format byte)
 //! (default tree):  "deleting/" app_id                       -> () (a deletion under way)
+//! (default tree):  "import_pending/" source                 -> () (an import begun, not ended)
 //! (default tree):  "store_id"                               -> this store's id (also in the
 //!                                                              directory's marker file)
 //! (default tree):  "health_probe"                           -> anything (written by health checks, at most once a second)
@@ -65,6 +66,18 @@ pub fn deleting(app_id: &str) -> Vec<u8> {
     let mut key = b"deleting/".to_vec();
     key.extend_from_slice(app_id.as_bytes());
     key
+}
+
+/// `import_pending/<source>` in the default tree: an import of `source` that has begun and not
+/// ended (so a crash in the middle of one is named by `check`).
+pub fn import_pending(source: &str) -> Vec<u8> {
+    let mut key = b"import_pending/".to_vec();
+    key.extend_from_slice(source.as_bytes());
+    key
+}
+
+pub fn split_import_pending(key: &[u8]) -> Option<&str> {
+    std::str::from_utf8(key.strip_prefix(b"import_pending/")?).ok()
 }
 
 pub fn split_deleting(key: &[u8]) -> Option<&str> {
@@ -509,6 +522,12 @@ mod tests {
         }
         assert_eq!(split_deleting(&sequence("audit")), None);
         assert_eq!(split_deleting(STORE_ID), None);
+        for source in ["/srv/dump.ndjson", "relative/é.csv", ""] {
+            assert_eq!(split_import_pending(&import_pending(source)), Some(source));
+            assert!(import_pending(source).starts_with(&import_pending("")));
+            assert_eq!(split_deleting(&import_pending(source)), None);
+            assert!(!deleting(source).starts_with(&import_pending("")));
+        }
     }
 
     #[test]

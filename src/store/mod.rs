@@ -173,6 +173,9 @@ pub struct CheckReport {
     pub corrupt_records: usize,
     /// Device counters that differ from a recount of the records.
     pub wrong_counters: usize,
+    /// Imports that began and never ended (a crash, a kill): their last devices may lack their
+    /// overrides until the same source is imported again.
+    pub interrupted_imports: Vec<String>,
     /// The first problems found, described.
     pub examples: Vec<String>,
     pub repaired: bool,
@@ -180,6 +183,11 @@ pub struct CheckReport {
 
 impl CheckReport {
     pub fn is_clean(&self) -> bool {
+        !self.needs_repair() && self.interrupted_imports.is_empty()
+    }
+
+    /// Problems that `check --repair` fixes (an interrupted import needs its source instead).
+    pub fn needs_repair(&self) -> bool {
         self.missing_index_entries
             + self.stale_index_entries
             + self.unexpirable_overrides
@@ -187,7 +195,7 @@ impl CheckReport {
             + self.dangling_overrides
             + self.corrupt_records
             + self.wrong_counters
-            == 0
+            > 0
     }
 }
 
@@ -340,8 +348,9 @@ pub trait Registry: Send + Sync + 'static {
     fn app_exists(&self, app_id: &str) -> StoreResult<bool>;
     fn apps(&self) -> StoreResult<Vec<App>>;
     /// Removes the app with its channels, bundles, devices, index entries and overrides, in
-    /// bounded steps, the app's own record last (after a crash midway, calling again finishes
-    /// it). Costs what the app holds.
+    /// bounded steps: the app's own record first (nothing new joins it), its contents after,
+    /// under a durable deletion mark that makes the store finish a deletion a crash cut short
+    /// when it next opens. Costs what the app holds.
     fn delete_app(&self, app_id: &str) -> StoreResult<bool>;
 
     /// Creates the channel with the defaults, or updates it; then, if it is public, makes the
@@ -486,6 +495,9 @@ pub trait Maintenance: Send + Sync + 'static {
     /// every record belongs to an existing app; with `repair`, rebuilds the indexes from the
     /// primary records and removes what belongs to no app. Meant for a store no server is using.
     fn check(&self, repair: bool) -> StoreResult<CheckReport>;
+    /// Records durably that an import of `source` has begun (`pending`) or ended, so that
+    /// [`Maintenance::check`] names an import a crash cut short.
+    fn mark_import(&self, source: &str, pending: bool) -> StoreResult<()>;
 }
 
 /// Every part of the contract, for code that holds a concrete engine (`use store::prelude::*`).

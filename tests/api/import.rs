@@ -217,3 +217,80 @@ async fn a_csv_of_an_earlier_release_still_imports() {
                "is_prod": true, "is_emulator": false, "channel": "beta"})
     );
 }
+
+/// What `check` prints and whether it calls the store clean.
+fn check(dir: &Path) -> (bool, String) {
+    let output = Command::new(BINARY)
+        .arg("check")
+        .arg("--data-dir")
+        .arg(dir)
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn an_interrupted_import_is_named_by_check_until_it_is_run_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("devices.ndjson");
+    let lines: String = (0..3)
+        .map(|i| {
+            format!(
+                "{}\n",
+                json!({"app_id": APP, "device_id": format!("d{i}"), "platform": "ios",
+                       "updated_at": "2026-11-01T00:00:00Z", "channel": "beta"})
+            )
+        })
+        .collect();
+    std::fs::write(&file, lines).unwrap();
+    let source = std::fs::canonicalize(&file).unwrap().display().to_string();
+    {
+        let store = open_store(&dir.path().join("data"));
+        let now = device_registry::timefmt::system_now();
+        store.create_app(APP, APP, now).unwrap();
+        store
+            .upsert_channel(APP, "beta", &Default::default(), now)
+            .unwrap();
+        // The import is pending from before its first write to its end.
+        let mut pending_while_importing = None;
+        let report = device_registry::import::import(
+            store.as_ref(),
+            &source,
+            std::io::BufReader::new(std::fs::File::open(&file).unwrap()),
+            device_registry::export::Format::Ndjson,
+            false,
+            now,
+            |_| {
+                pending_while_importing
+                    .get_or_insert_with(|| store.check(false).unwrap().interrupted_imports);
+            },
+        )
+        .unwrap();
+        assert_eq!(report.imported, 3);
+        assert_eq!(pending_while_importing, Some(vec![source.clone()]));
+        // A kill in the middle of the next import of the same file leaves it pending.
+        store.mark_import(&source, true).unwrap();
+    }
+    let data = dir.path().join("data");
+    let (clean, printed) = check(&data);
+    assert!(!clean, "{printed}");
+    assert!(
+        printed.contains(&format!(
+            "the import of {source} was interrupted: import it again to finish it"
+        )),
+        "{printed}"
+    );
+    assert!(printed.contains("1 interrupted imports"), "{printed}");
+    assert!(
+        !printed.contains("--repair"),
+        "repair cannot finish it: {printed}"
+    );
+
+    let output = import(&data, &file, &[]);
+    assert!(output.status.success(), "{output:?}");
+    let (clean, printed) = check(&data);
+    assert!(clean, "{printed}");
+}

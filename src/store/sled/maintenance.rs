@@ -283,7 +283,16 @@ impl SledStore {
             |_| "audit device index entry matching no entry".to_owned(),
         )?;
 
-        if repair && !report.is_clean() {
+        // An interrupted import is named, not repaired: only its source can finish it.
+        for key in self.db.scan_prefix(keys::import_pending("")).keys() {
+            let key = key?;
+            let source = keys::split_import_pending(&key).unwrap_or("(unreadable name)");
+            report.note(format!(
+                "the import of {source} was interrupted: import it again to finish it"
+            ));
+            report.interrupted_imports.push(source.to_owned());
+        }
+        if repair && report.needs_repair() {
             // The custom id index, rebuilt from the records.
             self.devices_by_custom_id.clear()?;
             for key in &expected_custom_ids {
@@ -432,6 +441,16 @@ impl Maintenance for SledStore {
         // A repair may have removed bundles (of apps that are gone).
         self.forget_bundle_ids();
         Ok(report)
+    }
+
+    fn mark_import(&self, source: &str, pending: bool) -> StoreResult<()> {
+        let key = keys::import_pending(source);
+        if pending {
+            self.db.insert(key, &[] as &[u8])?;
+        } else {
+            self.db.remove(key)?;
+        }
+        self.flush_counted()
     }
 
     fn counts(&self) -> StoreResult<Counts> {
