@@ -257,3 +257,31 @@ pub fn device_body(app_id: &str, device_id: &str) -> Value {
 pub fn error(code: &str, message: &str, more_info: Value) -> Value {
     json!({"error": code, "message": message, "moreInfo": more_info, "status": "KO"})
 }
+
+/// A device record as an iOS 8.x plugin on 1.0.0 leaves it, seen at `updated_at`, for tests that
+/// seed a store directly.
+pub fn seeded_device(
+    app_id: &str,
+    device_id: String,
+    updated_at: u64,
+) -> device_registry::model::Device {
+    use device_registry::model::{Device, DeviceReport, Platform};
+    Device {
+        app_id: app_id.into(),
+        device_id,
+        updated_at,
+        report: DeviceReport {
+            custom_id: String::new(),
+            version_name: Some("1.0.0".into()),
+            version_build: "1.0.0".into(),
+            os_version: "17".into(),
+            plugin_version: "8.0.0".into(),
+            platform: Platform::Ios,
+            is_prod: true,
+            is_emulator: false,
+            default_channel: None,
+            install_source: None,
+            key_id: None,
+        },
+    }
+}

@@ -135,7 +135,7 @@ fn acknowledged_writes_survive_kill_9() {
 
 #[test]
 fn an_app_deletion_cut_short_by_kill_9_is_finished_at_the_next_start() {
-    use device_registry::model::{Device, DeviceReport, Platform};
+    use device_registry::model::Device;
 
     let dir = tempfile::tempdir().unwrap();
     let now = std::time::SystemTime::now()
@@ -146,23 +146,10 @@ fn an_app_deletion_cut_short_by_kill_9_is_finished_at_the_next_start() {
         let store = crate::common::open_store(dir.path());
         store.create_app("app_gone", "gone", now).unwrap();
         let devices: Vec<Device> = (0..50_000)
-            .map(|i| Device {
-                app_id: "app_gone".into(),
-                device_id: format!("d{i:06}"),
-                updated_at: now,
-                report: DeviceReport {
-                    custom_id: format!("user-{}", i % 100),
-                    version_name: Some("1.0.0".into()),
-                    version_build: "1.0.0".into(),
-                    os_version: "17".into(),
-                    plugin_version: "8.0.0".into(),
-                    platform: Platform::Ios,
-                    is_prod: true,
-                    is_emulator: false,
-                    default_channel: None,
-                    install_source: None,
-                    key_id: None,
-                },
+            .map(|i| {
+                let mut device = crate::common::seeded_device("app_gone", format!("d{i:06}"), now);
+                device.report.custom_id = format!("user-{}", i % 100);
+                device
             })
             .collect();
         for batch in devices.chunks(10_000) {

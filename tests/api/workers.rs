@@ -5,7 +5,7 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
-use device_registry::model::{Device, DeviceReport, Platform};
+use device_registry::model::Device;
 
 use crate::common::*;
 use crate::process::{http, start, terminate};
@@ -14,24 +14,7 @@ const DEVICES: usize = 200_000;
 
 /// Seen now (the server's sweep runs on the real clock).
 fn device(app_id: &str, i: usize, now: u64) -> Device {
-    Device {
-        app_id: app_id.into(),
-        device_id: format!("device_{i:07}"),
-        updated_at: now,
-        report: DeviceReport {
-            custom_id: String::new(),
-            version_name: Some("1.0.0".into()),
-            version_build: "1.0.0".into(),
-            os_version: "17".into(),
-            plugin_version: "8.0.0".into(),
-            platform: Platform::Ios,
-            is_prod: true,
-            is_emulator: false,
-            default_channel: None,
-            install_source: None,
-            key_id: None,
-        },
-    }
+    seeded_device(app_id, format!("device_{i:07}"), now)
 }
 
 #[test]
