@@ -119,7 +119,13 @@ where
         async move {
             let after = match position {
                 Position::Done => return None,
-                Position::Cut => return Some((Err(ExportCut), Position::Done)),
+                Position::Cut => {
+                    // actix drops what it has not written yet when a body fails: a pause lets
+                    // it send the last rows and the failure line first (to a client that reads;
+                    // one that does not still sees the transfer broken off).
+                    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                    return Some((Err(ExportCut), Position::Done));
+                }
                 Position::Header => return Some((Ok(format.header()), Position::After(None))),
                 Position::After(after) => after,
             };
@@ -224,6 +230,7 @@ mod tests {
                 counted.fetch_add(1, Ordering::SeqCst);
             };
             let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
                 .build()
                 .unwrap();
             let parts: Vec<Result<String, ExportCut>> = runtime.block_on(

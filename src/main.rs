@@ -167,9 +167,13 @@ fn check(config: &Config, repair: bool) -> ExitCode {
     }
     if !report.interrupted_imports.is_empty() {
         println!(
-            "{} interrupted imports: import the same file again to finish (it changes nothing twice)",
+            "{} interrupted imports: import the same file again to finish",
             report.interrupted_imports.len()
         );
+    }
+    // Named whole, never crowded out of the capped examples: only the operator can finish them.
+    for source in &report.interrupted_imports {
+        println!("  the import of {source} was interrupted: import it again to finish it");
     }
     if report.repaired {
         match store.check(false) {

@@ -160,3 +160,70 @@ async fn csv_export_defuses_what_a_spreadsheet_would_run() {
     );
     assert!(row.contains(",'+1,"), "{row}");
 }
+
+/// Over a real connection: a store failing after the first page still gets the failure line to
+/// the client, and the chunked transfer is then broken off (no closing chunk), so a client that
+/// only looks at the transfer sees it fail too.
+#[test]
+fn an_export_cut_by_the_store_sends_its_failure_line_then_breaks_the_transfer() {
+    use std::io::{Read, Write};
+
+    use device_registry::export::{stream, Format};
+    use device_registry::model::{Cursor, DeviceEntry, DevicePage};
+    use device_registry::store::StoreError;
+
+    async fn failing_export() -> actix_web::HttpResponse {
+        let fetch = |after: Option<Cursor>| async move {
+            match after {
+                None => Ok(DevicePage {
+                    devices: vec![DeviceEntry {
+                        device: seeded_device("app_cut", "d1".into(), 0),
+                        overrides: Default::default(),
+                        bundle_id: None,
+                    }],
+                    next: Some(Cursor {
+                        updated_at: 0,
+                        device_id: "d1".into(),
+                    }),
+                }),
+                Some(_) => Err(StoreError::Unavailable("disk".into())),
+            }
+        };
+        let pages = futures_util::StreamExt::map(stream(Format::Ndjson, fetch, |_| {}), |part| {
+            part.map(actix_web::web::Bytes::from)
+        });
+        actix_web::HttpResponse::Ok().streaming(pages)
+    }
+
+    let (bound, addr) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let server = actix_web::HttpServer::new(|| {
+                actix_web::App::new().route("/", actix_web::web::get().to(failing_export))
+            })
+            .workers(1)
+            .bind("127.0.0.1:0")
+            .unwrap();
+            bound.send(server.addrs()[0]).unwrap();
+            server.run().await.unwrap();
+        });
+    });
+    let addr = addr.recv().unwrap();
+    let mut connection = std::net::TcpStream::connect(addr).unwrap();
+    connection
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    connection
+        .write_all(b"GET / HTTP/1.1\r\nhost: test\r\n\r\n")
+        .unwrap();
+    let mut answer = Vec::new();
+    // The server closes the connection once the stream fails.
+    let _ = connection.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.contains("\"device_id\":\"d1\""), "{answer}");
+    assert!(answer.contains("\"error\":\"export_failed\""), "{answer}");
+    assert!(
+        !answer.ends_with("0\r\n\r\n"),
+        "closed as if whole: {answer}"
+    );
+}

@@ -287,9 +287,6 @@ impl SledStore {
         for key in self.db.scan_prefix(keys::import_pending("")).keys() {
             let key = key?;
             let source = keys::split_import_pending(&key).unwrap_or("(unreadable name)");
-            report.note(format!(
-                "the import of {source} was interrupted: import it again to finish it"
-            ));
             report.interrupted_imports.push(source.to_owned());
         }
         if repair && report.needs_repair() {
