@@ -51,10 +51,13 @@ pub fn open_store(config: &Config) -> Result<Arc<SledStore>, ServeError> {
     std::panic::set_hook(Box::new(|_| {}));
     let opened = std::panic::catch_unwind(|| SledStore::open(dir, &options));
     std::panic::set_hook(report);
-    let opened = opened.unwrap_or_else(|_| {
-        Err(StoreError::Damaged(
-            "the store's files are damaged: opening them failed".into(),
-        ))
+    // Past sled's own open (which says damaged files itself), a panic may be a bug as well as
+    // damage: the line says what it was, and does not tell the operator to throw the files away.
+    let opened = opened.unwrap_or_else(|panic| {
+        Err(StoreError::Damaged(format!(
+            "opening the store failed ({}): its files may be damaged; run `check`",
+            crate::store::sled::panic_reason(panic.as_ref())
+        )))
     });
     opened.map_err(|source| ServeError::Open {
         path: dir.display().to_string(),

@@ -169,15 +169,20 @@ fn abort(error: StoreError) -> ConflictableTransactionError<StoreError> {
 /// Opens sled; a panic inside it (which damaged files can cause) is reported as corruption.
 fn open_catching_panics(config: &sled::Config) -> StoreResult<Result<Db, sled::Error>> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open())).map_err(|panic| {
-        let reason = panic
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| panic.downcast_ref::<&str>().copied())
-            .unwrap_or("a panic");
         StoreError::Damaged(format!(
-            "the store's files are damaged: sled could not read them ({reason})"
+            "the store's files are damaged: sled could not read them ({})",
+            panic_reason(panic.as_ref())
         ))
     })
+}
+
+/// What a caught panic said, for the one line that reports it.
+pub fn panic_reason(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("no message")
 }
 
 /// The file beside the store that says a store lives in this directory, with the store's id;

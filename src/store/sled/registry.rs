@@ -109,6 +109,35 @@ impl SledStore {
 }
 
 impl SledStore {
+    /// `delete_app` with the registry lock already held (also how `create_app` finishes a
+    /// deletion that failed midway).
+    fn delete_app_holding_lock(&self, app_id: &str) -> StoreResult<bool> {
+        let pending = keys::deleting(app_id);
+        if !self.apps.contains_key(app_id.as_bytes())? && !self.db.contains_key(&pending)? {
+            return Ok(false);
+        }
+        // Said first, durably, and the app gone at once: no check-in reaches a half-deleted
+        // app, and a crash (or a failure) midway leaves what remains of it to be removed when
+        // the store next opens, by a second DELETE, or by creating the app again.
+        self.db.insert(&pending, &[] as &[u8])?;
+        self.flush_counted()?;
+        self.apps.remove(app_id.as_bytes())?;
+        let devices = self.remove_app_devices(app_id)?;
+        self.remove_app_keys(&self.overrides, app_id)?;
+        self.remove_app_keys(&self.overrides_by_time, app_id)?;
+        self.remove_app_keys(&self.audit, app_id)?;
+        self.remove_app_keys(&self.audit_by_device, app_id)?;
+        self.remove_app_keys(&self.device_counts, app_id)?;
+        self.remove_app_keys(&self.devices_by_custom_id, app_id)?;
+        self.remove_app_keys(&self.channels, app_id)?;
+        self.remove_app_keys(&self.bundles, app_id)?;
+        self.forget_bundle_ids();
+        self.db.remove(&pending)?;
+        log::info!("deleted app {app_id} with {devices} devices");
+        self.commit()?;
+        Ok(true)
+    }
+
     /// Finishes the deletions of apps that a crash interrupted (see `delete_app`).
     pub(super) fn finish_deletions(&self) -> StoreResult<()> {
         let pending: Vec<String> = self
@@ -133,9 +162,10 @@ impl SledStore {
 impl Registry for SledStore {
     fn create_app(&self, app_id: &str, name: &str, now: Micros) -> StoreResult<CreateApp> {
         let _registry = self.exclusive();
-        // The remains of an app being deleted are not a new app's: the deletion finishes first.
+        // The remains of an app whose deletion failed midway are not a new app's: with the
+        // lock held no deletion is running, so this one is finished first.
         if self.db.contains_key(keys::deleting(app_id))? {
-            return Ok(CreateApp::AlreadyExists);
+            self.delete_app_holding_lock(app_id)?;
         }
         let app = App {
             app_id: app_id.to_owned(),
@@ -177,30 +207,7 @@ impl Registry for SledStore {
 
     fn delete_app(&self, app_id: &str) -> StoreResult<bool> {
         let _registry = self.exclusive();
-        let pending = keys::deleting(app_id);
-        if !self.apps.contains_key(app_id.as_bytes())? && !self.db.contains_key(&pending)? {
-            return Ok(false);
-        }
-        // Said first, durably, and the app gone at once: no check-in reaches a half-deleted
-        // app, and a crash (or a failure) midway leaves what remains of it to be removed when
-        // the store next opens, or by a second DELETE.
-        self.db.insert(&pending, &[] as &[u8])?;
-        self.flush_counted()?;
-        self.apps.remove(app_id.as_bytes())?;
-        let devices = self.remove_app_devices(app_id)?;
-        self.remove_app_keys(&self.overrides, app_id)?;
-        self.remove_app_keys(&self.overrides_by_time, app_id)?;
-        self.remove_app_keys(&self.audit, app_id)?;
-        self.remove_app_keys(&self.audit_by_device, app_id)?;
-        self.remove_app_keys(&self.device_counts, app_id)?;
-        self.remove_app_keys(&self.devices_by_custom_id, app_id)?;
-        self.remove_app_keys(&self.channels, app_id)?;
-        self.remove_app_keys(&self.bundles, app_id)?;
-        self.forget_bundle_ids();
-        self.db.remove(&pending)?;
-        log::info!("deleted app {app_id} with {devices} devices");
-        self.commit()?;
-        Ok(true)
+        self.delete_app_holding_lock(app_id)
     }
 
     fn upsert_channel(
@@ -503,6 +510,33 @@ mod delete_tests {
             let device = store.device(app, "device_0000001").unwrap();
             assert!(device.is_some(), "{app}");
         }
+        assert!(store.check(false).unwrap().is_clean());
+    }
+
+    #[test]
+    fn creating_an_app_whose_deletion_failed_midway_finishes_the_deletion_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        store.create_app("app_gone", "old", 1).unwrap();
+        let device = Device {
+            app_id: "app_gone".into(),
+            device_id: "device_1".into(),
+            updated_at: 1_000,
+            report: report(),
+        };
+        assert!(store.import_devices("app_gone", &[device]).unwrap());
+        // What a deletion leaves when a write fails after its first steps.
+        store
+            .db
+            .insert(keys::deleting("app_gone"), &[] as &[u8])
+            .unwrap();
+        store.apps.remove("app_gone").unwrap();
+        assert_eq!(store.app("app_gone").unwrap(), None);
+
+        let created = store.create_app("app_gone", "new", 2).unwrap();
+        assert!(matches!(created, CreateApp::Created(ref app) if app.name == "new"));
+        assert_eq!(store.device("app_gone", "device_1").unwrap(), None);
+        assert!(!store.db.contains_key(keys::deleting("app_gone")).unwrap());
         assert!(store.check(false).unwrap().is_clean());
     }
 }
