@@ -168,8 +168,9 @@ pub fn import(
     now: Micros,
     mut on_line: impl FnMut(usize),
 ) -> StoreResult<ImportReport> {
-    store.mark_import(source, true)?;
     let mut report = ImportReport::default();
+    // Set before the first write (an import that wrote nothing has nothing to finish).
+    let mut marked = false;
     let mut batch: Vec<ImportedDevice> = Vec::with_capacity(BATCH);
     let mut known_apps: HashSet<String> = HashSet::new();
     let mut columns: Vec<String> = Vec::new();
@@ -235,12 +236,24 @@ pub fn import(
         }
         batch.push(imported);
         if batch.len() == BATCH {
+            if !marked {
+                store.mark_import(source, true)?;
+                marked = true;
+            }
             report.imported += write_batch(store, &mut batch, now)?;
         }
     }
+    if !marked && !batch.is_empty() {
+        store.mark_import(source, true)?;
+        marked = true;
+    }
     report.imported += write_batch(store, &mut batch, now)?;
     // Every line was read and written (bad ones are reported): the import has ended.
-    store.mark_import(source, false)?;
+    if marked {
+        store.mark_import(source, false)?;
+    } else {
+        store.flush()?;
+    }
     Ok(report)
 }
 

@@ -165,29 +165,32 @@ fn check(config: &Config, repair: bool) -> ExitCode {
     for example in &report.examples {
         println!("  {example}");
     }
-    if !report.interrupted_imports.is_empty() {
-        println!(
-            "{} interrupted imports: import the same file again to finish",
-            report.interrupted_imports.len()
-        );
+    let imports = report.interrupted_imports.len();
+    if imports > 0 {
+        println!("{imports} interrupted imports: import the same file again to finish");
     }
     // Named whole, never crowded out of the capped examples: only the operator can finish them.
     for source in &report.interrupted_imports {
         println!("  the import of {source} was interrupted: import it again to finish it");
     }
     if report.repaired {
+        if report.needs_repair() {
+            println!("repaired: the indexes were rebuilt from the records");
+        }
+        if imports > 0 {
+            println!("forgot the {imports} interrupted imports (import them again if they matter)");
+        }
         match store.check(false) {
             Ok(after) if after.is_clean() => {
-                println!("repaired: the indexes were rebuilt from the records; clean now");
+                println!("clean now");
                 return ExitCode::SUCCESS;
-            }
-            Ok(after) if !after.needs_repair() => {
-                println!("repaired: the indexes were rebuilt from the records");
             }
             _ => println!("repair did not make the store clean"),
         }
     } else if report.needs_repair() {
         println!("run again with --repair to rebuild the indexes");
+    } else {
+        println!("or run again with --repair to forget them");
     }
     ExitCode::FAILURE
 }

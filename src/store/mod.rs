@@ -174,7 +174,8 @@ pub struct CheckReport {
     /// Device counters that differ from a recount of the records.
     pub wrong_counters: usize,
     /// Imports that began and never ended (a crash, a kill): their last devices may lack their
-    /// overrides until the same source is imported again.
+    /// overrides until the same source is imported again. A repair forgets them (it cannot
+    /// finish them; `check` has named them).
     pub interrupted_imports: Vec<String>,
     /// The first problems found, described.
     pub examples: Vec<String>,

@@ -236,7 +236,8 @@ fn check(dir: &Path) -> (bool, String) {
 fn an_interrupted_import_is_named_by_check_until_it_is_run_again() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("devices.ndjson");
-    let lines: String = (0..3)
+    // One line more than a batch: the first batch is written while lines remain.
+    let lines: String = (0..2_001)
         .map(|i| {
             format!(
                 "{}\n",
@@ -255,7 +256,7 @@ fn an_interrupted_import_is_named_by_check_until_it_is_run_again() {
             .upsert_channel(APP, "beta", &Default::default(), now)
             .unwrap();
         // The import is pending from before its first write to its end.
-        let mut pending_while_importing = None;
+        let (mut lines_read, mut pending_at) = (0, Vec::new());
         let report = device_registry::import::import(
             store.as_ref(),
             &source,
@@ -264,13 +265,16 @@ fn an_interrupted_import_is_named_by_check_until_it_is_run_again() {
             false,
             now,
             |_| {
-                pending_while_importing
-                    .get_or_insert_with(|| store.check(false).unwrap().interrupted_imports);
+                lines_read += 1;
+                if lines_read == 1 || lines_read == 2_001 {
+                    pending_at.push(store.check(false).unwrap().interrupted_imports);
+                }
             },
         )
         .unwrap();
-        assert_eq!(report.imported, 3);
-        assert_eq!(pending_while_importing, Some(vec![source.clone()]));
+        assert_eq!(report.imported, 2_001);
+        assert_eq!(pending_at, [vec![], vec![source.clone()]]);
+        assert!(store.check(false).unwrap().is_clean());
         // A kill in the middle of the next import of the same file leaves it pending.
         store.mark_import(&source, true).unwrap();
     }
@@ -285,12 +289,27 @@ fn an_interrupted_import_is_named_by_check_until_it_is_run_again() {
     );
     assert!(printed.contains("1 interrupted imports"), "{printed}");
     assert!(
-        !printed.contains("--repair"),
-        "repair cannot finish it: {printed}"
+        printed.contains("or run again with --repair to forget them"),
+        "{printed}"
     );
 
     let output = import(&data, &file, &[]);
     assert!(output.status.success(), "{output:?}");
     let (clean, printed) = check(&data);
     assert!(clean, "{printed}");
+
+    // A file that is gone can only be forgotten: --repair does it, and says so.
+    open_store(&data).mark_import("/gone.ndjson", true).unwrap();
+    let repaired = Command::new(BINARY)
+        .args(["check", "--repair", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&repaired.stdout);
+    assert!(repaired.status.success(), "{printed}");
+    assert!(
+        printed.contains("forgot the 1 interrupted imports") && printed.contains("clean now"),
+        "{printed}"
+    );
+    assert!(check(&data).0);
 }

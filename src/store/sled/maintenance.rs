@@ -283,11 +283,22 @@ impl SledStore {
             |_| "audit device index entry matching no entry".to_owned(),
         )?;
 
-        // An interrupted import is named, not repaired: only its source can finish it.
+        // An interrupted import is named: only its source can finish it. A repair forgets it
+        // (the operator who repairs has read its name; otherwise a lost file would keep the
+        // store unclean for good).
+        let mut import_keys = Vec::new();
         for key in self.db.scan_prefix(keys::import_pending("")).keys() {
             let key = key?;
             let source = keys::split_import_pending(&key).unwrap_or("(unreadable name)");
             report.interrupted_imports.push(source.to_owned());
+            import_keys.push(key);
+        }
+        if repair && !import_keys.is_empty() {
+            for key in &import_keys {
+                self.db.remove(key)?;
+            }
+            self.db.flush()?;
+            report.repaired = true;
         }
         if repair && report.needs_repair() {
             // The custom id index, rebuilt from the records.
