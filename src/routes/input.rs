@@ -57,7 +57,11 @@ pub async fn read_body(
 /// 415 for an encoded body, before it is read: it could only fail later, as a 400.
 fn check_identity_encoding(headers: &HeaderMap) -> Result<(), ApiError> {
     if let Some(encoding) = headers.get(header::CONTENT_ENCODING) {
-        let encoding = encoding.to_str().unwrap_or("").trim().to_ascii_lowercase();
+        // An unreadable value is no identity either.
+        let encoding = encoding.to_str().map_or_else(
+            |_| "(unreadable)".to_owned(),
+            |e| e.trim().to_ascii_lowercase(),
+        );
         if !encoding.is_empty() && encoding != "identity" {
             return Err(ApiError::new(Code::UnsupportedMediaType)
                 .message("Request bodies are read as sent: no content-encoding")

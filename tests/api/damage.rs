@@ -2,7 +2,7 @@
 //! at startup, in one clear line, by the server and by `check` alike: never started empty, never
 //! a panic.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::process::{http, start, terminate, BINARY};
@@ -27,6 +27,9 @@ fn a_store(dir: &std::path::Path) {
 /// Runs the binary to its end; one that starts serving a damaged store instead of refusing it
 /// would never end, so after a minute it is killed and the test fails.
 fn run(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    // Output goes to files, so that no amount of it can block the binary while it is waited on.
+    let logs = tempfile::tempdir().unwrap();
+    let (out, err) = (logs.path().join("out"), logs.path().join("err"));
     let mut child = Command::new(BINARY)
         .args(args)
         .arg("--data-dir")
@@ -34,12 +37,15 @@ fn run(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
         .current_dir(dir)
         .env("DEVICE_REGISTRY_ADMIN_KEY", ADMIN)
         .env("RUST_LOG", "off")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
         if Instant::now() > deadline {
             child.kill().ok();
             panic!(
@@ -48,8 +54,12 @@ fn run(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
             );
         }
         std::thread::sleep(Duration::from_millis(20));
+    };
+    std::process::Output {
+        status,
+        stdout: std::fs::read(&out).unwrap(),
+        stderr: std::fs::read(&err).unwrap(),
     }
-    child.wait_with_output().unwrap()
 }
 
 #[test]

@@ -173,6 +173,18 @@ async fn non_json_bodies_are_415_or_400() {
     let (status, _, body) = server.send(huge).await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
     assert_eq!(body["moreInfo"]["content_encoding"], "br", "{body}");
+    // An encoding that is not even text is not identity.
+    let unreadable = TestRequest::post()
+        .uri("/device")
+        .insert_header(("authorization", ADMIN))
+        .insert_header(("content-type", "application/json"))
+        .insert_header((
+            "content-encoding",
+            actix_web::http::header::HeaderValue::from_bytes(b"gz\xffip").unwrap(),
+        ))
+        .set_payload(r#"{"app_id": "app_json"}"#);
+    let (status, _, body) = server.send(unreadable).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
     for payload in [
         "{",
         "",
