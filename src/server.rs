@@ -75,6 +75,12 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         );
         eprintln!("  {secret}");
     }
+    for source in store.interrupted_imports()? {
+        log::warn!(
+            "the import of {source} was interrupted: its last devices may lack their overrides \
+             until it is imported again (see `device-registry check`)"
+        );
+    }
     let state = AppState::new(store.clone(), clock.clone(), &config);
     let sweep = sweep::spawn(
         store.clone(),

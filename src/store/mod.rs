@@ -499,6 +499,8 @@ pub trait Maintenance: Send + Sync + 'static {
     /// Records durably that an import of `source` has begun (`pending`) or ended, so that
     /// [`Maintenance::check`] names an import a crash cut short.
     fn mark_import(&self, source: &str, pending: bool) -> StoreResult<()>;
+    /// The sources of imports marked pending and never ended (cheap: read at startup).
+    fn interrupted_imports(&self) -> StoreResult<Vec<String>>;
 }
 
 /// Every part of the contract, for code that holds a concrete engine (`use store::prelude::*`).

@@ -313,3 +313,21 @@ fn an_interrupted_import_is_named_by_check_until_it_is_run_again() {
     );
     assert!(check(&data).0);
 }
+
+#[test]
+fn the_server_warns_at_startup_of_an_interrupted_import() {
+    let dir = tempfile::tempdir().unwrap();
+    open_store(dir.path())
+        .mark_import("/srv/dump.ndjson", true)
+        .unwrap();
+    let mut server = crate::process::start(dir.path(), Some(ADMIN));
+    assert_eq!(crate::process::terminate(&mut server).code(), Some(0));
+    let logged = server.stderr();
+    assert!(
+        logged.contains(
+            "the import of /srv/dump.ndjson was interrupted: its last devices may lack their \
+             overrides until it is imported again"
+        ),
+        "{logged}"
+    );
+}

@@ -286,16 +286,10 @@ impl SledStore {
         // An interrupted import is named: only its source can finish it. A repair forgets it
         // (the operator who repairs has read its name; otherwise a lost file would keep the
         // store unclean for good).
-        let mut import_keys = Vec::new();
-        for key in self.db.scan_prefix(keys::import_pending("")).keys() {
-            let key = key?;
-            let source = keys::split_import_pending(&key).unwrap_or("(unreadable name)");
-            report.interrupted_imports.push(source.to_owned());
-            import_keys.push(key);
-        }
-        if repair && !import_keys.is_empty() {
-            for key in &import_keys {
-                self.db.remove(key)?;
+        report.interrupted_imports = self.interrupted_imports()?;
+        if repair && !report.interrupted_imports.is_empty() {
+            for source in &report.interrupted_imports {
+                self.db.remove(keys::import_pending(source))?;
             }
             self.db.flush()?;
             report.repaired = true;
@@ -459,6 +453,19 @@ impl Maintenance for SledStore {
             self.db.remove(key)?;
         }
         self.flush_counted()
+    }
+
+    fn interrupted_imports(&self) -> StoreResult<Vec<String>> {
+        self.db
+            .scan_prefix(keys::import_pending(""))
+            .keys()
+            .map(|key| {
+                let key = key?;
+                keys::split_import_pending(&key)
+                    .map(str::to_owned)
+                    .ok_or_else(|| corrupt_key("(default)"))
+            })
+            .collect()
     }
 
     fn counts(&self) -> StoreResult<Counts> {
