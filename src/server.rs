@@ -49,7 +49,7 @@ pub fn open_store(config: &Config) -> Result<Arc<SledStore>, ServeError> {
     // without the panic's own report. This runs before any other thread of the server.
     let report = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
-    let opened = std::panic::catch_unwind(|| SledStore::open(dir, &options));
+    let opened = std::panic::catch_unwind(|| SledStore::open_files(dir, &options));
     std::panic::set_hook(report);
     // Past sled's own open (which says damaged files itself), a panic may be a bug as well as
     // damage: the line says what it was, and does not tell the operator to throw the files away.
@@ -59,7 +59,10 @@ pub fn open_store(config: &Config) -> Result<Arc<SledStore>, ServeError> {
             crate::store::sled::panic_reason(panic.as_ref())
         )))
     });
-    opened.map_err(|source| ServeError::Open {
+    // Under the usual hook again: finishing a deletion can take a while, and a panic in it
+    // (or on any other thread meanwhile) must be reported.
+    let finished = opened.and_then(|store| store.finish_deletions().map(|()| store));
+    finished.map_err(|source| ServeError::Open {
         path: dir.display().to_string(),
         source,
     })

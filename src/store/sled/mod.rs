@@ -302,8 +302,18 @@ fn app_range(app_id: &str) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
 
 impl SledStore {
     /// Opens the store, with its writer threads (which hold it weakly: it closes when the last
-    /// `Arc` goes).
+    /// `Arc` goes), and finishes the app deletions a crash interrupted.
     pub fn open(path: &Path, options: &SledOptions) -> StoreResult<Arc<Self>> {
+        let store = Self::open_files(path, options)?;
+        store.finish_deletions()?;
+        Ok(store)
+    }
+
+    /// [`SledStore::open`] without finishing interrupted deletions, which the caller must then
+    /// do with [`SledStore::finish_deletions`]: reading the files and finishing the work that
+    /// remains in them can then be watched differently (the server reads them under a silent
+    /// panic hook, and finishes with its usual one).
+    pub fn open_files(path: &Path, options: &SledOptions) -> StoreResult<Arc<Self>> {
         let config = sled::Config::new()
             .path(path)
             .cache_capacity(options.cache_bytes)
@@ -366,7 +376,6 @@ impl SledStore {
             },
             db,
         });
-        store.finish_deletions()?;
         Ok(store)
     }
 

@@ -139,7 +139,7 @@ impl SledStore {
     }
 
     /// Finishes the deletions of apps that a crash interrupted (see `delete_app`).
-    pub(super) fn finish_deletions(&self) -> StoreResult<()> {
+    pub fn finish_deletions(&self) -> StoreResult<()> {
         let pending: Vec<String> = self
             .db
             .scan_prefix(keys::deleting(""))
