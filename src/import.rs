@@ -169,8 +169,15 @@ pub fn import(
     mut on_line: impl FnMut(usize),
 ) -> StoreResult<ImportReport> {
     let mut report = ImportReport::default();
-    // Set before the first write (an import that wrote nothing has nothing to finish).
+    // Pending from before the first write (an import that wrote nothing has nothing to finish).
     let mut marked = false;
+    let mut write = |batch: &mut Vec<ImportedDevice>| -> StoreResult<usize> {
+        if !marked && !batch.is_empty() {
+            store.mark_import(source, true)?;
+            marked = true;
+        }
+        write_batch(store, batch, now)
+    };
     let mut batch: Vec<ImportedDevice> = Vec::with_capacity(BATCH);
     let mut known_apps: HashSet<String> = HashSet::new();
     let mut columns: Vec<String> = Vec::new();
@@ -236,18 +243,10 @@ pub fn import(
         }
         batch.push(imported);
         if batch.len() == BATCH {
-            if !marked {
-                store.mark_import(source, true)?;
-                marked = true;
-            }
-            report.imported += write_batch(store, &mut batch, now)?;
+            report.imported += write(&mut batch)?;
         }
     }
-    if !marked && !batch.is_empty() {
-        store.mark_import(source, true)?;
-        marked = true;
-    }
-    report.imported += write_batch(store, &mut batch, now)?;
+    report.imported += write(&mut batch)?;
     // Every line was read and written (bad ones are reported): the import has ended.
     if marked {
         store.mark_import(source, false)?;
