@@ -178,7 +178,7 @@ pub fn render(format: Format, entries: &[DeviceEntry], out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Device, DeviceReport, Overrides, Platform};
+    use crate::model::{Device, Overrides};
     use crate::store::StoreError;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
@@ -189,19 +189,7 @@ mod tests {
                 app_id: "app".into(),
                 device_id: device_id.into(),
                 updated_at: 0,
-                report: DeviceReport {
-                    custom_id: String::new(),
-                    version_name: None,
-                    version_build: "1".into(),
-                    os_version: String::new(),
-                    plugin_version: String::new(),
-                    platform: Platform::Ios,
-                    is_prod: true,
-                    is_emulator: false,
-                    default_channel: None,
-                    install_source: None,
-                    key_id: None,
-                },
+                report: crate::store::sled::fixtures::report(),
             },
             bundle_id: None,
             overrides: Overrides::default(),

@@ -683,19 +683,7 @@ mod tests {
     #[test]
     fn an_imported_batch_is_all_there_before_and_after_reopening() {
         let dir = tempfile::tempdir().unwrap();
-        let report = DeviceReport {
-            custom_id: String::new(),
-            version_name: None,
-            version_build: "1".into(),
-            os_version: String::new(),
-            plugin_version: String::new(),
-            platform: Platform::Ios,
-            is_prod: true,
-            is_emulator: false,
-            default_channel: None,
-            install_source: None,
-            key_id: None,
-        };
+        let report = crate::store::sled::fixtures::report();
         let devices: Vec<Device> = (0..1000u64)
             .map(|i| Device {
                 app_id: "app".into(),
