@@ -193,30 +193,41 @@ impl Retention for SledStore {
         }
         let _registry = self.shared();
         let app_ids: Vec<IVec> = self.apps.iter().keys().collect::<sled::Result<_>>()?;
-        let mut room = limit;
-        for app_id in &app_ids {
-            let app_id = std::str::from_utf8(app_id).map_err(|_| corrupt_key("apps"))?;
-            let (removed, visited) = self.expire_app_devices(app_id, cutoff, room, change)?;
-            expired.devices += removed;
-            room -= visited;
-            if room == 0 {
-                expired.more = true;
-                return Ok(expired);
-            }
+        let (devices, more) = each_app_within(&app_ids, limit, |app_id, room| {
+            self.expire_app_devices(app_id, cutoff, room, change)
+        })?;
+        expired.devices = devices;
+        expired.more = more;
+        if more {
+            return Ok(expired);
         }
-        let mut room = limit;
-        for app_id in &app_ids {
-            let app_id = std::str::from_utf8(app_id).map_err(|_| corrupt_key("apps"))?;
-            let (removed, visited) = self.expire_app_overrides(app_id, cutoff, room, change)?;
-            expired.orphan_overrides += removed;
-            room -= visited;
-            if room == 0 {
-                expired.more = true;
-                return Ok(expired);
-            }
-        }
+        let (orphans, more) = each_app_within(&app_ids, limit, |app_id, room| {
+            self.expire_app_overrides(app_id, cutoff, room, change)
+        })?;
+        expired.orphan_overrides = orphans;
+        expired.more = more;
         Ok(expired)
     }
+}
+
+/// Runs `step(app_id, room)` over the apps until `limit` entries were visited; `step` answers
+/// (removed, visited). Answers the removed total and whether the limit cut the pass short.
+fn each_app_within(
+    app_ids: &[IVec],
+    limit: usize,
+    mut step: impl FnMut(&str, usize) -> StoreResult<(usize, usize)>,
+) -> StoreResult<(usize, bool)> {
+    let (mut removed, mut room) = (0, limit);
+    for app_id in app_ids {
+        let app_id = std::str::from_utf8(app_id).map_err(|_| corrupt_key("apps"))?;
+        let (removed_here, visited) = step(app_id, room)?;
+        removed += removed_here;
+        room -= visited;
+        if room == 0 {
+            return Ok((removed, true));
+        }
+    }
+    Ok((removed, false))
 }
 
 #[cfg(test)]
