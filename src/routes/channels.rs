@@ -68,16 +68,11 @@ fn parse_patch(input: &Input) -> Result<ChannelPatch, ApiError> {
             ));
         }
     };
-    let disable_auto_update = match input.str(Field::DisableAutoUpdate)? {
-        None => None,
-        Some(text) => Some(DisableAutoUpdate::parse(text).ok_or_else(|| {
-            invalid(
-                Field::DisableAutoUpdate,
-                "one of major, minor, patch, version_number, none",
-                input.raw(Field::DisableAutoUpdate),
-            )
-        })?),
-    };
+    let disable_auto_update = input.parsed(
+        Field::DisableAutoUpdate,
+        "one of major, minor, patch, version_number, none",
+        DisableAutoUpdate::parse,
+    )?;
     Ok(ChannelPatch {
         version,
         public: input.bool(Field::Public)?,

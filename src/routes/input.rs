@@ -157,6 +157,21 @@ impl Input {
         }
     }
 
+    /// A string field read by `parse`, `invalid_<field>` (saying `expected`) when it does not.
+    pub fn parsed<T>(
+        &self,
+        field: Field,
+        expected: &str,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> Result<Option<T>, ApiError> {
+        match self.str(field)? {
+            None => Ok(None),
+            Some(text) => parse(text)
+                .map(Some)
+                .ok_or_else(|| invalid(field, expected, self.raw(field))),
+        }
+    }
+
     pub fn required_str(&self, field: Field) -> Result<&str, ApiError> {
         self.str(field)?.ok_or_else(|| missing(field))
     }
@@ -216,13 +231,9 @@ impl Input {
 
     /// An RFC 3339 instant, as microseconds; instants before 1970 are not representable.
     pub fn instant(&self, field: Field) -> Result<Option<Micros>, ApiError> {
-        match self.str(field)? {
-            None => Ok(None),
-            Some(text) => parse_rfc3339(text)
-                .and_then(|micros| u64::try_from(micros).ok())
-                .map(Some)
-                .ok_or_else(|| invalid(field, "expected an RFC 3339 instant", self.raw(field))),
-        }
+        self.parsed(field, "expected an RFC 3339 instant", |text| {
+            parse_rfc3339(text).and_then(|micros| u64::try_from(micros).ok())
+        })
     }
 }
 

@@ -21,16 +21,11 @@ pub(super) async fn audit_log(
     let app_id = input.app_id()?;
     let device_id = input.device_id()?;
     let limit = parse_limit(&input)?;
-    let before = match input.str(Field::Cursor)? {
-        None => None,
-        Some(text) => Some(parse_audit_cursor(text).ok_or_else(|| {
-            invalid(
-                Field::Cursor,
-                "expected the nextCursor of a previous page",
-                input.raw(Field::Cursor),
-            )
-        })?),
-    };
+    let before = input.parsed(
+        Field::Cursor,
+        "expected the nextCursor of a previous page",
+        parse_audit_cursor,
+    )?;
     visible_app(&state, &caller, &app_id)?;
     let page = state
         .store

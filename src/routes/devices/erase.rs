@@ -14,20 +14,11 @@ pub(super) async fn erase_device(
     let input = json_input(&req, payload, &state).await?;
     let app_id = input.app_id()?;
     let device_id = input.device_id()?;
-    let custom_id = match input.str(Field::CustomId)? {
-        None => None,
-        Some(text) => Some(
-            ids::normalize_custom_id(text)
-                .filter(|id| !id.is_empty())
-                .ok_or_else(|| {
-                    invalid(
-                        Field::CustomId,
-                        "1 to 256 bytes without control characters",
-                        input.raw(Field::CustomId),
-                    )
-                })?,
-        ),
-    };
+    let custom_id = input.parsed(
+        Field::CustomId,
+        "1 to 256 bytes without control characters",
+        |text| ids::normalize_custom_id(text).filter(|id| !id.is_empty()),
+    )?;
     let by_custom_id = match (&device_id, &custom_id) {
         (Some(_), None) => false,
         (None, Some(_)) => true,

@@ -12,11 +12,9 @@ pub(super) async fn export_devices(
 ) -> Result<HttpResponse, ApiError> {
     let input = Input::from_query(req.query_string())?;
     let app_id = input.app_id()?;
-    let format = match input.str(Field::Format)? {
-        None => crate::export::Format::Ndjson,
-        Some(text) => crate::export::Format::parse(text)
-            .ok_or_else(|| invalid(Field::Format, "ndjson or csv", input.raw(Field::Format)))?,
-    };
+    let format = input
+        .parsed(Field::Format, "ndjson or csv", crate::export::Format::parse)?
+        .unwrap_or(crate::export::Format::Ndjson);
     visible_app(&state, &caller, &app_id)?;
     // HEAD asks for the headers: the export itself would be read only to be thrown away.
     if req.method() == actix_web::http::Method::HEAD {

@@ -38,31 +38,15 @@ pub(super) fn parse_list_query(input: &Input) -> Result<DeviceListQuery, ApiErro
             ))
         }
     };
-    let updated_after = match input.str(Field::UpdatedAt)? {
-        None => None,
-        // An instant before 1970 lists everything, as every device is later than it.
-        Some(text) => Some(
-            parse_rfc3339(text)
-                .map(|micros| u64::try_from(micros).unwrap_or(0))
-                .ok_or_else(|| {
-                    invalid(
-                        Field::UpdatedAt,
-                        "expected an RFC 3339 instant",
-                        input.raw(Field::UpdatedAt),
-                    )
-                })?,
-        ),
-    };
-    let after = match input.str(Field::Cursor)? {
-        None => None,
-        Some(text) => Some(parse_cursor(text).ok_or_else(|| {
-            invalid(
-                Field::Cursor,
-                "expected the nextCursor of a previous page, <updated_at>|<device_id>",
-                input.raw(Field::Cursor),
-            )
-        })?),
-    };
+    // An instant before 1970 lists everything, as every device is later than it.
+    let updated_after = input.parsed(Field::UpdatedAt, "expected an RFC 3339 instant", |text| {
+        parse_rfc3339(text).map(|micros| u64::try_from(micros).unwrap_or(0))
+    })?;
+    let after = input.parsed(
+        Field::Cursor,
+        "expected the nextCursor of a previous page, <updated_at>|<device_id>",
+        parse_cursor,
+    )?;
     Ok(DeviceListQuery {
         order,
         after,

@@ -15,7 +15,7 @@ use crate::error::{ApiError, Field};
 use crate::model::{Actor, Channel, Overrides, Platform};
 use crate::plugin_version;
 use crate::resolve::{self, Source};
-use crate::routes::input::{invalid, Input};
+use crate::routes::input::Input;
 use crate::state::AppState;
 use crate::store::{BulkOutcome, Change, OverrideAction, OverrideWrite};
 
@@ -227,16 +227,7 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
     crate::routes::plugin_allowed(&req, &state)?;
     let input = Input::from_query(req.query_string())?;
     let app_id = input.app_id()?;
-    let platform = match input.str(Field::Platform)? {
-        None => None,
-        Some(text) => Some(Platform::parse(text).ok_or_else(|| {
-            invalid(
-                Field::Platform,
-                "ios, android or electron",
-                input.raw(Field::Platform),
-            )
-        })?),
-    };
+    let platform = input.parsed(Field::Platform, "ios, android or electron", Platform::parse)?;
     let is_emulator = input.bool(Field::IsEmulator)?.unwrap_or(false);
     let is_prod = input.bool(Field::IsProd)?.unwrap_or(true);
     if !state.store.app_exists(&app_id)? {

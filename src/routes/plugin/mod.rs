@@ -152,16 +152,13 @@ pub fn parse_device_body(input: &Input) -> Result<DeviceBody, ApiError> {
             input.raw(Field::Platform),
         )
     })?;
-    let custom_id = match input.str(Field::CustomId)? {
-        None => String::new(),
-        Some(text) => ids::normalize_custom_id(text).ok_or_else(|| {
-            invalid(
-                Field::CustomId,
-                "at most 256 bytes without control characters",
-                input.raw(Field::CustomId),
-            )
-        })?,
-    };
+    let custom_id = input
+        .parsed(
+            Field::CustomId,
+            "at most 256 bytes without control characters",
+            ids::normalize_custom_id,
+        )?
+        .unwrap_or_default();
     let (version_build, native) = native_version(input)?;
     let version_name = match short_text(input, Field::VersionName)?.as_str() {
         "" => None,
