@@ -114,6 +114,7 @@ pub fn authenticate(headers: &HeaderMap, state: &AppState) -> Result<Caller, Api
     }
     let key = state
         .store
+        .current()?
         .api_key_by_hash(&hash)?
         .ok_or_else(|| ApiError::new(Code::InvalidApiKey))?;
     if key.expires_at.is_some_and(|at| at <= state.clock.now()) {

@@ -2,6 +2,7 @@
 //! manages it. [`create_app`] builds the HTTP application for both the binary and the tests.
 
 pub mod auth;
+pub mod background;
 pub mod clock;
 pub mod config;
 pub mod error;
@@ -20,6 +21,7 @@ pub mod routes;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod supervise;
 pub mod sweep;
 pub mod timefmt;
 

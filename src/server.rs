@@ -9,9 +9,9 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, Durability};
 use crate::create_app;
 use crate::state::AppState;
-use crate::store::sled::{SledOptions, SledStore};
-use crate::store::{Store, StoreError};
-use crate::sweep;
+use crate::store::sled::{SledOptions, SledReopen, SledStore};
+use crate::store::{Store, StoreError, StoreHandle};
+use crate::{supervise, sweep};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -33,18 +33,23 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
+/// How the configuration asks the sled store to be opened.
+fn sled_options(config: &Config) -> SledOptions {
+    SledOptions {
+        cache_bytes: config.storage.cache.0,
+        flush_every_ms: Some((config.storage.flush_every.micros() / 1000).max(1)),
+        durable: config.storage.durability == Durability::Flush,
+        min_free_bytes: config.storage.min_free.0,
+    }
+}
+
 pub fn open_store(config: &Config) -> Result<Arc<SledStore>, ServeError> {
     let dir = &config.storage.data_dir;
     std::fs::create_dir_all(dir).map_err(|source| ServeError::DataDir {
         path: dir.display().to_string(),
         source,
     })?;
-    let options = SledOptions {
-        cache_bytes: config.storage.cache.0,
-        flush_every_ms: Some((config.storage.flush_every.micros() / 1000).max(1)),
-        durable: config.storage.durability == Durability::Flush,
-        min_free_bytes: config.storage.min_free.0,
-    };
+    let options = sled_options(config);
     // Damaged files can make sled panic while it reads them: the error says so in one line,
     // without the panic's own report. This runs before any other thread of the server.
     let report = std::panic::take_hook();
@@ -84,6 +89,14 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
              until it is imported again (see `device-registry check`)"
         );
     }
+    let store = Arc::new(StoreHandle::reopening(
+        store,
+        SledReopen {
+            path: config.storage.data_dir.clone(),
+            options: sled_options(&config),
+        },
+    ));
+    let supervisor = supervise::spawn(store.clone());
     let state = AppState::new(store.clone(), clock.clone(), &config);
     let sweep = sweep::spawn(
         store.clone(),
@@ -124,7 +137,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let served = server.run().await;
     log::info!("shutting down: stopping the sweep, flushing the store");
     sweep.stop().await;
+    supervisor.stop().await;
     served?;
-    store.flush()?;
+    store.current()?.flush()?;
     Ok(())
 }

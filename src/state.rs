@@ -7,12 +7,12 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::limits::{FailureLimiter, RateLimiter};
 use crate::metrics::Metrics;
-use crate::store::Store;
+use crate::store::StoreHandle;
 use crate::timefmt::Micros;
 
 #[derive(Clone)]
 pub struct AppState {
-    pub store: Arc<dyn Store>,
+    pub store: Arc<StoreHandle>,
     pub clock: Arc<dyn Clock>,
     pub admin_key_hash: Option<[u8; 32]>,
     pub max_body: usize,
@@ -27,7 +27,7 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: &Config) -> Self {
+    pub fn new(store: Arc<StoreHandle>, clock: Arc<dyn Clock>, config: &Config) -> Self {
         let admin_key = &config.auth.admin_key;
         Self {
             store,

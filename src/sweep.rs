@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use crate::background::Background;
 use crate::clock::Clock;
 use crate::metrics::Metrics;
-use crate::store::{Expired, Store, StoreResult};
+use crate::store::{off_workers, Expired, Store, StoreHandle, StoreResult};
 use crate::timefmt::{format_micros, Micros};
 
 /// Devices (or overrides) removed per batch: small enough that one batch holds the store for
@@ -88,29 +89,15 @@ pub fn sweep_once(
     report
 }
 
-/// The running sweep task; [`SweepHandle::stop`] ends it between two batches.
-pub struct SweepHandle {
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl SweepHandle {
-    pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
-    }
-}
-
 /// Starts the periodic sweep on the current runtime. The first sweep runs at once.
 pub fn spawn(
-    store: Arc<dyn Store>,
+    store: Arc<StoreHandle>,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
     retention: Retention,
     interval: Duration,
-) -> SweepHandle {
-    let (stop, mut stopped) = watch::channel(false);
-    let task = tokio::spawn(async move {
+) -> Background {
+    Background::spawn(move |mut stopped| async move {
         loop {
             let report = sweep_until_stopped(&store, &clock, retention, &stopped).await;
             metrics.record_sweep(&report);
@@ -135,13 +122,12 @@ pub fn spawn(
                 _ = stopped.changed() => return,
             }
         }
-    });
-    SweepHandle { stop, task }
+    })
 }
 
 /// One sweep, a batch at a time on the blocking pool, checking for shutdown between batches.
 async fn sweep_until_stopped(
-    store: &Arc<dyn Store>,
+    store: &StoreHandle,
     clock: &Arc<dyn Clock>,
     retention: Retention,
     stopped: &watch::Receiver<bool>,
@@ -150,18 +136,8 @@ async fn sweep_until_stopped(
     let cutoff = now.saturating_sub(retention.device_ttl);
     let mut report = SweepReport::default();
     while !*stopped.borrow() {
-        let store = store.clone();
         let started = std::time::Instant::now();
-        let batch = match tokio::task::spawn_blocking(move || {
-            store.expire_before(cutoff, BATCH, now)
-        })
-        .await
-        {
-            Ok(result) => result,
-            Err(join_error) => Err(crate::store::StoreError::Engine(format!(
-                "sweep batch panicked: {join_error}"
-            ))),
-        };
+        let batch = off_workers(store, move |store| store.expire_before(cutoff, BATCH, now)).await;
         if !report.record(batch) {
             break;
         }
@@ -171,17 +147,10 @@ async fn sweep_until_stopped(
     }
     let audit_cutoff = now.saturating_sub(retention.audit_ttl);
     while !*stopped.borrow() {
-        let store = store.clone();
-        let batch = match tokio::task::spawn_blocking(move || {
+        let batch = off_workers(store, move |store| {
             store.expire_audit_before(audit_cutoff, BATCH)
         })
-        .await
-        {
-            Ok(result) => result,
-            Err(join_error) => Err(crate::store::StoreError::Engine(format!(
-                "audit expiry panicked: {join_error}"
-            ))),
-        };
+        .await;
         if !report.record_audit(batch) {
             break;
         }

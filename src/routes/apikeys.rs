@@ -132,6 +132,7 @@ async fn list_keys(
 ) -> Result<HttpResponse, ApiError> {
     let keys: Vec<Value> = state
         .store
+        .current()?
         .api_keys()?
         .iter()
         .filter(|key| caller.covers(key))
@@ -157,6 +158,7 @@ async fn delete_key(
     // Keys outside the caller's reach are reported as absent, as if they did not exist.
     let key = state
         .store
+        .current()?
         .api_keys()?
         .into_iter()
         .find(|key| key.id == id)

@@ -76,6 +76,7 @@ async fn list_apps(
 ) -> Result<HttpResponse, ApiError> {
     let apps: Vec<Value> = state
         .store
+        .current()?
         .apps()?
         .iter()
         .filter(|app| caller.can_access(&app.app_id))
@@ -94,6 +95,7 @@ async fn get_app(
     caller.require_app(&app_id)?;
     let app = state
         .store
+        .current()?
         .app(&app_id)?
         .ok_or_else(|| super::app_not_found(&app_id))?;
     Ok(HttpResponse::Ok().json(app_json(&app)))

@@ -136,6 +136,7 @@ async fn list_bundles(
     visible_app(&state, &caller, &app_id)?;
     let bundles: Vec<Value> = state
         .store
+        .current()?
         .bundles(&app_id)?
         .iter()
         .map(bundle_json)

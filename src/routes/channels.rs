@@ -135,6 +135,7 @@ async fn get_channels(
         Some(name) => {
             let channel = state
                 .store
+                .current()?
                 .channel(&app_id, &name)?
                 .ok_or_else(|| ApiError::new(Code::ChannelNotFound).info("channel", name))?;
             Ok(HttpResponse::Ok().json(channel_json(&channel)))
@@ -142,6 +143,7 @@ async fn get_channels(
         None => {
             let channels: Vec<Value> = state
                 .store
+                .current()?
                 .channels(&app_id)?
                 .iter()
                 .map(channel_json)

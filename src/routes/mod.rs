@@ -278,7 +278,7 @@ pub(crate) fn plugin_allowed(req: &HttpRequest, state: &AppState) -> Result<(), 
 /// learnt of other apps.
 pub(crate) fn visible_app(state: &AppState, caller: &Caller, app_id: &str) -> Result<(), ApiError> {
     caller.require_app(app_id)?;
-    if state.store.app_exists(app_id)? {
+    if state.store.current()?.app_exists(app_id)? {
         Ok(())
     } else {
         Err(app_not_found(app_id))

@@ -23,7 +23,7 @@ async fn openapi() -> HttpResponse {
 
 /// 200 while the store is open and takes writes; no key needed.
 async fn health(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    match state.store.health() {
+    match state.store.current()?.health() {
         Ok(()) => Ok(HttpResponse::Ok().json(json!({"status": "ok"}))),
         Err(error) => {
             log::error!("health check failed: {error}");
@@ -42,9 +42,9 @@ async fn metrics(
         .metrics
         .device_counts(off_workers(&state.store, |store| store.device_counts()))
         .await?;
-    let writes = state.store.write_stats();
+    let writes = state.store.current()?.write_stats();
     let gauges = Gauges {
-        store_size_bytes: state.store.size_on_disk()?,
+        store_size_bytes: state.store.current()?.size_on_disk()?,
         devices_per_app: devices_per_app
             .into_iter()
             .filter(|(app_id, _)| caller.can_access(app_id))

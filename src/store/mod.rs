@@ -8,10 +8,11 @@
 //! run inline (a hop to the blocking pool costs a quarter of a check-in's throughput:
 //! bench/RESULTS.md).
 
+pub mod handle;
 pub mod keys;
 pub mod sled;
 
-use std::sync::Arc;
+pub use handle::StoreHandle;
 
 use crate::model::{
     Actor, ApiKey, App, AuditPage, Bundle, Channel, ChannelPatch, Device, DeviceEntry,
@@ -81,12 +82,12 @@ pub struct WriteStats {
 
 /// Runs store calls that may wait (see the module's documentation) on the blocking pool, and
 /// answers their result. A call that panics is an engine error, never a lost request.
-pub async fn off_workers<T, F>(store: &Arc<dyn Store>, work: F) -> StoreResult<T>
+pub async fn off_workers<T, F>(store: &StoreHandle, work: F) -> StoreResult<T>
 where
     F: FnOnce(&dyn Store) -> StoreResult<T> + Send + 'static,
     T: Send + 'static,
 {
-    let store = store.clone();
+    let store = store.current()?;
     tokio::task::spawn_blocking(move || work(store.as_ref()))
         .await
         .unwrap_or_else(|error| Err(StoreError::Engine(format!("a store call failed: {error}"))))

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use device_registry::clock::{Clock, ManualClock};
 use device_registry::config::Config;
 use device_registry::store::sled::{SledOptions, SledStore};
-use device_registry::store::Store;
+use device_registry::store::{Store, StoreHandle};
 use device_registry::{create_app, AppState};
 
 pub const ADMIN: &str = "test-admin-key";
@@ -78,7 +78,11 @@ impl TestServer {
     pub async fn open(path: &Path, config: Config, clock: Arc<ManualClock>) -> Self {
         let store = open_store_with_floor(path, config.storage.min_free.0);
         let dyn_clock: Arc<dyn Clock> = clock.clone();
-        let state = AppState::new(store.clone(), dyn_clock, &config);
+        let state = AppState::new(
+            Arc::new(StoreHandle::fixed(store.clone())),
+            dyn_clock,
+            &config,
+        );
         let service = Rc::new(test::init_service(create_app(state)).await);
         let text_service = service.clone();
         let call_text: TextCall = Box::new(move |request| {

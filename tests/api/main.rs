@@ -10,6 +10,7 @@ mod cli;
 mod crash;
 mod damage;
 mod devices;
+mod disk;
 mod erase;
 mod errors;
 mod export;

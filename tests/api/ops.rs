@@ -68,7 +68,13 @@ async fn metrics_count_requests_by_route_and_devices_by_app() {
         .insert_header(("authorization", key));
     let response = actix_web::test::call_service(
         &actix_web::test::init_service(device_registry::create_app(
-            device_registry::AppState::new(server.store.clone(), server.clock.clone(), &config()),
+            device_registry::AppState::new(
+                std::sync::Arc::new(device_registry::store::StoreHandle::fixed(
+                    server.store.clone(),
+                )),
+                server.clock.clone(),
+                &config(),
+            ),
         ))
         .await,
         request.to_request(),

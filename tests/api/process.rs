@@ -54,10 +54,16 @@ pub struct Server {
 
 /// Starts the binary on the data directory, waits until it answers, and answers it.
 pub fn start(data_dir: &std::path::Path, admin_key: Option<&str>) -> Server {
+    start_with(data_dir, admin_key, &[])
+}
+
+/// [`start`] with more command-line arguments.
+pub fn start_with(data_dir: &std::path::Path, admin_key: Option<&str>, args: &[&str]) -> Server {
     let mut command = Command::new(BINARY);
     command
         .args(["--bind", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
+        .args(args)
         .current_dir(data_dir)
         .env_remove("DEVICE_REGISTRY_CONFIG")
         .env_remove("DEVICE_REGISTRY_ADMIN_KEY")

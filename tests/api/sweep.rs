@@ -190,7 +190,9 @@ async fn the_sweep_task_runs_periodically_and_stops_on_request() {
     let clock: std::sync::Arc<dyn device_registry::clock::Clock> = server.clock.clone();
     let metrics = std::sync::Arc::new(device_registry::metrics::Metrics::new());
     let handle = sweep::spawn(
-        server.store.clone(),
+        std::sync::Arc::new(device_registry::store::StoreHandle::fixed(
+            server.store.clone(),
+        )),
         clock,
         metrics.clone(),
         RETENTION,

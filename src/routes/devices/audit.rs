@@ -29,6 +29,7 @@ pub(super) async fn audit_log(
     visible_app(&state, &caller, &app_id)?;
     let page = state
         .store
+        .current()?
         .audit(&app_id, device_id.as_deref(), before, limit)?;
     let data: Vec<serde_json::Value> = page
         .entries

@@ -109,15 +109,19 @@ pub(super) async fn get_devices(
     visible_app(&state, &caller, &app_id)?;
 
     if let Some(device_id) = input.device_id()? {
-        let entry = state.store.device(&app_id, &device_id)?.ok_or_else(|| {
-            ApiError::new(Code::DeviceNotFound).info("device_id", device_id.as_str())
-        })?;
+        let entry = state
+            .store
+            .current()?
+            .device(&app_id, &device_id)?
+            .ok_or_else(|| {
+                ApiError::new(Code::DeviceNotFound).info("device_id", device_id.as_str())
+            })?;
         let mut body = Vec::with_capacity(DEVICE_JSON_BYTES);
         DeviceView::from(&entry).write_json(&mut body);
         return Ok(json_answer(body));
     }
 
     let query = parse_list_query(&input)?;
-    let page = state.store.list_devices(&app_id, &query)?;
+    let page = state.store.current()?.list_devices(&app_id, &query)?;
     Ok(json_answer(device_list_json(&page)))
 }

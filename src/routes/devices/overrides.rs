@@ -20,7 +20,7 @@ pub(super) async fn write_overrides(
     let outcome = if dry_run {
         off_workers(&state.store, move |store| store.preview_overrides(&write)).await?
     } else {
-        state.store.apply_overrides(write).await?
+        state.store.current()?.apply_overrides(write).await?
     };
     match outcome {
         BulkOutcome::Applied(changes) => Ok(changes),

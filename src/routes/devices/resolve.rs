@@ -16,6 +16,7 @@ pub(super) async fn resolve_device(
     visible_app(&state, &caller, &app_id)?;
     let entry = state
         .store
+        .current()?
         .device(&app_id, &device_id)?
         .ok_or_else(|| ApiError::new(Code::DeviceNotFound).info("device_id", device_id.as_str()))?;
     let report = &entry.device.report;
@@ -35,7 +36,7 @@ pub(super) async fn resolve_device(
         }
         Some(native) => {
             let answer = crate::resolve::resolve(
-                state.store.as_ref(),
+                state.store.current()?.as_ref(),
                 &app_id,
                 report,
                 &native,

@@ -41,6 +41,7 @@ fn override_is_fixed(
     Ok(match &overrides.channel {
         Some(current) => state
             .store
+            .current()?
             .channel(app_id, current)?
             .is_some_and(|channel| !channel.allow_device_self_set),
         None => false,
@@ -63,7 +64,7 @@ async fn write_channel_override(
             at: state.clock.now(),
         },
     };
-    Ok(match state.store.apply_overrides(write).await? {
+    Ok(match state.store.current()?.apply_overrides(write).await? {
         BulkOutcome::Applied(_) => None,
         BulkOutcome::AppNotFound => Some(app_not_found()),
         BulkOutcome::ChannelNotFound | BulkOutcome::VersionNotFound => Some(channel_not_found(&[])),
@@ -101,7 +102,7 @@ pub async fn set(
         }
         Some(_) => input.required_name(Field::Channel)?,
     };
-    let store = state.store.as_ref();
+    let store = &*state.store.current()?;
     let app_id = device.app_id.as_str();
     if !store.app_exists(app_id)? {
         return Ok(app_not_found());
@@ -172,7 +173,7 @@ pub async fn get(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let (_, device) = device_call(&req, payload, &state).await?;
-    let store = state.store.as_ref();
+    let store = &*state.store.current()?;
     if !store.app_exists(&device.app_id)? {
         return Ok(app_not_found());
     }
@@ -230,11 +231,12 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
     let platform = input.parsed(Field::Platform, "ios, android or electron", Platform::parse)?;
     let is_emulator = input.bool(Field::IsEmulator)?.unwrap_or(false);
     let is_prod = input.bool(Field::IsProd)?.unwrap_or(true);
-    if !state.store.app_exists(&app_id)? {
+    if !state.store.current()?.app_exists(&app_id)? {
         return Ok(app_not_found());
     }
     let channels: Vec<Value> = state
         .store
+        .current()?
         .channels(&app_id)?
         .iter()
         .filter(|channel| selectable(channel, platform, is_emulator, is_prod))
@@ -262,7 +264,7 @@ pub async fn unset(
     crate::routes::plugin_allowed(&req, &state)?;
     let input = crate::routes::body_or_query_input(&req, payload, &state).await?;
     let device = parse_device_body(&input)?;
-    let store = state.store.as_ref();
+    let store = &*state.store.current()?;
     if !store.app_exists(&device.app_id)? {
         return Ok(app_not_found());
     }

@@ -209,7 +209,7 @@ pub async fn record_check_ins(state: &AppState, devices: &[&DeviceBody]) -> Resu
             touch_interval: state.touch_interval,
         })
         .collect();
-    let outcomes = state.store.check_in(check_ins).await?;
+    let outcomes = state.store.current()?.check_in(check_ins).await?;
     Ok(!outcomes.contains(&Upsert::AppNotFound))
 }
 

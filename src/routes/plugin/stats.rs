@@ -72,7 +72,7 @@ async fn record(state: &AppState, app_id: &str, events: &[&StatsEvent]) -> Resul
         .collect();
     if alive.is_empty() {
         // Nothing to record, but an unknown app is still reported as such.
-        return Ok(state.store.app_exists(app_id)?);
+        return Ok(state.store.current()?.app_exists(app_id)?);
     }
     record_check_ins(state, &alive).await
 }

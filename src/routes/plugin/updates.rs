@@ -22,9 +22,12 @@ pub async fn updates(
     };
     // An unknown app has no overrides and no channels: it resolves to a refusal, and the
     // check-in below says that the app is unknown, with no lookup of its own on this hot path.
-    let overrides = state.store.overrides(&device.app_id, &device.device_id)?;
+    let overrides = state
+        .store
+        .current()?
+        .overrides(&device.app_id, &device.device_id)?;
     let answer = resolve::resolve(
-        state.store.as_ref(),
+        state.store.current()?.as_ref(),
         &device.app_id,
         &device.report,
         &native,
@@ -53,7 +56,7 @@ pub async fn manifest_size(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let (input, device) = device_call(&req, payload, &state).await?;
-    if !state.store.app_exists(&device.app_id)? {
+    if !state.store.current()?.app_exists(&device.app_id)? {
         return Ok(app_not_found());
     }
     let listed = input

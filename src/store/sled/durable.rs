@@ -262,7 +262,7 @@ fn apply_batch<W: BatchedWrite>(store: &Weak<SledStore>, durable: bool, batch: V
         .unzip();
     let applied = match store.upgrade() {
         Some(store) => catch_unwind(AssertUnwindSafe(|| {
-            let outcomes = W::apply(&store, &writes)?;
+            let outcomes = store.noting_faults(W::apply(&store, &writes))?;
             if durable {
                 store.commit()?;
             }

@@ -483,11 +483,20 @@ impl Maintenance for SledStore {
     }
 
     fn health(&self) -> StoreResult<()> {
+        if let Some(fault) = self
+            .write_fault
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            return Err(StoreError::Unavailable(format!("a write failed: {fault}")));
+        }
         self.health.probe(|| {
-            // The default tree's key for it (see keys.rs).
+            // The default tree's key for it (see keys.rs). Flushed: sled takes writes in memory
+            // on a full disk, and only its log's writes say the disk refuses them.
             self.db
                 .insert(b"health_probe", &self.db.generate_id()?.to_be_bytes())?;
-            Ok(())
+            self.flush_counted()
         })
     }
 

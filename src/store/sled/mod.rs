@@ -25,7 +25,10 @@ mod maintenance;
 mod overrides;
 mod records;
 mod registry;
+mod reopen;
 mod retention;
+
+pub use reopen::{SledReopen, REOPEN_ROOM};
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Bound;
@@ -119,6 +122,10 @@ pub struct SledStore {
     min_free: FreeSpace,
     /// Flushes shared by durable writes.
     commits: GroupCommit,
+    /// The last write the disk refused: sled may go on taking small writes after its log failed
+    /// to grow, so the health check answers this rather than its own write's luck, and the
+    /// store is opened again (see `reopen.rs`) once the disk has room.
+    write_fault: Mutex<Option<String>>,
     check_in_writer: CheckInWriter,
     override_writer: OverrideWriter,
 }
@@ -363,6 +370,7 @@ impl SledStore {
             durable: options.durable,
             min_free: FreeSpace::new(path, options.min_free_bytes),
             commits: GroupCommit::new(),
+            write_fault: Mutex::new(None),
             // Check-ins are not flushed one by one: they reach the disk with the periodic flush.
             check_in_writer: CheckInWriter::start(store.clone(), false),
             override_writer: OverrideWriter::start(store.clone(), options.durable),
@@ -391,7 +399,7 @@ impl SledStore {
     /// Flushes, and takes what was unflushed when it started off the budget.
     fn flush_counted(&self) -> StoreResult<()> {
         let covered = self.budget.unflushed.load(Ordering::SeqCst);
-        self.db.flush()?;
+        self.noting_faults(self.db.flush().map_err(StoreError::from))?;
         let _ = self
             .budget
             .unflushed
@@ -399,6 +407,14 @@ impl SledStore {
                 Some(now.saturating_sub(covered))
             });
         Ok(())
+    }
+
+    /// Passes `result` on, remembering an I/O failure for the health check.
+    fn noting_faults<T>(&self, result: StoreResult<T>) -> StoreResult<T> {
+        if let Err(StoreError::Unavailable(why)) = &result {
+            *self.write_fault.lock().unwrap_or_else(|e| e.into_inner()) = Some(why.clone());
+        }
+        result
     }
 
     /// Counts `writes` against the budget; past it, waits for a (shared) flush.
