@@ -33,6 +33,7 @@ fn main() {
         flush_every_ms: Some(env("FLUSH_MS", 500)),
         durable: false,
         min_free_bytes: 0,
+        accept_lost_writes: false,
     };
     let dir = tempfile::tempdir().expect("temp dir");
     let store = SledStore::open(dir.path(), &options).expect("open");

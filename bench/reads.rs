@@ -23,6 +23,7 @@ fn main() {
         flush_every_ms: None,
         durable: false,
         min_free_bytes: 0,
+        accept_lost_writes: false,
     };
     let store = SledStore::open(&dir, &options).expect("open store");
     let mut seed = 0x2545_F491_4F6C_DD1Du64;

@@ -33,6 +33,7 @@ fn main() {
         flush_every_ms: Some(500),
         durable: false,
         min_free_bytes: 0,
+        accept_lost_writes: false,
     };
     let store = SledStore::open(&dir, &options).expect("open store");
     store.create_app(APP, "bench", SINCE).expect("app");

@@ -26,6 +26,7 @@ fn main() {
         flush_every_ms: Some(500),
         durable: false,
         min_free_bytes: 0,
+        accept_lost_writes: false,
     };
     let store = SledStore::open(dir.path(), &options).expect("open store");
     store.create_app("app_bench", "bench", T0).expect("app");

@@ -30,6 +30,7 @@ fn main() {
         flush_every_ms: Some(500),
         durable: false,
         min_free_bytes: 0,
+        accept_lost_writes: false,
     };
     let store = SledStore::open(&dir, &options).expect("open store");
     let done = Arc::new(AtomicU64::new(0));

@@ -113,7 +113,13 @@ fn main() -> ExitCode {
 fn check(config: &Config, repair: bool) -> ExitCode {
     use device_registry::store::prelude::*;
 
-    let store = match device_registry::server::open_store(config) {
+    use device_registry::server::LostWrites;
+    let lost_writes = if repair {
+        LostWrites::Accept
+    } else {
+        LostWrites::Refuse
+    };
+    let store = match device_registry::server::open_store(config, lost_writes) {
         Ok(store) => store,
         Err(error) => return open_failed(&error),
     };
@@ -210,7 +216,10 @@ fn export(
         eprintln!("device-registry: --format must be ndjson or csv");
         return ExitCode::from(2);
     };
-    let store = match device_registry::server::open_store(config) {
+    let store = match device_registry::server::open_store(
+        config,
+        device_registry::server::LostWrites::Refuse,
+    ) {
         Ok(store) => store,
         Err(error) => return open_failed(&error),
     };
@@ -306,7 +315,10 @@ fn import(
             return ExitCode::FAILURE;
         }
     };
-    let store = match device_registry::server::open_store(config) {
+    let store = match device_registry::server::open_store(
+        config,
+        device_registry::server::LostWrites::Refuse,
+    ) {
         Ok(store) => store,
         Err(error) => return open_failed(&error),
     };

@@ -40,16 +40,28 @@ fn sled_options(config: &Config) -> SledOptions {
         flush_every_ms: Some((config.storage.flush_every.micros() / 1000).max(1)),
         durable: config.storage.durability == Durability::Flush,
         min_free_bytes: config.storage.min_free.0,
+        accept_lost_writes: false,
     }
 }
 
-pub fn open_store(config: &Config) -> Result<Arc<SledStore>, ServeError> {
+/// Whether a store whose files lost their last writes (truncated) is opened, as `check --repair`
+/// does to keep what they hold, or refused, as everything else does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LostWrites {
+    Refuse,
+    Accept,
+}
+
+pub fn open_store(config: &Config, lost_writes: LostWrites) -> Result<Arc<SledStore>, ServeError> {
     let dir = &config.storage.data_dir;
     std::fs::create_dir_all(dir).map_err(|source| ServeError::DataDir {
         path: dir.display().to_string(),
         source,
     })?;
-    let options = sled_options(config);
+    let options = SledOptions {
+        accept_lost_writes: lost_writes == LostWrites::Accept,
+        ..sled_options(config)
+    };
     // Damaged files can make sled panic while it reads them: the error says so in one line,
     // without the panic's own report. This runs before any other thread of the server.
     let report = std::panic::take_hook();
@@ -74,7 +86,7 @@ pub fn open_store(config: &Config) -> Result<Arc<SledStore>, ServeError> {
 }
 
 pub async fn serve(config: Config) -> Result<(), ServeError> {
-    let store: Arc<dyn Store> = open_store(&config)?;
+    let store: Arc<dyn Store> = open_store(&config, LostWrites::Refuse)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     if let Some(secret) = auth::bootstrap(store.as_ref(), &config.auth.admin_key, clock.now())? {
         // Printed once, on standard error, never logged.

@@ -26,6 +26,8 @@
 //! (default tree):  "import_pending/" source                 -> () (an import begun, not ended)
 //! (default tree):  "store_id"                               -> this store's id (also in the
 //!                                                              directory's marker file)
+//! (default tree):  "store_generation"                       -> u64 BE: raised at every open and
+//!                                                              explicit flush (also in the marker)
 //! (default tree):  "health_probe"                           -> anything (written by health checks, at most once a second)
 //! ```
 //!
@@ -86,6 +88,9 @@ pub fn split_deleting(key: &[u8]) -> Option<&str> {
 
 /// The key of the store's id in the default tree.
 pub const STORE_ID: &[u8] = b"store_id";
+
+/// The key of the store's generation in the default tree.
+pub const STORE_GENERATION: &[u8] = b"store_generation";
 
 /// The key of a sequence in the default tree.
 pub fn sequence(name: &str) -> Vec<u8> {

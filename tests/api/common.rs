@@ -55,6 +55,7 @@ pub fn open_store_with_floor(path: &Path, min_free_bytes: u64) -> Arc<dyn Store>
         flush_every_ms: None,
         durable: true,
         min_free_bytes,
+        accept_lost_writes: false,
     };
     SledStore::open(path, &options).expect("open store")
 }

@@ -113,3 +113,66 @@ fn a_damaged_byte_is_an_error_line_never_a_panic() {
         assert!(!stderr.contains("panicked"), "offset {offset}: {stderr}");
     }
 }
+
+#[test]
+fn a_truncated_store_is_refused_and_check_repair_keeps_what_it_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = start(dir.path(), Some(ADMIN));
+    let app = r#"{"app_id": "app_damage"}"#;
+    assert_eq!(
+        http(server.port, "POST", "/app", Some(ADMIN), Some(app))
+            .unwrap()
+            .0,
+        201
+    );
+    for n in 0..300 {
+        let body = format!(
+            r#"{{"app_id": "app_damage", "device_id": "{n:08}-0000-4000-8000-000000000000",
+                "platform": "ios", "version_name": "1.0.0", "version_build": "1",
+                "version_os": "17", "plugin_version": "6.0.0", "is_emulator": false,
+                "is_prod": true, "action": "get"}}"#
+        );
+        assert_eq!(
+            http(server.port, "POST", "/stats", None, Some(&body))
+                .unwrap()
+                .0,
+            200
+        );
+    }
+    assert_eq!(terminate(&mut server).code(), Some(0));
+    let db = dir.path().join("db");
+    let pristine = std::fs::read(&db).unwrap();
+
+    for percent in [30, 50, 90] {
+        std::fs::write(&db, &pristine[..pristine.len() * percent / 100]).unwrap();
+        for args in [&["check"][..], &["--bind", "127.0.0.1:0"][..]] {
+            let output = run(dir.path(), args);
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(
+                output.status.code(),
+                Some(1),
+                "{percent}% {args:?}: {stderr}"
+            );
+            assert!(
+                stderr.contains("they lost their last writes (truncated or damaged)"),
+                "{percent}% {args:?}: {stderr}"
+            );
+            assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        }
+    }
+
+    // The operator keeps what is left: `check --repair` takes it, and the server starts on it.
+    let output = run(dir.path(), &["check", "--repair"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    let server = start(dir.path(), Some(ADMIN));
+    let (status, body) = http(
+        server.port,
+        "GET",
+        "/device/summary?app_id=app_damage",
+        Some(ADMIN),
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+}

@@ -355,6 +355,7 @@ mod tests {
             flush_every_ms: None,
             durable: true,
             min_free_bytes: 0,
+            accept_lost_writes: false,
         };
         let store = SledStore::open(dir, &options).unwrap();
         if fresh {

@@ -9,6 +9,7 @@ pub fn open(dir: &Path) -> Arc<SledStore> {
         flush_every_ms: None,
         durable: false,
         min_free_bytes: 0,
+        accept_lost_writes: false,
     };
     SledStore::open(dir, &options).unwrap()
 }

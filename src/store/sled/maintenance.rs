@@ -479,7 +479,7 @@ impl Maintenance for SledStore {
     }
 
     fn flush(&self) -> StoreResult<()> {
-        self.flush_counted()
+        self.record_generation()
     }
 
     fn health(&self) -> StoreResult<()> {

@@ -77,6 +77,8 @@ pub struct SledOptions {
     pub durable: bool,
     /// Free bytes the disk keeps: below them, check-ins of new devices are refused.
     pub min_free_bytes: u64,
+    /// Opens files that lost their last writes (see `MARKER`) instead of refusing them.
+    pub accept_lost_writes: bool,
 }
 
 impl SledOptions {
@@ -126,6 +128,10 @@ pub struct SledStore {
     /// to grow, so the health check answers this rather than its own write's luck, and the
     /// store is opened again (see `reopen.rs`) once the disk has room.
     write_fault: Mutex<Option<String>>,
+    /// The directory and the store's id, for its marker; the lock orders generations.
+    dir: std::path::PathBuf,
+    id: String,
+    generation: Mutex<()>,
     check_in_writer: CheckInWriter,
     override_writer: OverrideWriter,
 }
@@ -192,56 +198,103 @@ pub fn panic_reason(panic: &(dyn std::any::Any + Send)) -> &str {
         .unwrap_or("no message")
 }
 
-/// The file beside the store that says a store lives in this directory, with the store's id;
-/// the store keeps the same id (`keys.rs`). A directory whose marker names a store that its files
-/// no longer hold (emptied, truncated, removed) is refused, not silently started empty.
+/// The file beside the store that says a store lives in this directory: the store's id, and
+/// the generation its files had reached when last flushed on purpose (`keys.rs`). A directory
+/// whose marker names a store that its files no longer hold (emptied, removed), or a generation
+/// they no longer reach (truncated: sled reads a shortened log as a shorter history, without
+/// an error), is refused, not silently started with less.
 const MARKER: &str = "device-registry.store";
 
-fn check_identity(path: &Path, db: &Db) -> StoreResult<()> {
+/// What a marker says. Markers written before generations hold only the id.
+struct Marker {
+    id: String,
+    generation: Option<u64>,
+}
+
+fn read_marker(path: &Path) -> StoreResult<Option<Marker>> {
     let marker = path.join(MARKER);
-    let unreadable = |error: std::io::Error| {
-        StoreError::Damaged(format!("{} cannot be read: {error}", marker.display()))
-    };
-    let written = match std::fs::read_to_string(&marker) {
-        Ok(text) => Some(text),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
-        Err(error) => return Err(unreadable(error)),
-    };
+    match std::fs::read_to_string(&marker) {
+        Ok(text) => {
+            let mut words = text.split_whitespace();
+            let id = words.next().unwrap_or_default().to_owned();
+            let generation = words.next().and_then(|word| word.parse().ok());
+            Ok(Some(Marker { id, generation }))
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(StoreError::Damaged(format!(
+            "{} cannot be read: {error}",
+            marker.display()
+        ))),
+    }
+}
+
+/// Written aside and renamed: a crash never leaves a marker half written.
+fn write_marker(path: &Path, id: &str, generation: u64) -> StoreResult<()> {
+    let marker = path.join(MARKER);
+    let aside = path.join(format!("{MARKER}.new"));
+    std::fs::write(&aside, format!("{id} {generation}\n"))
+        .and_then(|()| std::fs::File::open(&aside)?.sync_all())
+        .and_then(|()| std::fs::rename(&aside, &marker))
+        .map_err(|error| {
+            StoreError::Unavailable(format!("{} cannot be written: {error}", marker.display()))
+        })
+}
+
+fn held_generation(db: &Db) -> StoreResult<u64> {
+    Ok(db
+        .get(keys::STORE_GENERATION)?
+        .and_then(|bytes| Some(u64::from_be_bytes(bytes.as_ref().try_into().ok()?)))
+        .unwrap_or(0))
+}
+
+/// Checks that the files hold the store the marker names, at least at the generation it names,
+/// and answers the store's id. With `accept_lost_writes` (`check --repair`), files that lost
+/// their last writes are taken as they are, and said so.
+fn check_identity(path: &Path, db: &Db, accept_lost_writes: bool) -> StoreResult<String> {
+    let marker = read_marker(path)?;
     let held = db
         .get(keys::STORE_ID)?
         .map(|id| String::from_utf8_lossy(&id).into_owned());
-    match (written.as_deref().map(str::trim), held.as_deref()) {
-        (Some(written), Some(held)) if written == held => Ok(()),
-        (Some(written), held) => Err(StoreError::Damaged(format!(
-            "{} says store {written} lives here, but the store's files hold {}: they were \
-                 damaged, truncated or removed. Restore the directory from a backup, or start \
-                 on an empty one and import a dump (README: Backups)",
-            marker.display(),
+    let shown = path.join(MARKER).display().to_string();
+    let restore = "Restore the directory from a backup, or start on an empty one and import a \
+                   dump (README: Backups)";
+    match (marker, held) {
+        (Some(marker), Some(held)) if marker.id == held => {
+            let generation = held_generation(db)?;
+            match marker.generation {
+                Some(marked) if generation < marked && accept_lost_writes => log::warn!(
+                    "the store's files lost their last writes (generation {generation} of \
+                     {marked}): taking them as they are"
+                ),
+                Some(marked) if generation < marked => {
+                    return Err(StoreError::Damaged(format!(
+                        "{shown} says this store was flushed at generation {marked}, but its \
+                         files hold generation {generation}: they lost their last writes \
+                         (truncated or damaged). {restore}; or run `check --repair` to keep \
+                         what they hold"
+                    )))
+                }
+                _ => {}
+            }
+            Ok(held)
+        }
+        (Some(marker), held) => Err(StoreError::Damaged(format!(
+            "{shown} says store {} lives here, but the store's files hold {}: they were \
+             damaged, truncated or removed. {restore}",
+            marker.id,
             held.map_or("nothing".to_owned(), |held| format!("store {held}")),
         ))),
-        (None, held) => {
-            // A new store, or one from before markers: it gets (or keeps) its id and the marker.
-            let id = match held {
-                Some(id) => id.to_owned(),
-                None => {
-                    let id = format!(
-                        "{:016x}{:016x}",
-                        rand::random::<u64>(),
-                        rand::random::<u64>()
-                    );
-                    db.insert(keys::STORE_ID, id.as_bytes())?;
-                    db.flush()?;
-                    id
-                }
-            };
-            // Written aside and renamed: a crash never leaves a marker half written.
-            let aside = path.join(format!("{MARKER}.new"));
-            std::fs::write(&aside, format!("{id}\n"))
-                .and_then(|()| std::fs::File::open(&aside)?.sync_all())
-                .and_then(|()| std::fs::rename(&aside, &marker))
-                .map_err(|error| {
-                    StoreError::Damaged(format!("{} cannot be written: {error}", marker.display()))
-                })
+        // A new store, or one from before markers: it gets (or keeps) its id; the marker is
+        // written with the first generation.
+        (None, Some(held)) => Ok(held),
+        (None, None) => {
+            let id = format!(
+                "{:016x}{:016x}",
+                rand::random::<u64>(),
+                rand::random::<u64>()
+            );
+            db.insert(keys::STORE_ID, id.as_bytes())?;
+            Ok(id)
         }
     }
 }
@@ -341,7 +394,7 @@ impl SledStore {
                 opened => break opened?,
             }
         };
-        check_identity(path, &db)?;
+        let id = check_identity(path, &db, options.accept_lost_writes)?;
         let apps = db.open_tree("apps")?;
         let channels = db.open_tree("channels")?;
         let bundles = db.open_tree("bundles")?;
@@ -371,6 +424,9 @@ impl SledStore {
             min_free: FreeSpace::new(path, options.min_free_bytes),
             commits: GroupCommit::new(),
             write_fault: Mutex::new(None),
+            dir: path.to_owned(),
+            id,
+            generation: Mutex::new(()),
             // Check-ins are not flushed one by one: they reach the disk with the periodic flush.
             check_in_writer: CheckInWriter::start(store.clone(), false),
             override_writer: OverrideWriter::start(store.clone(), options.durable),
@@ -384,6 +440,7 @@ impl SledStore {
             },
             db,
         });
+        store.record_generation()?;
         Ok(store)
     }
 
@@ -407,6 +464,18 @@ impl SledStore {
                 Some(now.saturating_sub(covered))
             });
         Ok(())
+    }
+
+    /// Makes everything written so far durable, as a new generation of the store that its
+    /// marker records: files that later hold less (truncated) are then refused when opened.
+    fn record_generation(&self) -> StoreResult<()> {
+        let _ordered = self.generation.lock().unwrap_or_else(|e| e.into_inner());
+        let next = held_generation(&self.db)? + 1;
+        self.db
+            .insert(keys::STORE_GENERATION, &next.to_be_bytes())?;
+        self.flush_counted()?;
+        // After the flush: the marker never names a generation the files do not hold.
+        write_marker(&self.dir, &self.id, next)
     }
 
     /// Passes `result` on, remembering an I/O failure for the health check.
