@@ -4,6 +4,10 @@
 
 use device_registry::model::{DeviceReport, Platform};
 
+/// Seeded devices were last seen over the 90 days from 2026-08-01T00:00:00Z.
+pub const SINCE: u64 = 1_785_542_400_000_000;
+pub const NINETY_DAYS: u64 = 90 * 86_400_000_000;
+
 /// A numeric knob from the environment.
 pub fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)

@@ -20,9 +20,6 @@ use device_registry::store::sled::{SledOptions, SledStore};
 use device_registry::store::CreateBundle;
 
 const APP: &str = "app_bench";
-/// 2026-08-01T00:00:00Z.
-const SINCE: u64 = 1_785_542_400_000_000;
-const NINETY_DAYS: u64 = 90 * 86_400_000_000;
 const BATCH: usize = 2_000;
 
 fn main() {
@@ -68,7 +65,7 @@ fn main() {
         batch.push(Device {
             app_id: APP.into(),
             device_id: format!("device_{i:09}"),
-            updated_at: SINCE + seed % NINETY_DAYS,
+            updated_at: common::SINCE + seed % common::NINETY_DAYS,
             report: common::report(i, format!("1.0.{}", i % 50)),
         });
         if batch.len() == BATCH || i == total {
