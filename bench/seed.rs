@@ -33,7 +33,7 @@ fn main() {
         accept_lost_writes: false,
     };
     let store = SledStore::open(&dir, &options).expect("open store");
-    store.create_app(APP, "bench", SINCE).expect("app");
+    store.create_app(APP, "bench", common::SINCE).expect("app");
     for version in ["1.0.0", "2.0.0"] {
         let bundle = device_registry::model::NewBundle {
             app_id: APP.into(),
@@ -44,7 +44,7 @@ fn main() {
             min_update_version: None,
         };
         assert!(matches!(
-            store.create_bundle(&bundle, SINCE).expect("bundle"),
+            store.create_bundle(&bundle, common::SINCE).expect("bundle"),
             CreateBundle::Created(_) | CreateBundle::AlreadyExists
         ));
     }
@@ -54,7 +54,7 @@ fn main() {
         ..ChannelPatch::default()
     };
     store
-        .upsert_channel(APP, "production", &patch, SINCE)
+        .upsert_channel(APP, "production", &patch, common::SINCE)
         .expect("channel");
 
     let started = Instant::now();
