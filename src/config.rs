@@ -64,6 +64,71 @@ pub struct ServerConfig {
     pub body_timeout: Duration,
     /// Connections served at once, per worker; more wait to be accepted.
     pub max_connections: usize,
+    /// Certificate files: HTTPS on `bind` when both are set.
+    pub tls: TlsConfig,
+    /// Certificates obtained over ACME: HTTPS on `bind` when `domains` is set.
+    pub acme: AcmeConfig,
+    /// A second, plain HTTP listener (e.g. `0.0.0.0:80`) that sends browsers to HTTPS (308),
+    /// answers HTTP-01 challenges, and serves the plugin endpoints as they are; empty: none.
+    pub redirect_http: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM: the certificate, then its chain.
+    pub cert: PathBuf,
+    /// PEM: its private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+impl TlsConfig {
+    pub fn is_set(&self) -> bool {
+        !self.cert.as_os_str().is_empty() || !self.key.as_os_str().is_empty()
+    }
+}
+
+/// Let's Encrypt's production directory; its staging one is
+/// `https://acme-staging-v02.api.letsencrypt.org/directory`.
+pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum AcmeChallenge {
+    /// Answered on the HTTPS listener itself: no second port.
+    #[serde(rename = "tls-alpn-01")]
+    TlsAlpn01,
+    /// Answered on `redirect_http`, which must then be port 80 as the CA sees it.
+    #[serde(rename = "http-01")]
+    Http01,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AcmeConfig {
+    /// The names the certificate covers; empty: no ACME.
+    pub domains: Vec<String>,
+    /// An e-mail address the CA may write to about the certificates.
+    pub contact: String,
+    pub directory: String,
+    pub challenge: AcmeChallenge,
+    /// A PEM root to trust for the directory's own HTTPS (a private or test CA); empty: the
+    /// public roots.
+    pub directory_root: PathBuf,
+    /// Renew when the certificate has less than this left.
+    pub renew_before: Duration,
+}
+
+impl Default for AcmeConfig {
+    fn default() -> Self {
+        Self {
+            domains: Vec::new(),
+            contact: String::new(),
+            directory: LETS_ENCRYPT.into(),
+            challenge: AcmeChallenge::TlsAlpn01,
+            directory_root: PathBuf::new(),
+            renew_before: Duration::from_secs(30 * 86_400),
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -76,6 +141,9 @@ impl Default for ServerConfig {
             workers: 0,
             body_timeout: Duration::from_secs(10),
             max_connections: 5_000,
+            tls: TlsConfig::default(),
+            acme: AcmeConfig::default(),
+            redirect_http: String::new(),
         }
     }
 }
@@ -395,6 +463,11 @@ impl Config {
         Ok(config)
     }
 
+    /// Whether `server.bind` speaks HTTPS.
+    pub fn serves_https(&self) -> bool {
+        self.server.tls.is_set() || !self.server.acme.domains.is_empty()
+    }
+
     /// Settings that are each valid but wrong together.
     pub fn check_consistency(&self) -> Result<(), ConfigError> {
         // A device that checks in unchanged is rewritten only once per touch_interval: were
@@ -416,6 +489,34 @@ impl Config {
                     ),
                 });
             }
+        }
+        let tls = &self.server.tls;
+        if tls.is_set() && (tls.cert.as_os_str().is_empty() || tls.key.as_os_str().is_empty()) {
+            return Err(ConfigError::Inconsistent {
+                key: "server.tls",
+                message: "cert and key go together: set both, or neither".into(),
+            });
+        }
+        if tls.is_set() && !self.server.acme.domains.is_empty() {
+            return Err(ConfigError::Inconsistent {
+                key: "server.acme.domains",
+                message: "certificate files (server.tls) and ACME exclude each other".into(),
+            });
+        }
+        if self.server.acme.challenge == AcmeChallenge::Http01
+            && !self.server.acme.domains.is_empty()
+            && self.server.redirect_http.is_empty()
+        {
+            return Err(ConfigError::Inconsistent {
+                key: "server.acme.challenge",
+                message: "http-01 is answered on server.redirect_http, which is not set".into(),
+            });
+        }
+        if !self.server.redirect_http.is_empty() && !self.serves_https() {
+            return Err(ConfigError::Inconsistent {
+                key: "server.redirect_http",
+                message: "redirects to HTTPS, which is off (set server.tls or server.acme)".into(),
+            });
         }
         if self.devices.touch_interval >= self.retention.device_ttl {
             return Err(ConfigError::Inconsistent {

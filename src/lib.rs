@@ -24,6 +24,7 @@ pub mod store;
 pub mod supervise;
 pub mod sweep;
 pub mod timefmt;
+pub mod tls;
 
 use std::panic::AssertUnwindSafe;
 
@@ -69,5 +70,6 @@ pub fn create_app(
             routes::trim_trailing_slash(&mut request);
             service.call(request)
         })
+        .wrap_fn(routes::plain_http::divert)
         .wrap_fn(observe::observe)
 }

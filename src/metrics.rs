@@ -296,7 +296,7 @@ pub struct Gauges {
 }
 
 /// Label values escaped as the text format wants.
-fn escape(value: &str) -> String {
+pub(crate) fn escape(value: &str) -> String {
     value
         .replace('\\', "\\\\")
         .replace('"', "\\\"")

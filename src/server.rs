@@ -5,13 +5,14 @@ use std::sync::Arc;
 use actix_web::HttpServer;
 
 use crate::auth;
+use crate::background::Background;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, Durability};
 use crate::create_app;
 use crate::state::AppState;
 use crate::store::sled::{SledOptions, SledReopen, SledStore};
 use crate::store::{Store, StoreError, StoreHandle};
-use crate::{supervise, sweep};
+use crate::{supervise, sweep, tls};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -31,6 +32,8 @@ pub enum ServeError {
     },
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 /// How the configuration asks the sled store to be opened.
@@ -85,6 +88,39 @@ pub fn open_store(config: &Config, lost_writes: LostWrites) -> Result<Arc<SledSt
     })
 }
 
+/// HTTPS, when the configuration asks for it: the certificates (from files, or the ACME
+/// account's, served at once if kept), and the tasks that keep them current.
+fn start_tls(config: &Config, port: u16) -> Result<Option<(tls::Https, Background)>, ServeError> {
+    if !config.serves_https() {
+        return Ok(None);
+    }
+    let https = tls::Https {
+        port,
+        tokens: Arc::new(tls::acme::Http01Tokens::default()),
+        certificates: Arc::new(tls::Certificates::default()),
+    };
+    let task = if config.server.tls.is_set() {
+        let loaded = tls::files::load(&config.server.tls).map_err(ServeError::Tls)?;
+        https.certificates.install(loaded);
+        tls::files::watch(config.server.tls.clone(), https.certificates.clone())
+    } else {
+        let acme = tls::acme::Acme::new(
+            config.server.acme.clone(),
+            &config.storage.data_dir,
+            https.certificates.clone(),
+            https.tokens.clone(),
+        );
+        if !acme.load_kept() {
+            log::info!(
+                "acme: no certificate yet for {}: HTTPS handshakes fail until one is obtained",
+                config.server.acme.domains.join(", ")
+            );
+        }
+        acme.spawn()
+    };
+    Ok(Some((https, task)))
+}
+
 pub async fn serve(config: Config) -> Result<(), ServeError> {
     let store: Arc<dyn Store> = open_store(&config, LostWrites::Refuse)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -109,7 +145,26 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         },
     ));
     let supervisor = supervise::spawn(store.clone());
-    let state = AppState::new(store.clone(), clock.clone(), &config);
+    let bound = |address: &str| {
+        std::net::TcpListener::bind(address).map_err(|source| ServeError::Bind {
+            address: address.to_owned(),
+            source,
+        })
+    };
+    let listener = bound(&config.server.bind.0)?;
+    let redirect = match config.server.redirect_http.as_str() {
+        "" => None,
+        address => Some(bound(address)?),
+    };
+    let mut state = AppState::new(store.clone(), clock.clone(), &config);
+    let (certificates_task, certificates) = match start_tls(&config, listener.local_addr()?.port())?
+    {
+        Some((https, task)) => {
+            state.https = Some(https.clone());
+            (Some(task), Some(https.certificates))
+        }
+        None => (None, None),
+    };
     let sweep = sweep::spawn(
         store.clone(),
         clock,
@@ -121,23 +176,30 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         config.retention.sweep_interval.to_std(),
     );
     let max_body = state.max_body;
-    let address = config.server.bind.0.clone();
     let server = HttpServer::new(move || {
         create_app(state.clone()).app_data(actix_web::web::PayloadConfig::new(max_body))
     })
-    .bind(address.as_str())
-    .map_err(|source| ServeError::Bind {
-        address: address.clone(),
-        source,
-    })?
     .shutdown_timeout(30);
+    let server = match certificates {
+        Some(certificates) => {
+            let acme = !config.server.acme.domains.is_empty();
+            let rustls = tls::server_config(certificates, acme)
+                .map_err(|error| ServeError::Tls(error.to_string()))?;
+            server.listen_rustls_0_23(listener, rustls)?
+        }
+        None => server.listen(listener)?,
+    };
+    let server = match redirect {
+        Some(redirect) => server.listen(redirect)?,
+        None => server,
+    };
     let server = server.max_connections(config.server.max_connections.max(1));
     let server = match config.server.workers {
         0 => server,
         workers => server.workers(workers),
     };
-    for addr in server.addrs() {
-        log::info!("listening on http://{addr}");
+    for (addr, scheme) in server.addrs_with_scheme() {
+        log::info!("listening on {scheme}://{addr}");
     }
     if config.storage.durability == Durability::Periodic {
         log::info!(
@@ -150,6 +212,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     log::info!("shutting down: stopping the sweep, flushing the store");
     sweep.stop().await;
     supervisor.stop().await;
+    if let Some(task) = certificates_task {
+        task.stop().await;
+    }
     served?;
     store.current()?.flush()?;
     Ok(())

@@ -24,6 +24,8 @@ pub struct AppState {
     /// How many entries of `client_ip_header`, from the right, the trusted proxies wrote.
     pub trusted_proxies: usize,
     pub metrics: Arc<Metrics>,
+    /// Set when the server speaks HTTPS (see [`crate::tls`]).
+    pub https: Option<crate::tls::Https>,
 }
 
 impl AppState {
@@ -45,6 +47,7 @@ impl AppState {
                 .filter(|name| !name.is_empty()),
             trusted_proxies: config.server.trusted_proxies.max(1),
             metrics: Arc::new(Metrics::new()),
+            https: None,
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod channels;
 pub mod devices;
 pub mod input;
 pub mod ops;
+pub mod plain_http;
 pub mod plugin;
 
 use actix_web::body::{BoxBody, EitherBody};

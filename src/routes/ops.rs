@@ -56,7 +56,11 @@ async fn metrics(
         check_in_writes: writes.check_in_writes,
         check_in_batches: writes.check_in_batches,
     };
+    let mut text = state.metrics.render(&gauges);
+    if let Some(https) = &state.https {
+        https.certificates.status.render(&mut text);
+    }
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.metrics.render(&gauges)))
+        .body(text))
 }
