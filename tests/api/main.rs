@@ -15,6 +15,7 @@ mod erase;
 mod errors;
 mod export;
 mod filters;
+mod https;
 mod import;
 mod limits;
 mod openapi;

@@ -48,7 +48,10 @@ pub fn http(
 /// a port), with what it writes on standard error.
 pub struct Server {
     child: Child,
+    /// The port of `--bind` (HTTP, or HTTPS when TLS is configured).
     pub port: u16,
+    /// Every listener the server logged: (scheme, port).
+    listeners: std::sync::Arc<std::sync::Mutex<Vec<(String, u16)>>>,
     stderr: Option<std::thread::JoinHandle<String>>,
 }
 
@@ -67,8 +70,11 @@ pub fn start_with(data_dir: &std::path::Path, admin_key: Option<&str>, args: &[&
         .current_dir(data_dir)
         .env_remove("DEVICE_REGISTRY_CONFIG")
         .env_remove("DEVICE_REGISTRY_ADMIN_KEY")
-        // The address it listens on is logged by the server module.
-        .env("RUST_LOG", "warn,device_registry::server=info")
+        // The addresses it listens on are logged by the server module.
+        .env(
+            "RUST_LOG",
+            "warn,device_registry::server=info,device_registry::tls=info",
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     if let Some(key) = admin_key {
@@ -76,32 +82,74 @@ pub fn start_with(data_dir: &std::path::Path, admin_key: Option<&str>, args: &[&
     }
     let mut child = command.spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
-    let (bound, port) = std::sync::mpsc::channel();
-    // Reads standard error to its end, telling the port as soon as it is logged.
+    let listeners = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let logged = listeners.clone();
+    // Reads standard error to its end, noting every listener as soon as it is logged.
     let reader = std::thread::spawn(move || {
         let mut text = String::new();
         for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
             let Ok(line) = line else { break };
-            if let Some(rest) = line.split("listening on http://127.0.0.1:").nth(1) {
-                let _ = bound.send(rest.trim().parse::<u16>().unwrap_or(0));
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                if let Some((scheme, port)) = rest.trim().split_once("://127.0.0.1:") {
+                    let port = port.parse::<u16>().unwrap_or(0);
+                    logged.lock().unwrap().push((scheme.to_owned(), port));
+                }
             }
             text.push_str(&line);
             text.push('\n');
         }
         text
     });
-    let port = port
-        .recv_timeout(Duration::from_secs(20))
-        .expect("the server did not say where it listens");
-    wait_until_up(port);
-    Server {
+    let mut server = Server {
         child,
-        port,
+        port: 0,
+        listeners,
         stderr: Some(reader),
-    }
+    };
+    let (scheme, port) = server.first_listener();
+    server.port = port;
+    wait_until_up(port, scheme == "https");
+    server
 }
 
 impl Server {
+    fn first_listener(&mut self) -> (String, u16) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(first) = self.listeners.lock().unwrap().first() {
+                return first.clone();
+            }
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("the server exited ({status}): {}", self.stderr());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not say where it listens"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The port of the listener of `scheme` other than `--bind`'s (`server.redirect_http`).
+    pub fn second_port(&self) -> u16 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some((_, port)) = self.listeners.lock().unwrap().get(1) {
+                return *port;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server logged one listener only"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The process id, for signals.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGKILL: no shutdown, no flush.
     pub fn kill(&mut self) {
         self.child.kill().unwrap();
@@ -124,10 +172,15 @@ impl Drop for Server {
     }
 }
 
-fn wait_until_up(port: u16) {
+fn wait_until_up(port: u16, tls: bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
-        if http(port, "GET", "/nothing", None, None).is_ok() {
+        let up = match tls {
+            // Without the client's roots here: a listener that accepts is up.
+            true => TcpStream::connect(("127.0.0.1", port)).is_ok(),
+            false => http(port, "GET", "/nothing", None, None).is_ok(),
+        };
+        if up {
             return;
         }
         std::thread::sleep(Duration::from_millis(20));
