@@ -298,7 +298,15 @@ fn challenge_certificate(
     let mut params = rcgen::CertificateParams::new(vec![name.to_owned()]).map_err(failed)?;
     params.custom_extensions = vec![rcgen::CustomExtension::new_acme_identifier(digest.as_ref())];
     let certificate = params.self_signed(&key).map_err(failed)?;
-    parse_pem(certificate.pem().as_bytes(), key.serialize_pem().as_bytes()).map(|loaded| loaded.key)
+    // Not through `parse_pem`: its key check parses the certificate with webpki, which refuses
+    // the critical acmeIdentifier extension that this certificate exists for.
+    let der = rustls::pki_types::PrivatePkcs8KeyDer::from(key.serialize_der());
+    let signing = rustls::crypto::ring::sign::any_supported_type(&der.into())
+        .map_err(|error| format!("the challenge key cannot sign: {error}"))?;
+    Ok(Arc::new(rustls::sign::CertifiedKey::new(
+        vec![certificate.der().clone()],
+        signing,
+    )))
 }
 
 /// Whether the certificate names every domain (a changed `domains` orders a new one).

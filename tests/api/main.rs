@@ -2,6 +2,8 @@
 
 mod common;
 
+mod acme;
+
 mod audit;
 mod auth;
 mod bulk;

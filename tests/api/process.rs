@@ -63,8 +63,11 @@ pub fn start(data_dir: &std::path::Path, admin_key: Option<&str>) -> Server {
 /// [`start`] with more command-line arguments.
 pub fn start_with(data_dir: &std::path::Path, admin_key: Option<&str>, args: &[&str]) -> Server {
     let mut command = Command::new(BINARY);
+    if !args.contains(&"--bind") {
+        command.args(["--bind", "127.0.0.1:0"]);
+    }
     command
-        .args(["--bind", "127.0.0.1:0", "--data-dir"])
+        .arg("--data-dir")
         .arg(data_dir)
         .args(args)
         .current_dir(data_dir)
