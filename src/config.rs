@@ -35,7 +35,7 @@ pub enum ConfigError {
     Inconsistent { key: &'static str, message: String },
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerConfig,
@@ -46,7 +46,7 @@ pub struct Config {
     pub limits: LimitsConfig,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     pub bind: Address,
@@ -73,7 +73,7 @@ pub struct ServerConfig {
     pub redirect_http: String,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsConfig {
     /// PEM: the certificate, then its chain.
@@ -102,7 +102,7 @@ pub enum AcmeChallenge {
     Http01,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AcmeConfig {
     /// The names the certificate covers; empty: no ACME.
@@ -148,7 +148,7 @@ impl Default for ServerConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
     /// Failed authentications per client within `auth_window` before it is refused (0: never).
@@ -177,7 +177,7 @@ pub enum Durability {
     Periodic,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
     pub data_dir: PathBuf,
@@ -202,7 +202,7 @@ impl Default for StorageConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetentionConfig {
     pub device_ttl: Duration,
@@ -221,7 +221,7 @@ impl Default for RetentionConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DevicesConfig {
     pub touch_interval: Duration,
@@ -235,7 +235,7 @@ impl Default for DevicesConfig {
     }
 }
 
-#[derive(Clone, Default, Deserialize)]
+#[derive(Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
     /// A key of mode `all` with this value exists while it is set; empty means unset.
@@ -581,36 +581,45 @@ mod tests {
     }
 
     #[test]
+    fn https_settings_that_cannot_work_together_are_refused() {
+        let refused = |text: &str| {
+            let config = Config::from_toml(text, Path::new("t.toml")).unwrap();
+            match config.check_consistency() {
+                Err(ConfigError::Inconsistent { key, .. }) => key,
+                other => panic!("{text}: {other:?}"),
+            }
+        };
+        assert_eq!(refused("[server.tls]\ncert = \"c.pem\""), "server.tls");
+        assert_eq!(
+            refused(
+                "[server.tls]\ncert = \"c\"\nkey = \"k\"\n[server.acme]\ndomains = [\"a.example\"]"
+            ),
+            "server.acme.domains"
+        );
+        assert_eq!(
+            refused("[server.acme]\ndomains = [\"a.example\"]\nchallenge = \"http-01\""),
+            "server.acme.challenge"
+        );
+        assert_eq!(
+            refused("[server]\nredirect_http = \":80\""),
+            "server.redirect_http"
+        );
+        let acme = Config::from_toml(
+            "[server]\nredirect_http = \":80\"\n[server.acme]\ndomains = [\"a.example\"]\nchallenge = \"http-01\"",
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        assert!(acme.check_consistency().is_ok());
+        assert!(acme.serves_https());
+        assert!(!Config::default().serves_https());
+    }
+
+    #[test]
     fn the_shipped_config_file_is_the_default() {
         let text = include_str!("../config.toml");
         let shipped = Config::from_toml(text, Path::new("config.toml")).unwrap();
-        let default = Config::default();
-        assert_eq!(shipped.server.bind, default.server.bind);
-        assert_eq!(shipped.server.max_body, default.server.max_body);
-        assert_eq!(shipped.storage.data_dir, default.storage.data_dir);
-        assert_eq!(shipped.storage.durability, default.storage.durability);
-        assert_eq!(shipped.storage.flush_every, default.storage.flush_every);
-        assert_eq!(shipped.storage.cache, default.storage.cache);
-        assert_eq!(shipped.retention.device_ttl, default.retention.device_ttl);
-        assert_eq!(
-            shipped.retention.sweep_interval,
-            default.retention.sweep_interval
-        );
-        assert_eq!(
-            shipped.devices.touch_interval,
-            default.devices.touch_interval
-        );
-        assert_eq!(shipped.auth.admin_key, default.auth.admin_key);
-        assert_eq!(
-            shipped.server.client_ip_header,
-            default.server.client_ip_header
-        );
-        assert_eq!(shipped.limits.auth_failures, default.limits.auth_failures);
-        assert_eq!(shipped.limits.auth_window, default.limits.auth_window);
-        assert_eq!(
-            shipped.limits.plugin_per_minute,
-            default.limits.plugin_per_minute
-        );
+        // Whole: a key added to the defaults but not to the file (or the reverse) fails here.
+        assert_eq!(shipped, Config::default());
     }
 
     #[test]
