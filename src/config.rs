@@ -88,6 +88,9 @@ impl TlsConfig {
     }
 }
 
+/// Where the server listens with ACME on and `bind` not set.
+pub const PUBLIC_HTTPS: &str = "0.0.0.0:443";
+
 /// Let's Encrypt's production directory; its staging one is
 /// `https://acme-staging-v02.api.letsencrypt.org/directory`.
 pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
@@ -459,6 +462,14 @@ impl Config {
         if let Some(dir) = &flags.data_dir {
             config.storage.data_dir = dir.clone();
         }
+        // ACME needs the CA to reach the server on port 443: with domains set and `bind` left at
+        // its loopback default, the server listens there, so that setting `domains` and
+        // `contact` is all a new user does.
+        if !config.server.acme.domains.is_empty()
+            && config.server.bind == ServerConfig::default().bind
+        {
+            config.server.bind = Address(PUBLIC_HTTPS.into());
+        }
         config.check_consistency()?;
         Ok(config)
     }
@@ -612,6 +623,30 @@ mod tests {
         assert!(acme.check_consistency().is_ok());
         assert!(acme.serves_https());
         assert!(!Config::default().serves_https());
+    }
+
+    #[test]
+    fn acme_listens_on_443_unless_bind_is_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let flags = Overrides {
+            config: Some(path.clone()),
+            ..Default::default()
+        };
+        std::fs::write(&path, "[server.acme]\ndomains = [\"a.example\"]\n").unwrap();
+        assert_eq!(
+            Config::load(&flags, no_env).unwrap().server.bind.0,
+            PUBLIC_HTTPS
+        );
+        std::fs::write(
+            &path,
+            "[server]\nbind = \"0.0.0.0:8443\"\n[server.acme]\ndomains = [\"a.example\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            Config::load(&flags, no_env).unwrap().server.bind.0,
+            "0.0.0.0:8443"
+        );
     }
 
     #[test]
