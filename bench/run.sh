@@ -22,7 +22,8 @@ need curl curl
 
 echo "== building (release)"
 cargo build --release --locked --quiet
-cargo bench --locked --no-run --bench seed --bench sweep 2>/dev/null
+cargo bench --locked --no-run --bench seed --bench sweep --bench bare 2>/dev/null
+BARE_BIN=$(ls -t target/release/deps/bare-* | grep -v '\.d$' | head -1)
 BIN=target/release/device-registry
 WORK=$(mktemp -d); DATA=$WORK/data
 trap 'kill $SERVER 2>/dev/null || true; rm -rf "$WORK"' EXIT
@@ -70,6 +71,7 @@ $2
 end
 EOF
 }
+lua health       'return wrk.format("GET", "/health")'
 lua one          'return wrk.format("GET", "/device/?app_id=app_bench&device_id=" .. device(math.random(1, n)), headers)'
 lua page_random  'return wrk.format("GET", "/device/?app_id=app_bench&limit=50&cursor=2026-01-01T00:00:00Z%7C" .. device(math.random(1, n)), headers)'
 lua page_first   'return wrk.format("GET", "/device/?app_id=app_bench&limit=50", headers)'
@@ -88,7 +90,7 @@ run() {
   printf '%-14s %10s req/s  p99 %8s%s\n' "$1" "${RPS[$1]}" "${P99[$1]}" "${non2xx:+  non-2xx: $non2xx}"
 }
 echo "== device-registry ($CLIENTS connections, ${SECS}s each)"
-for s in one page_random page_first page_deep page_desc checkin_same checkin_new link; do run $s; done
+for s in health one page_random page_first page_deep page_desc checkin_same checkin_new link; do run $s; done
 RSS_MIB=$(awk '/VmRSS/ {printf "%.0f", $2/1024}' /proc/$SERVER/status)
 kill -TERM $SERVER; wait $SERVER || true
 DISK_BYTES=$(du -sb "$DATA" | cut -f1)
@@ -108,6 +110,14 @@ p99() { awk '$1 == "99%" {print $2}' <<<"$1"; }
 echo "mixed          reads $(rps "$MIXED_READS") req/s p99 $(p99 "$MIXED_READS"), changed check-ins $(rps "$MIXED_WRITES") req/s p99 $(p99 "$MIXED_WRITES")"
 kill -TERM $SERVER; wait $SERVER || true
 
+# --- the request pipeline's ceiling: a bare actix-web handler answering /health's bytes -----
+BIND=127.0.0.1:$((PORT + 1)) "$BARE_BIN" & BARE=$!
+until curl -sf "http://127.0.0.1:$((PORT + 1))/health" >/dev/null; do sleep 0.005; done
+BARE_OUT=$(wrk -t2 -c"$CLIENTS" -d"${SECS}s" --latency -s "$WORK/health.lua" "http://127.0.0.1:$((PORT + 1))" 2>&1)
+RPS[bare]=$(awk '/Requests\/sec/ {print $2}' <<<"$BARE_OUT")
+echo "bare actix-web /health ${RPS[bare]} req/s"
+kill $BARE; wait $BARE 2>/dev/null || true
+
 # --- PostgreSQL, same N, same run ----------------------------------------------------------
 echo "== PostgreSQL baseline (pg_baseline.sh, N=$N)"
 PG=$(N=$N SECS=$SECS CLIENTS=$CLIENTS bash "$SHARED/bench/pg_baseline.sh")
@@ -126,6 +136,7 @@ echo
 echo "| scenario | device-registry req/s | p99 | PostgreSQL peer | PostgreSQL tps | ratio | target |"
 echo "|---|---|---|---|---|---|---|"
 row() { printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$1" "${RPS[$2]}" "${P99[$2]}" "$3" "${4:-}" "$( [[ -n ${4:-} ]] && ratio "${RPS[$2]}" "$4" || echo -)" "$5"; }
+row "GET /health (no store)" health "bare actix-web handler, same bytes" "${RPS[bare]}" ">= 0.75x"
 row "single device GET" one "primary-key lookup (one)" "$(pg one)" ">= 1.5x"
 row "page of 50, random depth, default order" page_random "keyset by device_id (pageid)" "$(pg pageid)" ">= 1x"
 row "first page" page_first "" "" "-"
