@@ -190,6 +190,7 @@ mod tests {
                 device_id: device_id.into(),
                 updated_at: 0,
                 report: crate::store::sled::fixtures::report(),
+                rollout: None,
             },
             bundle_id: None,
             overrides: Overrides::default(),

@@ -94,6 +94,13 @@ pub fn parse_device(fields: Map<String, Value>) -> Result<ImportedDevice, String
                 install_source: Some(text(Field::InstallSource)?).filter(|v| !v.is_empty()),
                 key_id: Some(text(Field::KeyId)?).filter(|v| !v.is_empty()),
             },
+            rollout: match input.raw(Field::Rollout) {
+                None | Some(Value::Null) => None,
+                Some(value) => Some(
+                    crate::render::device::parse_rollout(value)
+                        .ok_or_else(|| Field::Rollout.invalid_code().to_owned())?,
+                ),
+            },
         },
         channel: input.name(Field::Channel).map_err(fail)?,
         version_override: input.name(Field::VersionOverride).map_err(fail)?,

@@ -17,6 +17,7 @@ pub mod openapi;
 pub mod plugin_version;
 pub mod render;
 pub mod resolve;
+pub mod rollout;
 pub mod routes;
 pub mod server;
 pub mod state;

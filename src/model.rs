@@ -106,6 +106,39 @@ pub struct Channel {
     pub disable_auto_update_under_native: bool,
     pub created_at: Micros,
     pub updated_at: Micros,
+    /// A second bundle for a share of the channel's devices (stored after the fields above:
+    /// see `StoredChannel` in the sled engine).
+    #[serde(skip)]
+    pub rollout: Option<Rollout>,
+    /// Rollouts started on this channel so far: the next one's id.
+    #[serde(skip)]
+    pub rollouts_started: u64,
+}
+
+/// A progressive rollout on a channel (issue "Progressive rollouts"): `version` goes to the
+/// share `percentage_bps` (basis points, 0-10,000) of the channel's devices, decided per device
+/// and kept with it ([`RolloutDecision`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rollout {
+    /// Numbers the rollouts of the channel: decisions taken for another id no longer count
+    /// (a new rollout bundle starts a new rollout, as Capgo's `rollout_id` does).
+    pub id: u64,
+    pub version: String,
+    pub percentage_bps: u16,
+    /// A paused rollout selects no device anew; devices already on its bundle keep it.
+    pub paused: bool,
+}
+
+/// What `/updates` decided for a device in a channel's rollout, kept with the device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RolloutDecision {
+    pub channel: String,
+    pub rollout_id: u64,
+    pub version: String,
+    pub selected: bool,
+    /// The share in force when it was decided: widening re-rolls only the devices not selected,
+    /// with the probability that brings the share from this one to the new one.
+    pub percentage_bps: u16,
 }
 
 impl Channel {
@@ -129,6 +162,8 @@ impl Channel {
             disable_auto_update_under_native: true,
             created_at: now,
             updated_at: now,
+            rollout: None,
+            rollouts_started: 0,
         }
     }
 
@@ -163,10 +198,74 @@ pub struct ChannelPatch {
     pub allow_prod: Option<bool>,
     pub disable_auto_update: Option<DisableAutoUpdate>,
     pub disable_auto_update_under_native: Option<bool>,
+    /// `Some(None)` ends the rollout (abort); a version other than the current rollout's
+    /// starts a new one.
+    pub rollout_version: Option<Option<String>>,
+    pub rollout_percentage_bps: Option<u16>,
+    pub rollout_paused: Option<bool>,
+    /// Ends the rollout, its bundle becoming the channel's (`POST /channel/rollout`).
+    pub promote_rollout: bool,
+}
+
+/// Why a patch cannot apply to a channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatchRefusal {
+    /// It changes a rollout (its share, its pause, promotes it) and the channel has none.
+    NoRollout,
 }
 
 impl ChannelPatch {
-    pub fn apply(&self, channel: &mut Channel) {
+    /// The fields that need a bundle to exist: the channel's and the rollout's.
+    pub fn bundles_named(&self) -> impl Iterator<Item = &str> {
+        [&self.version, &self.rollout_version]
+            .into_iter()
+            .filter_map(|v| v.as_ref().and_then(|v| v.as_deref()))
+    }
+
+    pub fn apply(&self, channel: &mut Channel) -> Result<(), PatchRefusal> {
+        self.apply_rollout(channel)?;
+        self.apply_fields(channel);
+        Ok(())
+    }
+
+    fn apply_rollout(&self, channel: &mut Channel) -> Result<(), PatchRefusal> {
+        match &self.rollout_version {
+            Some(None) => channel.rollout = None,
+            Some(Some(version)) => {
+                if channel.rollout.as_ref().map(|r| &r.version) != Some(version) {
+                    channel.rollouts_started += 1;
+                    channel.rollout = Some(Rollout {
+                        id: channel.rollouts_started,
+                        version: version.clone(),
+                        percentage_bps: 0,
+                        paused: false,
+                    });
+                }
+            }
+            None => {}
+        }
+        let changes_rollout = self.rollout_percentage_bps.is_some()
+            || self.rollout_paused.is_some()
+            || self.promote_rollout;
+        match channel.rollout.as_mut() {
+            None if changes_rollout => return Err(PatchRefusal::NoRollout),
+            None => {}
+            Some(rollout) => {
+                if let Some(bps) = self.rollout_percentage_bps {
+                    rollout.percentage_bps = bps;
+                }
+                if let Some(paused) = self.rollout_paused {
+                    rollout.paused = paused;
+                }
+            }
+        }
+        if self.promote_rollout {
+            channel.version = channel.rollout.take().map(|rollout| rollout.version);
+        }
+        Ok(())
+    }
+
+    fn apply_fields(&self, channel: &mut Channel) {
         if let Some(version) = &self.version {
             channel.version.clone_from(version);
         }
@@ -286,6 +385,8 @@ pub struct Device {
     pub device_id: String,
     pub updated_at: Micros,
     pub report: DeviceReport,
+    /// Its decision in a channel's rollout, once `/updates` took one.
+    pub rollout: Option<RolloutDecision>,
 }
 
 /// A device's overrides, set through the Devices API.
@@ -387,17 +488,22 @@ pub struct DeviceSummary {
     pub emulator: u64,
     /// Devices seen in the last 1, 7 and 30 days.
     pub seen: [u64; 3],
+    /// Devices selected by a rollout, by (channel, rollout id); earlier rollouts' decisions
+    /// stay counted until their devices check in again, so readers keep the current ones.
+    pub rollouts_selected: std::collections::BTreeMap<(String, u64), u64>,
 }
 
 impl DeviceSummary {
     /// Counts one device, as a scan does.
-    pub fn add(
-        &mut self,
-        report: &DeviceReport,
-        overrides: &Overrides,
-        updated_at: Micros,
-        now: Micros,
-    ) {
+    pub fn add(&mut self, entry: &DeviceEntry, now: Micros) {
+        let (report, overrides) = (&entry.device.report, &entry.overrides);
+        let updated_at = entry.device.updated_at;
+        if let Some(decision) = entry.device.rollout.as_ref().filter(|d| d.selected) {
+            *self
+                .rollouts_selected
+                .entry((decision.channel.clone(), decision.rollout_id))
+                .or_default() += 1;
+        }
         self.total += 1;
         *self
             .platforms

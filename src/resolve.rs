@@ -24,9 +24,22 @@ use std::cmp::Ordering;
 use semver::Version;
 use serde::Serialize;
 
-use crate::model::{Bundle, Channel, DeviceReport, DisableAutoUpdate, Overrides, Platform};
+use crate::model::{
+    Bundle, Channel, DeviceReport, DisableAutoUpdate, Overrides, Platform, RolloutDecision,
+};
 use crate::plugin_version;
+use crate::rollout::{self, Dice};
 use crate::store::{Store, StoreResult};
+
+/// What resolving needs and learns of rollouts. In: the device's kept decision, read only when
+/// the channel reached carries a rollout (so that other check-ins pay no read for it), and the
+/// dice. Out: the decision to keep with the device once a channel was reached (`Some(None)`:
+/// the channel has no rollout, and a kept decision goes).
+pub struct Rollouts<'a> {
+    pub stored: &'a mut dyn FnMut() -> StoreResult<Option<RolloutDecision>>,
+    pub dice: &'a dyn Dice,
+    pub decided: Option<Option<RolloutDecision>>,
+}
 
 /// `kind` of a refusal, as current plugins read it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,6 +212,7 @@ pub fn resolve(
     report: &DeviceReport,
     native: &Version,
     overrides: &Overrides,
+    rollouts: &mut Rollouts<'_>,
     trace: &mut Trace,
 ) -> StoreResult<Answer> {
     let pinned = match &overrides.version {
@@ -233,7 +247,39 @@ pub fn resolve(
             source: None,
         });
     };
-    let bundle = match &channel.version {
+    let mut version = channel.version.as_deref();
+    rollouts.decided = Some(None);
+    if let Some(rollout) = &channel.rollout {
+        let stored = (rollouts.stored)()?;
+        let current = report.version_name.as_deref();
+        let outcome = rollout::decide(
+            rollout,
+            &channel.name,
+            stored.as_ref(),
+            current,
+            rollouts.dice,
+        );
+        trace.step("rollout", outcome.selected, || {
+            format!(
+                "rollout {} of bundle {} at {} bps{}: {} ({})",
+                rollout.id,
+                rollout.version,
+                rollout.percentage_bps,
+                if rollout.paused { ", paused" } else { "" },
+                if outcome.selected {
+                    "selected"
+                } else {
+                    "not selected"
+                },
+                outcome.reason
+            )
+        });
+        if outcome.selected {
+            version = Some(rollout.version.as_str());
+        }
+        rollouts.decided = Some(outcome.decision);
+    }
+    let bundle = match version {
         Some(name) => store.bundle(app_id, name)?,
         None => None,
     };

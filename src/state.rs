@@ -26,6 +26,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Set when the server speaks HTTPS (see [`crate::tls`]).
     pub https: Option<crate::tls::Https>,
+    /// Draws for rollout decisions (seeded in tests).
+    pub dice: Arc<dyn crate::rollout::Dice>,
 }
 
 impl AppState {
@@ -48,6 +50,7 @@ impl AppState {
             trusted_proxies: config.server.trusted_proxies.max(1),
             metrics: Arc::new(Metrics::new()),
             https: None,
+            dice: Arc::new(crate::rollout::SystemDice),
         }
     }
 }

@@ -6,7 +6,7 @@ use std::fmt::Write;
 use serde::Serialize;
 
 use super::json;
-use crate::model::DeviceEntry;
+use crate::model::{DeviceEntry, RolloutDecision};
 use crate::timefmt::{format_micros, Rendered};
 
 /// The Device object of the contract.
@@ -32,6 +32,17 @@ pub struct DeviceView<'a> {
     channel: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     version_override: Option<&'a str>,
+    /// Its decision in a channel's rollout, once `/updates` took one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rollout: Option<&'a RolloutDecision>,
+}
+
+/// A Device object's `rollout`, as import reads it back: `None` when it is not one.
+pub fn parse_rollout(value: &serde_json::Value) -> Option<RolloutDecision> {
+    let decision: RolloutDecision = serde_json::from_value(value.clone()).ok()?;
+    (decision.percentage_bps <= crate::rollout::MAX_BPS
+        && crate::ids::is_valid_name(&decision.channel))
+    .then_some(decision)
 }
 
 impl<'a> From<&'a DeviceEntry> for DeviceView<'a> {
@@ -55,6 +66,7 @@ impl<'a> From<&'a DeviceEntry> for DeviceView<'a> {
             key_id: report.key_id.as_deref(),
             channel: entry.overrides.channel.as_deref(),
             version_override: entry.overrides.version.as_deref(),
+            rollout: device.rollout.as_ref(),
         }
     }
 }
@@ -102,6 +114,19 @@ impl DeviceView<'_> {
         if let Some(version) = self.version_override {
             out.extend_from_slice(b",\"version_override\":");
             json::string(out, version);
+        }
+        if let Some(rollout) = self.rollout {
+            out.extend_from_slice(b",\"rollout\":{\"channel\":");
+            json::string(out, &rollout.channel);
+            out.extend_from_slice(b",\"rollout_id\":");
+            json::number(out, rollout.rollout_id);
+            out.extend_from_slice(b",\"version\":");
+            json::string(out, &rollout.version);
+            out.extend_from_slice(b",\"selected\":");
+            json::boolean(out, rollout.selected);
+            out.extend_from_slice(b",\"percentage_bps\":");
+            json::number(out, u64::from(rollout.percentage_bps));
+            out.push(b'}');
         }
         out.push(b'}');
     }
@@ -224,7 +249,11 @@ mod tests {
             reported in any::<(Option<String>, Option<String>)>(),
             channel in any::<Option<String>>(),
             version_override in any::<Option<String>>(),
+            rollout in any::<Option<(String, u64, String, bool, u16)>>(),
         ) {
+            let rollout = rollout.map(|(channel, rollout_id, version, selected, percentage_bps)| {
+                RolloutDecision { channel, rollout_id, version, selected, percentage_bps }
+            });
             let view = DeviceView {
                 updated_at: Rendered::new(updated_at),
                 device_id: &text[0],
@@ -242,6 +271,7 @@ mod tests {
                 key_id: reported.1.as_deref(),
                 channel: channel.as_deref(),
                 version_override: version_override.as_deref(),
+                rollout: rollout.as_ref(),
             };
             let mut written = Vec::new();
             view.write_json(&mut written);

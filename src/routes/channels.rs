@@ -20,7 +20,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .route(crate::routes::get().to(get_channels))
             .route(web::post().to(upsert_channel))
             .route(web::delete().to(delete_channel)),
-    );
+    )
+    .service(resource("/channel/rollout").route(web::post().to(end_rollout)));
 }
 
 pub fn disable_auto_update_str(value: DisableAutoUpdate) -> &'static str {
@@ -50,23 +51,42 @@ pub fn channel_json(channel: &Channel) -> Value {
         "allow_prod": channel.allow_prod,
         "disableAutoUpdate": disable_auto_update_str(channel.disable_auto_update),
         "disableAutoUpdateUnderNative": channel.disable_auto_update_under_native,
+        "rollout_id": channel.rollout.as_ref().map(|r| r.id),
+        "rollout_version": channel.rollout.as_ref().map(|r| &r.version),
+        "rollout_percentage_bps": channel.rollout.as_ref().map_or(0, |r| r.percentage_bps),
+        "rollout_paused": channel.rollout.as_ref().is_some_and(|r| r.paused),
         "created_at": format_micros(channel.created_at),
         "updated_at": format_micros(channel.updated_at),
     })
 }
 
+/// A bundle's version name, `null`, or absent.
+fn version_or_null(input: &Input, field: Field) -> Result<Option<Option<String>>, ApiError> {
+    match input.raw(field) {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(None)),
+        Some(Value::String(name)) if ids::is_valid_name(name) => Ok(Some(Some(name.clone()))),
+        Some(other) => Err(invalid(field, "a bundle version name or null", Some(other))),
+    }
+}
+
 fn parse_patch(input: &Input) -> Result<ChannelPatch, ApiError> {
-    let version = match input.raw(Field::Version) {
+    let version = version_or_null(input, Field::Version)?;
+    let rollout_percentage_bps = match input.raw(Field::RolloutPercentageBps) {
         None => None,
-        Some(Value::Null) => Some(None),
-        Some(Value::String(name)) if ids::is_valid_name(name) => Some(Some(name.clone())),
-        Some(other) => {
-            return Err(invalid(
-                Field::Version,
-                "a bundle version name or null",
-                Some(other),
-            ));
-        }
+        Some(value) => Some(
+            value
+                .as_u64()
+                .filter(|bps| *bps <= u64::from(crate::rollout::MAX_BPS))
+                .map(|bps| bps as u16)
+                .ok_or_else(|| {
+                    invalid(
+                        Field::RolloutPercentageBps,
+                        "basis points, an integer from 0 to 10000",
+                        Some(value),
+                    )
+                })?,
+        ),
     };
     let disable_auto_update = input.parsed(
         Field::DisableAutoUpdate,
@@ -86,7 +106,74 @@ fn parse_patch(input: &Input) -> Result<ChannelPatch, ApiError> {
         allow_prod: input.bool(Field::AllowProd)?,
         disable_auto_update,
         disable_auto_update_under_native: input.bool(Field::DisableAutoUpdateUnderNative)?,
+        rollout_version: version_or_null(input, Field::RolloutVersion)?,
+        rollout_percentage_bps,
+        rollout_paused: input.bool(Field::RolloutPaused)?,
+        promote_rollout: false,
     })
+}
+
+/// Writes a patch through the store and answers the channel, or the refusal.
+async fn write_patch(
+    state: &AppState,
+    app_id: String,
+    name: String,
+    patch: ChannelPatch,
+) -> Result<HttpResponse, ApiError> {
+    let now = state.clock.now();
+    let app = app_id.clone();
+    let upserted = off_workers(&state.store, move |store| {
+        store.upsert_channel(&app, &name, &patch, now)
+    });
+    let (status, channel) = match upserted.await? {
+        UpsertChannel::Created(channel) => (actix_web::http::StatusCode::CREATED, channel),
+        UpsertChannel::Updated(channel) => (actix_web::http::StatusCode::OK, channel),
+        UpsertChannel::AppNotFound => {
+            return Err(ApiError::new(Code::AppNotFound).info("app_id", app_id))
+        }
+        UpsertChannel::VersionNotFound(version) => {
+            return Err(ApiError::new(Code::VersionNotFound).info("version", version));
+        }
+        UpsertChannel::NoRollout => return Err(ApiError::new(Code::NoRollout)),
+    };
+    Ok(
+        HttpResponse::build(status)
+            .json(json!({"status": "ok", "channel": channel_json(&channel)})),
+    )
+}
+
+/// `POST /channel/rollout {"app_id", "channel", "action": "promote"|"abort"}`: ends a rollout;
+/// `promote` makes its bundle the channel's, `abort` drops it.
+async fn end_rollout(
+    caller: Authorized<needs::Write>,
+    req: HttpRequest,
+    payload: Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let input = json_input(&req, payload, &state).await?;
+    let app_id = input.app_id()?;
+    let name = input.required_name(Field::Channel)?;
+    let promote = input
+        .parsed(Field::Action, "promote or abort", |action| match action {
+            "promote" => Some(true),
+            "abort" => Some(false),
+            _ => None,
+        })?
+        .ok_or_else(|| super::input::missing(Field::Action))?;
+    visible_app(&state, &caller, &app_id)?;
+    // Ends a rollout of a channel that exists: never creates one.
+    let channel = state.store.current()?.channel(&app_id, &name)?;
+    let channel = channel
+        .ok_or_else(|| ApiError::new(Code::ChannelNotFound).info("channel", name.as_str()))?;
+    if channel.rollout.is_none() {
+        return Err(ApiError::new(Code::NoRollout));
+    }
+    let patch = ChannelPatch {
+        promote_rollout: promote,
+        rollout_version: (!promote).then_some(None),
+        ..ChannelPatch::default()
+    };
+    write_patch(&state, app_id, name, patch).await
 }
 
 async fn upsert_channel(
@@ -100,26 +187,7 @@ async fn upsert_channel(
     let name = input.required_name(Field::Channel)?;
     let patch = parse_patch(&input)?;
     visible_app(&state, &caller, &app_id)?;
-    let now = state.clock.now();
-    let (app, channel_name, written) = (app_id.clone(), name.clone(), patch.clone());
-    let upserted = off_workers(&state.store, move |store| {
-        store.upsert_channel(&app, &channel_name, &written, now)
-    });
-    let (status, channel) = match upserted.await? {
-        UpsertChannel::Created(channel) => (actix_web::http::StatusCode::CREATED, channel),
-        UpsertChannel::Updated(channel) => (actix_web::http::StatusCode::OK, channel),
-        UpsertChannel::AppNotFound => {
-            return Err(ApiError::new(Code::AppNotFound).info("app_id", app_id))
-        }
-        UpsertChannel::VersionNotFound => {
-            let version = patch.version.flatten().unwrap_or_default();
-            return Err(ApiError::new(Code::VersionNotFound).info("version", version));
-        }
-    };
-    Ok(
-        HttpResponse::build(status)
-            .json(json!({"status": "ok", "channel": channel_json(&channel)})),
-    )
+    write_patch(&state, app_id, name, patch).await
 }
 
 async fn get_channels(

@@ -19,7 +19,8 @@
 //! `device_counts` holds, per app, how many devices have each value of a field (platform,
 //! version_name, ...), maintained in the transactions that write the devices. `shard` (a hash of
 //! the device id, 0..16) spreads one value over 16 keys, so that concurrent check-ins rarely
-//! conflict on the same counter; readers add the shards up.
+//! conflict on the same counter; readers add the shards up. Dimension 7 counts the devices a
+//! channel's rollout selected, under `channel 0xFF rollout id (u64 BE)`.
 //! api_keys:        sha256(secret) (32 bytes)                -> ApiKey
 //! (default tree):  "sequence/" name                         -> next number (u64 BE, no format byte)
 //! (default tree):  "deleting/" app_id                       -> () (a deletion under way)
@@ -50,6 +51,8 @@
 //! ```text
 //! 1  every record as first written
 //! 2  device records: the report gained install_source and key_id (format 1 reads as None)
+//!    channels: the rollout state followed the channel's fields (format 1 reads as none)
+//! 3  device records: the rollout decision followed the report (format 2 reads as none)
 //! ```
 
 use serde::de::DeserializeOwned;
@@ -60,6 +63,7 @@ use crate::timefmt::Micros;
 pub const SEPARATOR: u8 = 0xFF;
 pub const FORMAT_V1: u8 = 1;
 pub const FORMAT_V2: u8 = 2;
+pub const FORMAT_V3: u8 = 3;
 /// No record comes near this; a length prefix beyond it is corruption.
 pub const MAX_RECORD_BYTES: usize = 1 << 20;
 
@@ -278,7 +282,6 @@ pub trait Record: Serialize + DeserializeOwned {
 
 // The model's records, each in its first format; the engine's own records (apps, devices) say
 // theirs beside their definitions.
-impl Record for crate::model::Channel {}
 impl Record for crate::model::Bundle {}
 impl Record for crate::model::Overrides {}
 impl Record for crate::model::AuditEntry {}

@@ -17,6 +17,7 @@ pub use handle::StoreHandle;
 use crate::model::{
     Actor, ApiKey, App, AuditPage, Bundle, Channel, ChannelPatch, Device, DeviceEntry,
     DeviceListQuery, DevicePage, DeviceReport, DeviceSummary, NewBundle, Overrides,
+    RolloutDecision,
 };
 use crate::timefmt::Micros;
 
@@ -117,7 +118,10 @@ pub enum UpsertChannel {
     Created(Channel),
     Updated(Channel),
     AppNotFound,
-    VersionNotFound,
+    /// A bundle the patch names (the channel's or the rollout's) does not exist.
+    VersionNotFound(String),
+    /// The patch changes a rollout and the channel has none.
+    NoRollout,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -305,6 +309,9 @@ pub struct CheckIn {
     pub report: DeviceReport,
     pub now: Micros,
     pub touch_interval: Micros,
+    /// The device's rollout decision after this check-in: `None` keeps the stored one (a
+    /// `/stats` event), `Some(decision)` stores it (`/updates`, which resolved the device).
+    pub rollout: Option<Option<RolloutDecision>>,
 }
 
 /// An API key to store: its description and the SHA-256 of its secret.

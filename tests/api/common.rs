@@ -288,5 +288,6 @@ pub fn seeded_device(
             install_source: None,
             key_id: None,
         },
+        rollout: None,
     }
 }

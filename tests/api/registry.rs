@@ -133,6 +133,8 @@ async fn channels_are_created_with_the_defaults() {
         "ios": true, "android": true, "electron": true, "allow_device_self_set": false,
         "allow_emulator": true, "allow_device": true, "allow_dev": true, "allow_prod": true,
         "disableAutoUpdate": "major", "disableAutoUpdateUnderNative": true,
+        "rollout_id": null, "rollout_version": null, "rollout_percentage_bps": 0,
+        "rollout_paused": false,
         "created_at": "2024-01-01T00:00:00Z", "updated_at": "2024-01-01T00:00:00Z",
     });
     assert_eq!(body, json!({"status": "ok", "channel": expected}));

@@ -172,6 +172,7 @@ async fn resolve_needs_a_known_device_and_a_key() {
         device_id: "odd".into(),
         updated_at: START,
         report,
+        rollout: None,
     };
     assert!(server
         .store

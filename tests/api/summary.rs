@@ -184,6 +184,7 @@ async fn counters_agree_with_a_recount_through_every_kind_of_write() {
                 install_source: None,
                 key_id: None,
             },
+            rollout: None,
         })
         .collect();
     assert!(server.store.import_devices(APP, &imported).unwrap());

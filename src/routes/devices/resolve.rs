@@ -35,12 +35,22 @@ pub(super) async fn resolve_device(
             (plugin::answer_json(&answer), None)
         }
         Some(native) => {
+            // Its kept decision; a device without one gets a roll of the dice here that is not
+            // kept (its next check-in rolls its own), as the trace's reason `rolled` says.
+            let kept = entry.device.rollout.clone();
+            let mut stored = move || Ok(kept.clone());
+            let mut rollouts = crate::resolve::Rollouts {
+                stored: &mut stored,
+                dice: state.dice.as_ref(),
+                decided: None,
+            };
             let answer = crate::resolve::resolve(
                 state.store.current()?.as_ref(),
                 &app_id,
                 report,
                 &native,
                 &entry.overrides,
+                &mut rollouts,
                 &mut trace,
             )?;
             let source = match &answer {

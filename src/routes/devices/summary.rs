@@ -18,25 +18,46 @@ pub(super) async fn summary(
     let counted_app = app_id.clone();
     let counted = off_workers(
         &state.store,
-        move |store| -> crate::store::StoreResult<crate::model::DeviceSummary> {
+        move |store| -> crate::store::StoreResult<(
+            crate::model::DeviceSummary,
+            Vec<crate::model::Channel>,
+        )> {
+            let channels = store.channels(&counted_app)?;
             if !filtered {
-                return store.device_summary(&counted_app, now);
+                return Ok((store.device_summary(&counted_app, now)?, channels));
             }
             let mut summary = crate::model::DeviceSummary::default();
             for devices in crate::export::pages(store, &counted_app, &filter) {
                 for entry in &devices? {
-                    summary.add(
-                        &entry.device.report,
-                        &entry.overrides,
-                        entry.device.updated_at,
-                        now,
-                    );
+                    summary.add(entry, now);
                 }
             }
-            Ok(summary)
+            Ok((summary, channels))
         },
     )
     .await?;
+    let (counted, channels) = counted;
+    // The current rollouts, with the devices they selected (decisions of earlier rollouts stay
+    // counted under their own ids until their devices check in again).
+    let rollouts: Vec<serde_json::Value> = channels
+        .iter()
+        .filter_map(|channel| {
+            let rollout = channel.rollout.as_ref()?;
+            let selected = counted
+                .rollouts_selected
+                .get(&(channel.name.clone(), rollout.id))
+                .copied()
+                .unwrap_or(0);
+            Some(json!({
+                "channel": channel.name,
+                "rollout_id": rollout.id,
+                "version": rollout.version,
+                "percentage_bps": rollout.percentage_bps,
+                "paused": rollout.paused,
+                "selected": selected,
+            }))
+        })
+        .collect();
     let total = counted.total;
     let share = |count: u64| {
         if total == 0 {
@@ -63,7 +84,7 @@ pub(super) async fn summary(
         .iter()
         .map(|(build, count)| json!({"version_build": build, "devices": count}))
         .collect();
-    let channels: Vec<serde_json::Value> = counted
+    let channel_counts: Vec<serde_json::Value> = counted
         .channels
         .iter()
         .map(|(channel, count)| json!({"channel": channel, "devices": count}))
@@ -74,7 +95,8 @@ pub(super) async fn summary(
         "platforms": counted.platforms,
         "versions": versions,
         "native_versions": natives,
-        "channels": channels,
+        "channels": channel_counts,
+        "rollouts": rollouts,
         "prod": counted.prod,
         "dev": total - counted.prod.min(total),
         "emulator": counted.emulator,

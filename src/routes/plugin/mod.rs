@@ -104,6 +104,8 @@ pub struct DeviceBody {
     pub report: DeviceReport,
     /// The native version, parsed; `None` when the plugin sent none.
     pub native: Option<Version>,
+    /// The rollout decision to keep with the device (`/updates`); `None`: keep the stored one.
+    pub rollout: Option<Option<crate::model::RolloutDecision>>,
 }
 
 /// A short free-text field of the plugin body (versions, os): at most 256 bytes, no controls.
@@ -192,6 +194,7 @@ pub fn parse_device_body(input: &Input) -> Result<DeviceBody, ApiError> {
             key_id: optional_text(input, Field::KeyId)?,
         },
         native,
+        rollout: None,
     })
 }
 
@@ -207,6 +210,7 @@ pub async fn record_check_ins(state: &AppState, devices: &[&DeviceBody]) -> Resu
             report: device.report.clone(),
             now,
             touch_interval: state.touch_interval,
+            rollout: device.rollout.clone(),
         })
         .collect();
     let outcomes = state.store.current()?.check_in(check_ins).await?;

@@ -22,18 +22,29 @@ pub async fn updates(
     };
     // An unknown app has no overrides and no channels: it resolves to a refusal, and the
     // check-in below says that the app is unknown, with no lookup of its own on this hot path.
-    let overrides = state
-        .store
-        .current()?
-        .overrides(&device.app_id, &device.device_id)?;
+    let store = state.store.current()?;
+    let overrides = store.overrides(&device.app_id, &device.device_id)?;
+    let (app_id, device_id) = (&device.app_id, &device.device_id);
+    let mut stored = || {
+        Ok(store
+            .device(app_id, device_id)?
+            .and_then(|entry| entry.device.rollout))
+    };
+    let mut rollouts = resolve::Rollouts {
+        stored: &mut stored,
+        dice: state.dice.as_ref(),
+        decided: None,
+    };
     let answer = resolve::resolve(
-        state.store.current()?.as_ref(),
+        store.as_ref(),
         &device.app_id,
         &device.report,
         &native,
         &overrides,
+        &mut rollouts,
         &mut resolve::Trace::off(),
     )?;
+    device.rollout = rollouts.decided;
     // As Capgo records it, a device offered a bundle shows that bundle as its version from
     // then on (until it reports another).
     if let Answer::Update { bundle, .. } = &answer {

@@ -13,6 +13,29 @@ pub(super) mod dimension {
     pub const EMULATOR: u8 = 5;
     /// The day (u32 BE, days since 1970) of `updated_at`.
     pub const SEEN_DAY: u8 = 6;
+    /// Devices selected by a channel's rollout: `channel 0xFF rollout id (u64 BE)`.
+    pub const ROLLOUT_SELECTED: u8 = 7;
+}
+
+/// The value of a [`dimension::ROLLOUT_SELECTED`] counter.
+pub(super) fn rollout_value(channel: &str, rollout_id: u64) -> Vec<u8> {
+    let mut value = channel.as_bytes().to_vec();
+    value.push(keys::SEPARATOR);
+    value.extend_from_slice(&rollout_id.to_be_bytes());
+    value
+}
+
+/// The channel and rollout id of a [`dimension::ROLLOUT_SELECTED`] counter's value.
+pub(super) fn split_rollout_value(value: &[u8]) -> Option<(&str, u64)> {
+    let at = value.len().checked_sub(9)?;
+    if value[at] != keys::SEPARATOR {
+        return None;
+    }
+    let channel = std::str::from_utf8(&value[..at]).ok()?;
+    Some((
+        channel,
+        u64::from_be_bytes(value[at + 1..].try_into().ok()?),
+    ))
 }
 
 pub(super) const COUNTER_SHARDS: u32 = 16;
@@ -28,7 +51,7 @@ pub(super) fn counter_shard(device_id: &str) -> u8 {
 }
 
 /// The (dimension, value) pairs a device is counted under.
-pub(super) fn counted(record: &DeviceRecord) -> [(u8, Vec<u8>); 7] {
+pub(super) fn counted(record: &DeviceRecord) -> Vec<(u8, Vec<u8>)> {
     let report = &record.report;
     let flag = |on: bool| {
         if on {
@@ -37,7 +60,7 @@ pub(super) fn counted(record: &DeviceRecord) -> [(u8, Vec<u8>); 7] {
             b"false".to_vec()
         }
     };
-    [
+    let mut counted = vec![
         (dimension::TOTAL, Vec::new()),
         (
             dimension::PLATFORM,
@@ -59,7 +82,14 @@ pub(super) fn counted(record: &DeviceRecord) -> [(u8, Vec<u8>); 7] {
                 .to_be_bytes()
                 .to_vec(),
         ),
-    ]
+    ];
+    if let Some(decision) = record.rollout.as_ref().filter(|d| d.selected) {
+        counted.push((
+            dimension::ROLLOUT_SELECTED,
+            rollout_value(&decision.channel, decision.rollout_id),
+        ));
+    }
+    counted
 }
 
 /// Counter changes when a device goes from `old` to `new` (`None`: absent).
@@ -70,20 +100,16 @@ pub(super) fn count_deltas(
     new: Option<&DeviceRecord>,
 ) -> Vec<(Vec<u8>, i64)> {
     let shard = counter_shard(device_id);
-    let (old, new) = (old.map(counted), new.map(counted));
+    let (old, new) = (
+        old.map(counted).unwrap_or_default(),
+        new.map(counted).unwrap_or_default(),
+    );
     let mut deltas = Vec::new();
-    for i in 0..7 {
-        let before = old.as_ref().map(|o| &o[i]);
-        let after = new.as_ref().map(|n| &n[i]);
-        if before == after {
-            continue;
-        }
-        if let Some((dimension, value)) = before {
-            deltas.push((keys::device_count(app_id, *dimension, shard, value), -1));
-        }
-        if let Some((dimension, value)) = after {
-            deltas.push((keys::device_count(app_id, *dimension, shard, value), 1));
-        }
+    for (dimension, value) in old.iter().filter(|pair| !new.contains(pair)) {
+        deltas.push((keys::device_count(app_id, *dimension, shard, value), -1));
+    }
+    for (dimension, value) in new.iter().filter(|pair| !old.contains(pair)) {
+        deltas.push((keys::device_count(app_id, *dimension, shard, value), 1));
     }
     deltas
 }

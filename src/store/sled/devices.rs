@@ -7,8 +7,17 @@ use super::*;
 /// The `touch_interval` rule: a device that reports nothing new and was written recently is not
 /// written again.
 pub(super) fn check_in_changes_nothing(old: &DeviceRecord, check_in: &CheckIn) -> bool {
-    old.report.is_unchanged_by(&check_in.report)
+    decides_nothing_new(old, check_in)
         && check_in.now.saturating_sub(old.updated_at) < check_in.touch_interval
+}
+
+/// Whether a check-in leaves the device's report and rollout decision as they are.
+fn decides_nothing_new(old: &DeviceRecord, check_in: &CheckIn) -> bool {
+    old.report.is_unchanged_by(&check_in.report)
+        && check_in
+            .rollout
+            .as_ref()
+            .is_none_or(|decision| *decision == old.rollout)
 }
 
 /// Keeps `devices_by_custom_id` in step when a device goes from `old` to `new` (`None`: absent),
@@ -113,7 +122,7 @@ impl SledStore {
                         }
                         Some(old) => {
                             by_time.remove(keys::device_time(app_id, old.updated_at, device_id))?;
-                            if old.report.is_unchanged_by(&check_in.report) {
+                            if decides_nothing_new(old, check_in) {
                                 Upsert::Touched
                             } else {
                                 Upsert::Updated
@@ -124,9 +133,15 @@ impl SledStore {
                         None => check_in.report.clone(),
                         Some(old) => old.report.updated_with(&check_in.report),
                     };
+                    let rollout = match (&check_in.rollout, &old) {
+                        (Some(decision), _) => decision.clone(),
+                        (None, Some(old)) => old.rollout.clone(),
+                        (None, None) => None,
+                    };
                     let new_record = DeviceRecord {
                         updated_at: check_in.now,
                         report,
+                        rollout,
                     };
                     devices.insert(key.as_slice(), encode_value(&new_record))?;
                     by_time.insert(
@@ -172,6 +187,7 @@ impl Devices for SledStore {
             report: report.clone(),
             now,
             touch_interval,
+            rollout: None,
         };
         let outcomes = self.upsert_devices(std::slice::from_ref(&check_in))?;
         Ok(outcomes[0])
@@ -234,6 +250,7 @@ impl Devices for SledStore {
                 let record = DeviceRecord {
                     updated_at: device.updated_at,
                     report: device.report.clone(),
+                    rollout: device.rollout.clone(),
                 };
                 (
                     keys::app_scoped(app_id, &device.device_id),
@@ -269,6 +286,7 @@ impl Devices for SledStore {
                     let new = DeviceRecord {
                         updated_at: device.updated_at,
                         report: device.report.clone(),
+                        rollout: device.rollout.clone(),
                     };
                     for (counter, delta) in
                         count_deltas(app_id, &device.device_id, old.as_ref(), Some(&new))
@@ -403,6 +421,14 @@ impl Devices for SledStore {
                 dimension::SEEN_DAY => {
                     let day = value_bytes.try_into().map(u32::from_be_bytes).unwrap_or(0);
                     *days.entry(day).or_default() += count;
+                }
+                dimension::ROLLOUT_SELECTED => {
+                    if let Some((channel, id)) = split_rollout_value(value_bytes) {
+                        *summary
+                            .rollouts_selected
+                            .entry((channel.to_owned(), id))
+                            .or_default() += count;
+                    }
                 }
                 _ => {}
             }
@@ -590,6 +616,7 @@ mod tests {
                     custom_id: "everyone".into(),
                     ..report()
                 },
+                rollout: None,
             })
             .collect();
         assert!(store.import_devices("app", &devices).unwrap());
@@ -619,6 +646,7 @@ mod tests {
             },
             now,
             touch_interval: 100,
+            rollout: None,
         };
         store
             .upsert_devices(&[check_in("d1", "1.0.0", 10), check_in("d4", "1.0.0", 10)])
@@ -690,6 +718,7 @@ mod tests {
                 device_id: format!("device_{i:09}"),
                 updated_at: 1_000_000 + (i * 7919) % 5000,
                 report: report.clone(),
+                rollout: None,
             })
             .collect();
         {

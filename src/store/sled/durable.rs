@@ -441,6 +441,7 @@ mod tests {
             },
             now: 1_000 + i as u64,
             touch_interval: 1,
+            rollout: None,
         };
         let outcomes = runtime().block_on(futures_util::future::join_all(
             (0..200).map(|i| store.check_in(vec![check_in(i)])),

@@ -39,6 +39,7 @@ impl SledStore {
                     device_id,
                     updated_at: record.updated_at,
                     report: record.report,
+                    rollout: record.rollout,
                 },
                 overrides,
                 bundle_id,
@@ -329,6 +330,7 @@ mod tests {
                     },
                     ..report()
                 },
+                rollout: None,
             })
             .collect();
         assert!(store.import_devices("app", &devices).unwrap());

@@ -601,6 +601,7 @@ mod tests {
         let orphan = DeviceRecord {
             updated_at: 7,
             report: report(),
+            rollout: None,
         };
         store
             .devices

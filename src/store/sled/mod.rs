@@ -53,17 +53,19 @@ use super::{
 use crate::model::{
     Actor, ApiKey, App, AuditAction, AuditEntry, AuditPage, Bundle, Channel, ChannelPatch, Cursor,
     Device, DeviceEntry, DeviceListQuery, DeviceOrder, DevicePage, DeviceReport, DeviceSummary,
-    NewBundle, Overrides, Platform,
+    NewBundle, Overrides, PatchRefusal, Platform, Rollout, RolloutDecision,
 };
 use crate::timefmt::Micros;
 
 // What the concerns share, so that each reaches the others' parts through `use super::*`.
 use audit::write_audit;
-use counters::{apply_counts, count_deltas, dimension, read_count, DAY_MICROS};
+use counters::{
+    apply_counts, count_deltas, dimension, read_count, split_rollout_value, DAY_MICROS,
+};
 use devices::index_custom_id;
 use durable::{CheckInWriter, GroupCommit, OverrideWriter};
 use maintenance::HealthProbe;
-use records::{AppRecord, DeviceRecord};
+use records::{AppRecord, DeviceRecord, StoredChannel};
 use registry::{BundleIds, DELETE_CHUNK};
 
 /// How to open the store.

@@ -16,12 +16,59 @@ impl Record for AppRecord {}
 pub(super) struct DeviceRecord {
     pub(super) updated_at: Micros,
     pub(super) report: DeviceReport,
+    pub(super) rollout: Option<RolloutDecision>,
 }
 
-impl Record for DeviceRecord {
+/// A channel as stored: its fields as format 1 wrote them, then (since format 2) its rollout
+/// state, which the model's `Channel` does not serialise itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct StoredChannel(pub(super) Channel, Option<Rollout>, u64);
+
+impl StoredChannel {
+    pub(super) fn of(channel: &Channel) -> Self {
+        Self(
+            channel.clone(),
+            channel.rollout.clone(),
+            channel.rollouts_started,
+        )
+    }
+
+    pub(super) fn into_channel(self) -> Channel {
+        let Self(mut channel, rollout, started) = self;
+        channel.rollout = rollout;
+        channel.rollouts_started = started;
+        channel
+    }
+}
+
+impl Record for StoredChannel {
     const FORMAT: u8 = keys::FORMAT_V2;
 
     fn upgrade(format: u8, payload: &[u8]) -> Option<Result<Self, ValueError>> {
+        (format == keys::FORMAT_V1)
+            .then(|| decode_payload::<Channel>(payload).map(|channel| Self(channel, None, 0)))
+    }
+}
+
+impl Record for DeviceRecord {
+    const FORMAT: u8 = keys::FORMAT_V3;
+
+    fn upgrade(format: u8, payload: &[u8]) -> Option<Result<Self, ValueError>> {
+        /// A device record as format 2 wrote it: no rollout decision.
+        #[derive(Deserialize)]
+        struct DeviceRecordV2 {
+            updated_at: Micros,
+            report: DeviceReport,
+        }
+        if format == keys::FORMAT_V2 {
+            return Some(decode_payload::<DeviceRecordV2>(payload).map(
+                |DeviceRecordV2 { updated_at, report }| DeviceRecord {
+                    updated_at,
+                    report,
+                    rollout: None,
+                },
+            ));
+        }
         /// A device record as format 1 wrote it: the report had no `install_source`, `key_id`.
         #[derive(Deserialize)]
         struct DeviceRecordV1 {
@@ -57,6 +104,7 @@ impl Record for DeviceRecord {
                         install_source: None,
                         key_id: None,
                     },
+                    rollout: None,
                 },
             )
         })
@@ -102,10 +150,52 @@ mod tests {
                 key_id: Some("ab12cd34".into()),
                 ..expected
             },
+            rollout: None,
         };
         let bytes = encode_value(&current);
-        assert_eq!(bytes[0], keys::FORMAT_V2);
+        assert_eq!(bytes[0], keys::FORMAT_V3);
         let read: DeviceRecord = decode("devices", &bytes).unwrap();
         assert_eq!(read.report, current.report);
+    }
+
+    #[test]
+    fn device_records_of_the_second_format_read_without_a_decision() {
+        // Format 2 wrote (updated_at, report) after its format byte.
+        let report = crate::store::sled::fixtures::report();
+        let mut v2 = vec![keys::FORMAT_V2];
+        bincode::serde::encode_into_std_write(
+            (42u64, &report),
+            &mut v2,
+            bincode::config::standard(),
+        )
+        .unwrap();
+        let record: DeviceRecord = decode("devices", &v2).unwrap();
+        assert_eq!(
+            (record.updated_at, &record.report, &record.rollout),
+            (42, &report, &None)
+        );
+    }
+
+    #[test]
+    fn channels_of_the_first_format_read_without_a_rollout() {
+        let mut channel = Channel::with_defaults(3, "app", "beta", 7);
+        // Format 1 wrote the channel's own fields only (the rollout fields are not serialised).
+        let mut v1 = vec![keys::FORMAT_V1];
+        bincode::serde::encode_into_std_write(&channel, &mut v1, bincode::config::standard())
+            .unwrap();
+        let read: StoredChannel = decode("channels", &v1).unwrap();
+        assert_eq!(read.into_channel(), channel);
+
+        channel.rollouts_started = 2;
+        channel.rollout = Some(Rollout {
+            id: 2,
+            version: "2.0.0".into(),
+            percentage_bps: 1_500,
+            paused: true,
+        });
+        let bytes = encode_value(&StoredChannel::of(&channel));
+        assert_eq!(bytes[0], keys::FORMAT_V2);
+        let read: StoredChannel = decode("channels", &bytes).unwrap();
+        assert_eq!(read.into_channel(), channel);
     }
 }

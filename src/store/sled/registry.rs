@@ -221,12 +221,12 @@ impl Registry for SledStore {
         let Some(mut app) = self.app_record(app_id)? else {
             return Ok(UpsertChannel::AppNotFound);
         };
-        if let Some(Some(version)) = &patch.version {
+        for version in patch.bundles_named() {
             if !self
                 .bundles
                 .contains_key(keys::app_scoped(app_id, version))?
             {
-                return Ok(UpsertChannel::VersionNotFound);
+                return Ok(UpsertChannel::VersionNotFound(version.to_owned()));
             }
         }
         let (mut channel, created) = match self.channel(app_id, name)? {
@@ -237,7 +237,9 @@ impl Registry for SledStore {
                 (Channel::with_defaults(id, app_id, name, now), true)
             }
         };
-        patch.apply(&mut channel);
+        if let Err(PatchRefusal::NoRollout) = patch.apply(&mut channel) {
+            return Ok(UpsertChannel::NoRollout);
+        }
         channel.updated_at = now;
 
         let mut demoted = Vec::new();
@@ -256,7 +258,10 @@ impl Registry for SledStore {
                 apps.insert(app_id.as_bytes(), encode_value(&app))?;
             }
             for other in demoted.iter().chain(std::iter::once(&channel)) {
-                channels.insert(keys::app_scoped(app_id, &other.name), encode_value(other))?;
+                channels.insert(
+                    keys::app_scoped(app_id, &other.name),
+                    encode_value(&StoredChannel::of(other)),
+                )?;
             }
             Ok::<_, ConflictableTransactionError<StoreError>>(())
         })?;
@@ -271,12 +276,16 @@ impl Registry for SledStore {
     fn channel(&self, app_id: &str, name: &str) -> StoreResult<Option<Channel>> {
         self.channels
             .get(keys::app_scoped(app_id, name))?
-            .map(|bytes| decode("channels", &bytes))
+            .map(|bytes| decode("channels", &bytes).map(StoredChannel::into_channel))
             .transpose()
     }
 
     fn channels(&self, app_id: &str) -> StoreResult<Vec<Channel>> {
-        self.app_values(&self.channels, "channels", app_id)
+        let stored: Vec<StoredChannel> = self.app_values(&self.channels, "channels", app_id)?;
+        Ok(stored
+            .into_iter()
+            .map(StoredChannel::into_channel)
+            .collect())
     }
 
     fn delete_channel(
@@ -392,10 +401,10 @@ impl Registry for SledStore {
         if !self.bundles.contains_key(&key)? {
             return Ok(DeleteOutcome::NotFound);
         }
-        let used_by_channel = self
-            .channels(app_id)?
-            .iter()
-            .any(|channel| channel.version.as_deref() == Some(version));
+        let used_by_channel = self.channels(app_id)?.iter().any(|channel| {
+            channel.version.as_deref() == Some(version)
+                || channel.rollout.as_ref().map(|r| r.version.as_str()) == Some(version)
+        });
         if used_by_channel {
             return Ok(DeleteOutcome::InUse);
         }
@@ -496,6 +505,7 @@ mod delete_tests {
                     device_id: format!("device_{i:07}"),
                     updated_at: 1_000 + i as u64,
                     report: report(),
+                    rollout: None,
                 })
                 .collect()
         };
@@ -523,6 +533,7 @@ mod delete_tests {
             device_id: "device_1".into(),
             updated_at: 1_000,
             report: report(),
+            rollout: None,
         };
         assert!(store.import_devices("app_gone", &[device]).unwrap());
         // What a deletion leaves when a write fails after its first steps.
