@@ -67,6 +67,7 @@ fn main() {
             device_id: format!("device_{i:09}"),
             updated_at: common::SINCE + seed % common::NINETY_DAYS,
             report: common::report(i, format!("1.0.{}", i % 50)),
+            rollout: None,
         });
         if batch.len() == BATCH || i == total {
             assert!(store.import_devices(APP, &batch).expect("import"));

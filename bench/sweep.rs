@@ -51,6 +51,7 @@ fn main() {
             device_id: format!("device_{i:09}"),
             updated_at: seen,
             report,
+            rollout: None,
         });
         if batch.len() == 2_000 || i + 1 == total {
             assert!(store.import_devices("app_bench", &batch).expect("import"));

@@ -54,6 +54,7 @@ fn main() {
                             report,
                             now,
                             touch_interval: 1,
+                            rollout: None,
                         });
                     }
                     let outcomes = store.upsert_devices(&check_ins).expect("check-ins");

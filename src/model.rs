@@ -231,18 +231,18 @@ impl ChannelPatch {
     fn apply_rollout(&self, channel: &mut Channel) -> Result<(), PatchRefusal> {
         match &self.rollout_version {
             Some(None) => channel.rollout = None,
-            Some(Some(version)) => {
-                if channel.rollout.as_ref().map(|r| &r.version) != Some(version) {
-                    channel.rollouts_started += 1;
-                    channel.rollout = Some(Rollout {
-                        id: channel.rollouts_started,
-                        version: version.clone(),
-                        percentage_bps: 0,
-                        paused: false,
-                    });
-                }
+            Some(Some(version))
+                if channel.rollout.as_ref().map(|r| &r.version) != Some(version) =>
+            {
+                channel.rollouts_started += 1;
+                channel.rollout = Some(Rollout {
+                    id: channel.rollouts_started,
+                    version: version.clone(),
+                    percentage_bps: 0,
+                    paused: false,
+                });
             }
-            None => {}
+            Some(Some(_)) | None => {}
         }
         let changes_rollout = self.rollout_percentage_bps.is_some()
             || self.rollout_paused.is_some()

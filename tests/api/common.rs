@@ -36,6 +36,28 @@ pub struct TestServer {
     _dir: Option<tempfile::TempDir>,
 }
 
+/// Rollout draws from a seeded generator: the same decisions on every run.
+pub struct SeededDice(std::sync::Mutex<rand::rngs::StdRng>);
+
+impl SeededDice {
+    pub fn new(seed: u64) -> Self {
+        use rand::SeedableRng;
+        Self(std::sync::Mutex::new(rand::rngs::StdRng::seed_from_u64(
+            seed,
+        )))
+    }
+}
+
+impl device_registry::rollout::Dice for SeededDice {
+    fn roll_bps(&self) -> u16 {
+        use rand::Rng;
+        self.0
+            .lock()
+            .unwrap()
+            .gen_range(0..device_registry::rollout::MAX_BPS)
+    }
+}
+
 pub fn config() -> Config {
     let mut config = Config::default();
     config.auth.admin_key = ADMIN.to_owned();
@@ -79,11 +101,12 @@ impl TestServer {
     pub async fn open(path: &Path, config: Config, clock: Arc<ManualClock>) -> Self {
         let store = open_store_with_floor(path, config.storage.min_free.0);
         let dyn_clock: Arc<dyn Clock> = clock.clone();
-        let state = AppState::new(
+        let mut state = AppState::new(
             Arc::new(StoreHandle::fixed(store.clone())),
             dyn_clock,
             &config,
         );
+        state.dice = Arc::new(SeededDice::new(42));
         let service = Rc::new(test::init_service(create_app(state)).await);
         let text_service = service.clone();
         let call_text: TextCall = Box::new(move |request| {

@@ -29,6 +29,7 @@ mod properties;
 mod registry;
 mod replay;
 mod resolve;
+mod rollout;
 mod slow;
 mod summary;
 mod sweep;

@@ -1,0 +1,322 @@
+//! Progressive rollouts on a channel, through the API and the plugin's `/updates`, with the
+//! server's seeded dice: decisions kept with devices, shown in the Device object, the resolve
+//! trace and the summary; pause, promote, abort; restarts and expiry.
+
+use actix_web::http::StatusCode;
+use serde_json::{json, Value};
+
+use crate::common::*;
+
+const APP: &str = "app_rollout";
+
+/// An app whose public channel `production` runs 1.0.1, with bundle 1.1.0 to roll out.
+async fn an_app_with_a_rollout_bundle(server: &TestServer) {
+    server.create_app(APP).await;
+    server.create_bundle(APP, "1.0.1").await;
+    server.create_bundle(APP, "1.1.0").await;
+    server
+        .create_channel(
+            APP,
+            "production",
+            json!({"version": "1.0.1", "public": true}),
+        )
+        .await;
+}
+
+async fn set_rollout(server: &TestServer, fields: Value) -> (StatusCode, Value) {
+    let mut body = json!({"app_id": APP, "channel": "production"});
+    body.as_object_mut()
+        .unwrap()
+        .extend(fields.as_object().unwrap().clone());
+    server.post("/channel", ADMIN, body).await
+}
+
+fn device(n: usize) -> String {
+    format!("device-{n:04}")
+}
+
+/// Checks devices `range` in on 1.0.0; answers the version each was offered.
+async fn check_in_all(server: &TestServer, range: std::ops::Range<usize>) -> Vec<String> {
+    let mut offered = Vec::new();
+    for n in range {
+        let answer = server.check_in(APP, &device(n), json!({})).await;
+        offered.push(answer["version"].as_str().unwrap_or_default().to_owned());
+    }
+    offered
+}
+
+async fn device_object(server: &TestServer, n: usize) -> Value {
+    let (status, body) = server
+        .get(
+            &format!("/device?app_id={APP}&device_id={}", device(n)),
+            ADMIN,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+async fn summary_rollouts(server: &TestServer) -> Value {
+    let (status, body) = server
+        .get(&format!("/device/summary?app_id={APP}"), ADMIN)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["rollouts"].clone()
+}
+
+#[actix_web::test]
+async fn a_rollout_selects_its_share_sticks_pauses_and_is_promoted() {
+    let server = TestServer::new().await;
+    an_app_with_a_rollout_bundle(&server).await;
+    let (status, body) = set_rollout(
+        &server,
+        json!({"rollout_version": "1.1.0", "rollout_percentage_bps": 5000}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let channel = &body["channel"];
+    assert_eq!(
+        (
+            &channel["version"],
+            &channel["rollout_id"],
+            &channel["rollout_version"],
+            &channel["rollout_percentage_bps"],
+            &channel["rollout_paused"]
+        ),
+        (
+            &json!("1.0.1"),
+            &json!(1),
+            &json!("1.1.0"),
+            &json!(5000),
+            &json!(false)
+        )
+    );
+
+    // 200 devices at 50%: about half get the rollout bundle, the others the channel's.
+    let offered = check_in_all(&server, 0..200).await;
+    let selected = offered.iter().filter(|v| *v == "1.1.0").count();
+    assert!((70..=130).contains(&selected), "{selected} of 200 at 50%");
+    assert_eq!(
+        selected + offered.iter().filter(|v| *v == "1.0.1").count(),
+        200
+    );
+
+    // The decision is kept with the device and shown.
+    let first_selected = offered.iter().position(|v| v == "1.1.0").unwrap();
+    let shown = device_object(&server, first_selected).await;
+    assert_eq!(
+        shown["rollout"],
+        json!({"channel": "production", "rollout_id": 1, "version": "1.1.0",
+               "selected": true, "percentage_bps": 5000})
+    );
+    assert_eq!(shown["version_name"], "1.1.0");
+    let first_left = offered.iter().position(|v| v == "1.0.1").unwrap();
+    assert_eq!(
+        device_object(&server, first_left).await["rollout"]["selected"],
+        false
+    );
+    assert_eq!(
+        summary_rollouts(&server).await,
+        json!([{"channel": "production", "rollout_id": 1, "version": "1.1.0",
+                "percentage_bps": 5000, "paused": false, "selected": selected}])
+    );
+
+    // Why: the resolve trace names the rollout step.
+    let (_, trace) = server
+        .get(
+            &format!(
+                "/device/resolve?app_id={APP}&device_id={}",
+                device(first_left)
+            ),
+            ADMIN,
+        )
+        .await;
+    let rollout_step = trace["precedence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|step| step["step"] == "rollout")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        rollout_step,
+        json!({"step": "rollout", "applied": false,
+               "detail": "rollout 1 of bundle 1.1.0 at 5000 bps: not selected (not_widened)"})
+    );
+
+    // Sticky: checking in again changes no decision.
+    let before: Vec<Value> = {
+        let mut all = Vec::new();
+        for n in 0..200 {
+            all.push(device_object(&server, n).await["rollout"].clone());
+        }
+        all
+    };
+    check_in_all(&server, 0..200).await;
+    for (n, kept) in before.iter().enumerate() {
+        assert_eq!(
+            &device_object(&server, n).await["rollout"],
+            kept,
+            "device {n}"
+        );
+    }
+
+    // Paused: new devices are not selected, and nothing is decided for them.
+    let (status, _) = set_rollout(&server, json!({"rollout_paused": true})).await;
+    assert_eq!(status, StatusCode::OK);
+    let offered = check_in_all(&server, 200..260).await;
+    assert!(offered.iter().all(|v| v == "1.0.1"), "{offered:?}");
+    assert_eq!(device_object(&server, 200).await.get("rollout"), None);
+
+    // A bundle a rollout uses cannot be deleted.
+    let (status, body) = server
+        .delete(
+            "/bundle",
+            ADMIN,
+            Some(json!({"app_id": APP, "version": "1.1.0"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+
+    // Promote: the rollout bundle becomes the channel's; decisions go at the next check-in.
+    let promote = json!({"app_id": APP, "channel": "production", "action": "promote"});
+    let (status, body) = server
+        .post("/channel/rollout", ADMIN, promote.clone())
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (
+            &body["channel"]["version"],
+            &body["channel"]["rollout_version"]
+        ),
+        (&json!("1.1.0"), &Value::Null)
+    );
+    assert_eq!(summary_rollouts(&server).await, json!([]));
+    check_in_all(&server, 0..1).await;
+    assert_eq!(device_object(&server, 0).await.get("rollout"), None);
+    let (status, body) = server.post("/channel/rollout", ADMIN, promote).await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::CONFLICT,
+            error(
+                "no_rollout",
+                "The channel has no rollout: set rollout_version first",
+                json!({})
+            )
+        )
+    );
+}
+
+#[actix_web::test]
+async fn rollout_changes_are_checked() {
+    let server = TestServer::new().await;
+    an_app_with_a_rollout_bundle(&server).await;
+    let no_rollout = error(
+        "no_rollout",
+        "The channel has no rollout: set rollout_version first",
+        json!({}),
+    );
+    for fields in [
+        json!({"rollout_percentage_bps": 100}),
+        json!({"rollout_paused": true}),
+    ] {
+        let (status, body) = set_rollout(&server, fields).await;
+        assert_eq!((status, body), (StatusCode::CONFLICT, no_rollout.clone()));
+    }
+    let (status, body) = set_rollout(&server, json!({"rollout_version": "9.9.9"})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["error"], "version_not_found");
+    for bad in [json!(10_001), json!(-1), json!(1.5), json!("50")] {
+        let (status, body) = set_rollout(
+            &server,
+            json!({"rollout_version": "1.1.0", "rollout_percentage_bps": bad}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(body["error"], "invalid_rollout_percentage_bps");
+    }
+    // Nothing was written by the refusals.
+    let (_, channel) = server
+        .get(&format!("/channel?app_id={APP}&channel=production"), ADMIN)
+        .await;
+    assert_eq!(channel["rollout_version"], Value::Null);
+
+    // A new rollout bundle starts a new rollout; abort drops it and keeps the channel's bundle.
+    server.create_bundle(APP, "1.2.0").await;
+    let (_, first) = set_rollout(&server, json!({"rollout_version": "1.1.0"})).await;
+    let (_, second) = set_rollout(&server, json!({"rollout_version": "1.2.0"})).await;
+    assert_eq!(
+        (
+            &first["channel"]["rollout_id"],
+            &second["channel"]["rollout_id"]
+        ),
+        (&json!(1), &json!(2))
+    );
+    let abort = json!({"app_id": APP, "channel": "production", "action": "abort"});
+    let (status, body) = server.post("/channel/rollout", ADMIN, abort).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (
+            &body["channel"]["version"],
+            &body["channel"]["rollout_version"]
+        ),
+        (&json!("1.0.1"), &Value::Null)
+    );
+    let unknown = json!({"app_id": APP, "channel": "nope", "action": "abort"});
+    let (status, _) = server.post("/channel/rollout", ADMIN, unknown).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let bad = json!({"app_id": APP, "channel": "production", "action": "widen"});
+    let (status, body) = server.post("/channel/rollout", ADMIN, bad).await;
+    assert_eq!(
+        (status, &body["error"]),
+        (StatusCode::BAD_REQUEST, &json!("invalid_action"))
+    );
+}
+
+#[actix_web::test]
+async fn decisions_survive_a_restart_and_go_with_the_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = std::sync::Arc::new(device_registry::clock::ManualClock::new(START));
+    let server = TestServer::open(dir.path(), config(), clock.clone()).await;
+    an_app_with_a_rollout_bundle(&server).await;
+    set_rollout(
+        &server,
+        json!({"rollout_version": "1.1.0", "rollout_percentage_bps": 10000}),
+    )
+    .await;
+    check_in_all(&server, 0..3).await;
+    let decided = device_object(&server, 1).await["rollout"].clone();
+    assert_eq!(decided["selected"], true);
+    server.store.flush().unwrap();
+    drop(server);
+
+    let server = TestServer::open(dir.path(), config(), clock.clone()).await;
+    assert_eq!(device_object(&server, 1).await["rollout"], decided);
+    assert_eq!(summary_rollouts(&server).await[0]["selected"], 3);
+
+    // Erased: the device and its decision go, and the count with them.
+    let (status, _) = server
+        .post(
+            "/device/erase",
+            ADMIN,
+            json!({"app_id": APP, "device_id": device(1)}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(summary_rollouts(&server).await[0]["selected"], 2);
+
+    // Expired: the same.
+    let retention = device_registry::sweep::Retention {
+        device_ttl: 90 * 24 * HOUR,
+        audit_ttl: 365 * 24 * HOUR,
+    };
+    let report = device_registry::sweep::sweep_once(
+        server.store.as_ref(),
+        START + 91 * 24 * HOUR,
+        retention,
+        device_registry::sweep::BATCH,
+    );
+    assert_eq!(report.devices, 2);
+    assert_eq!(summary_rollouts(&server).await[0]["selected"], 0);
+}
