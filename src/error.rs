@@ -101,6 +101,7 @@ fields! {
     Cursor => ("cursor", "cursor"),
     CustomId => ("custom_id", "custom_id"),
     CustomIdPrefix => ("custom_id_prefix", "custom_id_prefix"),
+    Days => ("days", "days"),
     DefaultChannel => ("defaultChannel", "default_channel"),
     DeviceId => ("device_id", "device_id"),
     DeviceIdOrCustomId => ("device_id_or_custom_id", "device_id_or_custom_id"),

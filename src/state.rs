@@ -28,6 +28,8 @@ pub struct AppState {
     pub https: Option<crate::tls::Https>,
     /// Draws for rollout decisions (seeded in tests).
     pub dice: Arc<dyn crate::rollout::Dice>,
+    /// How many days version counters are kept (`retention.audit_ttl`).
+    pub audit_days: u32,
 }
 
 impl AppState {
@@ -51,6 +53,7 @@ impl AppState {
             metrics: Arc::new(Metrics::new()),
             https: None,
             dice: Arc::new(crate::rollout::SystemDice),
+            audit_days: (config.retention.audit_ttl.micros() / crate::health::DAY_MICROS) as u32,
         }
     }
 }

@@ -26,6 +26,8 @@ pub struct SweepReport {
     pub orphan_overrides: usize,
     /// Audit entries older than `retention.audit_ttl`.
     pub audit_entries: usize,
+    /// Version event counters (`/bundle/health`) of days older than `retention.audit_ttl`.
+    pub version_counters: usize,
     pub batches: usize,
     pub failed_batches: usize,
 }
@@ -53,17 +55,24 @@ impl SweepReport {
 
     /// Takes in one batch of audit expiry; `true` while there is more.
     fn record_audit(&mut self, batch: StoreResult<(usize, bool)>) -> bool {
-        match batch {
-            Ok((removed, more)) => {
-                self.audit_entries += removed;
-                more
-            }
-            Err(error) => {
-                self.failed_batches += 1;
-                log::error!("audit expiry batch failed: {error}");
-                false
-            }
-        }
+        let removed = self.record_removed(batch, "audit expiry");
+        self.audit_entries += removed.0;
+        removed.1
+    }
+
+    /// Takes in one batch of version counter expiry; `true` while there is more.
+    fn record_version_counters(&mut self, batch: StoreResult<(usize, bool)>) -> bool {
+        let removed = self.record_removed(batch, "version counter expiry");
+        self.version_counters += removed.0;
+        removed.1
+    }
+
+    fn record_removed(&mut self, batch: StoreResult<(usize, bool)>, what: &str) -> (usize, bool) {
+        batch.unwrap_or_else(|error| {
+            self.failed_batches += 1;
+            log::error!("{what} batch failed: {error}");
+            (0, false)
+        })
     }
 }
 
@@ -86,7 +95,14 @@ pub fn sweep_once(
     while report.record(store.expire_before(cutoff, batch, now)) {}
     let audit_cutoff = now.saturating_sub(retention.audit_ttl);
     while report.record_audit(store.expire_audit_before(audit_cutoff, batch)) {}
+    let day = day_of(audit_cutoff);
+    while report.record_version_counters(store.expire_version_events_before(day, batch)) {}
     report
+}
+
+/// The day (since 1970) of an instant: version counters are kept by day.
+fn day_of(at: Micros) -> u32 {
+    (at / 86_400_000_000) as u32
 }
 
 /// Starts the periodic sweep on the current runtime. The first sweep runs at once.
@@ -101,14 +117,19 @@ pub fn spawn(
         loop {
             let report = sweep_until_stopped(&store, &clock, retention, &stopped).await;
             metrics.record_sweep(&report);
-            if report.devices + report.orphan_overrides + report.audit_entries > 0
+            if report.devices
+                + report.orphan_overrides
+                + report.audit_entries
+                + report.version_counters
+                > 0
                 || report.failed_batches > 0
             {
                 log::info!(
-                    "sweep: removed {} devices, {} orphan overrides and {} audit entries; devices not seen since {} ({} batches, {} failed)",
+                    "sweep: removed {} devices, {} orphan overrides, {} audit entries and {} version counters; devices not seen since {} ({} batches, {} failed)",
                     report.devices,
                     report.orphan_overrides,
                     report.audit_entries,
+                    report.version_counters,
                     format_micros(clock.now().saturating_sub(retention.device_ttl)),
                     report.batches,
                     report.failed_batches,
@@ -152,6 +173,16 @@ async fn sweep_until_stopped(
         })
         .await;
         if !report.record_audit(batch) {
+            break;
+        }
+    }
+    let day = day_of(audit_cutoff);
+    while !*stopped.borrow() {
+        let batch = off_workers(store, move |store| {
+            store.expire_version_events_before(day, BATCH)
+        })
+        .await;
+        if !report.record_version_counters(batch) {
             break;
         }
     }

@@ -551,6 +551,32 @@ pub const OPERATIONS: &[Operation] = &[
         ],
     },
     Operation {
+        method: "get",
+        path: "/bundle/health",
+        summary: "What production devices reported about a bundle over the last days: downloads, installs, failures by action, failure rate",
+        mode: Some("read"),
+        query: &[
+            APP_ID,
+            ("version", "string", true, "the bundle's version name"),
+            (
+                "days",
+                "integer",
+                false,
+                "days back, today included: default 7, at most the audit log's retention",
+            ),
+        ],
+        body: &[],
+        errors: &[
+            "missing_app_id",
+            "invalid_app_id",
+            "missing_version",
+            "invalid_version",
+            "invalid_days",
+            "cannot_access_app",
+            "app_not_found",
+        ],
+    },
+    Operation {
         method: "delete",
         path: "/bundle",
         summary: "Delete a bundle no channel or override uses",

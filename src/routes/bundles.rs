@@ -21,7 +21,61 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .route(crate::routes::get().to(list_bundles))
             .route(web::post().to(create_bundle))
             .route(web::delete().to(delete_bundle)),
-    );
+    )
+    .service(resource("/bundle/health").route(crate::routes::get().to(bundle_health)));
+}
+
+/// `GET /bundle/health?app_id=&version=[&days=N]`: what production devices reported about a
+/// bundle over the last N days (today included; default 7, at most the audit log's retention):
+/// downloads, installs, failures by action, per day and in total, and the failure rate.
+async fn bundle_health(
+    caller: Authorized<needs::Read>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let input = Input::from_query(req.query_string())?;
+    let app_id = input.app_id()?;
+    let version = input.required_name(Field::Version)?;
+    let most = state.audit_days.max(1);
+    let days = input
+        .parsed(Field::Days, &format!("1 to {most}"), |text| {
+            text.parse::<u32>()
+                .ok()
+                .filter(|days| (1..=most).contains(days))
+        })?
+        .unwrap_or(7.min(most));
+    visible_app(&state, &caller, &app_id)?;
+    if !state.store.current()?.app_exists(&app_id)? {
+        return Err(ApiError::new(Code::AppNotFound).info("app_id", app_id));
+    }
+    let last = (state.clock.now() / crate::health::DAY_MICROS) as u32;
+    let first = last.saturating_sub(days - 1);
+    let (app, bundle) = (app_id.clone(), version.clone());
+    let counts = off_workers(&state.store, move |store| {
+        store.version_events(&app, &bundle, first, last)
+    })
+    .await?;
+    let health = crate::health::BundleHealth::from_counts(first, last, &counts);
+    let days: Vec<Value> = health
+        .days
+        .iter()
+        .map(|(day, tally)| {
+            json!({"date": crate::health::date(*day), "downloads": tally.downloads,
+                   "installs": tally.installs, "failures": tally.failures})
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({
+        "app_id": app_id,
+        "version": version,
+        "days": days,
+        "totals": {
+            "downloads": health.totals.downloads,
+            "installs": health.totals.installs,
+            "failures": health.totals.failures,
+            "attempts": health.totals.attempts(),
+        },
+        "failure_rate_bps": health.totals.failure_rate_bps(),
+    })))
 }
 
 pub fn bundle_json(bundle: &Bundle) -> Value {

@@ -22,6 +22,8 @@
 //! conflict on the same counter; readers add the shards up. Dimension 7 counts the devices a
 //! channel's rollout selected, under `channel 0xFF rollout id (u64 BE)`.
 //! api_keys:        sha256(secret) (32 bytes)                -> ApiKey
+//! version_events:  app_id 0xFF version_name 0xFF day(u32 BE) action -> count (u64 BE, summed by
+//!                  a merge operator; no format byte)
 //! (default tree):  "sequence/" name                         -> next number (u64 BE, no format byte)
 //! (default tree):  "deleting/" app_id                       -> () (a deletion under way)
 //! (default tree):  "import_pending/" source                 -> () (an import begun, not ended)
@@ -88,6 +90,37 @@ pub fn split_import_pending(key: &[u8]) -> Option<&str> {
 
 pub fn split_deleting(key: &[u8]) -> Option<&str> {
     std::str::from_utf8(key.strip_prefix(b"deleting/")?).ok()
+}
+
+/// `app_id 0xFF version_name 0xFF day action`: how many times devices reported `action` about
+/// the bundle `version_name` on `day` (days since 1970).
+pub fn version_event(app_id: &str, version: &str, day: u32, action: &str) -> Vec<u8> {
+    let mut key = version_days(app_id, version);
+    key.extend_from_slice(&day.to_be_bytes());
+    key.extend_from_slice(action.as_bytes());
+    key
+}
+
+/// The prefix of a bundle's `version_events` keys: its days follow in order.
+pub fn version_days(app_id: &str, version: &str) -> Vec<u8> {
+    let mut key = app_scoped(app_id, version);
+    key.push(SEPARATOR);
+    key
+}
+
+/// (app_id, version_name, day, action) of a `version_events` key.
+pub fn split_version_event(key: &[u8]) -> Option<(&str, &str, u32, &str)> {
+    let app_end = key.iter().position(|b| *b == SEPARATOR)?;
+    let rest = &key[app_end + 1..];
+    let version_end = rest.iter().position(|b| *b == SEPARATOR)?;
+    let day_at = version_end + 1;
+    let day = u32::from_be_bytes(rest.get(day_at..day_at + 4)?.try_into().ok()?);
+    Some((
+        std::str::from_utf8(&key[..app_end]).ok()?,
+        std::str::from_utf8(&rest[..version_end]).ok()?,
+        day,
+        std::str::from_utf8(&rest[day_at + 4..]).ok()?,
+    ))
 }
 
 /// The key of the store's id in the default tree.
@@ -472,6 +505,36 @@ mod tests {
         let prefix = audit_device_prefix("app", "a");
         assert!(!audit_by_device("app", "a|b", 5, 5).starts_with(&prefix));
         assert!(!audit_by_device("app", "ab", 5, 5).starts_with(&prefix));
+    }
+
+    #[test]
+    fn version_event_keys_round_trip_and_order_by_day() {
+        let mut keys = Vec::new();
+        for app in ["a", "ab"] {
+            for version in ["1.0.0", "1.0.0-beta.1", "é"] {
+                for day in [0u32, 1, 255, 256, 20_000, u32::MAX] {
+                    for action in ["set", "download_fail", ""] {
+                        let key = version_event(app, version, day, action);
+                        assert_eq!(split_version_event(&key), Some((app, version, day, action)));
+                        assert!(key.starts_with(&version_days(app, version)));
+                        keys.push((key, app, version, day));
+                    }
+                }
+            }
+        }
+        keys.sort();
+        // Within a bundle, days come in order; bundles and apps never interleave.
+        for pair in keys.windows(2) {
+            let (a, b) = (&pair[0], &pair[1]);
+            if (a.1, a.2) == (b.1, b.2) {
+                assert!(a.3 <= b.3);
+            }
+        }
+        let runs = keys
+            .windows(2)
+            .filter(|w| (w[0].1, w[0].2) != (w[1].1, w[1].2))
+            .count();
+        assert_eq!(runs, 2 * 3 - 1);
     }
 
     #[test]

@@ -339,12 +339,19 @@ pub struct NewApiKey {
 /// - **Bounded**: a call's cost follows what it reads or changes, stated where it is not one
 ///   record.
 pub trait Store:
-    Registry + Devices + DeviceOverrides + Retention + Audit + ApiKeys + Maintenance
+    Registry + Devices + DeviceOverrides + Retention + Audit + ApiKeys + Maintenance + VersionHealth
 {
 }
 
 impl<T> Store for T where
-    T: Registry + Devices + DeviceOverrides + Retention + Audit + ApiKeys + Maintenance
+    T: Registry
+        + Devices
+        + DeviceOverrides
+        + Retention
+        + Audit
+        + ApiKeys
+        + Maintenance
+        + VersionHealth
 {
 }
 
@@ -473,6 +480,36 @@ pub trait Retention: Send + Sync + 'static {
     fn expire_before(&self, cutoff: Micros, limit: usize, now: Micros) -> StoreResult<Expired>;
     /// Deletes up to `limit` audit entries older than `cutoff`; `true` when there may be more.
     fn expire_audit_before(&self, cutoff: Micros, limit: usize) -> StoreResult<(usize, bool)>;
+    /// Deletes up to `limit` version event counters of days before `day` (kept as long as the
+    /// audit log); `true` when there may be more.
+    fn expire_version_events_before(&self, day: u32, limit: usize) -> StoreResult<(usize, bool)>;
+}
+
+/// What devices report about bundles through `/stats` (installs, downloads, failures), as
+/// counters per app, bundle, day and action: never the events themselves.
+pub trait VersionHealth: Send + Sync + 'static {
+    /// Adds one to each event's counter. Counters reach the disk with the periodic flush, as
+    /// check-ins do.
+    fn count_version_events(&self, events: &[VersionEvent]) -> StoreResult<()>;
+    /// A bundle's counters from `first_day` to `last_day` (included), by day: (day, action,
+    /// count). Costs what the bundle's counters of those days hold.
+    fn version_events(
+        &self,
+        app_id: &str,
+        version: &str,
+        first_day: u32,
+        last_day: u32,
+    ) -> StoreResult<Vec<(u32, String, u64)>>;
+}
+
+/// One event a device reported about a bundle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionEvent {
+    pub app_id: String,
+    pub version: String,
+    /// Days since 1970.
+    pub day: u32,
+    pub action: String,
 }
 
 /// API keys, by the SHA-256 of their secret (the secret itself is never stored).
@@ -515,5 +552,6 @@ pub trait Maintenance: Send + Sync + 'static {
 pub mod prelude {
     pub use super::{
         ApiKeys, Audit, DeviceOverrides, Devices, Maintenance, Registry, Retention, Store,
+        VersionHealth,
     };
 }

@@ -320,3 +320,100 @@ async fn decisions_survive_a_restart_and_go_with_the_device() {
     assert_eq!(report.devices, 2);
     assert_eq!(summary_rollouts(&server).await[0]["selected"], 0);
 }
+
+/// A `/stats` event about `version` from a device.
+async fn event(server: &TestServer, device_id: &str, version: &str, action: &str, fields: Value) {
+    let mut body = device_body(APP, device_id);
+    body["version_name"] = json!(version);
+    body["action"] = json!(action);
+    body.as_object_mut()
+        .unwrap()
+        .extend(fields.as_object().unwrap().clone());
+    let (status, answer) = server.plugin("/stats", body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+}
+
+#[actix_web::test]
+async fn bundle_health_counts_what_production_devices_report_per_day() {
+    let server = TestServer::new().await;
+    an_app_with_a_rollout_bundle(&server).await;
+    for n in 0..8 {
+        event(&server, &device(n), "1.1.0", "download_complete", json!({})).await;
+        event(&server, &device(n), "1.1.0", "set", json!({})).await;
+    }
+    event(&server, &device(8), "1.1.0", "download_fail", json!({})).await;
+    // Manifest file failures name `version:file`.
+    event(
+        &server,
+        &device(9),
+        "1.1.0:index.js",
+        "download_manifest_file_fail",
+        json!({}),
+    )
+    .await;
+    // Not counted: test devices, other actions, other bundles.
+    event(
+        &server,
+        &device(10),
+        "1.1.0",
+        "set_fail",
+        json!({"is_emulator": true}),
+    )
+    .await;
+    event(
+        &server,
+        &device(11),
+        "1.1.0",
+        "set_fail",
+        json!({"is_prod": false}),
+    )
+    .await;
+    event(&server, &device(12), "1.1.0", "get", json!({})).await;
+    event(&server, &device(13), "1.0.1", "set_fail", json!({})).await;
+    server.clock.advance(24 * HOUR);
+    event(&server, &device(0), "1.1.0", "set_fail", json!({})).await;
+
+    let (status, body) = server
+        .get(
+            &format!("/bundle/health?app_id={APP}&version=1.1.0&days=3"),
+            ADMIN,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body,
+        json!({
+            "app_id": APP,
+            "version": "1.1.0",
+            "days": [
+                {"date": "2023-12-31", "downloads": 0, "installs": 0, "failures": {}},
+                {"date": "2024-01-01", "downloads": 8, "installs": 8,
+                 "failures": {"download_fail": 1, "download_manifest_file_fail": 1}},
+                {"date": "2024-01-02", "downloads": 0, "installs": 0, "failures": {"set_fail": 1}},
+            ],
+            "totals": {"downloads": 8, "installs": 8, "attempts": 11,
+                       "failures": {"download_fail": 1, "download_manifest_file_fail": 1,
+                                    "set_fail": 1}},
+            "failure_rate_bps": 2727,
+        })
+    );
+    for bad in ["days=0", "days=366", "days=x"] {
+        let (status, body) = server
+            .get(
+                &format!("/bundle/health?app_id={APP}&version=1.1.0&{bad}"),
+                ADMIN,
+            )
+            .await;
+        assert_eq!(
+            (status, &body["error"]),
+            (StatusCode::BAD_REQUEST, &json!("invalid_days"))
+        );
+    }
+    let (status, body) = server
+        .get(&format!("/bundle/health?app_id={APP}"), ADMIN)
+        .await;
+    assert_eq!(
+        (status, &body["error"]),
+        (StatusCode::BAD_REQUEST, &json!("missing_version"))
+    );
+}

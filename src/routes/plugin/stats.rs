@@ -16,13 +16,37 @@ use crate::error::{ApiError, Field};
 use crate::ids;
 use crate::routes::input::{check_app_id, invalid, missing, parse_json, Input};
 use crate::state::AppState;
+use crate::store::{off_workers, VersionEvent};
 
 struct StatsEvent {
     device: DeviceBody,
     action: String,
 }
 
+const DAY_MICROS: u64 = 86_400_000_000;
+
 impl StatsEvent {
+    /// What the event counts for in the bundle's health (`GET /bundle/health`), if anything: an
+    /// install (`set`), a download (`download_complete`) or a failure (every `*_fail` action,
+    /// Capgo's rule), of a production build on a physical device (as Capgo's auto-pause counts
+    /// them: test devices would skew a rollout's failure rate). The bundle is the event's
+    /// `version_name` (manifest file failures send `version:file`: the bundle is before `:`).
+    fn version_event(&self, day: u32) -> Option<VersionEvent> {
+        let report = &self.device.report;
+        let counted =
+            self.action == "set" || self.action == "download_complete" || self.is_failure();
+        if !counted || !report.is_prod || report.is_emulator {
+            return None;
+        }
+        let version = report.version_name.as_deref()?.split(':').next()?;
+        (!version.is_empty()).then(|| VersionEvent {
+            app_id: self.device.app_id.clone(),
+            version: version.to_owned(),
+            day,
+            action: self.action.clone(),
+        })
+    }
+
     /// A failure report says the device could not apply something: it is not a sign of life
     /// that should refresh the registry (and its `version_name` is the version that failed).
     fn is_failure(&self) -> bool {
@@ -63,18 +87,34 @@ pub async fn stats(
     }
 }
 
-/// Records the devices of the events that are signs of life; `false` when the app is unknown.
+/// Records the devices of the events that are signs of life, and counts what the events say
+/// about bundles; `false` when the app is unknown (and nothing was recorded).
 async fn record(state: &AppState, app_id: &str, events: &[&StatsEvent]) -> Result<bool, ApiError> {
     let alive: Vec<&DeviceBody> = events
         .iter()
         .filter(|event| !event.is_failure())
         .map(|event| &event.device)
         .collect();
-    if alive.is_empty() {
+    let known = if alive.is_empty() {
         // Nothing to record, but an unknown app is still reported as such.
-        return Ok(state.store.current()?.app_exists(app_id)?);
+        state.store.current()?.app_exists(app_id)?
+    } else {
+        record_check_ins(state, &alive).await?
+    };
+    if known {
+        let day = (state.clock.now() / DAY_MICROS) as u32;
+        let counted: Vec<VersionEvent> = events
+            .iter()
+            .filter_map(|event| event.version_event(day))
+            .collect();
+        if !counted.is_empty() {
+            off_workers(&state.store, move |store| {
+                store.count_version_events(&counted)
+            })
+            .await?;
+        }
     }
-    record_check_ins(state, &alive).await
+    Ok(known)
 }
 
 async fn single(state: &AppState, fields: Map<String, Value>) -> Result<HttpResponse, ApiError> {

@@ -27,6 +27,7 @@ mod records;
 mod registry;
 mod reopen;
 mod retention;
+mod version_events;
 
 pub use reopen::{SledReopen, REOPEN_ROOM};
 
@@ -48,7 +49,7 @@ use super::{
     ApiKeys, Audit, BulkOutcome, Change, CheckIn, CheckReport, Counts, CreateApp, CreateBundle,
     DeleteOutcome, DeviceOverrides, Devices, EraseTarget, Erased, Expired, Maintenance, NewApiKey,
     OverrideAction, OverrideChange, OverrideWrite, Registry, Retention, StoreError, StoreFuture,
-    StoreResult, Upsert, UpsertChannel, WriteStats,
+    StoreResult, Upsert, UpsertChannel, VersionEvent, VersionHealth, WriteStats,
 };
 use crate::model::{
     Actor, ApiKey, App, AuditAction, AuditEntry, AuditPage, Bundle, Channel, ChannelPatch, Cursor,
@@ -117,6 +118,7 @@ pub struct SledStore {
     device_counts: Tree,
     devices_by_custom_id: Tree,
     api_keys: Tree,
+    version_events: Tree,
     registry: RwLock<()>,
     budget: WriteBudget,
     bundle_ids: BundleIds,
@@ -409,6 +411,8 @@ impl SledStore {
         let device_counts = db.open_tree("device_counts")?;
         let devices_by_custom_id = db.open_tree("devices_by_custom_id")?;
         let api_keys = db.open_tree("api_keys")?;
+        let version_events = db.open_tree("version_events")?;
+        version_events.set_merge_operator(version_events::add_counts);
         let store = Arc::new_cyclic(|store| Self {
             apps,
             channels,
@@ -422,6 +426,7 @@ impl SledStore {
             device_counts,
             devices_by_custom_id,
             api_keys,
+            version_events,
             durable: options.durable,
             min_free: FreeSpace::new(path, options.min_free_bytes),
             commits: GroupCommit::new(),

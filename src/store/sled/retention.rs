@@ -182,6 +182,13 @@ impl Retention for SledStore {
         self.expire_audit(cutoff, limit)
     }
 
+    fn expire_version_events_before(&self, day: u32, limit: usize) -> StoreResult<(usize, bool)> {
+        if limit == 0 {
+            return Ok((0, false));
+        }
+        self.expire_version_events(day, limit)
+    }
+
     fn expire_before(&self, cutoff: Micros, limit: usize, now: Micros) -> StoreResult<Expired> {
         let change = Change {
             actor: Actor::Sweep,
