@@ -54,7 +54,15 @@ fn main() {
         ..ChannelPatch::default()
     };
     store
-        .upsert_channel(APP, "production", &patch, common::SINCE)
+        .upsert_channel(
+            APP,
+            "production",
+            &patch,
+            device_registry::store::Change {
+                actor: device_registry::model::Actor::Admin,
+                at: common::SINCE,
+            },
+        )
         .expect("channel");
 
     let started = Instant::now();

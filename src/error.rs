@@ -133,6 +133,7 @@ fields! {
     PluginVersion => ("plugin_version", "plugin_version"),
     Public => ("public", "public"),
     Rollout => ("rollout", "rollout"),
+    RolloutGuard => ("rollout_guard", "rollout_guard"),
     RolloutPaused => ("rollout_paused", "rollout_paused"),
     RolloutPercentageBps => ("rollout_percentage_bps", "rollout_percentage_bps"),
     RolloutVersion => ("rollout_version", "rollout_version"),

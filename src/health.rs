@@ -101,6 +101,6 @@ mod tests {
         assert_eq!(health.totals.attempts(), 100);
         assert_eq!(health.totals.failure_rate_bps(), 1_000);
         assert_eq!(Tally::default().failure_rate_bps(), 0);
-        assert_eq!(date(19_724), "2024-01-03");
+        assert_eq!(date(19_724), "2024-01-02");
     }
 }

@@ -7,6 +7,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod export;
+pub mod guard;
 pub mod health;
 pub mod ids;
 pub mod import;

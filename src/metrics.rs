@@ -63,6 +63,8 @@ pub struct Metrics {
     device_count_refresh: tokio::sync::Mutex<()>,
     device_count_scans: AtomicU64,
     export_failures: AtomicU64,
+    /// Rollout guards that acted, by (app, channel, action).
+    guard_triggers: Mutex<std::collections::BTreeMap<(String, String, &'static str), u64>>,
 }
 
 impl Metrics {
@@ -94,6 +96,36 @@ impl Metrics {
         }
         histogram.count += 1;
         histogram.sum += seconds;
+    }
+
+    /// A rollout guard acted.
+    pub fn record_guard(&self, app_id: &str, channel: &str, action: crate::model::GuardAction) {
+        let mut triggers = self
+            .guard_triggers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        *triggers
+            .entry((app_id.to_owned(), channel.to_owned(), action.as_str()))
+            .or_default() += 1;
+    }
+
+    /// The guards' lines of `/metrics`, for the apps `visible` lets the caller see.
+    pub fn render_guard_triggers(&self, out: &mut String, visible: impl Fn(&str) -> bool) {
+        let triggers = self
+            .guard_triggers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        out.push_str("# HELP device_registry_rollout_guard_triggers_total Times a rollout's guard acted (pause, rollback, notify).\n# TYPE device_registry_rollout_guard_triggers_total counter\n");
+        for ((app_id, channel, action), count) in triggers.iter() {
+            if visible(app_id) {
+                let _ = writeln!(
+                    out,
+                    "device_registry_rollout_guard_triggers_total{{app_id=\"{}\",channel=\"{}\",action=\"{action}\"}} {count}",
+                    escape(app_id),
+                    escape(channel)
+                );
+            }
+        }
     }
 
     pub fn record_sweep(&self, report: &SweepReport) {
@@ -306,6 +338,20 @@ pub(crate) fn escape(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn guard_triggers_render_per_app_channel_and_action_for_visible_apps() {
+        let metrics = Metrics::new();
+        metrics.record_guard("a", "production", crate::model::GuardAction::Notify);
+        metrics.record_guard("a", "production", crate::model::GuardAction::Notify);
+        metrics.record_guard("b", "beta", crate::model::GuardAction::Pause);
+        let mut out = String::new();
+        metrics.render_guard_triggers(&mut out, |app| app == "a");
+        assert!(out.ends_with(
+            "device_registry_rollout_guard_triggers_total{app_id=\"a\",channel=\"production\",action=\"notify\"} 2\n"
+        ), "{out}");
+        assert!(!out.contains("app_id=\"b\""));
+    }
 
     #[test]
     fn requests_render_as_counters_and_histograms() {

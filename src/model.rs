@@ -127,6 +127,54 @@ pub struct Rollout {
     pub percentage_bps: u16,
     /// A paused rollout selects no device anew; devices already on its bundle keep it.
     pub paused: bool,
+    /// When it started: its guard counts what devices reported about its bundle since that day.
+    pub started_at: Micros,
+    pub guard: Option<RolloutGuard>,
+    /// When its guard last acted (its cooldown runs from there).
+    pub guard_triggered_at: Option<Micros>,
+}
+
+/// What a rollout's guard does when the failure rate of its bundle's installs crosses a
+/// threshold (Capgo's auto-pause): the rate's lower confidence bound (Wilson score), after a
+/// minimum of attempts and failures, once per cooldown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RolloutGuard {
+    pub threshold_bps: u16,
+    /// The confidence of the bound, in basis points (9500: 95%).
+    pub confidence_bps: u16,
+    pub min_attempts: u64,
+    pub min_failures: u64,
+    pub action: GuardAction,
+    pub cooldown: Micros,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GuardAction {
+    /// Pause the rollout: no device is selected anew.
+    Pause,
+    /// End it: every device goes back to the channel's bundle.
+    Rollback,
+    /// Only say so: a line in `/metrics` and the audit log.
+    Notify,
+}
+
+impl GuardAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GuardAction::Pause => "pause",
+            GuardAction::Rollback => "rollback",
+            GuardAction::Notify => "notify",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "pause" => Some(Self::Pause),
+            "rollback" => Some(Self::Rollback),
+            "notify" => Some(Self::Notify),
+            _ => None,
+        }
+    }
 }
 
 /// What `/updates` decided for a device in a channel's rollout, kept with the device.
@@ -205,12 +253,19 @@ pub struct ChannelPatch {
     pub rollout_paused: Option<bool>,
     /// Ends the rollout, its bundle becoming the channel's (`POST /channel/rollout`).
     pub promote_rollout: bool,
+    /// `Some(None)` removes the rollout's guard.
+    pub rollout_guard: Option<Option<RolloutGuard>>,
+    /// The guard acted at this instant, for this reason (kept for its cooldown and the audit).
+    pub guard_triggered: Option<(Micros, String)>,
+    /// Applies only while the channel's rollout is this one (the guard acts on what it read).
+    pub if_rollout: Option<u64>,
 }
 
 /// Why a patch cannot apply to a channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PatchRefusal {
-    /// It changes a rollout (its share, its pause, promotes it) and the channel has none.
+    /// It changes a rollout (its share, its pause, promotes it) and the channel has none (or
+    /// not the one `if_rollout` names).
     NoRollout,
 }
 
@@ -222,13 +277,18 @@ impl ChannelPatch {
             .filter_map(|v| v.as_ref().and_then(|v| v.as_deref()))
     }
 
-    pub fn apply(&self, channel: &mut Channel) -> Result<(), PatchRefusal> {
-        self.apply_rollout(channel)?;
+    pub fn apply(&self, channel: &mut Channel, now: Micros) -> Result<(), PatchRefusal> {
+        self.apply_rollout(channel, now)?;
         self.apply_fields(channel);
         Ok(())
     }
 
-    fn apply_rollout(&self, channel: &mut Channel) -> Result<(), PatchRefusal> {
+    fn apply_rollout(&self, channel: &mut Channel, now: Micros) -> Result<(), PatchRefusal> {
+        if let Some(id) = self.if_rollout {
+            if channel.rollout.as_ref().map(|r| r.id) != Some(id) {
+                return Err(PatchRefusal::NoRollout);
+            }
+        }
         match &self.rollout_version {
             Some(None) => channel.rollout = None,
             Some(Some(version))
@@ -240,12 +300,19 @@ impl ChannelPatch {
                     version: version.clone(),
                     percentage_bps: 0,
                     paused: false,
+                    started_at: now,
+                    guard: None,
+                    guard_triggered_at: None,
                 });
             }
             Some(Some(_)) | None => {}
         }
+        // A guard that rolls back ends the rollout and says why in the same patch.
+        let ending = matches!(self.rollout_version, Some(None));
         let changes_rollout = self.rollout_percentage_bps.is_some()
             || self.rollout_paused.is_some()
+            || self.rollout_guard.is_some()
+            || (self.guard_triggered.is_some() && !ending)
             || self.promote_rollout;
         match channel.rollout.as_mut() {
             None if changes_rollout => return Err(PatchRefusal::NoRollout),
@@ -256,6 +323,12 @@ impl ChannelPatch {
                 }
                 if let Some(paused) = self.rollout_paused {
                     rollout.paused = paused;
+                }
+                if let Some(guard) = &self.rollout_guard {
+                    rollout.guard.clone_from(guard);
+                }
+                if let Some((at, _)) = &self.guard_triggered {
+                    rollout.guard_triggered_at = Some(*at);
                 }
             }
         }
@@ -416,6 +489,8 @@ pub enum Actor {
     Sweep,
     Import,
     Device,
+    /// A rollout's guard (auto-pause).
+    Guard,
 }
 
 impl Actor {
@@ -426,6 +501,7 @@ impl Actor {
             Actor::Sweep => "sweep".into(),
             Actor::Import => "import".into(),
             Actor::Device => "device".into(),
+            Actor::Guard => "guard".into(),
         }
     }
 }
@@ -439,6 +515,8 @@ pub enum AuditAction {
     Expire,
     /// The channel the override named was deleted.
     ChannelDeleted,
+    /// A channel's rollout changed (the entry's `rollout` says how).
+    Rollout,
 }
 
 impl AuditAction {
@@ -449,6 +527,7 @@ impl AuditAction {
             AuditAction::Erase => "erase",
             AuditAction::Expire => "expire",
             AuditAction::ChannelDeleted => "channel_deleted",
+            AuditAction::Rollout => "rollout",
         }
     }
 }
@@ -464,6 +543,20 @@ pub struct AuditEntry {
     pub action: AuditAction,
     pub before: Overrides,
     pub after: Overrides,
+    /// For a change of a channel's rollout (`device_id` empty), what it was and became (stored
+    /// after the fields above: see `StoredAuditEntry` in the sled engine).
+    #[serde(skip)]
+    pub rollout: Option<RolloutAudit>,
+}
+
+/// A change of a channel's rollout, by hand or by its guard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RolloutAudit {
+    pub channel: String,
+    pub before: Option<Rollout>,
+    pub after: Option<Rollout>,
+    /// Why, when the guard made it.
+    pub reason: Option<String>,
 }
 
 /// A page of the audit log, newest first.

@@ -149,6 +149,9 @@ mod tests {
             version: "2.0.0".into(),
             percentage_bps,
             paused: false,
+            started_at: 0,
+            guard: None,
+            guard_triggered_at: None,
         }
     }
 

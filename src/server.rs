@@ -175,6 +175,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         },
         config.retention.sweep_interval.to_std(),
     );
+    let guards = crate::guard::spawn(store.clone(), Arc::new(SystemClock), state.metrics.clone());
     let max_body = state.max_body;
     let server = HttpServer::new(move || {
         create_app(state.clone()).app_data(actix_web::web::PayloadConfig::new(max_body))
@@ -211,6 +212,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let served = server.run().await;
     log::info!("shutting down: stopping the sweep, flushing the store");
     sweep.stop().await;
+    guards.stop().await;
     supervisor.stop().await;
     if let Some(task) = certificates_task {
         task.stop().await;

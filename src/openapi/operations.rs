@@ -456,6 +456,12 @@ pub const OPERATIONS: &[Operation] = &[
                 false,
                 "paused: no device is selected anew; those on the bundle keep it",
             ),
+            (
+                "rollout_guard",
+                "object",
+                false,
+                "null, or {threshold_bps, confidence (0.95), min_attempts, min_failures, action: pause|rollback|notify, cooldown (1h)}: acts when the failure rate's lower bound reaches the threshold",
+            ),
         ],
         errors: &[
             "missing_app_id",
@@ -467,6 +473,7 @@ pub const OPERATIONS: &[Operation] = &[
             "invalid_rollout_version",
             "invalid_rollout_percentage_bps",
             "invalid_rollout_paused",
+            "invalid_rollout_guard",
             "cannot_access_app",
             "app_not_found",
             "version_not_found",

@@ -8,7 +8,7 @@ use super::input::{invalid, Input};
 use super::{body_or_query_input, json_input, needs, ok, resource, visible_app, Authorized};
 use crate::error::{ApiError, Code, Field};
 use crate::ids;
-use crate::model::{Channel, ChannelPatch, DisableAutoUpdate};
+use crate::model::{Channel, ChannelPatch, DisableAutoUpdate, GuardAction, RolloutGuard};
 use crate::state::AppState;
 use crate::store::off_workers;
 use crate::store::{DeleteOutcome, UpsertChannel};
@@ -55,9 +55,113 @@ pub fn channel_json(channel: &Channel) -> Value {
         "rollout_version": channel.rollout.as_ref().map(|r| &r.version),
         "rollout_percentage_bps": channel.rollout.as_ref().map_or(0, |r| r.percentage_bps),
         "rollout_paused": channel.rollout.as_ref().is_some_and(|r| r.paused),
+        "rollout_started_at": channel.rollout.as_ref().map(|r| format_micros(r.started_at)),
+        "rollout_guard": channel.rollout.as_ref().and_then(|r| r.guard.as_ref()).map(guard_json),
+        "rollout_guard_triggered_at": channel
+            .rollout
+            .as_ref()
+            .and_then(|r| r.guard_triggered_at)
+            .map(format_micros),
         "created_at": format_micros(channel.created_at),
         "updated_at": format_micros(channel.updated_at),
     })
+}
+
+/// A rollout as the audit log shows it.
+pub fn rollout_json(rollout: &crate::model::Rollout) -> Value {
+    json!({
+        "id": rollout.id,
+        "version": rollout.version,
+        "percentage_bps": rollout.percentage_bps,
+        "paused": rollout.paused,
+        "guard": rollout.guard.as_ref().map(guard_json),
+    })
+}
+
+pub fn guard_json(guard: &RolloutGuard) -> Value {
+    json!({
+        "threshold_bps": guard.threshold_bps,
+        "confidence": f64::from(guard.confidence_bps) / 10_000.0,
+        "min_attempts": guard.min_attempts,
+        "min_failures": guard.min_failures,
+        "action": guard.action.as_str(),
+        "cooldown": format!("{}s", guard.cooldown / 1_000_000),
+    })
+}
+
+/// `rollout_guard`: an object, `null` (no guard), or absent.
+fn parse_guard(input: &Input) -> Result<Option<Option<RolloutGuard>>, ApiError> {
+    let value = match input.raw(Field::RolloutGuard) {
+        None => return Ok(None),
+        Some(Value::Null) => return Ok(Some(None)),
+        Some(value) => value,
+    };
+    let expected = "null or {threshold_bps: 0-10000, confidence: 0-1 exclusive (0.95), \
+                    min_attempts, min_failures: counts (0), action: pause|rollback|notify \
+                    (pause), cooldown: a duration (1h)}";
+    let refuse = || invalid(Field::RolloutGuard, expected, Some(value));
+    let Value::Object(fields) = value else {
+        return Err(refuse());
+    };
+    const KNOWN: [&str; 6] = [
+        "threshold_bps",
+        "confidence",
+        "min_attempts",
+        "min_failures",
+        "action",
+        "cooldown",
+    ];
+    if fields.keys().any(|key| !KNOWN.contains(&key.as_str())) {
+        return Err(refuse());
+    }
+    let count = |key: &str| match fields.get(key) {
+        None => Some(0),
+        Some(value) => value.as_u64(),
+    };
+    let threshold_bps = fields
+        .get("threshold_bps")
+        .and_then(Value::as_u64)
+        .filter(|bps| *bps <= u64::from(crate::rollout::MAX_BPS));
+    let confidence = match fields.get("confidence") {
+        None => Some(0.95),
+        Some(value) => value.as_f64().filter(|c| *c > 0.0 && *c < 1.0),
+    };
+    let action = match fields.get("action") {
+        None => Some(GuardAction::Pause),
+        Some(value) => value.as_str().and_then(GuardAction::parse),
+    };
+    let cooldown = match fields.get("cooldown") {
+        None => Some(3_600_000_000),
+        Some(value) => value
+            .as_str()
+            .and_then(|text| text.parse::<crate::config::Duration>().ok())
+            .map(crate::config::Duration::micros),
+    };
+    match (
+        threshold_bps,
+        confidence,
+        count("min_attempts"),
+        count("min_failures"),
+        action,
+        cooldown,
+    ) {
+        (
+            Some(threshold),
+            Some(confidence),
+            Some(min_attempts),
+            Some(min_failures),
+            Some(action),
+            Some(cooldown),
+        ) => Ok(Some(Some(RolloutGuard {
+            threshold_bps: threshold as u16,
+            confidence_bps: ((confidence * 10_000.0).round() as u16).clamp(1, 9_999),
+            min_attempts,
+            min_failures,
+            action,
+            cooldown,
+        }))),
+        _ => Err(refuse()),
+    }
 }
 
 /// A bundle's version name, `null`, or absent.
@@ -110,20 +214,23 @@ fn parse_patch(input: &Input) -> Result<ChannelPatch, ApiError> {
         rollout_percentage_bps,
         rollout_paused: input.bool(Field::RolloutPaused)?,
         promote_rollout: false,
+        rollout_guard: parse_guard(input)?,
+        guard_triggered: None,
+        if_rollout: None,
     })
 }
 
 /// Writes a patch through the store and answers the channel, or the refusal.
 async fn write_patch(
     state: &AppState,
+    change: crate::store::Change,
     app_id: String,
     name: String,
     patch: ChannelPatch,
 ) -> Result<HttpResponse, ApiError> {
-    let now = state.clock.now();
     let app = app_id.clone();
     let upserted = off_workers(&state.store, move |store| {
-        store.upsert_channel(&app, &name, &patch, now)
+        store.upsert_channel(&app, &name, &patch, change)
     });
     let (status, channel) = match upserted.await? {
         UpsertChannel::Created(channel) => (actix_web::http::StatusCode::CREATED, channel),
@@ -173,7 +280,14 @@ async fn end_rollout(
         rollout_version: (!promote).then_some(None),
         ..ChannelPatch::default()
     };
-    write_patch(&state, app_id, name, patch).await
+    write_patch(
+        &state,
+        super::change_by(&caller, &state),
+        app_id,
+        name,
+        patch,
+    )
+    .await
 }
 
 async fn upsert_channel(
@@ -187,7 +301,14 @@ async fn upsert_channel(
     let name = input.required_name(Field::Channel)?;
     let patch = parse_patch(&input)?;
     visible_app(&state, &caller, &app_id)?;
-    write_patch(&state, app_id, name, patch).await
+    write_patch(
+        &state,
+        super::change_by(&caller, &state),
+        app_id,
+        name,
+        patch,
+    )
+    .await
 }
 
 async fn get_channels(

@@ -57,6 +57,9 @@ async fn metrics(
         check_in_batches: writes.check_in_batches,
     };
     let mut text = state.metrics.render(&gauges);
+    state
+        .metrics
+        .render_guard_triggers(&mut text, |app_id| caller.can_access(app_id));
     if let Some(https) = &state.https {
         https.certificates.status.render(&mut text);
     }

@@ -54,6 +54,7 @@
 //! 1  every record as first written
 //! 2  device records: the report gained install_source and key_id (format 1 reads as None)
 //!    channels: the rollout state followed the channel's fields (format 1 reads as none)
+//!    audit entries: a rollout change followed the entry's fields (format 1 reads as none)
 //! 3  device records: the rollout decision followed the report (format 2 reads as none)
 //! ```
 
@@ -317,7 +318,6 @@ pub trait Record: Serialize + DeserializeOwned {
 // theirs beside their definitions.
 impl Record for crate::model::Bundle {}
 impl Record for crate::model::Overrides {}
-impl Record for crate::model::AuditEntry {}
 impl Record for crate::model::ApiKey {}
 
 /// The bincode payload of a value (its format byte removed).

@@ -370,13 +370,14 @@ pub trait Registry: Send + Sync + 'static {
     fn delete_app(&self, app_id: &str) -> StoreResult<bool>;
 
     /// Creates the channel with the defaults, or updates it; then, if it is public, makes the
-    /// other channels that overlap it on a platform private.
+    /// other channels that overlap it on a platform private. A change of its rollout is in the
+    /// audit log, by `change.actor`, in the same step.
     fn upsert_channel(
         &self,
         app_id: &str,
         name: &str,
         patch: &ChannelPatch,
-        now: Micros,
+        change: Change,
     ) -> StoreResult<UpsertChannel>;
     fn channel(&self, app_id: &str, name: &str) -> StoreResult<Option<Channel>>;
     fn channels(&self, app_id: &str) -> StoreResult<Vec<Channel>>;

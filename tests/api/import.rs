@@ -253,7 +253,15 @@ fn an_interrupted_import_is_named_by_check_until_it_is_run_again() {
         let now = device_registry::timefmt::system_now();
         store.create_app(APP, APP, now).unwrap();
         store
-            .upsert_channel(APP, "beta", &Default::default(), now)
+            .upsert_channel(
+                APP,
+                "beta",
+                &Default::default(),
+                device_registry::store::Change {
+                    actor: device_registry::model::Actor::Admin,
+                    at: now,
+                },
+            )
             .unwrap();
         // The import is pending from before its first write to its end.
         let (mut lines_read, mut pending_at) = (0, Vec::new());

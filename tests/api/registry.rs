@@ -134,7 +134,8 @@ async fn channels_are_created_with_the_defaults() {
         "allow_emulator": true, "allow_device": true, "allow_dev": true, "allow_prod": true,
         "disableAutoUpdate": "major", "disableAutoUpdateUnderNative": true,
         "rollout_id": null, "rollout_version": null, "rollout_percentage_bps": 0,
-        "rollout_paused": false,
+        "rollout_paused": false, "rollout_started_at": null, "rollout_guard": null,
+        "rollout_guard_triggered_at": null,
         "created_at": "2024-01-01T00:00:00Z", "updated_at": "2024-01-01T00:00:00Z",
     });
     assert_eq!(body, json!({"status": "ok", "channel": expected}));

@@ -6,6 +6,7 @@ use actix_web::http::StatusCode;
 use serde_json::{json, Value};
 
 use crate::common::*;
+use device_registry::clock::Clock;
 
 const APP: &str = "app_rollout";
 
@@ -415,5 +416,167 @@ async fn bundle_health_counts_what_production_devices_report_per_day() {
     assert_eq!(
         (status, &body["error"]),
         (StatusCode::BAD_REQUEST, &json!("missing_version"))
+    );
+}
+
+/// `count` events of `action` about 1.1.0 from production devices.
+async fn events(server: &TestServer, action: &str, count: usize) {
+    for n in 0..count {
+        event(server, &device(n), "1.1.0", action, json!({})).await;
+    }
+}
+
+async fn run_guards(server: &TestServer) -> Vec<device_registry::guard::Triggered> {
+    device_registry::guard::run_once(server.store.as_ref(), server.clock.now()).unwrap()
+}
+
+async fn channel(server: &TestServer) -> Value {
+    let (status, body) = server
+        .get(&format!("/channel?app_id={APP}&channel=production"), ADMIN)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+async fn audit(server: &TestServer) -> Vec<Value> {
+    let (status, body) = server
+        .get(&format!("/device/audit?app_id={APP}"), ADMIN)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["data"].as_array().unwrap().clone()
+}
+
+#[actix_web::test]
+async fn a_guard_pauses_a_failing_rollout_and_not_a_healthy_one() {
+    let server = TestServer::new().await;
+    an_app_with_a_rollout_bundle(&server).await;
+    let (status, body) = set_rollout(
+        &server,
+        json!({"rollout_version": "1.1.0", "rollout_percentage_bps": 5000,
+               "rollout_guard": {"threshold_bps": 500, "min_attempts": 20}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["channel"]["rollout_guard"],
+        json!({"threshold_bps": 500, "confidence": 0.95, "min_attempts": 20,
+               "min_failures": 0, "action": "pause", "cooldown": "3600s"})
+    );
+
+    // Healthy: 2 failures in 102 attempts, lower bound under 5%.
+    events(&server, "set", 100).await;
+    events(&server, "update_fail", 2).await;
+    assert_eq!(run_guards(&server).await, vec![]);
+    assert_eq!(channel(&server).await["rollout_paused"], false);
+
+    // Failing: 32 failures in 132 attempts.
+    events(&server, "set_fail", 30).await;
+    let triggered = run_guards(&server).await;
+    assert_eq!(triggered.len(), 1);
+    let reason = "guard pause for channel production rollout of 1.1.0: failure rate 2424 bps, \
+                  lower bound 1772 bps at 0.95 confidence, threshold 500 bps, 32 failures of \
+                  132 attempts";
+    assert_eq!(triggered[0].reason, reason);
+    let now = channel(&server).await;
+    assert_eq!(now["rollout_paused"], true);
+    assert_eq!(now["rollout_guard_triggered_at"], "2024-01-01T00:00:00Z");
+    // Paused: it does not act again.
+    assert_eq!(run_guards(&server).await, vec![]);
+
+    // Who did what, newest first: the guard, then the admin who started the rollout.
+    let log = audit(&server).await;
+    let guard = json!({"threshold_bps": 500, "confidence": 0.95, "min_attempts": 20,
+                       "min_failures": 0, "action": "pause", "cooldown": "3600s"});
+    let running = json!({"id": 1, "version": "1.1.0", "percentage_bps": 5000, "paused": false,
+                         "guard": guard});
+    let mut paused = running.clone();
+    paused["paused"] = json!(true);
+    assert_eq!(
+        log[0],
+        json!({"at": "2024-01-01T00:00:00Z", "channel": "production", "actor": "guard",
+               "action": "rollout", "before": running, "after": paused, "reason": reason})
+    );
+    assert_eq!(
+        log[1],
+        json!({"at": "2024-01-01T00:00:00Z", "channel": "production", "actor": "admin",
+               "action": "rollout", "before": null, "after": running})
+    );
+    // A device's own log does not list them.
+    let (_, own) = server
+        .get(
+            &format!("/device/audit?app_id={APP}&device_id={}", device(0)),
+            ADMIN,
+        )
+        .await;
+    assert_eq!(own["data"], json!([]));
+}
+
+#[actix_web::test]
+async fn a_guard_can_roll_back_or_only_notify_once_per_cooldown() {
+    let server = TestServer::new().await;
+    an_app_with_a_rollout_bundle(&server).await;
+    set_rollout(
+        &server,
+        json!({"rollout_version": "1.1.0", "rollout_percentage_bps": 10000,
+               "rollout_guard": {"threshold_bps": 1000, "action": "notify", "cooldown": "1h"}}),
+    )
+    .await;
+    events(&server, "set", 10).await;
+    events(&server, "download_fail", 10).await;
+    assert_eq!(run_guards(&server).await.len(), 1);
+    assert_eq!(run_guards(&server).await, vec![], "within the cooldown");
+    let now = channel(&server).await;
+    assert_eq!(
+        (&now["rollout_paused"], &now["rollout_version"]),
+        (&json!(false), &json!("1.1.0"))
+    );
+    server.clock.advance(2 * HOUR);
+    assert_eq!(run_guards(&server).await.len(), 1, "after the cooldown");
+
+    // Roll back (once the cooldown has passed): the rollout ends, devices go back to the
+    // channel's bundle.
+    server.clock.advance(2 * HOUR);
+    set_rollout(
+        &server,
+        json!({"rollout_guard": {"threshold_bps": 1000, "action": "rollback"}}),
+    )
+    .await;
+    let triggered = run_guards(&server).await;
+    assert_eq!(
+        triggered[0].action,
+        device_registry::model::GuardAction::Rollback
+    );
+    assert_eq!(channel(&server).await["rollout_version"], Value::Null);
+    assert_eq!(audit(&server).await[0]["after"], Value::Null);
+    let answer = server.check_in(APP, &device(0), json!({})).await;
+    assert_eq!(answer["version"], "1.0.1");
+}
+
+#[actix_web::test]
+async fn guards_are_checked() {
+    let server = TestServer::new().await;
+    an_app_with_a_rollout_bundle(&server).await;
+    for bad in [
+        json!({"threshold_bps": 10_001}),
+        json!({"confidence": 0.9}),
+        json!({"threshold_bps": 100, "confidence": 1.0}),
+        json!({"threshold_bps": 100, "action": "explode"}),
+        json!({"threshold_bps": 100, "cooldown": "soon"}),
+        json!({"threshold_bps": 100, "min_attempts": -1}),
+        json!({"threshold_bps": 100, "window": "1h"}),
+        json!("pause"),
+    ] {
+        let (status, body) = set_rollout(
+            &server,
+            json!({"rollout_version": "1.1.0", "rollout_guard": bad}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert_eq!(body["error"], "invalid_rollout_guard");
+    }
+    let (status, body) = set_rollout(&server, json!({"rollout_guard": null})).await;
+    assert_eq!(
+        (status, &body["error"]),
+        (StatusCode::CONFLICT, &json!("no_rollout"))
     );
 }

@@ -34,15 +34,29 @@ pub(super) async fn audit_log(
     let data: Vec<serde_json::Value> = page
         .entries
         .iter()
-        .map(|entry| {
-            json!({
+        .map(|entry| match &entry.rollout {
+            None => json!({
                 "at": format_micros(entry.at),
                 "device_id": entry.device_id,
                 "actor": entry.actor.label(),
                 "action": entry.action.as_str(),
                 "before": overrides_json(&entry.before),
                 "after": overrides_json(&entry.after),
-            })
+            }),
+            Some(change) => {
+                let mut json = json!({
+                    "at": format_micros(entry.at),
+                    "channel": change.channel,
+                    "actor": entry.actor.label(),
+                    "action": entry.action.as_str(),
+                    "before": change.before.as_ref().map(crate::routes::channels::rollout_json),
+                    "after": change.after.as_ref().map(crate::routes::channels::rollout_json),
+                });
+                if let Some(reason) = &change.reason {
+                    json["reason"] = json!(reason);
+                }
+                json
+            }
         })
         .collect();
     let mut body = json!({"data": data, "hasMore": page.next.is_some()});

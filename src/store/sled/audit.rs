@@ -12,13 +12,21 @@ pub(super) fn write_audit(
 ) -> Result<(), UnabortableTransactionError> {
     audit.insert(
         keys::audit(app_id, entry.at, entry.seq),
-        encode_value(entry),
+        encode_value(&StoredAuditEntry::of(entry)),
     )?;
-    audit_by_device.insert(
-        keys::audit_by_device(app_id, &entry.device_id, entry.at, entry.seq),
-        &[] as &[u8],
-    )?;
+    // A channel's rollout change concerns no device: listed with the app's entries only.
+    if entry.rollout.is_none() {
+        audit_by_device.insert(
+            keys::audit_by_device(app_id, &entry.device_id, entry.at, entry.seq),
+            &[] as &[u8],
+        )?;
+    }
     Ok(())
+}
+
+/// An audit entry from its stored bytes.
+pub(super) fn decode_audit(bytes: &[u8]) -> StoreResult<AuditEntry> {
+    decode::<StoredAuditEntry>("audit", bytes).map(StoredAuditEntry::into_entry)
 }
 
 impl SledStore {
@@ -45,6 +53,7 @@ impl SledStore {
             action,
             before: before.clone(),
             after: after.clone(),
+            rollout: None,
         }
     }
 
@@ -69,7 +78,7 @@ impl SledStore {
                     .rev()
                     .take(limit + 1)
                 {
-                    entries.push(decode("audit", &entry?)?);
+                    entries.push(decode_audit(&entry?)?);
                 }
             }
             Some(device_id) => {
@@ -91,7 +100,7 @@ impl SledStore {
                         .ok_or_else(|| corrupt_key("audit_by_device"))?;
                     // An index entry whose entry expired in between is passed over.
                     if let Some(value) = self.audit.get(keys::audit(app_id, at, seq))? {
-                        entries.push(decode("audit", &value)?);
+                        entries.push(decode_audit(&value)?);
                         if entries.len() > limit {
                             break;
                         }
@@ -121,7 +130,7 @@ impl SledStore {
             let mut doomed: Vec<(IVec, Vec<u8>)> = Vec::new();
             for entry in self.audit.range(start..end).take(limit - removed) {
                 let (key, value) = entry?;
-                let audit: AuditEntry = decode("audit", &value)?;
+                let audit = decode_audit(&value)?;
                 doomed.push((
                     key,
                     keys::audit_by_device(&app_id, &audit.device_id, audit.at, audit.seq),

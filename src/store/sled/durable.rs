@@ -361,7 +361,15 @@ mod tests {
         if fresh {
             store.create_app("app", "app", 1).unwrap();
             store
-                .upsert_channel("app", "beta", &ChannelPatch::default(), 1)
+                .upsert_channel(
+                    "app",
+                    "beta",
+                    &ChannelPatch::default(),
+                    crate::store::Change {
+                        actor: Actor::Admin,
+                        at: 1,
+                    },
+                )
                 .unwrap();
         }
         store

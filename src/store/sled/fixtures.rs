@@ -36,7 +36,15 @@ pub fn open_with_beta(dir: &Path) -> Arc<SledStore> {
     let store = open(dir);
     store.create_app("app", "app", 1).unwrap();
     store
-        .upsert_channel("app", "beta", &ChannelPatch::default(), 1)
+        .upsert_channel(
+            "app",
+            "beta",
+            &ChannelPatch::default(),
+            crate::store::Change {
+                actor: crate::model::Actor::Admin,
+                at: 1,
+            },
+        )
         .unwrap();
     store
 }

@@ -262,10 +262,14 @@ impl SledStore {
                 orphan_keys.push((&self.audit, key.clone()));
                 continue;
             }
-            let Ok(audit) = decode::<AuditEntry>("audit", &value) else {
+            let Ok(audit) = audit::decode_audit(&value) else {
                 report.corrupt_records += 1;
                 continue;
             };
+            if audit.rollout.is_some() {
+                // A channel's rollout change: no device index entry.
+                continue;
+            }
             let index_key = keys::audit_by_device(app_id, &audit.device_id, audit.at, audit.seq);
             if !self.audit_by_device.contains_key(&index_key)? {
                 report.missing_index_entries += 1;

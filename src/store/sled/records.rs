@@ -50,6 +50,32 @@ impl Record for StoredChannel {
     }
 }
 
+/// An audit entry as stored: its fields as format 1 wrote them, then (since format 2) the
+/// rollout change it records, if it is one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct StoredAuditEntry(AuditEntry, Option<RolloutAudit>);
+
+impl StoredAuditEntry {
+    pub(super) fn of(entry: &AuditEntry) -> Self {
+        Self(entry.clone(), entry.rollout.clone())
+    }
+
+    pub(super) fn into_entry(self) -> AuditEntry {
+        let Self(mut entry, rollout) = self;
+        entry.rollout = rollout;
+        entry
+    }
+}
+
+impl Record for StoredAuditEntry {
+    const FORMAT: u8 = keys::FORMAT_V2;
+
+    fn upgrade(format: u8, payload: &[u8]) -> Option<Result<Self, ValueError>> {
+        (format == keys::FORMAT_V1)
+            .then(|| decode_payload::<AuditEntry>(payload).map(|entry| Self(entry, None)))
+    }
+}
+
 impl Record for DeviceRecord {
     const FORMAT: u8 = keys::FORMAT_V3;
 
@@ -192,6 +218,9 @@ mod tests {
             version: "2.0.0".into(),
             percentage_bps: 1_500,
             paused: true,
+            started_at: 0,
+            guard: None,
+            guard_triggered_at: None,
         });
         let bytes = encode_value(&StoredChannel::of(&channel));
         assert_eq!(bytes[0], keys::FORMAT_V2);

@@ -215,8 +215,9 @@ impl Registry for SledStore {
         app_id: &str,
         name: &str,
         patch: &ChannelPatch,
-        now: Micros,
+        change: Change,
     ) -> StoreResult<UpsertChannel> {
+        let now = change.at;
         let _registry = self.exclusive();
         let Some(mut app) = self.app_record(app_id)? else {
             return Ok(UpsertChannel::AppNotFound);
@@ -237,10 +238,33 @@ impl Registry for SledStore {
                 (Channel::with_defaults(id, app_id, name, now), true)
             }
         };
-        if let Err(PatchRefusal::NoRollout) = patch.apply(&mut channel) {
+        let rollout_before = channel.rollout.clone();
+        if let Err(PatchRefusal::NoRollout) = patch.apply(&mut channel, now) {
             return Ok(UpsertChannel::NoRollout);
         }
         channel.updated_at = now;
+        let rollout_audit = (channel.rollout != rollout_before).then(|| AuditEntry {
+            at: now,
+            seq: 0,
+            device_id: String::new(),
+            actor: change.actor,
+            action: AuditAction::Rollout,
+            before: Overrides::default(),
+            after: Overrides::default(),
+            rollout: Some(RolloutAudit {
+                channel: channel.name.clone(),
+                before: rollout_before,
+                after: channel.rollout.clone(),
+                reason: patch.guard_triggered.as_ref().map(|(_, why)| why.clone()),
+            }),
+        });
+        let rollout_audit = match rollout_audit {
+            Some(mut entry) => {
+                entry.seq = self.audit_seqs(1)?[0];
+                Some(entry)
+            }
+            None => None,
+        };
 
         let mut demoted = Vec::new();
         if channel.public {
@@ -253,18 +277,27 @@ impl Registry for SledStore {
                 }
             }
         }
-        (&self.apps, &self.channels).transaction(|(apps, channels)| {
-            if created {
-                apps.insert(app_id.as_bytes(), encode_value(&app))?;
-            }
-            for other in demoted.iter().chain(std::iter::once(&channel)) {
-                channels.insert(
-                    keys::app_scoped(app_id, &other.name),
-                    encode_value(&StoredChannel::of(other)),
-                )?;
-            }
-            Ok::<_, ConflictableTransactionError<StoreError>>(())
-        })?;
+        (
+            &self.apps,
+            &self.channels,
+            &self.audit,
+            &self.audit_by_device,
+        )
+            .transaction(|(apps, channels, audit, audit_by_device)| {
+                if let Some(entry) = &rollout_audit {
+                    write_audit(audit, audit_by_device, app_id, entry)?;
+                }
+                if created {
+                    apps.insert(app_id.as_bytes(), encode_value(&app))?;
+                }
+                for other in demoted.iter().chain(std::iter::once(&channel)) {
+                    channels.insert(
+                        keys::app_scoped(app_id, &other.name),
+                        encode_value(&StoredChannel::of(other)),
+                    )?;
+                }
+                Ok::<_, ConflictableTransactionError<StoreError>>(())
+            })?;
         self.commit()?;
         Ok(if created {
             UpsertChannel::Created(channel)
