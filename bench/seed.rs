@@ -42,6 +42,7 @@ fn main() {
             checksum: "c".into(),
             session_key: None,
             min_update_version: None,
+            manifest: Vec::new(),
         };
         assert!(matches!(
             store.create_bundle(&bundle, common::SINCE).expect("bundle"),

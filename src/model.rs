@@ -383,6 +383,18 @@ pub struct Bundle {
     pub session_key: Option<String>,
     pub min_update_version: Option<String>,
     pub created_at: Micros,
+    /// Its files, for plugins that download only the files they lack (stored after the fields
+    /// above: see `StoredBundle` in the sled engine).
+    #[serde(skip)]
+    pub manifest: Vec<ManifestEntry>,
+}
+
+/// One file of a bundle, as Capgo's manifest entries describe it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestEntry {
+    pub file_name: String,
+    pub file_hash: String,
+    pub download_url: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -393,6 +405,7 @@ pub struct NewBundle {
     pub checksum: String,
     pub session_key: Option<String>,
     pub min_update_version: Option<String>,
+    pub manifest: Vec<ManifestEntry>,
 }
 
 /// What a device says about itself when it checks in (plugin body, spec section 5).

@@ -7,6 +7,7 @@
 //! | 5.x < 5.34, 6.x < 6.34, 7.x < 7.34 | a self-set channel lives on the server (a channel override) |
 //! | from 7.34 (and 5.34, 6.34, 8.x) | the plugin keeps its channel and sends it as `defaultChannel` |
 //! | < 6.2.0 | cannot go back to the builtin bundle when told to |
+//! | 5.10.0+, 6.25.0+, 7.0.35+, 8.x and later | reads a bundle's `manifest` (downloads only the files it lacks) |
 
 use semver::Version;
 
@@ -37,9 +38,38 @@ pub fn can_revert_to_builtin(plugin_version: &str) -> bool {
     parse(plugin_version).is_none_or(|version| version >= Version::new(6, 2, 0))
 }
 
+/// Whether the plugin reads a bundle's `manifest` in `/updates` answers, as Capgo's
+/// `resToVersion` decides it (`isDeprecatedPluginVersion(pv, '5.10.0', '6.25.0', '7.0.35')`,
+/// 8.0.0 for 8.x; majors after 8 read it). An unknown version is sent no manifest: the bundle's
+/// zip URL serves every plugin.
+pub fn reads_manifest(plugin_version: &str) -> bool {
+    let Some(version) = parse(plugin_version) else {
+        return false;
+    };
+    match version.major {
+        0..=4 => false,
+        5 => version >= Version::new(5, 10, 0),
+        6 => version >= Version::new(6, 25, 0),
+        7 => version >= Version::new(7, 0, 35),
+        _ => true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn manifests_go_to_the_releases_that_read_them() {
+        for old in ["4.9.0", "5.9.5", "6.24.9", "7.0.34", "", "not-semver"] {
+            assert!(!reads_manifest(old), "{old}");
+        }
+        for new in [
+            "5.10.0", "5.50.1", "6.25.0", "6.50.1", "7.0.35", "7.50.1", "8.0.0", "9.0.0",
+        ] {
+            assert!(reads_manifest(new), "{new}");
+        }
+    }
 
     #[test]
     fn channel_storage_follows_capgo_thresholds() {

@@ -541,6 +541,12 @@ pub const OPERATIONS: &[Operation] = &[
             ("checksum", "string", true, ""),
             ("session_key", "string", false, ""),
             ("min_update_version", "string", false, "semver"),
+            (
+                "manifest",
+                "array",
+                false,
+                "the bundle's files, [{file_name, file_hash, download_url}] (at most 10000): sent to plugins 5.10.0+, 6.25.0+, 7.0.35+, 8+",
+            ),
         ],
         errors: &[
             "missing_app_id",
@@ -552,6 +558,7 @@ pub const OPERATIONS: &[Operation] = &[
             "missing_checksum",
             "invalid_checksum",
             "invalid_min_update_version",
+            "invalid_manifest",
             "cannot_access_app",
             "app_not_found",
             "version_already_exists",

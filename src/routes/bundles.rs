@@ -9,7 +9,7 @@ use super::input::{invalid, Input};
 use super::{body_or_query_input, json_input, needs, ok, resource, visible_app, Authorized};
 use crate::error::{ApiError, Code, Field};
 use crate::ids;
-use crate::model::{Bundle, NewBundle};
+use crate::model::{Bundle, ManifestEntry, NewBundle};
 use crate::state::AppState;
 use crate::store::off_workers;
 use crate::store::{CreateBundle, DeleteOutcome};
@@ -87,6 +87,7 @@ pub fn bundle_json(bundle: &Bundle) -> Value {
         "checksum": bundle.checksum,
         "session_key": bundle.session_key,
         "min_update_version": bundle.min_update_version,
+        "manifest": bundle.manifest,
         "created_at": format_micros(bundle.created_at),
     })
 }
@@ -121,18 +122,68 @@ fn text_field(input: &Input, field: Field, max: usize) -> Result<Option<String>,
     }
 }
 
-fn parse_external_url(input: &Input) -> Result<String, ApiError> {
-    let url = input.required_str(Field::ExternalUrl)?;
+/// An http:// or https:// URL with a host, at most 2 KiB, no spaces or controls.
+fn is_download_url(url: &str) -> bool {
     let has_scheme = url.starts_with("https://") || url.starts_with("http://");
     let host_present = url
         .split("://")
         .nth(1)
         .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'));
-    if has_scheme
+    has_scheme
         && host_present
         && url.len() <= 2048
         && !url.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
+}
+
+/// At most this many files in a manifest.
+const MANIFEST_FILES: usize = 10_000;
+
+/// `manifest`: absent, or an array of `{file_name, file_hash, download_url}`.
+fn parse_manifest(input: &Input) -> Result<Vec<ManifestEntry>, ApiError> {
+    let Some(value) = input.raw(Field::Manifest) else {
+        return Ok(Vec::new());
+    };
+    let refuse = || {
+        invalid(
+            Field::Manifest,
+            "an array of at most 10000 {file_name, file_hash, download_url}: names and hashes \
+             of 1 to 1024 bytes without controls, http(s) URLs",
+            Some(value),
+        )
+    };
+    let entries = value
+        .as_array()
+        .filter(|a| a.len() <= MANIFEST_FILES)
+        .ok_or_else(refuse)?;
+    entries
+        .iter()
+        .map(|entry| {
+            let text = |key: &str| {
+                entry
+                    .get(key)
+                    .and_then(Value::as_str)
+                    .filter(|t| !t.is_empty() && t.len() <= 1024 && !ids::has_control(t))
+            };
+            let fields = entry.as_object().map_or(0, |fields| fields.len());
+            match (text("file_name"), text("file_hash"), text("download_url")) {
+                (Some(file_name), Some(file_hash), Some(url))
+                    if fields == 3 && is_download_url(url) =>
+                {
+                    Ok(ManifestEntry {
+                        file_name: file_name.to_owned(),
+                        file_hash: file_hash.to_owned(),
+                        download_url: url.to_owned(),
+                    })
+                }
+                _ => Err(refuse()),
+            }
+        })
+        .collect()
+}
+
+fn parse_external_url(input: &Input) -> Result<String, ApiError> {
+    let url = input.required_str(Field::ExternalUrl)?;
+    if is_download_url(url) {
         Ok(url.to_owned())
     } else {
         Err(invalid(
@@ -158,6 +209,7 @@ async fn create_bundle(
         .ok_or_else(|| super::input::missing(Field::Checksum))?;
     let session_key = text_field(&input, Field::SessionKey, 1024)?;
     let min_update_version = semver_field(&input, Field::MinUpdateVersion)?;
+    let manifest = parse_manifest(&input)?;
     visible_app(&state, &caller, &app_id)?;
     let new = NewBundle {
         app_id: app_id.clone(),
@@ -166,6 +218,7 @@ async fn create_bundle(
         checksum,
         session_key,
         min_update_version,
+        manifest,
     };
     let now = state.clock.now();
     match off_workers(&state.store, move |store| store.create_bundle(&new, now)).await? {

@@ -55,6 +55,7 @@
 //! 2  device records: the report gained install_source and key_id (format 1 reads as None)
 //!    channels: the rollout state followed the channel's fields (format 1 reads as none)
 //!    audit entries: a rollout change followed the entry's fields (format 1 reads as none)
+//!    bundles: the manifest followed the bundle's fields (format 1 reads as empty)
 //! 3  device records: the rollout decision followed the report (format 2 reads as none)
 //! ```
 
@@ -316,7 +317,6 @@ pub trait Record: Serialize + DeserializeOwned {
 
 // The model's records, each in its first format; the engine's own records (apps, devices) say
 // theirs beside their definitions.
-impl Record for crate::model::Bundle {}
 impl Record for crate::model::Overrides {}
 impl Record for crate::model::ApiKey {}
 

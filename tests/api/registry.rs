@@ -365,7 +365,7 @@ async fn bundles_are_registered_listed_newest_first_and_validated() {
     assert_eq!(status, StatusCode::CREATED);
     let first = json!({"id": 1, "app_id": "app_b", "version": "1.0.0", "external_url": "https://cdn.example.com/1.0.0.zip",
                        "checksum": "abc", "session_key": "iv:key", "min_update_version": "0.9.0",
-                       "created_at": "2024-01-01T00:00:00Z"});
+                       "manifest": [], "created_at": "2024-01-01T00:00:00Z"});
     assert_eq!(body, json!({"status": "ok", "bundle": first}));
     assert_eq!(server.create_bundle("app_b", "1.10.0").await, 2);
     assert_eq!(server.create_bundle("app_b", "1.9.0-beta.1").await, 3);
@@ -433,6 +433,36 @@ async fn bundles_are_registered_listed_newest_first_and_validated() {
             with("min_update_version", json!("soon")),
             StatusCode::BAD_REQUEST,
             "invalid_min_update_version",
+        ),
+        (
+            with("manifest", json!({"file_name": "a.js"})),
+            StatusCode::BAD_REQUEST,
+            "invalid_manifest",
+        ),
+        (
+            with(
+                "manifest",
+                json!([{"file_name": "a.js", "file_hash": "h", "download_url": "ftp://x/a.js"}]),
+            ),
+            StatusCode::BAD_REQUEST,
+            "invalid_manifest",
+        ),
+        (
+            with(
+                "manifest",
+                json!([{"file_name": "", "file_hash": "h", "download_url": "https://x/a.js"}]),
+            ),
+            StatusCode::BAD_REQUEST,
+            "invalid_manifest",
+        ),
+        (
+            with(
+                "manifest",
+                json!([{"file_name": "a.js", "file_hash": "h", "download_url": "https://x/a",
+                        "size": 3}]),
+            ),
+            StatusCode::BAD_REQUEST,
+            "invalid_manifest",
         ),
         (
             with("version", json!("1.0.0")),

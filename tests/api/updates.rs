@@ -673,3 +673,53 @@ async fn versions_compare_as_capgo_compares_them() {
         (&json!("1.2.3"), &json!("v1.2.3"))
     );
 }
+
+#[actix_web::test]
+async fn a_bundle_manifest_goes_to_the_plugins_that_read_one() {
+    let server = TestServer::new().await;
+    server.create_app("app_manifest").await;
+    let manifest = json!([
+        {"file_name": "index.html", "file_hash": "9f86d081", "download_url": "https://cdn.example.com/1.1.0/index.html"},
+        {"file_name": "js/app.js", "file_hash": "60303ae2", "download_url": "https://cdn.example.com/1.1.0/js/app.js"},
+    ]);
+    let (status, body) = server
+        .post(
+            "/bundle",
+            ADMIN,
+            json!({"app_id": "app_manifest", "version": "1.1.0",
+                   "external_url": "https://cdn.example.com/1.1.0.zip", "checksum": "c",
+                   "manifest": manifest}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["bundle"]["manifest"], manifest);
+    server
+        .create_channel(
+            "app_manifest",
+            "production",
+            json!({"version": "1.1.0", "public": true}),
+        )
+        .await;
+    let bundle = json!({"version": "1.1.0", "url": "https://cdn.example.com/1.1.0.zip",
+                        "checksum": "c", "session_key": ""});
+    let mut with_manifest = bundle.clone();
+    with_manifest["manifest"] = manifest.clone();
+    for (plugin_version, expected) in [
+        ("5.9.5", &bundle),
+        ("5.10.0", &with_manifest),
+        ("6.24.9", &bundle),
+        ("6.25.0", &with_manifest),
+        ("7.0.34", &bundle),
+        ("7.0.35", &with_manifest),
+        ("8.51.14", &with_manifest),
+    ] {
+        let answer = server
+            .check_in(
+                "app_manifest",
+                &format!("device-{plugin_version}"),
+                json!({"plugin_version": plugin_version}),
+            )
+            .await;
+        assert_eq!(&answer, expected, "{plugin_version}");
+    }
+}

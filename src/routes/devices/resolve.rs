@@ -32,7 +32,7 @@ pub(super) async fn resolve_device(
                 refusal,
                 source: None,
             };
-            (plugin::answer_json(&answer), None)
+            (plugin::answer_json(&answer, &report.plugin_version), None)
         }
         Some(native) => {
             // Its kept decision; a device without one gets a roll of the dice here that is not
@@ -57,7 +57,7 @@ pub(super) async fn resolve_device(
                 crate::resolve::Answer::Update { source, .. } => Some(*source),
                 crate::resolve::Answer::Refused { source, .. } => *source,
             };
-            (plugin::answer_json(&answer), source)
+            (plugin::answer_json(&answer, &report.plugin_version), source)
         }
     };
     Ok(HttpResponse::Ok().json(json!({

@@ -65,14 +65,23 @@ fn app_not_found() -> HttpResponse {
 }
 
 /// The body of an `/updates` answer: the bundle to install, or the refusal.
-pub fn answer_json(answer: &Answer) -> Value {
+/// The answer as the plugin of `plugin_version` reads it: a bundle's manifest goes only to the
+/// releases that read one.
+pub fn answer_json(answer: &Answer, plugin_version: &str) -> Value {
     match answer {
-        Answer::Update { bundle, .. } => json!({
-            "version": bundle.version,
-            "url": bundle.external_url,
-            "checksum": bundle.checksum,
-            "session_key": bundle.session_key.as_deref().unwrap_or_default(),
-        }),
+        Answer::Update { bundle, .. } => {
+            let mut body = json!({
+                "version": bundle.version,
+                "url": bundle.external_url,
+                "checksum": bundle.checksum,
+                "session_key": bundle.session_key.as_deref().unwrap_or_default(),
+            });
+            if !bundle.manifest.is_empty() && crate::plugin_version::reads_manifest(plugin_version)
+            {
+                body["manifest"] = json!(bundle.manifest);
+            }
+            body
+        }
         Answer::Refused { refusal, .. } => refusal_json(refusal),
     }
 }

@@ -53,14 +53,14 @@ pub async fn updates(
     if !record_check_ins(&state, &[&device]).await? {
         return Ok(app_not_found());
     }
-    Ok(HttpResponse::Ok().json(answer_json(&answer)))
+    Ok(HttpResponse::Ok().json(answer_json(&answer, &device.report.plugin_version)))
 }
 
 /// `POST /updates/manifest_size`: how much of a manifest bundle is left to download. Plugins
 /// from 8.x ask when their app calls `getLatest({includeBundleSize: true})` on an answer that
-/// carries a manifest. This server hosts no files (bundles are zips at their own URL, and no
-/// answer carries a manifest), so every file it is asked about is `size_unknown`, in Capgo's
-/// shape: the files deduplicated, those without a `file_hash` dropped.
+/// carries a manifest. This server hosts no files (a manifest's files are at their own URLs),
+/// so every file it is asked about is `size_unknown`, in Capgo's shape: the files
+/// deduplicated, those without a `file_hash` dropped.
 pub async fn manifest_size(
     req: HttpRequest,
     payload: Payload,

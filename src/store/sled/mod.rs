@@ -54,7 +54,8 @@ use super::{
 use crate::model::{
     Actor, ApiKey, App, AuditAction, AuditEntry, AuditPage, Bundle, Channel, ChannelPatch, Cursor,
     Device, DeviceEntry, DeviceListQuery, DeviceOrder, DevicePage, DeviceReport, DeviceSummary,
-    NewBundle, Overrides, PatchRefusal, Platform, Rollout, RolloutAudit, RolloutDecision,
+    ManifestEntry, NewBundle, Overrides, PatchRefusal, Platform, Rollout, RolloutAudit,
+    RolloutDecision,
 };
 use crate::timefmt::Micros;
 
@@ -66,7 +67,7 @@ use counters::{
 use devices::index_custom_id;
 use durable::{CheckInWriter, GroupCommit, OverrideWriter};
 use maintenance::HealthProbe;
-use records::{AppRecord, DeviceRecord, StoredAuditEntry, StoredChannel};
+use records::{AppRecord, DeviceRecord, StoredAuditEntry, StoredBundle, StoredChannel};
 use registry::{BundleIds, DELETE_CHUNK};
 
 /// How to open the store.

@@ -50,6 +50,32 @@ impl Record for StoredChannel {
     }
 }
 
+/// A bundle as stored: its fields as format 1 wrote them (its `id` first: see `bundle_ids`),
+/// then (since format 2) its manifest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct StoredBundle(Bundle, Vec<ManifestEntry>);
+
+impl StoredBundle {
+    pub(super) fn of(bundle: &Bundle) -> Self {
+        Self(bundle.clone(), bundle.manifest.clone())
+    }
+
+    pub(super) fn into_bundle(self) -> Bundle {
+        let Self(mut bundle, manifest) = self;
+        bundle.manifest = manifest;
+        bundle
+    }
+}
+
+impl Record for StoredBundle {
+    const FORMAT: u8 = keys::FORMAT_V2;
+
+    fn upgrade(format: u8, payload: &[u8]) -> Option<Result<Self, ValueError>> {
+        (format == keys::FORMAT_V1)
+            .then(|| decode_payload::<Bundle>(payload).map(|bundle| Self(bundle, Vec::new())))
+    }
+}
+
 /// An audit entry as stored: its fields as format 1 wrote them, then (since format 2) the
 /// rollout change it records, if it is one.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -25,9 +25,13 @@ impl SledStore {
         struct BundleId {
             id: u64,
         }
-        // A bundle's record read as this prefix: its format, and `id` stays its first field.
+        // A bundle's record read as this prefix, in every format: `id` stays its first field.
         impl Record for BundleId {
-            const FORMAT: u8 = <Bundle as Record>::FORMAT;
+            const FORMAT: u8 = <StoredBundle as Record>::FORMAT;
+
+            fn upgrade(format: u8, payload: &[u8]) -> Option<Result<Self, ValueError>> {
+                (format == keys::FORMAT_V1).then(|| decode_payload::<BundleId>(payload))
+            }
         }
         let cache = &self.bundle_ids;
         if let Some(ids) = cache
@@ -403,11 +407,12 @@ impl Registry for SledStore {
             session_key: bundle.session_key.clone(),
             min_update_version: bundle.min_update_version.clone(),
             created_at: now,
+            manifest: bundle.manifest.clone(),
         };
         app.next_bundle_id += 1;
         (&self.apps, &self.bundles).transaction(|(apps, bundles)| {
             apps.insert(bundle.app_id.as_bytes(), encode_value(&app))?;
-            bundles.insert(key.as_slice(), encode_value(&created))?;
+            bundles.insert(key.as_slice(), encode_value(&StoredBundle::of(&created)))?;
             Ok::<_, ConflictableTransactionError<StoreError>>(())
         })?;
         self.forget_bundle_ids();
@@ -418,12 +423,13 @@ impl Registry for SledStore {
     fn bundle(&self, app_id: &str, version: &str) -> StoreResult<Option<Bundle>> {
         self.bundles
             .get(keys::app_scoped(app_id, version))?
-            .map(|bytes| decode("bundles", &bytes))
+            .map(|bytes| decode("bundles", &bytes).map(StoredBundle::into_bundle))
             .transpose()
     }
 
     fn bundles(&self, app_id: &str) -> StoreResult<Vec<Bundle>> {
-        let mut bundles: Vec<Bundle> = self.app_values(&self.bundles, "bundles", app_id)?;
+        let stored: Vec<StoredBundle> = self.app_values(&self.bundles, "bundles", app_id)?;
+        let mut bundles: Vec<Bundle> = stored.into_iter().map(StoredBundle::into_bundle).collect();
         bundles.sort_by_key(|bundle| std::cmp::Reverse(bundle.id));
         Ok(bundles)
     }
@@ -476,6 +482,7 @@ mod tests {
             checksum: "c".into(),
             session_key: None,
             min_update_version: None,
+            manifest: Vec::new(),
         };
         let CreateBundle::Created(created) = store.create_bundle(&bundle, 3).unwrap() else {
             panic!("bundle not created");
