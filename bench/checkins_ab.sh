@@ -9,14 +9,19 @@
 # format changed between them: a newer build reads older records, not the reverse). Before each
 # run, the public channel is moved to bundle 2.0.0, a major release that native 1.x builds may not
 # take: every check-in is then refused, so "unchanged" check-ins write nothing on either build.
+#
+# ROLLOUT_BPS=5000 also starts a rollout of bundle 3.0.0 (refused as well) on that channel: each
+# device then keeps a decision, written at its first check-in (WARMUP seconds of check-ins come
+# first, over DEVICES devices, so that the measured ones are unchanged). A build without
+# rollouts ignores the fields and runs without one.
 set -euo pipefail
 N=${N:-1000000}; SECS=${SECS:-20}; CLIENTS=${CLIENTS:-8}; PORT=${PORT:-18098}; KEY=bench-admin-key
-ROUNDS=${ROUNDS:-2}
+ROUNDS=${ROUNDS:-2}; DEVICES=${DEVICES:-$N}; WARMUP=${WARMUP:-0}; ROLLOUT_BPS=${ROLLOUT_BPS:-}
 WORK=$(mktemp -d)
 trap 'kill $SERVER 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
 cat > "$WORK/checkin.lua" <<LUA
-local n = $N
+local n = $DEVICES
 math.randomseed(os.time() + $RANDOM)
 local headers = {["content-type"] = "application/json"}
 local changed = os.getenv("CHANGED") == "1"
@@ -38,6 +43,15 @@ one_run() { # label binary
     -d '{"app_id":"app_bench","version":"2.0.0","external_url":"https://cdn.example.com/2.0.0.zip","checksum":"c"}' >/dev/null
   curl -sf -X POST "http://127.0.0.1:$PORT/channel" -H "authorization: $KEY" -H "content-type: application/json" \
     -d '{"app_id":"app_bench","channel":"production","version":"2.0.0"}' >/dev/null
+  if [[ -n $ROLLOUT_BPS ]]; then
+    curl -s -X POST "http://127.0.0.1:$PORT/bundle" -H "authorization: $KEY" -H "content-type: application/json" \
+      -d '{"app_id":"app_bench","version":"3.0.0","external_url":"https://cdn.example.com/3.0.0.zip","checksum":"c"}' >/dev/null
+    curl -s -X POST "http://127.0.0.1:$PORT/channel" -H "authorization: $KEY" -H "content-type: application/json" \
+      -d "{\"app_id\":\"app_bench\",\"channel\":\"production\",\"rollout_version\":\"3.0.0\",\"rollout_percentage_bps\":$ROLLOUT_BPS}" >/dev/null
+  fi
+  if (( WARMUP > 0 )); then
+    CHANGED=0 wrk -t2 -c"$CLIENTS" -d"${WARMUP}s" -s "$WORK/checkin.lua" "http://127.0.0.1:$PORT" >/dev/null 2>&1
+  fi
   for scenario in unchanged changed; do
     local out; out=$(CHANGED=$([[ $scenario == changed ]] && echo 1 || echo 0) \
       wrk -t2 -c"$CLIENTS" -d"${SECS}s" --latency -s "$WORK/checkin.lua" "http://127.0.0.1:$PORT" 2>&1)

@@ -330,6 +330,14 @@ pub fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T, ValueErr
         .map_err(|e| ValueError::Decode(e.to_string()))
 }
 
+/// A payload decoded into a type that borrows its strings from it (no copy, no allocation).
+pub fn decode_borrowed<'a, T: serde::Deserialize<'a>>(payload: &'a [u8]) -> Result<T, ValueError> {
+    let config = bincode::config::standard().with_limit::<MAX_RECORD_BYTES>();
+    bincode::serde::borrow_decode_from_slice(payload, config)
+        .map(|(value, _)| value)
+        .map_err(|e| ValueError::Decode(e.to_string()))
+}
+
 pub fn encode_value<T: Record>(value: &T) -> Vec<u8> {
     let mut out = vec![T::FORMAT];
     // Encoding plain structs of strings, integers, options and vectors into a Vec cannot fail.

@@ -424,6 +424,13 @@ pub trait Devices: Send + Sync + 'static {
     /// transaction per call, so callers pass batches of a few thousand.
     fn import_devices(&self, app_id: &str, devices: &[Device]) -> StoreResult<bool>;
     fn device(&self, app_id: &str, device_id: &str) -> StoreResult<Option<DeviceEntry>>;
+    /// A device's kept rollout decision, if any: one read of its record, nothing else built
+    /// (`/updates` asks on every check-in on a channel with a rollout).
+    fn rollout_decision(
+        &self,
+        app_id: &str,
+        device_id: &str,
+    ) -> StoreResult<Option<RolloutDecision>>;
     /// One page, a range scan of the index of the query's order: its cost follows the page
     /// (and, with filters, at most `query.max_examined` devices), never its depth.
     fn list_devices(&self, app_id: &str, query: &DeviceListQuery) -> StoreResult<DevicePage>;

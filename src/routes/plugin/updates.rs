@@ -25,11 +25,7 @@ pub async fn updates(
     let store = state.store.current()?;
     let overrides = store.overrides(&device.app_id, &device.device_id)?;
     let (app_id, device_id) = (&device.app_id, &device.device_id);
-    let mut stored = || {
-        Ok(store
-            .device(app_id, device_id)?
-            .and_then(|entry| entry.device.rollout))
-    };
+    let mut stored = || store.rollout_decision(app_id, device_id);
     let mut rollouts = resolve::Rollouts {
         stored: &mut stored,
         dice: state.dice.as_ref(),

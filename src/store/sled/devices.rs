@@ -312,6 +312,17 @@ impl Devices for SledStore {
         Ok(true)
     }
 
+    fn rollout_decision(
+        &self,
+        app_id: &str,
+        device_id: &str,
+    ) -> StoreResult<Option<RolloutDecision>> {
+        match self.devices.get(keys::app_scoped(app_id, device_id))? {
+            Some(bytes) => records::rollout_of(&bytes),
+            None => Ok(None),
+        }
+    }
+
     fn device(&self, app_id: &str, device_id: &str) -> StoreResult<Option<DeviceEntry>> {
         let Some(bytes) = self.devices.get(keys::app_scoped(app_id, device_id))? else {
             return Ok(None);

@@ -19,6 +19,45 @@ pub(super) struct DeviceRecord {
     pub(super) rollout: Option<RolloutDecision>,
 }
 
+/// A device record's rollout decision alone, without building its report: `/updates` reads it
+/// on every check-in on a channel with a rollout. The view mirrors [`DeviceRecord`] field for
+/// field, its strings borrowed (a test holds the two together).
+pub(super) fn rollout_of(bytes: &[u8]) -> StoreResult<Option<RolloutDecision>> {
+    #[derive(Deserialize)]
+    struct RecordView<'a> {
+        _updated_at: Micros,
+        #[serde(borrow)]
+        _report: ReportView<'a>,
+        rollout: Option<RolloutDecision>,
+    }
+    #[allow(dead_code)] // Read to be skipped: bincode is positional.
+    #[derive(Deserialize)]
+    struct ReportView<'a> {
+        custom_id: &'a str,
+        version_name: Option<&'a str>,
+        version_build: &'a str,
+        os_version: &'a str,
+        plugin_version: &'a str,
+        platform: Platform,
+        is_prod: bool,
+        is_emulator: bool,
+        default_channel: Option<&'a str>,
+        install_source: Option<&'a str>,
+        key_id: Option<&'a str>,
+    }
+    match bytes.split_first() {
+        // Records of earlier formats hold no decision.
+        Some((&keys::FORMAT_V3, payload)) => keys::decode_borrowed::<RecordView>(payload)
+            .map(|view| view.rollout)
+            .map_err(|e| StoreError::Corrupt {
+                tree: "devices",
+                detail: e.to_string(),
+            }),
+        Some(_) => Ok(None),
+        None => Err(corrupt_key("devices")),
+    }
+}
+
 /// A channel as stored: its fields as format 1 wrote them, then (since format 2) its rollout
 /// state, which the model's `Channel` does not serialise itself.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -208,6 +247,27 @@ mod tests {
         assert_eq!(bytes[0], keys::FORMAT_V3);
         let read: DeviceRecord = decode("devices", &bytes).unwrap();
         assert_eq!(read.report, current.report);
+    }
+
+    #[test]
+    fn the_decision_alone_reads_as_the_whole_record_has_it() {
+        let decision = RolloutDecision {
+            channel: "production".into(),
+            rollout_id: 7,
+            version: "1.1.0".into(),
+            selected: true,
+            percentage_bps: 2_500,
+        };
+        let mut report = crate::store::sled::fixtures::report();
+        report.install_source = Some("store".into());
+        for rollout in [None, Some(decision)] {
+            let record = DeviceRecord {
+                updated_at: 9,
+                report: report.clone(),
+                rollout: rollout.clone(),
+            };
+            assert_eq!(rollout_of(&encode_value(&record)).unwrap(), rollout);
+        }
     }
 
     #[test]

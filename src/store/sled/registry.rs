@@ -132,6 +132,7 @@ impl SledStore {
         self.remove_app_keys(&self.audit, app_id)?;
         self.remove_app_keys(&self.audit_by_device, app_id)?;
         self.remove_app_keys(&self.device_counts, app_id)?;
+        self.remove_app_keys(&self.version_events, app_id)?;
         self.remove_app_keys(&self.devices_by_custom_id, app_id)?;
         self.remove_app_keys(&self.channels, app_id)?;
         self.remove_app_keys(&self.bundles, app_id)?;
@@ -555,11 +556,23 @@ mod delete_tests {
         for app in ["app_small", "app_big2", "app_bi"] {
             assert!(store.import_devices(app, &devices(app, 2)).unwrap());
         }
+        let event = |app: &str| crate::store::VersionEvent {
+            app_id: app.into(),
+            version: "1.0.0".into(),
+            day: 3,
+            action: "set".into(),
+        };
+        store
+            .count_version_events(&[event("app_big"), event("app_bi")])
+            .unwrap();
         assert!(store.delete_app("app_big").unwrap());
         for app in ["app_small", "app_big2", "app_bi"] {
             let device = store.device(app, "device_0000001").unwrap();
             assert!(device.is_some(), "{app}");
         }
+        // Its bundles' counters go with it; the others' stay.
+        assert_eq!(store.version_events("app_big", "1.0.0", 0, 9).unwrap(), vec![]);
+        assert_eq!(store.version_events("app_bi", "1.0.0", 0, 9).unwrap().len(), 1);
         assert!(store.check(false).unwrap().is_clean());
     }
 
