@@ -571,8 +571,14 @@ mod delete_tests {
             assert!(device.is_some(), "{app}");
         }
         // Its bundles' counters go with it; the others' stay.
-        assert_eq!(store.version_events("app_big", "1.0.0", 0, 9).unwrap(), vec![]);
-        assert_eq!(store.version_events("app_bi", "1.0.0", 0, 9).unwrap().len(), 1);
+        assert_eq!(
+            store.version_events("app_big", "1.0.0", 0, 9).unwrap(),
+            vec![]
+        );
+        assert_eq!(
+            store.version_events("app_bi", "1.0.0", 0, 9).unwrap().len(),
+            1
+        );
         assert!(store.check(false).unwrap().is_clean());
     }
 
