@@ -181,6 +181,9 @@ impl GuardAction {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RolloutDecision {
     pub channel: String,
+    /// The channel's numeric id: a channel deleted and created again under the same name
+    /// starts its rollouts from 1 again, and its decisions must not be taken for the new ones.
+    pub channel_id: u64,
     pub rollout_id: u64,
     pub version: String,
     pub selected: bool,
@@ -594,9 +597,9 @@ pub struct DeviceSummary {
     pub emulator: u64,
     /// Devices seen in the last 1, 7 and 30 days.
     pub seen: [u64; 3],
-    /// Devices selected by a rollout, by (channel, rollout id); earlier rollouts' decisions
+    /// Devices selected by a rollout, by (channel id, rollout id); earlier rollouts' decisions
     /// stay counted until their devices check in again, so readers keep the current ones.
-    pub rollouts_selected: std::collections::BTreeMap<(String, u64), u64>,
+    pub rollouts_selected: std::collections::BTreeMap<(u64, u64), u64>,
 }
 
 impl DeviceSummary {
@@ -607,7 +610,7 @@ impl DeviceSummary {
         if let Some(decision) = entry.device.rollout.as_ref().filter(|d| d.selected) {
             *self
                 .rollouts_selected
-                .entry((decision.channel.clone(), decision.rollout_id))
+                .entry((decision.channel_id, decision.rollout_id))
                 .or_default() += 1;
         }
         self.total += 1;

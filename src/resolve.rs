@@ -254,7 +254,7 @@ pub fn resolve(
         let current = report.version_name.as_deref();
         let outcome = rollout::decide(
             rollout,
-            &channel.name,
+            (&channel.name, channel.id),
             stored.as_ref(),
             current,
             rollouts.dice,

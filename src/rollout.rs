@@ -49,27 +49,31 @@ pub struct Outcome {
 /// `current_version` the bundle it runs.
 pub fn decide(
     rollout: &Rollout,
-    channel: &str,
+    (channel, channel_id): (&str, u64),
     stored: Option<&RolloutDecision>,
     current_version: Option<&str>,
     dice: &dyn Dice,
 ) -> Outcome {
     let cached = stored.filter(|decision| {
-        decision.channel == channel
+        decision.channel_id == channel_id
+            && decision.channel == channel
             && decision.rollout_id == rollout.id
             && decision.version == rollout.version
     });
     let share = rollout.percentage_bps.min(MAX_BPS);
     let decision = |selected: bool, percentage_bps: u16| RolloutDecision {
         channel: channel.to_owned(),
+        channel_id,
         rollout_id: rollout.id,
         version: rollout.version.clone(),
         selected,
         percentage_bps,
     };
+    // A decision of another rollout (or channel) is not kept: it would show and count for
+    // something the device no longer takes part in.
     let kept = |selected: bool, reason| Outcome {
         selected,
-        decision: stored.cloned(),
+        decision: cached.cloned(),
         reason,
     };
     let stored_as = |selected: bool, percentage_bps: u16, reason| Outcome {
@@ -166,7 +170,7 @@ mod tests {
         for decision in decisions.iter_mut() {
             let outcome = decide(
                 rollout,
-                "production",
+                ("production", 1),
                 decision.as_ref(),
                 Some("1.0.0"),
                 dice,
@@ -225,7 +229,7 @@ mod tests {
             paused: true,
             ..rollout(0)
         };
-        let outcome = decide(&paused, "production", None, Some("2.0.0"), &dice);
+        let outcome = decide(&paused, ("production", 1), None, Some("2.0.0"), &dice);
         assert_eq!(
             (outcome.selected, outcome.reason),
             (true, "already_on_rollout")
@@ -233,6 +237,7 @@ mod tests {
         // A kept refusal (narrowed out) is not overridden by running the bundle.
         let refused = RolloutDecision {
             channel: "production".into(),
+            channel_id: 1,
             rollout_id: 1,
             version: "2.0.0".into(),
             selected: false,
@@ -240,7 +245,7 @@ mod tests {
         };
         let outcome = decide(
             &rollout(500),
-            "production",
+            ("production", 1),
             Some(&refused),
             Some("2.0.0"),
             &dice,
@@ -254,7 +259,7 @@ mod tests {
         };
         let outcome = decide(
             &rollout(0),
-            "production",
+            ("production", 1),
             Some(&earlier),
             Some("1.0.0"),
             &dice,

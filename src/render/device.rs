@@ -118,6 +118,8 @@ impl DeviceView<'_> {
         if let Some(rollout) = self.rollout {
             out.extend_from_slice(b",\"rollout\":{\"channel\":");
             json::string(out, &rollout.channel);
+            out.extend_from_slice(b",\"channel_id\":");
+            json::number(out, rollout.channel_id);
             out.extend_from_slice(b",\"rollout_id\":");
             json::number(out, rollout.rollout_id);
             out.extend_from_slice(b",\"version\":");
@@ -249,10 +251,10 @@ mod tests {
             reported in any::<(Option<String>, Option<String>)>(),
             channel in any::<Option<String>>(),
             version_override in any::<Option<String>>(),
-            rollout in any::<Option<(String, u64, String, bool, u16)>>(),
+            rollout in any::<Option<(String, u64, u64, String, bool, u16)>>(),
         ) {
-            let rollout = rollout.map(|(channel, rollout_id, version, selected, percentage_bps)| {
-                RolloutDecision { channel, rollout_id, version, selected, percentage_bps }
+            let rollout = rollout.map(|(channel, channel_id, rollout_id, version, selected, percentage_bps)| {
+                RolloutDecision { channel, channel_id, rollout_id, version, selected, percentage_bps }
             });
             let view = DeviceView {
                 updated_at: Rendered::new(updated_at),

@@ -20,6 +20,10 @@ pub trait Reopen: Send + Sync + 'static {
     fn open(&self) -> StoreResult<Arc<dyn Store>>;
 }
 
+/// How long a reopen waits for calls still running on the old store (a later round tries
+/// again).
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub struct StoreHandle {
     /// `None` between closing a broken store and opening it again (or after that failed).
     current: RwLock<Option<Arc<dyn Store>>>,
@@ -95,13 +99,32 @@ impl StoreHandle {
         if let Err(why) = reopen.ready() {
             return Supervision::Failing(format!("{failure}; not opened again yet: {why}"));
         }
-        let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
-        // Closed before it is opened again: the engine's files take one owner at a time.
-        // Calls still running on the old store finish on it, and let it go.
-        drop(current.take());
+        // Closed before it is opened again: the engine's files take one owner at a time. The
+        // handle is let go at once (calls meanwhile answer unavailable, they never wait on
+        // it); calls still running on the old store finish on it, and the files are opened
+        // again once the last of them has let it go.
+        let old = self
+            .current
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(old) = old {
+            let closing = Arc::downgrade(&old);
+            drop(old);
+            let deadline = std::time::Instant::now() + CLOSE_WAIT;
+            while closing.strong_count() > 0 {
+                if std::time::Instant::now() > deadline {
+                    return Supervision::ReopenFailed(format!(
+                        "{failure}; then: calls still hold the old store after {}s",
+                        CLOSE_WAIT.as_secs()
+                    ));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
         match reopen.open() {
             Ok(store) => {
-                *current = Some(store);
+                *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some(store);
                 Supervision::Reopened(failure.to_string())
             }
             Err(error) => Supervision::ReopenFailed(format!("{failure}; then: {error}")),

@@ -20,7 +20,7 @@
 //! version_name, ...), maintained in the transactions that write the devices. `shard` (a hash of
 //! the device id, 0..16) spreads one value over 16 keys, so that concurrent check-ins rarely
 //! conflict on the same counter; readers add the shards up. Dimension 7 counts the devices a
-//! channel's rollout selected, under `channel 0xFF rollout id (u64 BE)`.
+//! channel's rollout selected, under `channel id (u64 BE) rollout id (u64 BE)`.
 //! api_keys:        sha256(secret) (32 bytes)                -> ApiKey
 //! version_events:  app_id 0xFF version_name 0xFF day(u32 BE) action -> count (u64 BE, summed by
 //!                  a merge operator; no format byte)

@@ -107,7 +107,7 @@ async fn a_rollout_selects_its_share_sticks_pauses_and_is_promoted() {
     let shown = device_object(&server, first_selected).await;
     assert_eq!(
         shown["rollout"],
-        json!({"channel": "production", "rollout_id": 1, "version": "1.1.0",
+        json!({"channel": "production", "channel_id": 1, "rollout_id": 1, "version": "1.1.0",
                "selected": true, "percentage_bps": 5000})
     );
     assert_eq!(shown["version_name"], "1.1.0");
@@ -579,4 +579,55 @@ async fn guards_are_checked() {
         (status, &body["error"]),
         (StatusCode::CONFLICT, &json!("no_rollout"))
     );
+}
+
+#[actix_web::test]
+async fn a_channel_created_again_does_not_inherit_the_old_ones_decisions() {
+    let server = TestServer::new().await;
+    an_app_with_a_rollout_bundle(&server).await;
+    set_rollout(
+        &server,
+        json!({"rollout_version": "1.1.0", "rollout_percentage_bps": 10000}),
+    )
+    .await;
+    check_in_all(&server, 0..5).await;
+    assert_eq!(summary_rollouts(&server).await[0]["selected"], 5);
+
+    let (status, _) = server
+        .delete(
+            "/channel",
+            ADMIN,
+            Some(json!({"app_id": APP, "channel": "production"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    server
+        .create_channel(
+            APP,
+            "production",
+            json!({"version": "1.0.1", "public": true}),
+        )
+        .await;
+    // The same name, the same rollout number, the same bundle: another channel all the same.
+    let (_, body) = set_rollout(
+        &server,
+        json!({"rollout_version": "1.1.0", "rollout_percentage_bps": 0}),
+    )
+    .await;
+    assert_eq!(body["channel"]["rollout_id"], 1);
+    assert_eq!(summary_rollouts(&server).await[0]["selected"], 0);
+    // At 0% a device is sent the channel's bundle, and its decision of the old channel goes.
+    let answer = server.check_in(APP, &device(1), json!({})).await;
+    assert_eq!(answer["version"], "1.0.1", "{answer}");
+    assert_eq!(device_object(&server, 1).await.get("rollout"), None);
+    // Widened: decided anew for this channel.
+    set_rollout(&server, json!({"rollout_percentage_bps": 10000})).await;
+    let answer = server.check_in(APP, &device(1), json!({})).await;
+    assert_eq!(answer["version"], "1.1.0", "{answer}");
+    let kept = device_object(&server, 1).await["rollout"].clone();
+    assert_eq!(
+        (&kept["channel_id"], &kept["selected"]),
+        (&json!(2), &json!(true))
+    );
+    assert_eq!(summary_rollouts(&server).await[0]["selected"], 1);
 }

@@ -45,7 +45,7 @@ pub(super) async fn summary(
             let rollout = channel.rollout.as_ref()?;
             let selected = counted
                 .rollouts_selected
-                .get(&(channel.name.clone(), rollout.id))
+                .get(&(channel.id, rollout.id))
                 .copied()
                 .unwrap_or(0);
             Some(json!({

@@ -210,6 +210,16 @@ pub fn parse_device_body(input: &Input) -> Result<DeviceBody, ApiError> {
 /// Records check-ins, in order (one store call: see `Devices::check_in`); `false` when the app
 /// is unknown (and nothing was stored for it).
 pub async fn record_check_ins(state: &AppState, devices: &[&DeviceBody]) -> Result<bool, ApiError> {
+    record_check_ins_on(state, state.store.current()?.as_ref(), devices).await
+}
+
+/// [`record_check_ins`] on a store the caller already holds (one store for the whole request,
+/// even if the handle's is replaced meanwhile).
+pub async fn record_check_ins_on(
+    state: &AppState,
+    store: &dyn crate::store::Store,
+    devices: &[&DeviceBody],
+) -> Result<bool, ApiError> {
     let now = state.clock.now();
     let check_ins: Vec<CheckIn> = devices
         .iter()
@@ -222,7 +232,7 @@ pub async fn record_check_ins(state: &AppState, devices: &[&DeviceBody]) -> Resu
             rollout: device.rollout.clone(),
         })
         .collect();
-    let outcomes = state.store.current()?.check_in(check_ins).await?;
+    let outcomes = store.check_in(check_ins).await?;
     Ok(!outcomes.contains(&Upsert::AppNotFound))
 }
 

@@ -5,7 +5,7 @@ use actix_web::web::{self, Payload};
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
-use super::{answer_json, app_not_found, device_call, record_check_ins};
+use super::{answer_json, app_not_found, device_call, record_check_ins_on};
 use crate::error::{ApiError, Field};
 use crate::resolve::{self, Answer};
 use crate::routes::input::missing;
@@ -46,7 +46,7 @@ pub async fn updates(
     if let Answer::Update { bundle, .. } = &answer {
         device.report.version_name = Some(bundle.version.clone());
     }
-    if !record_check_ins(&state, &[&device]).await? {
+    if !record_check_ins_on(&state, store.as_ref(), &[&device]).await? {
         return Ok(app_not_found());
     }
     Ok(HttpResponse::Ok().json(answer_json(&answer, &device.report.plugin_version)))

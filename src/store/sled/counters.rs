@@ -13,28 +13,23 @@ pub(super) mod dimension {
     pub const EMULATOR: u8 = 5;
     /// The day (u32 BE, days since 1970) of `updated_at`.
     pub const SEEN_DAY: u8 = 6;
-    /// Devices selected by a channel's rollout: `channel 0xFF rollout id (u64 BE)`.
+    /// Devices selected by a channel's rollout: `channel id (u64 BE) rollout id (u64 BE)`.
     pub const ROLLOUT_SELECTED: u8 = 7;
 }
 
 /// The value of a [`dimension::ROLLOUT_SELECTED`] counter.
-pub(super) fn rollout_value(channel: &str, rollout_id: u64) -> Vec<u8> {
-    let mut value = channel.as_bytes().to_vec();
-    value.push(keys::SEPARATOR);
+pub(super) fn rollout_value(channel_id: u64, rollout_id: u64) -> Vec<u8> {
+    let mut value = channel_id.to_be_bytes().to_vec();
     value.extend_from_slice(&rollout_id.to_be_bytes());
     value
 }
 
-/// The channel and rollout id of a [`dimension::ROLLOUT_SELECTED`] counter's value.
-pub(super) fn split_rollout_value(value: &[u8]) -> Option<(&str, u64)> {
-    let at = value.len().checked_sub(9)?;
-    if value[at] != keys::SEPARATOR {
-        return None;
-    }
-    let channel = std::str::from_utf8(&value[..at]).ok()?;
+/// The channel id and rollout id of a [`dimension::ROLLOUT_SELECTED`] counter's value.
+pub(super) fn split_rollout_value(value: &[u8]) -> Option<(u64, u64)> {
+    let (channel, rollout) = value.split_at_checked(8)?;
     Some((
-        channel,
-        u64::from_be_bytes(value[at + 1..].try_into().ok()?),
+        u64::from_be_bytes(channel.try_into().ok()?),
+        u64::from_be_bytes(rollout.try_into().ok()?),
     ))
 }
 
@@ -86,7 +81,7 @@ pub(super) fn counted(record: &DeviceRecord) -> Vec<(u8, Vec<u8>)> {
     if let Some(decision) = record.rollout.as_ref().filter(|d| d.selected) {
         counted.push((
             dimension::ROLLOUT_SELECTED,
-            rollout_value(&decision.channel, decision.rollout_id),
+            rollout_value(decision.channel_id, decision.rollout_id),
         ));
     }
     counted
@@ -133,4 +128,25 @@ pub(super) fn apply_counts(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rollout_counter_values_round_trip_and_order_by_channel_then_rollout() {
+        let mut values = Vec::new();
+        for channel in [0u64, 1, 255, 256, u64::MAX] {
+            for rollout in [0u64, 1, 2, 65_536, u64::MAX] {
+                let value = rollout_value(channel, rollout);
+                assert_eq!(split_rollout_value(&value), Some((channel, rollout)));
+                values.push((value, (channel, rollout)));
+            }
+        }
+        let mut sorted = values.clone();
+        sorted.sort();
+        assert_eq!(sorted, values);
+        assert_eq!(split_rollout_value(b"short"), None);
+    }
 }

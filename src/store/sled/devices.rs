@@ -434,11 +434,8 @@ impl Devices for SledStore {
                     *days.entry(day).or_default() += count;
                 }
                 dimension::ROLLOUT_SELECTED => {
-                    if let Some((channel, id)) = split_rollout_value(value_bytes) {
-                        *summary
-                            .rollouts_selected
-                            .entry((channel.to_owned(), id))
-                            .or_default() += count;
+                    if let Some(rollout) = split_rollout_value(value_bytes) {
+                        *summary.rollouts_selected.entry(rollout).or_default() += count;
                     }
                 }
                 _ => {}

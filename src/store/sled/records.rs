@@ -253,6 +253,7 @@ mod tests {
     fn the_decision_alone_reads_as_the_whole_record_has_it() {
         let decision = RolloutDecision {
             channel: "production".into(),
+            channel_id: 2,
             rollout_id: 7,
             version: "1.1.0".into(),
             selected: true,
