@@ -135,8 +135,10 @@ fn is_download_url(url: &str) -> bool {
         && !url.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
-/// At most this many files in a manifest.
+/// At most this many files in a manifest, and this many bytes of names, hashes and URLs in all
+/// (the bundle's record must stay well under the store's record limit, `keys.rs`).
 const MANIFEST_FILES: usize = 10_000;
+const MANIFEST_BYTES: usize = 512 * 1024;
 
 /// `manifest`: absent, or an array of `{file_name, file_hash, download_url}`.
 fn parse_manifest(input: &Input) -> Result<Vec<ManifestEntry>, ApiError> {
@@ -147,7 +149,7 @@ fn parse_manifest(input: &Input) -> Result<Vec<ManifestEntry>, ApiError> {
         invalid(
             Field::Manifest,
             "an array of at most 10000 {file_name, file_hash, download_url}: names and hashes \
-             of 1 to 1024 bytes without controls, http(s) URLs",
+             of 1 to 1024 bytes without controls, http(s) URLs, 512 KiB in all",
             Some(value),
         )
     };
@@ -155,6 +157,14 @@ fn parse_manifest(input: &Input) -> Result<Vec<ManifestEntry>, ApiError> {
         .as_array()
         .filter(|a| a.len() <= MANIFEST_FILES)
         .ok_or_else(refuse)?;
+    let bytes: usize = entries
+        .iter()
+        .filter_map(Value::as_object)
+        .flat_map(|fields| fields.values())
+        .filter_map(Value::as_str)
+        .map(str::len)
+        .sum();
+    let too_large = bytes > MANIFEST_BYTES;
     entries
         .iter()
         .map(|entry| {
@@ -166,6 +176,7 @@ fn parse_manifest(input: &Input) -> Result<Vec<ManifestEntry>, ApiError> {
             };
             let fields = entry.as_object().map_or(0, |fields| fields.len());
             match (text("file_name"), text("file_hash"), text("download_url")) {
+                _ if too_large => Err(refuse()),
                 (Some(file_name), Some(file_hash), Some(url))
                     if fields == 3 && is_download_url(url) =>
                 {

@@ -272,12 +272,15 @@ async fn end_rollout(
     let channel = state.store.current()?.channel(&app_id, &name)?;
     let channel = channel
         .ok_or_else(|| ApiError::new(Code::ChannelNotFound).info("channel", name.as_str()))?;
-    if channel.rollout.is_none() {
+    let Some(rollout) = &channel.rollout else {
         return Err(ApiError::new(Code::NoRollout));
-    }
+    };
+    // Ends the rollout read here and no other: one started meanwhile, or a channel deleted
+    // meanwhile (which the upsert would create again), answers no_rollout.
     let patch = ChannelPatch {
         promote_rollout: promote,
         rollout_version: (!promote).then_some(None),
+        if_rollout: Some(rollout.id),
         ..ChannelPatch::default()
     };
     write_patch(

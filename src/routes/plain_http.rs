@@ -53,8 +53,20 @@ where
             None => HttpResponse::NotFound().finish(),
         }
     } else {
-        // The name the client asked for, without its port: the HTTPS port is ours.
-        let host = request.connection_info().host().to_owned();
+        // The name the client asked for (its own Host header: never X-Forwarded-Host or
+        // Forwarded, which anyone can write), without its port: the HTTPS port is ours.
+        let host = request
+            .headers()
+            .get(header::HOST)
+            .and_then(|host| host.to_str().ok())
+            .filter(|host| {
+                !host.is_empty()
+                    && host
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+            })
+            .unwrap_or("localhost")
+            .to_owned();
         let name = match host.rsplit_once(':') {
             Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name.to_owned(),
             _ => host,

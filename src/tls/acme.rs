@@ -5,9 +5,9 @@
 //! less than `renew_before` of it is left, retried with a doubling backoff while that fails, and
 //! served until a new one is in hand.
 //!
-//! Files, in `<data_dir>/acme/`: `account.json` (the account's credentials, key included),
-//! `cert.pem` (the chain) and `key.pem` (the certificate's key), each written aside then renamed,
-//! readable by the owner only.
+//! Files, in `<data_dir>/acme/`: `account.json` (the account's credentials, key included) and
+//! `certificate.pem` (the chain, then its key: one file, so that a crash never leaves a key
+//! beside another certificate), each written aside then renamed, readable by the owner only.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -94,12 +94,11 @@ impl Acme {
     }
 
     fn kept(&self) -> Result<Option<Loaded>, String> {
-        let (cert, key) = (self.dir.join("cert.pem"), self.dir.join("key.pem"));
-        let (Ok(chain), Ok(key)) = (std::fs::read(&cert), std::fs::read(&key)) else {
+        let Ok(pem) = std::fs::read(self.dir.join("certificate.pem")) else {
             return Ok(None);
         };
-        let loaded = parse_pem(&chain, &key)?;
-        Ok(covers(&chain, &self.config.domains).then_some(loaded))
+        let loaded = parse_pem(&pem, &pem)?;
+        Ok(covers(&pem, &self.config.domains).then_some(loaded))
     }
 
     /// Obtains and renews for as long as the server runs.
@@ -147,8 +146,8 @@ impl Acme {
         self.tokens.clear();
         let (chain, key) = issued?;
         let loaded = parse_pem(chain.as_bytes(), key.as_bytes())?;
-        write_private(&self.dir.join("key.pem"), key.as_bytes())?;
-        write_private(&self.dir.join("cert.pem"), chain.as_bytes())?;
+        let pem = format!("{chain}\n{key}");
+        write_private(&self.dir.join("certificate.pem"), pem.as_bytes())?;
         log::info!(
             "acme: new certificate for {}, valid for {} days",
             self.config.domains.join(", "),

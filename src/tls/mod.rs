@@ -159,9 +159,11 @@ impl Certificates {
 
 impl ResolvesServerCert for Certificates {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        let validation = hello
-            .alpn()
-            .is_some_and(|mut protocols| protocols.any(|p| p == ACME_TLS_ALPN));
+        // A validation offers `acme-tls/1` and nothing else (RFC 8737 section 3).
+        let validation = hello.alpn().is_some_and(|protocols| {
+            let offered: Vec<&[u8]> = protocols.collect();
+            offered == [ACME_TLS_ALPN]
+        });
         if validation {
             let name = hello.server_name()?.to_ascii_lowercase();
             return self

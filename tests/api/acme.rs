@@ -224,7 +224,7 @@ fn acme_issues_renews_and_keeps_the_certificate_when_a_challenge_fails() {
         text.contains("device_registry_tls_renewal_failures_total 0"),
         "{text}"
     );
-    for kept in ["account.json", "cert.pem", "key.pem"] {
+    for kept in ["account.json", "certificate.pem"] {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(data.path().join("acme").join(kept))
             .unwrap()
@@ -243,7 +243,13 @@ fn acme_issues_renews_and_keeps_the_certificate_when_a_challenge_fails() {
 
     // A challenge that fails (pebble validates a port nobody listens on): the kept certificate
     // is served from the start and stays; /metrics says why.
-    let mut server = start(data.path(), &config, free_port());
+    let elsewhere = loop {
+        let port = free_port();
+        if port != pebble.tls_port {
+            break port;
+        }
+    };
+    let mut server = start(data.path(), &config, elsewhere);
     let client = connect(server.port, NAME, roots.clone(), &[], BOTH).unwrap();
     assert_eq!(client.certificate(), second);
     let deadline = Instant::now() + Duration::from_secs(60);

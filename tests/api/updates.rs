@@ -723,3 +723,32 @@ async fn a_bundle_manifest_goes_to_the_plugins_that_read_one() {
         assert_eq!(&answer, expected, "{plugin_version}");
     }
 }
+
+#[actix_web::test]
+async fn a_manifest_too_large_to_keep_is_refused() {
+    let mut config = config();
+    config.server.max_body = device_registry::config::ByteSize(4 << 20);
+    let server = TestServer::with_config(config).await;
+    server.create_app("app_big_manifest").await;
+    let manifest: Vec<Value> = (0..600)
+        .map(|n| {
+            json!({"file_name": format!("{n:04}-{}", "x".repeat(1000)), "file_hash": "h",
+                   "download_url": "https://cdn.example.com/f"})
+        })
+        .collect();
+    let (status, body) = server
+        .post(
+            "/bundle",
+            ADMIN,
+            json!({"app_id": "app_big_manifest", "version": "1.0.0",
+                   "external_url": "https://cdn.example.com/1.0.0.zip", "checksum": "c",
+                   "manifest": manifest}),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["error"]),
+        (StatusCode::BAD_REQUEST, &json!("invalid_manifest"))
+    );
+    let (_, bundles) = server.get("/bundle?app_id=app_big_manifest", ADMIN).await;
+    assert_eq!(bundles, json!([]));
+}
