@@ -107,12 +107,15 @@ pub fn judge(
     tally: &Tally,
     now: Micros,
 ) -> Verdict {
+    // What was counted before the rollout started (on its start day) is not its own.
+    let (baseline_attempts, baseline_failures) = rollout.baseline;
     if let Some(at) = rollout.guard_triggered_at {
         if guard.cooldown > 0 && at.saturating_add(guard.cooldown) > now {
             return Verdict::Cooldown;
         }
     }
-    let (failures, attempts) = (tally.failed(), tally.attempts());
+    let failures = tally.failed().saturating_sub(baseline_failures);
+    let attempts = tally.attempts().saturating_sub(baseline_attempts);
     if attempts < guard.min_attempts {
         return Verdict::InsufficientAttempts;
     }
@@ -130,7 +133,7 @@ pub fn judge(
          attempts",
         guard.action.as_str(),
         rollout.version,
-        tally.failure_rate_bps(),
+        failures * 10_000 / attempts.max(1),
         guard.threshold_bps,
     ))
 }

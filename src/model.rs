@@ -127,8 +127,12 @@ pub struct Rollout {
     pub percentage_bps: u16,
     /// A paused rollout selects no device anew; devices already on its bundle keep it.
     pub paused: bool,
-    /// When it started: its guard counts what devices reported about its bundle since that day.
+    /// When it started: its guard counts what devices reported about its bundle since then
+    /// (the counters are daily: the start day's counts at the start are the baseline).
     pub started_at: Micros,
+    /// Attempts (installs and failures) and failures of its bundle already counted on its start
+    /// day when it started.
+    pub baseline: (u64, u64),
     pub guard: Option<RolloutGuard>,
     /// When its guard last acted (its cooldown runs from there).
     pub guard_triggered_at: Option<Micros>,
@@ -304,6 +308,7 @@ impl ChannelPatch {
                     percentage_bps: 0,
                     paused: false,
                     started_at: now,
+                    baseline: (0, 0),
                     guard: None,
                     guard_triggered_at: None,
                 });

@@ -154,6 +154,7 @@ mod tests {
             percentage_bps,
             paused: false,
             started_at: 0,
+            baseline: (0, 0),
             guard: None,
             guard_triggered_at: None,
         }

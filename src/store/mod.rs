@@ -424,6 +424,8 @@ pub trait Devices: Send + Sync + 'static {
     /// transaction per call, so callers pass batches of a few thousand.
     fn import_devices(&self, app_id: &str, devices: &[Device]) -> StoreResult<bool>;
     fn device(&self, app_id: &str, device_id: &str) -> StoreResult<Option<DeviceEntry>>;
+    /// Whether the device is in the registry (one key lookup).
+    fn device_exists(&self, app_id: &str, device_id: &str) -> StoreResult<bool>;
     /// A device's kept rollout decision, if any: one read of its record, nothing else built
     /// (`/updates` asks on every check-in on a channel with a rollout).
     fn rollout_decision(

@@ -342,35 +342,38 @@ async fn bundle_health_counts_what_production_devices_report_per_day() {
         event(&server, &device(n), "1.1.0", "download_complete", json!({})).await;
         event(&server, &device(n), "1.1.0", "set", json!({})).await;
     }
+    for n in 8..16 {
+        event(&server, &device(n), "1.0.1", "get", json!({})).await;
+    }
     event(&server, &device(8), "1.1.0", "download_fail", json!({})).await;
     // Manifest file failures name `version:file`.
+    let manifest_file = "1.1.0:index.js";
     event(
         &server,
         &device(9),
-        "1.1.0:index.js",
+        manifest_file,
         "download_manifest_file_fail",
         json!({}),
     )
     .await;
-    // Not counted: test devices, other actions, other bundles.
-    event(
-        &server,
-        &device(10),
-        "1.1.0",
-        "set_fail",
-        json!({"is_emulator": true}),
-    )
-    .await;
-    event(
-        &server,
-        &device(11),
-        "1.1.0",
-        "set_fail",
-        json!({"is_prod": false}),
-    )
-    .await;
+    // Not counted: test devices, other actions, other bundles, bundles the app does not have,
+    // actions the plugin does not send, devices never seen.
+    let emulator = json!({"is_emulator": true});
+    event(&server, &device(10), "1.1.0", "set_fail", emulator).await;
+    let dev_build = json!({"is_prod": false});
+    event(&server, &device(11), "1.1.0", "set_fail", dev_build).await;
     event(&server, &device(12), "1.1.0", "get", json!({})).await;
     event(&server, &device(13), "1.0.1", "set_fail", json!({})).await;
+    event(&server, &device(14), "9.9.9", "set_fail", json!({})).await;
+    event(&server, &device(15), "1.1.0", "invented_fail", json!({})).await;
+    event(&server, "never-seen", "1.1.0", "set_fail", json!({})).await;
+    let (_, unregistered) = server
+        .get(
+            &format!("/bundle/health?app_id={APP}&version=9.9.9&days=1"),
+            ADMIN,
+        )
+        .await;
+    assert_eq!(unregistered["totals"]["attempts"], 0);
     server.clock.advance(24 * HOUR);
     event(&server, &device(0), "1.1.0", "set_fail", json!({})).await;
 
@@ -550,6 +553,18 @@ async fn a_guard_can_roll_back_or_only_notify_once_per_cooldown() {
     assert_eq!(audit(&server).await[0]["after"], Value::Null);
     let answer = server.check_in(APP, &device(0), json!({})).await;
     assert_eq!(answer["version"], "1.0.1");
+
+    // The same bundle rolled out again the same day: the failures counted before it started
+    // are not its own, and its guard does not act on them.
+    set_rollout(
+        &server,
+        json!({"rollout_version": "1.1.0", "rollout_percentage_bps": 10000,
+               "rollout_guard": {"threshold_bps": 1000, "action": "rollback"}}),
+    )
+    .await;
+    assert_eq!(run_guards(&server).await, vec![]);
+    events(&server, "set_fail", 10).await;
+    assert_eq!(run_guards(&server).await.len(), 1, "its own failures count");
 }
 
 #[actix_web::test]

@@ -25,6 +25,29 @@ struct StatsEvent {
 
 const DAY_MICROS: u64 = 86_400_000_000;
 
+/// What bundle health counts: installs, downloads, and every failure the plugin reports
+/// (Capgo's `stats_action` values ending in `_fail`). A fixed list: clients cannot make the
+/// store keep counters for actions of their own invention.
+const COUNTED_ACTIONS: [&str; 17] = [
+    "set",
+    "download_complete",
+    "set_fail",
+    "update_fail",
+    "download_fail",
+    "windows_path_fail",
+    "canonical_path_fail",
+    "directory_path_fail",
+    "unzip_fail",
+    "low_mem_fail",
+    "decrypt_fail",
+    "checksum_fail",
+    "download_manifest_file_fail",
+    "download_manifest_checksum_fail",
+    "download_manifest_brotli_fail",
+    "finish_download_fail",
+    "manifest_path_fail",
+];
+
 impl StatsEvent {
     /// What the event counts for in the bundle's health (`GET /bundle/health`), if anything: an
     /// install (`set`), a download (`download_complete`) or a failure (every `*_fail` action,
@@ -33,8 +56,7 @@ impl StatsEvent {
     /// `version_name` (manifest file failures send `version:file`: the bundle is before `:`).
     fn version_event(&self, day: u32) -> Option<VersionEvent> {
         let report = &self.device.report;
-        let counted =
-            self.action == "set" || self.action == "download_complete" || self.is_failure();
+        let counted = COUNTED_ACTIONS.contains(&self.action.as_str());
         if !counted || !report.is_prod || report.is_emulator {
             return None;
         }
@@ -103,13 +125,34 @@ async fn record(state: &AppState, app_id: &str, events: &[&StatsEvent]) -> Resul
     };
     if known {
         let day = (state.clock.now() / DAY_MICROS) as u32;
-        let counted: Vec<VersionEvent> = events
+        let counted: Vec<(VersionEvent, String)> = events
             .iter()
-            .filter_map(|event| event.version_event(day))
+            .filter_map(|event| {
+                let counted = event.version_event(day)?;
+                Some((counted, event.device.device_id.clone()))
+            })
             .collect();
         if !counted.is_empty() {
             off_workers(&state.store, move |store| {
-                store.count_version_events(&counted)
+                // Only about bundles the app has, from devices it knows (a failure report does
+                // not record its device): an unauthenticated client can neither make counters
+                // for bundles of its invention nor report failures for devices never seen.
+                let mut bundles: std::collections::HashMap<String, bool> = Default::default();
+                let mut kept = Vec::with_capacity(counted.len());
+                for (event, device_id) in counted {
+                    let bundle_known = match bundles.get(&event.version) {
+                        Some(known) => *known,
+                        None => {
+                            let known = store.bundle(&event.app_id, &event.version)?.is_some();
+                            bundles.insert(event.version.clone(), known);
+                            known
+                        }
+                    };
+                    if bundle_known && store.device_exists(&event.app_id, &device_id)? {
+                        kept.push(event);
+                    }
+                }
+                store.count_version_events(&kept)
             })
             .await?;
         }

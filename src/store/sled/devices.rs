@@ -312,6 +312,12 @@ impl Devices for SledStore {
         Ok(true)
     }
 
+    fn device_exists(&self, app_id: &str, device_id: &str) -> StoreResult<bool> {
+        Ok(self
+            .devices
+            .contains_key(keys::app_scoped(app_id, device_id))?)
+    }
+
     fn rollout_decision(
         &self,
         app_id: &str,

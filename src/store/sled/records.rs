@@ -306,6 +306,7 @@ mod tests {
             percentage_bps: 1_500,
             paused: true,
             started_at: 0,
+            baseline: (0, 0),
             guard: None,
             guard_triggered_at: None,
         });

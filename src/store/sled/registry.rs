@@ -247,6 +247,15 @@ impl Registry for SledStore {
         if let Err(PatchRefusal::NoRollout) = patch.apply(&mut channel, now) {
             return Ok(UpsertChannel::NoRollout);
         }
+        if let Some(rollout) = channel.rollout.as_mut() {
+            if rollout_before.as_ref().map(|r| r.id) != Some(rollout.id) {
+                // A new rollout: what its bundle's counters already hold today is not its own.
+                let day = (now / DAY_MICROS) as u32;
+                let counts = self.version_events(app_id, &rollout.version, day, day)?;
+                let today = crate::health::BundleHealth::from_counts(day, day, &counts).totals;
+                rollout.baseline = (today.attempts(), today.failed());
+            }
+        }
         channel.updated_at = now;
         let rollout_audit = (channel.rollout != rollout_before).then(|| AuditEntry {
             at: now,
