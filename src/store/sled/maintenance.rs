@@ -222,6 +222,20 @@ impl SledStore {
             }
         }
 
+        // Bundle health counters of apps that are gone.
+        for key in self.version_events.iter().keys() {
+            let key = key?;
+            match keys::split_version_event(&key) {
+                Some((app_id, version, _, _)) if !app_exists(app_id)? => {
+                    report.orphan_records += 1;
+                    report.note(format!("counter of {app_id}/{version} of a missing app"));
+                    orphan_keys.push((&self.version_events, key.clone()));
+                }
+                Some(_) => {}
+                None => report.corrupt_records += 1,
+            }
+        }
+
         // The custom id index against the records.
         stale_entries(
             &self.devices_by_custom_id,
@@ -620,12 +634,21 @@ mod tests {
             .audit_by_device
             .insert(keys::audit_by_device("app", "x", 1, 1), &[] as &[u8])
             .unwrap();
+        // A bundle health counter of an app that is gone.
+        store
+            .count_version_events(&[crate::store::VersionEvent {
+                app_id: "gone".into(),
+                version: "1.0.0".into(),
+                day: 1,
+                action: "set".into(),
+            }])
+            .unwrap();
 
         let found = store.check(false).unwrap();
         assert_eq!(found.missing_index_entries, 1, "{found:?}");
         assert_eq!(found.stale_index_entries, 2, "{found:?}");
         assert_eq!(found.unexpirable_overrides, 1, "{found:?}");
-        assert_eq!(found.orphan_records, 1, "{found:?}");
+        assert_eq!(found.orphan_records, 2, "{found:?}");
         assert_eq!(found.dangling_overrides, 2, "{found:?}");
         assert!(!found.repaired && !found.examples.is_empty());
 

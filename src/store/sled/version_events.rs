@@ -48,32 +48,34 @@ impl VersionHealth for SledStore {
 }
 
 impl SledStore {
-    /// Removes up to `limit` counters of days before `day`, scanning every bundle's (counters
-    /// are few: apps x bundles x days x actions); `true` when there may be more.
+    /// Removes the counters of days before `day`, in one pass over the tree (counters are few:
+    /// apps x bundles x days x actions), `limit` at a time; answers how many, and `false` (none
+    /// left).
     pub(super) fn expire_version_events(
         &self,
         day: u32,
         limit: usize,
     ) -> StoreResult<(usize, bool)> {
-        let mut old = Vec::new();
+        let mut removed = 0;
+        let mut batch = sled::Batch::default();
+        let mut in_batch = 0;
         for key in self.version_events.iter().keys() {
             let key = key?;
             let (_, _, at, _) =
                 keys::split_version_event(&key).ok_or_else(|| corrupt_key("version_events"))?;
             if at < day {
-                if old.len() == limit {
-                    break;
+                batch.remove(key);
+                in_batch += 1;
+                if in_batch == limit.max(1) {
+                    self.version_events
+                        .apply_batch(std::mem::take(&mut batch))?;
+                    removed += in_batch;
+                    in_batch = 0;
                 }
-                old.push(key);
             }
         }
-        let more = old.len() == limit;
-        let mut batch = sled::Batch::default();
-        for key in &old {
-            batch.remove(key);
-        }
         self.version_events.apply_batch(batch)?;
-        Ok((old.len(), more))
+        Ok((removed + in_batch, false))
     }
 }
 
@@ -137,14 +139,15 @@ mod tests {
             1
         );
 
-        assert_eq!(store.expire_version_events(11, 1).unwrap(), (1, true));
-        assert_eq!(store.expire_version_events(11, 10).unwrap(), (1, false));
+        assert_eq!(store.expire_version_events(12, 1).unwrap(), (4, false));
+        assert_eq!(store.expire_version_events(12, 10).unwrap(), (0, false));
         assert_eq!(
-            store
-                .version_events("app", "1.0.0", 0, u32::MAX)
-                .unwrap()
-                .len(),
-            2
+            store.version_events("app", "1.0.0", 0, u32::MAX).unwrap(),
+            vec![(12, "set".to_owned(), 1)]
+        );
+        assert_eq!(
+            store.version_events("app", "1.0.1", 0, u32::MAX).unwrap(),
+            vec![]
         );
     }
 }
