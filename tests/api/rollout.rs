@@ -646,3 +646,38 @@ async fn a_channel_created_again_does_not_inherit_the_old_ones_decisions() {
     );
     assert_eq!(summary_rollouts(&server).await[0]["selected"], 1);
 }
+
+#[actix_web::test]
+async fn resolve_never_rolls_the_dice_for_an_undecided_device() {
+    let server = TestServer::new().await;
+    an_app_with_a_rollout_bundle(&server).await;
+    check_in_all(&server, 0..1).await;
+    set_rollout(
+        &server,
+        json!({"rollout_version": "1.1.0", "rollout_percentage_bps": 5000}),
+    )
+    .await;
+    for _ in 0..3 {
+        let (status, trace) = server
+            .get(
+                &format!("/device/resolve?app_id={APP}&device_id={}", device(0)),
+                ADMIN,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{trace}");
+        let step = trace["precedence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|step| step["step"] == "rollout")
+            .cloned()
+            .unwrap();
+        assert_eq!(
+            step,
+            json!({"step": "rollout", "applied": false,
+                   "detail": "rollout 1 of bundle 1.1.0 at 5000 bps: not selected (rolled); \
+                              not decided yet: the next check-in rolls the dice"})
+        );
+    }
+    assert_eq!(device_object(&server, 0).await.get("rollout"), None);
+}

@@ -35,13 +35,15 @@ pub(super) async fn resolve_device(
             (plugin::answer_json(&answer, &report.plugin_version), None)
         }
         Some(native) => {
-            // Its kept decision; a device without one gets a roll of the dice here that is not
-            // kept (its next check-in rolls its own), as the trace's reason `rolled` says.
+            // Its kept decision. Where `/updates` would roll the dice, nothing is rolled here:
+            // the answer is the one a device not selected gets (exact at 0% and 100%), and the
+            // trace says that the next check-in decides.
             let kept = entry.device.rollout.clone();
             let mut stored = move || Ok(kept.clone());
+            let undecided = Undecided::default();
             let mut rollouts = crate::resolve::Rollouts {
                 stored: &mut stored,
-                dice: state.dice.as_ref(),
+                dice: &undecided,
                 decided: None,
             };
             let answer = crate::resolve::resolve(
@@ -53,6 +55,12 @@ pub(super) async fn resolve_device(
                 &mut rollouts,
                 &mut trace,
             )?;
+            if undecided.0.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Some(step) = trace.precedence.iter_mut().find(|s| s.step == "rollout") {
+                    step.detail
+                        .push_str("; not decided yet: the next check-in rolls the dice");
+                }
+            }
             let source = match &answer {
                 crate::resolve::Answer::Update { source, .. } => Some(*source),
                 crate::resolve::Answer::Refused { source, .. } => *source,
@@ -68,4 +76,16 @@ pub(super) async fn resolve_device(
         "precedence": trace.precedence,
         "rules": trace.rules,
     })))
+}
+
+/// The dice of a preview: never selects (but at 100%, where every roll selects), and notes
+/// that a roll was asked for.
+#[derive(Default)]
+struct Undecided(std::sync::atomic::AtomicBool);
+
+impl crate::rollout::Dice for Undecided {
+    fn roll_bps(&self) -> u16 {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        crate::rollout::MAX_BPS - 1
+    }
 }
