@@ -57,6 +57,24 @@ async fn device_object(server: &TestServer, n: usize) -> Value {
     body
 }
 
+/// The `rollout` step of a device's resolve trace.
+async fn rollout_step(server: &TestServer, n: usize) -> Value {
+    let (status, trace) = server
+        .get(
+            &format!("/device/resolve?app_id={APP}&device_id={}", device(n)),
+            ADMIN,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{trace}");
+    trace["precedence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|step| step["step"] == "rollout")
+        .cloned()
+        .unwrap()
+}
+
 async fn summary_rollouts(server: &TestServer) -> Value {
     let (status, body) = server
         .get(&format!("/device/summary?app_id={APP}"), ADMIN)
@@ -123,22 +141,7 @@ async fn a_rollout_selects_its_share_sticks_pauses_and_is_promoted() {
     );
 
     // Why: the resolve trace names the rollout step.
-    let (_, trace) = server
-        .get(
-            &format!(
-                "/device/resolve?app_id={APP}&device_id={}",
-                device(first_left)
-            ),
-            ADMIN,
-        )
-        .await;
-    let rollout_step = trace["precedence"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|step| step["step"] == "rollout")
-        .cloned()
-        .unwrap();
+    let rollout_step = rollout_step(&server, first_left).await;
     assert_eq!(
         rollout_step,
         json!({"step": "rollout", "applied": false,
@@ -658,20 +661,7 @@ async fn resolve_never_rolls_the_dice_for_an_undecided_device() {
     )
     .await;
     for _ in 0..3 {
-        let (status, trace) = server
-            .get(
-                &format!("/device/resolve?app_id={APP}&device_id={}", device(0)),
-                ADMIN,
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{trace}");
-        let step = trace["precedence"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|step| step["step"] == "rollout")
-            .cloned()
-            .unwrap();
+        let step = rollout_step(&server, 0).await;
         assert_eq!(
             step,
             json!({"step": "rollout", "applied": false,
