@@ -223,12 +223,13 @@ fn parse_patch(input: &Input) -> Result<ChannelPatch, ApiError> {
 /// Writes a patch through the store and answers the channel, or the refusal.
 async fn write_patch(
     state: &AppState,
-    change: crate::store::Change,
+    caller: &super::Caller,
     app_id: String,
     name: String,
     patch: ChannelPatch,
 ) -> Result<HttpResponse, ApiError> {
     let app = app_id.clone();
+    let change = super::change_by(caller, state);
     let upserted = off_workers(&state.store, move |store| {
         store.upsert_channel(&app, &name, &patch, change)
     });
@@ -283,14 +284,7 @@ async fn end_rollout(
         if_rollout: Some(rollout.id),
         ..ChannelPatch::default()
     };
-    write_patch(
-        &state,
-        super::change_by(&caller, &state),
-        app_id,
-        name,
-        patch,
-    )
-    .await
+    write_patch(&state, &caller, app_id, name, patch).await
 }
 
 async fn upsert_channel(
@@ -304,14 +298,7 @@ async fn upsert_channel(
     let name = input.required_name(Field::Channel)?;
     let patch = parse_patch(&input)?;
     visible_app(&state, &caller, &app_id)?;
-    write_patch(
-        &state,
-        super::change_by(&caller, &state),
-        app_id,
-        name,
-        patch,
-    )
-    .await
+    write_patch(&state, &caller, app_id, name, patch).await
 }
 
 async fn get_channels(
