@@ -168,11 +168,17 @@ fn a_full_disk_answers_503_keeps_reads_and_recovers_by_itself_when_space_returns
     acknowledged += fill(&server, 200_000);
 
     // Full: writes that need room are refused cleanly, reads go on, /metrics answers.
+    // A small write may still fit in a log segment sled already has: it is then on disk (and
+    // found after the restart below); otherwise it is refused cleanly, never half done.
     let (status, body) = channel(&server, "while-full");
-    assert_eq!(
-        (status, json_of(&body)["error"].clone()),
-        (503, json!("store_unavailable"))
-    );
+    let landed_while_full = match status {
+        201 => true,
+        503 => {
+            assert_eq!(json_of(&body)["error"], "store_unavailable", "{body}");
+            false
+        }
+        other => panic!("a write on a full disk answered {other}: {body}"),
+    };
     let (status, body) = http(server.port, "GET", "/health", None, None).unwrap();
     assert_eq!(status, 503, "{body}");
     let (status, body) = http(
@@ -209,7 +215,11 @@ fn a_full_disk_answers_503_keeps_reads_and_recovers_by_itself_when_space_returns
     // the check-ins of the last flush period).
     assert_eq!(terminate(&mut server).code(), Some(0));
     let server = start_with(&data, Some(ADMIN), &args);
-    for name in ["before", "after"] {
+    let mut expected = vec!["before", "after"];
+    if landed_while_full {
+        expected.push("while-full");
+    }
+    for name in expected {
         let (status, body) = http(
             server.port,
             "GET",

@@ -2,6 +2,10 @@
 //! Every key has a default, so the file may be missing; an unknown key or a bad value is an error
 //! that names the key.
 
+mod https;
+
+pub use https::{AcmeChallenge, AcmeConfig, TlsConfig, LETS_ENCRYPT, PUBLIC_HTTPS};
+
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -71,67 +75,6 @@ pub struct ServerConfig {
     /// A second, plain HTTP listener (e.g. `0.0.0.0:80`) that sends browsers to HTTPS (308),
     /// answers HTTP-01 challenges, and serves the plugin endpoints as they are; empty: none.
     pub redirect_http: String,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TlsConfig {
-    /// PEM: the certificate, then its chain.
-    pub cert: PathBuf,
-    /// PEM: its private key (PKCS#8, PKCS#1 or SEC1).
-    pub key: PathBuf,
-}
-
-impl TlsConfig {
-    pub fn is_set(&self) -> bool {
-        !self.cert.as_os_str().is_empty() || !self.key.as_os_str().is_empty()
-    }
-}
-
-/// Where the server listens with ACME on and `bind` not set.
-pub const PUBLIC_HTTPS: &str = "0.0.0.0:443";
-
-/// Let's Encrypt's production directory; its staging one is
-/// `https://acme-staging-v02.api.letsencrypt.org/directory`.
-pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub enum AcmeChallenge {
-    /// Answered on the HTTPS listener itself: no second port.
-    #[serde(rename = "tls-alpn-01")]
-    TlsAlpn01,
-    /// Answered on `redirect_http`, which must then be port 80 as the CA sees it.
-    #[serde(rename = "http-01")]
-    Http01,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AcmeConfig {
-    /// The names the certificate covers; empty: no ACME.
-    pub domains: Vec<String>,
-    /// An e-mail address the CA may write to about the certificates.
-    pub contact: String,
-    pub directory: String,
-    pub challenge: AcmeChallenge,
-    /// A PEM root to trust for the directory's own HTTPS (a private or test CA); empty: the
-    /// public roots.
-    pub directory_root: PathBuf,
-    /// Renew when the certificate has less than this left.
-    pub renew_before: Duration,
-}
-
-impl Default for AcmeConfig {
-    fn default() -> Self {
-        Self {
-            domains: Vec::new(),
-            contact: String::new(),
-            directory: LETS_ENCRYPT.into(),
-            challenge: AcmeChallenge::TlsAlpn01,
-            directory_root: PathBuf::new(),
-            renew_before: Duration::from_secs(30 * 86_400),
-        }
-    }
 }
 
 impl Default for ServerConfig {
@@ -651,7 +594,7 @@ mod tests {
 
     #[test]
     fn the_shipped_config_file_is_the_default() {
-        let text = include_str!("../config.toml");
+        let text = include_str!("../../config.toml");
         let shipped = Config::from_toml(text, Path::new("config.toml")).unwrap();
         // Whole: a key added to the defaults but not to the file (or the reverse) fails here.
         assert_eq!(shipped, Config::default());
