@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::background::Background;
 use crate::clock::Clock;
-use crate::health::{BundleHealth, Tally, DAY_MICROS};
+use crate::health::{day_of, rate_bps, BundleHealth, Tally};
 use crate::metrics::Metrics;
 use crate::model::{Actor, ChannelPatch, GuardAction, Rollout, RolloutGuard};
 use crate::store::{off_workers, Change, Store, StoreHandle, StoreResult, UpsertChannel};
@@ -133,7 +133,7 @@ pub fn judge(
          attempts",
         guard.action.as_str(),
         rollout.version,
-        failures * 10_000 / attempts.max(1),
+        rate_bps(failures, attempts),
         guard.threshold_bps,
     ))
 }
@@ -151,7 +151,7 @@ pub struct Triggered {
 /// id, or gone) is left alone until the next look.
 pub fn run_once(store: &dyn Store, now: Micros) -> StoreResult<Vec<Triggered>> {
     let mut triggered = Vec::new();
-    let today = (now / DAY_MICROS) as u32;
+    let today = day_of(now);
     for app in store.apps()? {
         for channel in store.channels(&app.app_id)? {
             let Some(rollout) = &channel.rollout else {
@@ -163,7 +163,7 @@ pub fn run_once(store: &dyn Store, now: Micros) -> StoreResult<Vec<Triggered>> {
             if rollout.paused || rollout.percentage_bps == 0 {
                 continue;
             }
-            let first = (rollout.started_at / DAY_MICROS) as u32;
+            let first = day_of(rollout.started_at);
             let counts = store.version_events(&app.app_id, &rollout.version, first, today)?;
             let tally = BundleHealth::from_counts(first, today.max(first), &counts).totals;
             let Verdict::Trigger(reason) = judge(guard, rollout, &channel.name, &tally, now) else {

@@ -6,9 +6,19 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::timefmt::format_micros;
+use crate::timefmt::{format_micros, Micros};
 
 pub const DAY_MICROS: u64 = 86_400_000_000;
+
+/// The day (since 1970) of an instant: what the counters are kept by.
+pub fn day_of(at: Micros) -> u32 {
+    (at / DAY_MICROS) as u32
+}
+
+/// `failures` out of `attempts`, in basis points (0 without attempts).
+pub fn rate_bps(failures: u64, attempts: u64) -> u64 {
+    (failures * 10_000).checked_div(attempts).unwrap_or(0)
+}
 
 /// What devices reported about a bundle on one day (or over the window, for the totals).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -39,9 +49,7 @@ impl Tally {
 
     /// Failures out of attempts, in basis points (0 without attempts).
     pub fn failure_rate_bps(&self) -> u64 {
-        (self.failed() * 10_000)
-            .checked_div(self.attempts())
-            .unwrap_or(0)
+        rate_bps(self.failed(), self.attempts())
     }
 }
 

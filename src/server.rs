@@ -165,6 +165,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         }
         None => (None, None),
     };
+    let guards = crate::guard::spawn(store.clone(), clock.clone(), state.metrics.clone());
     let sweep = sweep::spawn(
         store.clone(),
         clock,
@@ -175,7 +176,6 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         },
         config.retention.sweep_interval.to_std(),
     );
-    let guards = crate::guard::spawn(store.clone(), Arc::new(SystemClock), state.metrics.clone());
     let max_body = state.max_body;
     let server = HttpServer::new(move || {
         create_app(state.clone()).app_data(actix_web::web::PayloadConfig::new(max_body))

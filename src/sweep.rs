@@ -11,6 +11,7 @@ use tokio::sync::watch;
 
 use crate::background::Background;
 use crate::clock::Clock;
+use crate::health::day_of;
 use crate::metrics::Metrics;
 use crate::store::{off_workers, Expired, Store, StoreHandle, StoreResult};
 use crate::timefmt::{format_micros, Micros};
@@ -98,11 +99,6 @@ pub fn sweep_once(
     let day = day_of(audit_cutoff);
     while report.record_version_counters(store.expire_version_events_before(day, batch)) {}
     report
-}
-
-/// The day (since 1970) of an instant: version counters are kept by day.
-fn day_of(at: Micros) -> u32 {
-    (at / 86_400_000_000) as u32
 }
 
 /// Starts the periodic sweep on the current runtime. The first sweep runs at once.

@@ -48,7 +48,7 @@ async fn bundle_health(
     if !state.store.current()?.app_exists(&app_id)? {
         return Err(ApiError::new(Code::AppNotFound).info("app_id", app_id));
     }
-    let last = (state.clock.now() / crate::health::DAY_MICROS) as u32;
+    let last = crate::health::day_of(state.clock.now());
     let first = last.saturating_sub(days - 1);
     let (app, bundle) = (app_id.clone(), version.clone());
     let counts = off_workers(&state.store, move |store| {

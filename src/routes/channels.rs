@@ -89,6 +89,14 @@ pub fn guard_json(guard: &RolloutGuard) -> Value {
     })
 }
 
+/// An integer from 0 to 10,000 (a share or a rate, in basis points).
+fn basis_points(value: &Value) -> Option<u16> {
+    value
+        .as_u64()
+        .filter(|bps| *bps <= u64::from(crate::rollout::MAX_BPS))
+        .map(|bps| bps as u16)
+}
+
 /// `rollout_guard`: an object, `null` (no guard), or absent.
 fn parse_guard(input: &Input) -> Result<Option<Option<RolloutGuard>>, ApiError> {
     let value = match input.raw(Field::RolloutGuard) {
@@ -118,10 +126,7 @@ fn parse_guard(input: &Input) -> Result<Option<Option<RolloutGuard>>, ApiError> 
         None => Some(0),
         Some(value) => value.as_u64(),
     };
-    let threshold_bps = fields
-        .get("threshold_bps")
-        .and_then(Value::as_u64)
-        .filter(|bps| *bps <= u64::from(crate::rollout::MAX_BPS));
+    let threshold_bps = fields.get("threshold_bps").and_then(basis_points);
     let confidence = match fields.get("confidence") {
         None => Some(0.95),
         Some(value) => value.as_f64().filter(|c| *c > 0.0 && *c < 1.0),
@@ -153,7 +158,7 @@ fn parse_guard(input: &Input) -> Result<Option<Option<RolloutGuard>>, ApiError> 
             Some(action),
             Some(cooldown),
         ) => Ok(Some(Some(RolloutGuard {
-            threshold_bps: threshold as u16,
+            threshold_bps: threshold,
             confidence_bps: ((confidence * 10_000.0).round() as u16).clamp(1, 9_999),
             min_attempts,
             min_failures,
@@ -178,19 +183,13 @@ fn parse_patch(input: &Input) -> Result<ChannelPatch, ApiError> {
     let version = version_or_null(input, Field::Version)?;
     let rollout_percentage_bps = match input.raw(Field::RolloutPercentageBps) {
         None => None,
-        Some(value) => Some(
-            value
-                .as_u64()
-                .filter(|bps| *bps <= u64::from(crate::rollout::MAX_BPS))
-                .map(|bps| bps as u16)
-                .ok_or_else(|| {
-                    invalid(
-                        Field::RolloutPercentageBps,
-                        "basis points, an integer from 0 to 10000",
-                        Some(value),
-                    )
-                })?,
-        ),
+        Some(value) => Some(basis_points(value).ok_or_else(|| {
+            invalid(
+                Field::RolloutPercentageBps,
+                "basis points, an integer from 0 to 10000",
+                Some(value),
+            )
+        })?),
     };
     let disable_auto_update = input.parsed(
         Field::DisableAutoUpdate,

@@ -64,9 +64,8 @@ fn app_not_found() -> HttpResponse {
     )))
 }
 
-/// The body of an `/updates` answer: the bundle to install, or the refusal.
-/// The answer as the plugin of `plugin_version` reads it: a bundle's manifest goes only to the
-/// releases that read one.
+/// The body of an `/updates` answer: the bundle to install, or the refusal, as the plugin of
+/// `plugin_version` reads it (a bundle's manifest goes only to the releases that read one).
 pub fn answer_json(answer: &Answer, plugin_version: &str) -> Value {
     match answer {
         Answer::Update { bundle, .. } => {

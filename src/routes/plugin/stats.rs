@@ -23,8 +23,6 @@ struct StatsEvent {
     action: String,
 }
 
-const DAY_MICROS: u64 = 86_400_000_000;
-
 /// What bundle health counts: installs, downloads, and every failure the plugin reports
 /// (Capgo's `stats_action` values ending in `_fail`). A fixed list: clients cannot make the
 /// store keep counters for actions of their own invention.
@@ -124,7 +122,7 @@ async fn record(state: &AppState, app_id: &str, events: &[&StatsEvent]) -> Resul
         record_check_ins(state, &alive).await?
     };
     if known {
-        let day = (state.clock.now() / DAY_MICROS) as u32;
+        let day = crate::health::day_of(state.clock.now());
         let counted: Vec<(VersionEvent, String)> = events
             .iter()
             .filter_map(|event| {

@@ -250,34 +250,31 @@ impl Registry for SledStore {
         if let Some(rollout) = channel.rollout.as_mut() {
             if rollout_before.as_ref().map(|r| r.id) != Some(rollout.id) {
                 // A new rollout: what its bundle's counters already hold today is not its own.
-                let day = (now / DAY_MICROS) as u32;
+                let day = crate::health::day_of(now);
                 let counts = self.version_events(app_id, &rollout.version, day, day)?;
                 let today = crate::health::BundleHealth::from_counts(day, day, &counts).totals;
                 rollout.baseline = (today.attempts(), today.failed());
             }
         }
         channel.updated_at = now;
-        let rollout_audit = (channel.rollout != rollout_before).then(|| AuditEntry {
-            at: now,
-            seq: 0,
-            device_id: String::new(),
-            actor: change.actor,
-            action: AuditAction::Rollout,
-            before: Overrides::default(),
-            after: Overrides::default(),
-            rollout: Some(RolloutAudit {
-                channel: channel.name.clone(),
-                before: rollout_before,
-                after: channel.rollout.clone(),
-                reason: patch.guard_triggered.as_ref().map(|(_, why)| why.clone()),
-            }),
-        });
-        let rollout_audit = match rollout_audit {
-            Some(mut entry) => {
-                entry.seq = self.audit_seqs(1)?[0];
-                Some(entry)
-            }
-            None => None,
+        let rollout_audit = if channel.rollout != rollout_before {
+            Some(AuditEntry {
+                at: now,
+                seq: self.audit_seqs(1)?[0],
+                device_id: String::new(),
+                actor: change.actor,
+                action: AuditAction::Rollout,
+                before: Overrides::default(),
+                after: Overrides::default(),
+                rollout: Some(RolloutAudit {
+                    channel: channel.name.clone(),
+                    before: rollout_before,
+                    after: channel.rollout.clone(),
+                    reason: patch.guard_triggered.as_ref().map(|(_, why)| why.clone()),
+                }),
+            })
+        } else {
+            None
         };
 
         let mut demoted = Vec::new();
