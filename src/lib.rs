@@ -5,6 +5,7 @@ pub mod auth;
 pub mod background;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod export;
 pub mod guard;
@@ -54,6 +55,7 @@ pub fn create_app(
     App::new()
         .app_data(web::Data::new(state))
         .configure(routes::configure)
+        .configure(console::configure)
         .default_service(web::to(routes::not_found))
         .wrap(ErrorHandlers::new().default_handler(routes::json_error_body))
         // A panic in a handler answers 500 `internal_error` instead of dropping the connection.

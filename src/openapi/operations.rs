@@ -639,6 +639,15 @@ pub const OPERATIONS: &[Operation] = &[
         ],
     },
     Operation {
+        method: "get",
+        path: "/apikey/current",
+        summary: "The key making the call: its id, name, mode and apps (never its secret)",
+        mode: Some("read"),
+        query: &[],
+        body: &[],
+        errors: &[],
+    },
+    Operation {
         method: "delete",
         path: "/apikey/{id}",
         summary: "Revoke a key",

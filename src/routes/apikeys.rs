@@ -1,4 +1,5 @@
-//! `/apikey`: API keys (spec section 4). Everything here needs mode `all`.
+//! `/apikey`: API keys (spec section 4). Everything here needs mode `all`, but for
+//! `/apikey/current`, which tells any key what it is (the console decides what to show by it).
 
 use actix_web::web::{self, Payload, ServiceConfig};
 use actix_web::{HttpRequest, HttpResponse};
@@ -20,6 +21,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .route(crate::routes::get().to(list_keys))
             .route(web::post().to(create_key)),
     )
+    .service(resource("/apikey/current").route(crate::routes::get().to(current_key)))
     .service(resource("/apikey/{id}").route(web::delete().to(delete_key)));
 }
 
@@ -139,6 +141,30 @@ async fn list_keys(
         .map(key_json)
         .collect();
     Ok(HttpResponse::Ok().json(keys))
+}
+
+/// The calling key as listed; the configured admin key, which is not stored, as `admin`.
+async fn current_key(
+    caller: Authorized<needs::Read>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let Some(id) = caller.key_id else {
+        return Ok(HttpResponse::Ok().json(json!({
+            "id": null,
+            "name": "admin",
+            "mode": "all",
+            "limited_to_apps": [],
+            "expires_at": null,
+            "created_at": null,
+        })));
+    };
+    let key = off_workers(&state.store, move |store| {
+        Ok(store.api_keys()?.into_iter().find(|key| key.id == id))
+    })
+    .await?
+    // Revoked between authentication and this read.
+    .ok_or(ApiError::new(Code::InvalidApiKey))?;
+    Ok(HttpResponse::Ok().json(key_json(&key)))
 }
 
 async fn delete_key(

@@ -25,8 +25,8 @@ pub const HOUR: u64 = 3_600 * SECOND;
 
 type Response = (StatusCode, actix_web::http::header::HeaderMap, Value);
 type Call = Box<dyn Fn(actix_http::Request) -> Pin<Box<dyn Future<Output = Response>>>>;
-type TextCall =
-    Box<dyn Fn(actix_http::Request) -> Pin<Box<dyn Future<Output = (StatusCode, String)>>>>;
+type TextResponse = (StatusCode, actix_web::http::header::HeaderMap, String);
+type TextCall = Box<dyn Fn(actix_http::Request) -> Pin<Box<dyn Future<Output = TextResponse>>>>;
 
 pub struct TestServer {
     call: Call,
@@ -114,8 +114,9 @@ impl TestServer {
             Box::pin(async move {
                 let response = test::call_service(&*service, request).await;
                 let status = response.status();
+                let headers = response.headers().clone();
                 let body = test::read_body(response).await;
-                (status, String::from_utf8_lossy(&body).into_owned())
+                (status, headers, String::from_utf8_lossy(&body).into_owned())
             })
         });
         let call: Call = Box::new(move |request| {
@@ -150,6 +151,12 @@ impl TestServer {
 
     /// A call whose answer is not JSON.
     pub async fn send_text(&self, request: actix_http::Request) -> (StatusCode, String) {
+        let (status, _, body) = (self.call_text)(request).await;
+        (status, body)
+    }
+
+    /// A call whose answer is not JSON, with its headers.
+    pub async fn send_text_with_headers(&self, request: actix_http::Request) -> TextResponse {
         (self.call_text)(request).await
     }
 
