@@ -55,8 +55,12 @@ static SCRIPT: LazyLock<Asset> = LazyLock::new(|| {
         "text/javascript; charset=utf-8",
     )
 });
-static STYLE: LazyLock<Asset> =
-    LazyLock::new(|| Asset::new(include_str!("assets/console.css"), "text/css; charset=utf-8"));
+static STYLE: LazyLock<Asset> = LazyLock::new(|| {
+    Asset::new(
+        include_str!("assets/console.css"),
+        "text/css; charset=utf-8",
+    )
+});
 
 pub fn configure(cfg: &mut ServiceConfig) {
     // Named after their paths, as the API's resources are, for the request log and metrics;
@@ -108,9 +112,7 @@ async fn serve(req: HttpRequest, asset: &'static LazyLock<Asset>) -> HttpRespons
         .insert_header((header::REFERRER_POLICY, "no-referrer"));
     match unchanged {
         true => response.finish(),
-        false => response
-            .content_type(asset.content_type)
-            .body(asset.body),
+        false => response.content_type(asset.content_type).body(asset.body),
     }
 }
 
@@ -122,7 +124,13 @@ mod tests {
     fn the_script_puts_no_api_data_in_the_page_as_markup() {
         // Every string from the API reaches the page through `textContent` or an attribute:
         // the script never parses markup.
-        for sink in ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("] {
+        for sink in [
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+            "eval(",
+        ] {
             assert!(
                 !SCRIPT.body.contains(sink),
                 "console.js uses {sink}: render text with textContent"

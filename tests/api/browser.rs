@@ -14,6 +14,19 @@ const APP: &str = "com.example.shop";
 const XSS: &str = "<img src=x onerror=alert(1)>";
 const DEVICES: usize = 45;
 
+const HOSTILE_ID: &str = "<svg onload=alert(2)>";
+const HOSTILE_VERSION: &str = "<i>9</i>";
+
+/// No markup from the API became elements, and nothing ran.
+fn assert_no_markup_ran(browser: &Browser) {
+    let planted = browser.script(
+        "return document.querySelectorAll('main img, main i, main svg svg, [onload], [onerror]').length;",
+        json!([]),
+    );
+    assert_eq!(planted, json!(0), "markup from the API became elements");
+    assert_eq!(browser.alert_text(), None, "a script from the API ran");
+}
+
 fn screenshots() -> Option<PathBuf> {
     std::env::var_os("CONSOLE_SCREENSHOTS").map(PathBuf::from)
 }
@@ -33,7 +46,13 @@ fn platform_of(i: usize) -> &'static str {
 /// devices reported by the plugin (one of them with markup for a custom id).
 fn seeded_server(dir: &std::path::Path) -> Server {
     let server = start(dir, Some(ADMIN));
-    call(&server, "POST", "/app", Some(ADMIN), json!({"app_id": APP, "name": "Shop"}));
+    call(
+        &server,
+        "POST",
+        "/app",
+        Some(ADMIN),
+        json!({"app_id": APP, "name": "Shop"}),
+    );
     for version in ["1.0.0", "1.1.0"] {
         call(
             &server,
@@ -59,7 +78,11 @@ fn seeded_server(dir: &std::path::Path) -> Server {
         json!({"app_id": APP, "channel": "beta", "version": "1.1.0"}),
     );
     for i in 0..DEVICES {
-        let custom_id = if i == 7 { XSS.to_owned() } else { format!("user-{i}") };
+        let custom_id = if i == 7 {
+            XSS.to_owned()
+        } else {
+            format!("user-{i}")
+        };
         call(
             &server,
             "POST",
@@ -128,9 +151,15 @@ fn a_user_signs_in_filters_pages_links_and_reads_the_trace() {
     sign_in(&browser, &server, ADMIN);
     assert!(browser.url().ends_with("/console#/") || browser.url().ends_with("/console"));
     assert!(!browser.url().contains(ADMIN));
-    assert_eq!(browser.script("return document.cookie;", json!([])), json!(""));
     assert_eq!(
-        browser.script("return sessionStorage.getItem('device-registry.key');", json!([])),
+        browser.script("return document.cookie;", json!([])),
+        json!("")
+    );
+    assert_eq!(
+        browser.script(
+            "return sessionStorage.getItem('device-registry.key');",
+            json!([])
+        ),
         json!(ADMIN)
     );
     assert_eq!(browser.find("#who").text(), "admin (all)");
@@ -157,7 +186,9 @@ fn a_user_signs_in_filters_pages_links_and_reads_the_trace() {
     assert_eq!(browser.find("#prev-page").property("disabled"), json!(true));
 
     // Filters: Android devices, newest first.
-    browser.find("#filters select[name=platform]").choose("android");
+    browser
+        .find("#filters select[name=platform]")
+        .choose("android");
     browser.find("#filters select[name=order]").choose("desc");
     browser.find("#filters select[name=limit]").choose("");
     browser.find("#apply-filters").click();
@@ -170,7 +201,9 @@ fn a_user_signs_in_filters_pages_links_and_reads_the_trace() {
     assert_eq!(listed(&browser), android);
     assert!(browser.url().contains("platform=android"));
     // A custom id prefix narrows further.
-    browser.find("#filters input[name=custom_id_prefix]").type_text("user-1");
+    browser
+        .find("#filters input[name=custom_id_prefix]")
+        .type_text("user-1");
     browser.find("#apply-filters").click();
     wait_first_row(&browser, "d19");
     assert_eq!(listed(&browser), ["d19", "d16", "d13", "d10", "d01"]);
@@ -179,17 +212,16 @@ fn a_user_signs_in_filters_pages_links_and_reads_the_trace() {
     browser.goto(&format!("{}/console#/app/{APP}/devices", base(&server)));
     wait_first_row(&browser, "d00");
     assert_eq!(cell(&browser, "d07", 3), XSS);
-    let images = browser.script("return document.querySelectorAll('main img').length;", json!([]));
-    assert_eq!(images, json!(0));
-    assert_eq!(browser.alert_text(), None);
-    browser.screenshot(shots.as_deref(), "console-devices.png");
+    assert_no_markup_ran(&browser);
 
     // One device: every field, its trace, then linked to beta and back.
-    browser.find("#devices tr[data-device-id=\"d07\"] a.device-link").click();
+    browser
+        .find("#devices tr[data-device-id=\"d07\"] a.device-link")
+        .click();
     browser.wait_text("#resolve-answer", "public_channel");
     assert_eq!(browser.find("dd[data-field=custom_id]").text(), XSS);
     assert_eq!(browser.find("dd[data-field=platform]").text(), "android");
-    assert_eq!(browser.alert_text(), None);
+    assert_no_markup_ran(&browser);
     // It runs the public channel's bundle already.
     assert!(browser
         .find("#resolve-answer")
@@ -203,12 +235,19 @@ fn a_user_signs_in_filters_pages_links_and_reads_the_trace() {
     browser.find("#link").click();
     browser.wait_text("#overrides", "channel beta");
     browser.wait_text("#resolve-answer", "channel_override");
-    assert!(browser.find("#resolve-answer").text().contains("gets bundle 1.1.0"));
+    assert!(browser
+        .find("#resolve-answer")
+        .text()
+        .contains("gets bundle 1.1.0"));
     assert!(browser
         .find("#precedence li.applied")
         .text()
         .contains("linked to channel beta"));
     assert_eq!(browser.find("dd[data-field=channel]").text(), "beta");
+    browser.script(
+        "document.getElementById('overrides').scrollIntoView();",
+        json!([]),
+    );
     browser.screenshot(shots.as_deref(), "console-device.png");
     browser.find("#link-version").choose("1.1.0");
     browser.find("#link").click();
@@ -255,6 +294,8 @@ fn a_user_signs_in_filters_pages_links_and_reads_the_trace() {
         cell(b, "d01", 6) == "beta" && cell(b, "d02", 6) == "beta"
     });
     assert_eq!(cell(&browser, "d03", 6), "—");
+    browser.script("window.scrollTo(0, 0);", json!([]));
+    browser.screenshot(shots.as_deref(), "console-devices.png");
 
     // The summary, drawn.
     browser.find("#tab-summary").click();
@@ -293,7 +334,10 @@ fn a_user_signs_in_filters_pages_links_and_reads_the_trace() {
     assert_eq!(status, 401);
 
     // An error from the API is shown with a way back.
-    browser.goto(&format!("{}/console#/app/com.example.none/devices", base(&server)));
+    browser.goto(&format!(
+        "{}/console#/app/com.example.none/devices",
+        base(&server)
+    ));
     browser.wait_text(".error", "app_not_found");
     browser.find(".error a.back").click();
     browser.wait_text("#main h1", "Apps");
@@ -321,6 +365,22 @@ fn a_read_key_sees_no_write_action() {
         .as_str()
         .unwrap()
         .to_owned();
+    call(
+        &server,
+        "POST",
+        "/stats",
+        None,
+        json!({"app_id": APP, "device_id": HOSTILE_ID, "action": "get", "platform": "ios",
+               "version_name": HOSTILE_VERSION, "version_build": "1", "plugin_version": "7.0.0",
+               "is_emulator": false, "is_prod": true}),
+    );
+    call(
+        &server,
+        "POST",
+        "/device",
+        Some(ADMIN),
+        json!({"app_id": APP, "device_id": HOSTILE_ID, "channel": "beta"}),
+    );
     let Some(browser) = Browser::start("console read-key test", 1280, 900) else {
         return;
     };
@@ -328,13 +388,45 @@ fn a_read_key_sees_no_write_action() {
     assert_eq!(browser.find("#who").text(), "viewer (read)");
     assert!(!browser.exists("#nav-keys"));
     browser.find("a.app-link").click();
-    wait_first_row(&browser, "d00");
+    // By device id, the hostile one first (`<` sorts before `d`).
+    wait_first_row(&browser, HOSTILE_ID);
     assert!(!browser.exists("input.select-device"));
     assert!(!browser.exists("#bulk-link"));
-    browser.find("#devices tr[data-device-id=\"d05\"] a.device-link").click();
+    browser
+        .find("#devices tr[data-device-id=\"d05\"] a.device-link")
+        .click();
     browser.wait_text("#resolve-answer", "public_channel");
     assert!(!browser.exists("#link"));
     assert!(!browser.exists("#unlink"));
+    // Markup for a device id and a version name (both come from unauthenticated plugins) is
+    // text in the list, on the device's page, in the audit log and in the summary's charts.
+    browser.goto(&format!(
+        "{}/console#/app/{APP}/devices?order=desc",
+        base(&server)
+    ));
+    wait_first_row(&browser, HOSTILE_ID);
+    assert_eq!(cell(&browser, HOSTILE_ID, 1), HOSTILE_ID);
+    assert_eq!(cell(&browser, HOSTILE_ID, 4), HOSTILE_VERSION);
+    assert_no_markup_ran(&browser);
+    browser
+        .find(&format!(
+            "#devices tr[data-device-id=\"{HOSTILE_ID}\"] a.device-link"
+        ))
+        .click();
+    browser.wait_text("#resolve-answer", "Answer");
+    assert_eq!(browser.find("dd[data-field=device_id]").text(), HOSTILE_ID);
+    assert_eq!(
+        browser.find("dd[data-field=version_name]").text(),
+        HOSTILE_VERSION
+    );
+    assert_no_markup_ran(&browser);
+    browser.find("#device-audit").click();
+    browser.wait_text("#audit tbody", HOSTILE_ID);
+    assert_no_markup_ran(&browser);
+    browser.find("#tab-summary").click();
+    browser.wait_text("#chart-versions", HOSTILE_VERSION);
+    assert_no_markup_ran(&browser);
+
     // The keys page, reached by its address, says why it shows nothing.
     browser.goto(&format!("{}/console#/keys", base(&server)));
     browser.wait_text("#main", "Only a key of mode \"all\" manages keys.");
@@ -347,7 +439,6 @@ fn a_wrong_key_is_refused_and_a_phone_can_use_the_console() {
     let Some(browser) = Browser::start("console phone test", 390, 844) else {
         return;
     };
-    let shots = screenshots();
     browser.goto(&format!("{}/console", base(&server)));
     browser.find("#key").type_text("not-a-key");
     browser.find("#sign-in").click();
@@ -367,15 +458,22 @@ fn a_wrong_key_is_refused_and_a_phone_can_use_the_console() {
         "return document.documentElement.scrollWidth - window.innerWidth;",
         json!([]),
     );
-    assert!(overflow.as_i64().unwrap() <= 0, "the page is wider than a phone: {overflow}");
-    browser.find("#devices tr[data-device-id=\"d04\"] a.device-link").click();
+    assert!(
+        overflow.as_i64().unwrap() <= 0,
+        "the page is wider than a phone: {overflow}"
+    );
+    browser
+        .find("#devices tr[data-device-id=\"d04\"] a.device-link")
+        .click();
     browser.wait_text("#resolve-answer", "public_channel");
     let overflow = browser.script(
         "return document.documentElement.scrollWidth - window.innerWidth;",
         json!([]),
     );
-    assert!(overflow.as_i64().unwrap() <= 0, "the device page is wider than a phone: {overflow}");
-    browser.screenshot(shots.as_deref(), "console-phone.png");
+    assert!(
+        overflow.as_i64().unwrap() <= 0,
+        "the device page is wider than a phone: {overflow}"
+    );
 
     // Every control is reachable from the keyboard: tabbing from the top reaches the link button.
     let reached = browser.script(
@@ -385,7 +483,10 @@ fn a_wrong_key_is_refused_and_a_phone_can_use_the_console() {
         json!([]),
     );
     for id in ["link", "unlink", "sign-out", "device-audit"] {
-        assert!(reached.as_array().unwrap().contains(&json!(id)), "{id}: {reached}");
+        assert!(
+            reached.as_array().unwrap().contains(&json!(id)),
+            "{id}: {reached}"
+        );
     }
     // Every input and select has a label.
     let unlabelled = browser.script(

@@ -15,10 +15,26 @@ const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
 async fn the_console_is_served_with_a_strict_policy() {
     let server = TestServer::new().await;
     for (path, content_type, marker) in [
-        ("/console", "text/html; charset=utf-8", "<title>device-registry console</title>"),
-        ("/console/", "text/html; charset=utf-8", "/console/console.js"),
-        ("/console/console.js", "text/javascript; charset=utf-8", "function route()"),
-        ("/console/console.css", "text/css; charset=utf-8", ":focus-visible"),
+        (
+            "/console",
+            "text/html; charset=utf-8",
+            "<title>device-registry console</title>",
+        ),
+        (
+            "/console/",
+            "text/html; charset=utf-8",
+            "/console/console.js",
+        ),
+        (
+            "/console/console.js",
+            "text/javascript; charset=utf-8",
+            "function route()",
+        ),
+        (
+            "/console/console.css",
+            "text/css; charset=utf-8",
+            ":focus-visible",
+        ),
     ] {
         let request = TestRequest::get().uri(path).to_request();
         let (status, headers, body) = server.send_text_with_headers(request).await;
@@ -39,7 +55,11 @@ async fn the_console_is_served_with_a_strict_policy() {
             .insert_header(("if-none-match", etag.as_str()))
             .to_request();
         let (status, headers, body) = server.send_text_with_headers(request).await;
-        assert_eq!((status, body.as_str()), (StatusCode::NOT_MODIFIED, ""), "{path}");
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::NOT_MODIFIED, ""),
+            "{path}"
+        );
         assert_eq!(headers.get("etag").unwrap().to_str().unwrap(), etag);
         let request = TestRequest::get()
             .uri(path)

@@ -33,7 +33,8 @@ async fn unknown_routes_and_methods_answer_json() {
     let (status, body) = server.get("/nowhere", ADMIN).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body, error("not_found", "Not found", json!({})));
-    let (status, body) = server.get("/", ADMIN).await;
+    // (`/` leads to the console: tests/api/console.rs.)
+    let (status, body) = server.get("/console/nowhere.js", ADMIN).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (StatusCode::NOT_FOUND, Some("not_found"))
@@ -420,7 +421,7 @@ async fn one_trailing_slash_reaches_the_resource_and_two_do_not() {
         .get("/device/?app_id=app_slash&device_id=d1", ADMIN)
         .await;
     assert_eq!((status, &body["device_id"]), (StatusCode::OK, &json!("d1")));
-    for path in ["/device//?app_id=app_slash", "//", "/app_slash/"] {
+    for path in ["/device//?app_id=app_slash", "/console//", "/app_slash/"] {
         let (status, body) = server.get(path, ADMIN).await;
         assert_eq!(
             (status, body["error"].as_str()),

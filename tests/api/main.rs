@@ -6,8 +6,8 @@ mod acme;
 
 mod audit;
 mod auth;
-mod bulk;
 mod browser;
+mod bulk;
 mod channel_self;
 mod cli;
 mod console;

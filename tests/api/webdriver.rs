@@ -221,7 +221,10 @@ impl Browser {
         while !ready(self) {
             if Instant::now() > deadline {
                 let page = self.script("return document.body.innerText;", json!([]));
-                panic!("waited in vain for {what}; the page says:\n{}", page.as_str().unwrap_or(""));
+                panic!(
+                    "waited in vain for {what}; the page says:\n{}",
+                    page.as_str().unwrap_or("")
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -287,7 +290,8 @@ impl Element<'_> {
     }
 
     pub fn click(&self) {
-        self.browser.must("POST", &self.path("/click"), Some(json!({})));
+        self.browser
+            .must("POST", &self.path("/click"), Some(json!({})));
     }
 
     pub fn type_text(&self, text: &str) {
@@ -317,10 +321,9 @@ impl Element<'_> {
     pub fn choose(&self, value: &str) {
         let script = "const s = arguments[0]; s.value = arguments[1]; \
                       s.dispatchEvent(new Event('change', {bubbles: true})); return s.value;";
-        let chosen = self.browser.script(
-            script,
-            json!([{ELEMENT: self.id}, value]),
-        );
+        let chosen = self
+            .browser
+            .script(script, json!([{ELEMENT: self.id}, value]));
         assert_eq!(chosen, json!(value), "no option {value:?}");
     }
 }

@@ -505,22 +505,22 @@ function resolveTrace(trace) {
 
 /** A horizontal bar chart: one row per entry, its share of `total` drawn, its count written. */
 function barChart(id, title, entries, total) {
-  const rowHeight = 26;
+  const rowHeight = 28;
   const width = 400;
-  const labelWidth = 130;
-  const barWidth = width - labelWidth - 90;
+  const labelWidth = 120;
+  const barWidth = width - labelWidth - 100;
   const height = Math.max(1, entries.length) * rowHeight + 4;
   const chart = svg('svg', { id, viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-labelledby': `${id}-title` },
     svg('title', { id: `${id}-title` }, title));
   entries.forEach(([label, value], index) => {
     const y = index * rowHeight + 2;
     const share = total > 0 ? value / total : 0;
-    const shortLabel = label.length > 18 ? `${label.slice(0, 17)}…` : label;
+    const shortLabel = label.length > 13 ? `${label.slice(0, 12)}…` : label;
     chart.append(
-      svg('text', { x: 0, y: y + 17 }, svg('title', {}, label), shortLabel),
+      svg('text', { x: 0, y: y + 19 }, svg('title', {}, label), shortLabel),
       svg('rect', { class: 'track', x: labelWidth, y: y + 4, width: barWidth, height: rowHeight - 8, rx: 3 }),
       svg('rect', { class: 'bar', x: labelWidth, y: y + 4, width: Math.max(share > 0 ? 2 : 0, share * barWidth), height: rowHeight - 8, rx: 3 }),
-      svg('text', { class: 'value', x: labelWidth + barWidth + 6, y: y + 17 }, `${value} · ${(share * 100).toFixed(share < 0.1 ? 1 : 0)}%`));
+      svg('text', { class: 'value', x: labelWidth + barWidth + 6, y: y + 19 }, `${value} · ${(share * 100).toFixed(share < 0.1 ? 1 : 0)}%`));
   });
   if (entries.length === 0) chart.append(svg('text', { class: 'value', x: 0, y: 17 }, 'none'));
   return el('figure', { class: 'chart panel' }, el('figcaption', {}, el('strong', {}, title)), chart);
@@ -670,7 +670,10 @@ async function renderKeys(current, created) {
 window.addEventListener('error', (event) => {
   flash(`The console hit an error: ${event.message}`);
 });
-window.addEventListener('hashchange', route);
+window.addEventListener('hashchange', () => {
+  window.scrollTo(0, 0);
+  route();
+});
 document.addEventListener('DOMContentLoaded', () => {
   document.getElementById('sign-out').addEventListener('click', () => {
     session.signOut();
