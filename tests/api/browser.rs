@@ -296,6 +296,27 @@ fn a_user_signs_in_filters_pages_links_and_reads_the_trace() {
     assert_eq!(cell(&browser, "d03", 6), "—");
     browser.script("window.scrollTo(0, 0);", json!([]));
     browser.screenshot(shots.as_deref(), "console-devices.png");
+    // And unlinked together: d01 and d03, of which only d01 has an override to remove.
+    for device in ["d01", "d03"] {
+        browser
+            .find(&format!(
+                "#devices tr[data-device-id=\"{device}\"] input.select-device"
+            ))
+            .click();
+    }
+    browser.find("#bulk-unlink").click();
+    browser.wait_text(
+        "#bulk-preview-area h3",
+        "Unlink: 1 of 2 devices would change",
+    );
+    let preview = browser.find("#bulk-preview tbody").text();
+    assert!(preview.contains("d01 channel beta none"), "{preview}");
+    browser.find("#bulk-confirm").click();
+    browser.wait_text("#flash", "1 device(s) changed");
+    browser.wait_until("the table to show d01 unlinked", |b| {
+        cell(b, "d01", 6) == "—"
+    });
+    assert_eq!(cell(&browser, "d02", 6), "beta");
 
     // The summary, drawn.
     browser.find("#tab-summary").click();
@@ -309,14 +330,14 @@ fn a_user_signs_in_filters_pages_links_and_reads_the_trace() {
     assert_eq!(bars, json!(2));
     browser.screenshot(shots.as_deref(), "console-summary.png");
 
-    // The audit log: the bulk link, the unlink and the links of d07, newest first.
+    // The audit log: the bulk unlink, the bulk link, the unlink and the links of d07.
     browser.find("#tab-audit").click();
     browser.wait_text("#audit tbody", "d07");
     let actors = browser.script(
         "return [...document.querySelectorAll('#audit tbody tr')].map(r => r.children[1].textContent);",
         json!([]),
     );
-    assert_eq!(actors.as_array().unwrap().len(), 5, "{actors}");
+    assert_eq!(actors.as_array().unwrap().len(), 6, "{actors}");
 
     // Keys: one created, its secret shown once, usable.
     browser.find("#nav-keys").click();
