@@ -82,6 +82,10 @@ pub fn trim_trailing_slash(request: &mut actix_web::dev::ServiceRequest) {
         return;
     }
     let trimmed = &path[..path.len() - 1];
+    // Only one slash comes off: `//` is not `/`, nor `/device//` `/device/`.
+    if trimmed.ends_with('/') {
+        return;
+    }
     let path_and_query = match request.query_string() {
         "" => trimmed.to_owned(),
         query => format!("{trimmed}?{query}"),

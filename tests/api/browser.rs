@@ -16,15 +16,27 @@ const DEVICES: usize = 45;
 
 const HOSTILE_ID: &str = "<svg onload=alert(2)>";
 const HOSTILE_VERSION: &str = "<i>9</i>";
+/// A tag no page of the console has: found in the page, it came from the API as markup.
+const PLANTED: &str = "<x-planted>planted</x-planted>";
 
-/// No markup from the API became elements, and nothing ran.
+/// No markup from the API became elements (the script's own discipline; the policy would also
+/// keep a planted handler from running, so the elements are what is checked).
 fn assert_no_markup_ran(browser: &Browser) {
     let planted = browser.script(
-        "return document.querySelectorAll('main img, main i, main svg svg, [onload], [onerror]').length;",
+        "return document.querySelectorAll('x-planted, main img, main i, main svg svg, [onload], [onerror]').length;",
         json!([]),
     );
     assert_eq!(planted, json!(0), "markup from the API became elements");
     assert_eq!(browser.alert_text(), None, "a script from the API ran");
+}
+
+/// Every input and select of the page has a label.
+fn assert_labelled(browser: &Browser, page: &str) {
+    let unlabelled = browser.script(
+        "return [...document.querySelectorAll('input, select')].filter(e => !e.closest('label') && !(e.id && document.querySelector(`label[for=\"${e.id}\"]`)) && !e.getAttribute('aria-label')).map(e => e.name);",
+        json!([]),
+    );
+    assert_eq!(unlabelled, json!([]), "unlabelled controls on {page}");
 }
 
 fn screenshots() -> Option<PathBuf> {
@@ -78,10 +90,10 @@ fn seeded_server(dir: &std::path::Path) -> Server {
         json!({"app_id": APP, "channel": "beta", "version": "1.1.0"}),
     );
     for i in 0..DEVICES {
-        let custom_id = if i == 7 {
-            XSS.to_owned()
-        } else {
-            format!("user-{i}")
+        let custom_id = match i {
+            7 => XSS.to_owned(),
+            11 => PLANTED.to_owned(),
+            _ => format!("user-{i}"),
         };
         call(
             &server,
@@ -171,19 +183,19 @@ fn a_user_signs_in_filters_pages_links_and_reads_the_trace() {
     browser.find("#filters select[name=limit]").choose("20");
     browser.find("#apply-filters").click();
     browser.wait_text("#page-info", "Page 1, 20 devices");
-    browser.find("#next-page").click();
+    browser.find("#page-next").click();
     browser.wait_text("#page-info", "Page 2, 20 devices");
     wait_first_row(&browser, "d20");
-    browser.find("#next-page").click();
+    browser.find("#page-next").click();
     browser.wait_text("#page-info", "Page 3, 5 devices");
     assert_eq!(listed(&browser), ["d40", "d41", "d42", "d43", "d44"]);
-    assert_eq!(browser.find("#next-page").property("disabled"), json!(true));
-    browser.find("#prev-page").click();
+    assert_eq!(browser.find("#page-next").property("disabled"), json!(true));
+    browser.find("#page-prev").click();
     browser.wait_text("#page-info", "Page 2");
     wait_first_row(&browser, "d20");
-    browser.find("#prev-page").click();
+    browser.find("#page-prev").click();
     wait_first_row(&browser, "d00");
-    assert_eq!(browser.find("#prev-page").property("disabled"), json!(true));
+    assert_eq!(browser.find("#page-prev").property("disabled"), json!(true));
 
     // Filters: Android devices, newest first.
     browser
@@ -214,6 +226,9 @@ fn a_user_signs_in_filters_pages_links_and_reads_the_trace() {
     assert_eq!(cell(&browser, "d07", 3), XSS);
     assert_no_markup_ran(&browser);
 
+    assert_eq!(cell(&browser, "d11", 3), PLANTED);
+    assert_labelled(&browser, "the devices page");
+
     // One device: every field, its trace, then linked to beta and back.
     browser
         .find("#devices tr[data-device-id=\"d07\"] a.device-link")
@@ -231,6 +246,12 @@ fn a_user_signs_in_filters_pages_links_and_reads_the_trace() {
         .find("#precedence li.applied")
         .text()
         .contains("public_channel"));
+    // Link with nothing chosen: said in place, dismissed, nothing sent.
+    browser.find("#link").click();
+    browser.wait_text("#device-action .error", "Choose a channel or a version");
+    browser.find("#device-action .error button.dismiss").click();
+    browser.wait_until("the message to go", |b| !b.exists("#device-action .error"));
+    assert_labelled(&browser, "a device's page");
     browser.find("#link-channel").choose("beta");
     browser.find("#link").click();
     browser.wait_text("#overrides", "channel beta");
@@ -318,6 +339,75 @@ fn a_user_signs_in_filters_pages_links_and_reads_the_trace() {
     });
     assert_eq!(cell(&browser, "d02", 6), "beta");
 
+    // The other filters, each through its control.
+    let apply = |browser: &Browser, filters: &[(&str, &str)], first: &str| {
+        browser.find("#clear-filters").click();
+        browser.wait_until("the filters to clear", |b| !b.url().contains('?'));
+        wait_first_row(browser, "d00");
+        for (name, value) in filters {
+            let control = browser.find(&format!("#filters [name={name}]"));
+            match control.property("tagName").as_str() {
+                Some("SELECT") => control.choose(value),
+                _ => control.type_text(value),
+            }
+        }
+        browser.find("#apply-filters").click();
+        if first.is_empty() {
+            browser.wait_text("#no-devices", "No device matches.");
+        } else {
+            wait_first_row(browser, first);
+        }
+        listed(browser)
+    };
+    assert_eq!(apply(&browser, &[("has_override", "true")], "d02"), ["d02"]);
+    assert_eq!(apply(&browser, &[("channel", "beta")], "d02"), ["d02"]);
+    assert_eq!(
+        apply(&browser, &[("is_emulator", "true")], "d09"),
+        ["d09", "d19", "d29", "d39"]
+    );
+    assert_eq!(apply(&browser, &[("custom_id", "user-12")], "d12"), ["d12"]);
+    let newest_first: Vec<String> = (0..DEVICES)
+        .rev()
+        .filter(|i| i % 4 == 0)
+        .map(|i| format!("d{i:02}"))
+        .collect();
+    assert_eq!(
+        apply(
+            &browser,
+            &[("version_name", "1.1.0"), ("order", "desc")],
+            "d44"
+        ),
+        newest_first
+    );
+    let oldest_first: Vec<String> = newest_first.into_iter().rev().collect();
+    assert_eq!(
+        apply(
+            &browser,
+            &[("version_name", "1.1.0"), ("order", "asc")],
+            "d00"
+        ),
+        oldest_first
+    );
+    assert!(apply(&browser, &[("is_prod", "false")], "").is_empty());
+    browser.find("#clear-filters").click();
+    wait_first_row(&browser, "d00");
+
+    // A device linked before it ever checks in ("beta device registration").
+    browser.find("#by-id-device").type_text("Future-1");
+    browser.find("#by-id-open").click();
+    browser.wait_text("#not-seen", "has not checked in yet");
+    browser.find("#link-channel").choose("beta");
+    browser.find("#link").click();
+    browser.wait_text("#flash", "Linked");
+    let link = call(
+        &server,
+        "GET",
+        &format!("/device/audit?app_id={APP}&device_id=future-1"),
+        Some(ADMIN),
+        Value::Null,
+    );
+    assert_eq!(link["data"][0]["after"]["channel"], json!("beta"), "{link}");
+
     // The summary, drawn.
     browser.find("#tab-summary").click();
     browser.wait_text("#summary-total", "45 devices");
@@ -330,19 +420,49 @@ fn a_user_signs_in_filters_pages_links_and_reads_the_trace() {
     assert_eq!(bars, json!(2));
     browser.screenshot(shots.as_deref(), "console-summary.png");
 
-    // The audit log: the bulk unlink, the bulk link, the unlink and the links of d07.
+    // The audit log, newest first: future-1's link, the bulk unlink, the bulk link, then d07's
+    // unlink and its two links.
     browser.find("#tab-audit").click();
     browser.wait_text("#audit tbody", "d07");
-    let actors = browser.script(
-        "return [...document.querySelectorAll('#audit tbody tr')].map(r => r.children[1].textContent);",
+    let entries = browser.script(
+        "return [...document.querySelectorAll('#audit tbody tr')].map(r => [...r.children].slice(1, 6).map(c => c.textContent).join(' | '));",
         json!([]),
     );
-    assert_eq!(actors.as_array().unwrap().len(), 6, "{actors}");
+    let entries: Vec<&str> = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            "future-1 | link | admin | none | channel beta",
+            "d01 | unlink | admin | channel beta | none",
+            "d02 | link | admin | none | channel beta",
+            "d01 | link | admin | none | channel beta",
+            "d07 | unlink | admin | channel beta, version 1.1.0 | none",
+            "d07 | link | admin | channel beta | channel beta, version 1.1.0",
+            "d07 | link | admin | none | channel beta",
+        ]
+    );
 
     // Keys: one created, its secret shown once, usable.
     browser.find("#nav-keys").click();
     browser.find("#new-key-name").type_text("ci reader");
     browser.find("#new-key-mode").choose("read");
+    browser
+        .find("#new-key [name=expires_at]")
+        .type_text("tomorrow");
+    browser.find("#create-key").click();
+    browser.wait_text("#key-action .error", "invalid_expires_at");
+    assert_eq!(
+        browser.find("#new-key-name").property("value"),
+        json!("ci reader")
+    );
+    browser.find("#key-action .error button.dismiss").click();
+    browser.find("#new-key [name=expires_at]").clear();
+    assert_labelled(&browser, "the keys page");
     browser.find("#create-key").click();
     let secret = browser.wait_text("#new-secret", "dr_");
     let (status, _) = http(server.port, "GET", "/app", Some(&secret), None).unwrap();
@@ -360,7 +480,7 @@ fn a_user_signs_in_filters_pages_links_and_reads_the_trace() {
         base(&server)
     ));
     browser.wait_text(".error", "app_not_found");
-    browser.find(".error a.back").click();
+    browser.find(".error button.back").click();
     browser.wait_text("#main h1", "Apps");
 
     // Signing out forgets the key.
@@ -401,6 +521,14 @@ fn a_read_key_sees_no_write_action() {
         "/device",
         Some(ADMIN),
         json!({"app_id": APP, "device_id": HOSTILE_ID, "channel": "beta"}),
+    );
+    call(
+        &server,
+        "POST",
+        "/channel",
+        Some(ADMIN),
+        json!({"app_id": APP, "channel": "production", "rollout_version": "1.1.0",
+               "rollout_percentage_bps": 1000}),
     );
     let Some(browser) = Browser::start("console read-key test", 1280, 900) else {
         return;
@@ -448,6 +576,19 @@ fn a_read_key_sees_no_write_action() {
     browser.wait_text("#chart-versions", HOSTILE_VERSION);
     assert_no_markup_ran(&browser);
 
+    // A channel's rollout in the audit log: the channel where a device would be.
+    browser.find("#tab-audit").click();
+    browser.wait_text("#audit tbody tr.rollout-entry", "channel production");
+    let entry = browser
+        .script(
+            "return [...document.querySelector('#audit tr.rollout-entry').children].slice(1, 6).map(c => c.textContent).join(' | ');",
+            json!([]),
+        );
+    assert_eq!(
+        entry,
+        json!("channel production | rollout | admin | none | 1.1.0 to 10.00%")
+    );
+
     // The keys page, reached by its address, says why it shows nothing.
     browser.goto(&format!("{}/console#/keys", base(&server)));
     browser.wait_text("#main", "Only a key of mode \"all\" manages keys.");
@@ -476,7 +617,7 @@ fn a_wrong_key_is_refused_and_a_phone_can_use_the_console() {
     wait_first_row(&browser, "d00");
     // Nothing wider than the screen but the table, which scrolls in its own box.
     let overflow = browser.script(
-        "return document.documentElement.scrollWidth - window.innerWidth;",
+        "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
         json!([]),
     );
     assert!(
@@ -488,7 +629,7 @@ fn a_wrong_key_is_refused_and_a_phone_can_use_the_console() {
         .click();
     browser.wait_text("#resolve-answer", "public_channel");
     let overflow = browser.script(
-        "return document.documentElement.scrollWidth - window.innerWidth;",
+        "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
         json!([]),
     );
     assert!(
@@ -496,23 +637,28 @@ fn a_wrong_key_is_refused_and_a_phone_can_use_the_console() {
         "the device page is wider than a phone: {overflow}"
     );
 
-    // Every control is reachable from the keyboard: tabbing from the top reaches the link button.
-    let reached = browser.script(
-        "const seen = new Set(); for (const el of document.querySelectorAll('a[href], button, input, select')) { \
-           if (el.tabIndex >= 0 && !el.disabled && el.offsetParent !== null) seen.add(el.id); } \
-         return [...seen];",
+    // From the top of the page, the keyboard alone reaches the pickers, then Link and Unlink.
+    browser.script(
+        "document.activeElement.blur(); window.scrollTo(0, 0);",
         json!([]),
     );
-    for id in ["link", "unlink", "sign-out", "device-audit"] {
-        assert!(
-            reached.as_array().unwrap().contains(&json!(id)),
-            "{id}: {reached}"
-        );
+    let mut reached = Vec::new();
+    for _ in 0..60 {
+        let id = browser.press_tab();
+        if id == "unlink" {
+            break;
+        }
+        reached.push(id);
     }
-    // Every input and select has a label.
-    let unlabelled = browser.script(
-        "return [...document.querySelectorAll('input, select')].filter(e => !e.closest('label') && !(e.id && document.querySelector(`label[for=\"${e.id}\"]`)) && !e.getAttribute('aria-label')).length;",
-        json!([]),
+    let order: Vec<&str> = reached
+        .iter()
+        .map(String::as_str)
+        .filter(|id| ["tab-devices", "link-channel", "link-version", "link"].contains(id))
+        .collect();
+    assert_eq!(
+        order,
+        ["tab-devices", "link-channel", "link-version", "link"],
+        "{reached:?}"
     );
-    assert_eq!(unlabelled, json!(0));
+    assert_labelled(&browser, "a device's page at a phone's width");
 }

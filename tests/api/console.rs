@@ -9,7 +9,7 @@ use crate::common::{error, TestServer, ADMIN};
 
 const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
     img-src 'self' data:; connect-src 'self'; form-action 'none'; base-uri 'none'; \
-    frame-ancestors 'none'";
+    frame-ancestors 'none'; require-trusted-types-for 'script'; trusted-types 'none'";
 
 #[actix_web::test]
 async fn the_console_is_served_with_a_strict_policy() {

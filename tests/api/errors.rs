@@ -421,7 +421,12 @@ async fn one_trailing_slash_reaches_the_resource_and_two_do_not() {
         .get("/device/?app_id=app_slash&device_id=d1", ADMIN)
         .await;
     assert_eq!((status, &body["device_id"]), (StatusCode::OK, &json!("d1")));
-    for path in ["/device//?app_id=app_slash", "/console//", "/app_slash/"] {
+    for path in [
+        "/device//?app_id=app_slash",
+        "//",
+        "/console//",
+        "/app_slash/",
+    ] {
         let (status, body) = server.get(path, ADMIN).await;
         assert_eq!(
             (status, body["error"].as_str()),

@@ -254,6 +254,24 @@ impl Browser {
         last
     }
 
+    /// Presses Tab, as a keyboard user moves to the next control; answers the id of the
+    /// element that has the focus then.
+    pub fn press_tab(&self) -> String {
+        let tab = "\u{E004}";
+        self.must(
+            "POST",
+            "/actions",
+            Some(
+                json!({"actions": [{"type": "key", "id": "keyboard", "actions": [
+                {"type": "keyDown", "value": tab}, {"type": "keyUp", "value": tab}]}]}),
+            ),
+        );
+        self.script("return document.activeElement.id;", json!([]))
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    }
+
     /// The text of an open `alert()`, if one is open.
     pub fn alert_text(&self) -> Option<String> {
         self.command("GET", "/alert/text", None)
