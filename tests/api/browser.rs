@@ -142,6 +142,22 @@ fn wait_first_row(browser: &Browser, first: &str) {
     });
 }
 
+/// Does `action` and waits until the page it leads to has been drawn (not merely the old one
+/// still showing what is expected).
+fn after_render(browser: &Browser, action: impl FnOnce()) {
+    browser.script(
+        "document.querySelector('main > *').dataset.old = '1';",
+        json!([]),
+    );
+    action();
+    browser.wait_until("the page to be drawn again", |b| {
+        b.script(
+            "const first = document.querySelector('main > *'); return first !== null && !first.dataset.old && !document.querySelector('main .loading');",
+            json!([]),
+        ) == json!(true)
+    });
+}
+
 fn cell(browser: &Browser, device: &str, column: usize) -> String {
     browser
         .find(&format!(
@@ -341,9 +357,7 @@ fn a_user_signs_in_filters_pages_links_and_reads_the_trace() {
 
     // The other filters, each through its control.
     let apply = |browser: &Browser, filters: &[(&str, &str)], first: &str| {
-        browser.find("#clear-filters").click();
-        browser.wait_until("the filters to clear", |b| !b.url().contains('?'));
-        wait_first_row(browser, "d00");
+        after_render(browser, || browser.find("#clear-filters").click());
         for (name, value) in filters {
             let control = browser.find(&format!("#filters [name={name}]"));
             match control.property("tagName").as_str() {
@@ -351,7 +365,7 @@ fn a_user_signs_in_filters_pages_links_and_reads_the_trace() {
                 _ => control.type_text(value),
             }
         }
-        browser.find("#apply-filters").click();
+        after_render(browser, || browser.find("#apply-filters").click());
         if first.is_empty() {
             browser.wait_text("#no-devices", "No device matches.");
         } else {

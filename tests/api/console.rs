@@ -28,7 +28,12 @@ async fn the_console_is_served_with_a_strict_policy() {
         (
             "/console/console.js",
             "text/javascript; charset=utf-8",
-            "function route()",
+            "setRouter(showCurrent)",
+        ),
+        (
+            "/console/devices.js",
+            "text/javascript; charset=utf-8",
+            "export async function renderDevices(",
         ),
         (
             "/console/console.css",

@@ -1,0 +1,112 @@
+// Where the user is: addresses, going somewhere, the way back from an error, pages of a list.
+
+import { session, ApiFailure } from './api.js';
+import { el, clearFlash, wantFocus } from './ui.js';
+
+let router = () => {};
+
+/** The function that shows the page of the current address (set once by console.js). */
+export function setRouter(show) {
+  router = show;
+}
+
+/** Shows the page of the current address again. */
+export function route() {
+  router();
+}
+
+/** Navigates (to page 1 of a list); the same place again renders again. */
+export function go(hash) {
+  if (window.location.hash === hash) {
+    leave();
+    route();
+  } else {
+    // The hashchange handler does the same.
+    window.location.hash = hash;
+  }
+}
+
+export function appHref(app, view, params) {
+  const query = params && params.toString();
+  return `#/app/${encodeURIComponent(app)}/${view}${query ? `?${query}` : ''}`;
+}
+
+export function deviceHref(app, deviceId) {
+  return `#/app/${encodeURIComponent(app)}/device/${encodeURIComponent(deviceId)}`;
+}
+
+/** What every navigation does before the next page: a list starts at its first page, the
+ * message of the last page goes, the new page takes the focus. */
+export function leave() {
+  pager.at = null;
+  clearFlash();
+  wantFocus();
+}
+
+/** The API's error, with a way back: a page's error leads `back` (or lets the user sign in
+ * again when the key stopped working); an error inside a panel (`back` null) is dismissed in
+ * place, keeping what the user chose or typed. */
+export function errorBox(failure, back) {
+  const body = failure instanceof ApiFailure ? failure.body : { error: 'console_error', message: String(failure) };
+  const info = body.moreInfo && Object.keys(body.moreInfo).length ? JSON.stringify(body.moreInfo) : null;
+  const keyGone = failure.status === 401 && session.key();
+  const box = el('div', { class: 'error', role: 'alert' },
+    el('strong', {}, body.message || 'Something went wrong'),
+    el('div', { class: 'code' }, `${failure.status || ''} ${body.error || ''}`.trim()),
+    info && el('div', { class: 'mono' }, info));
+  const actions = el('div', { class: 'row' });
+  if (keyGone) {
+    actions.append(el('button', { type: 'button', class: 'back', onclick: () => { session.signOut(); go('#/'); } }, 'Sign in again'));
+  } else if (back === null) {
+    actions.append(el('button', { type: 'button', class: 'dismiss', onclick: () => box.remove() }, 'Dismiss'));
+  } else {
+    actions.append(
+      el('button', { type: 'button', class: 'back', onclick: () => go(back || '#/') }, 'Back'),
+      el('button', { type: 'button', onclick: () => route() }, 'Try again'));
+  }
+  box.append(actions);
+  return box;
+}
+
+/** A message of the console's own, shown like the API's errors. */
+export function problem(message) {
+  return new ApiFailure(0, { error: 'invalid_choice', message, moreInfo: {} });
+}
+
+export function appTabs(app, active) {
+  const tabs = [['devices', 'Devices'], ['summary', 'Summary'], ['audit', 'Audit log'], ['channels', 'Channels'], ['bundles', 'Bundles']];
+  return [
+    el('h1', {}, app),
+    el('nav', { class: 'tabs', 'aria-label': 'App' }, tabs.map(([view, label]) =>
+      el('a', { id: `tab-${view}`, href: appHref(app, view), 'aria-current': view === active ? 'page' : null }, label))),
+  ];
+}
+
+/** Cursors of the pages before the one shown, for "Previous": the API's cursors only go forward. */
+export const pager = { at: null, cursors: [null] };
+
+export function pagerFor(where) {
+  if (pager.at !== where) {
+    pager.at = where;
+    pager.cursors = [null];
+  }
+  return pager;
+}
+
+/** The list the user last looked at in each app, so that "← Devices" returns to it. */
+export const lastList = new Map();
+
+/** Previous and Next: the stack of cursors moves once per click (both buttons are disabled
+ * until the page has been read again). */
+export function pageButtons(prefix, pages, page, label) {
+  const number = pages.cursors.length;
+  const turn = (move) => (event) => {
+    for (const button of event.target.parentNode.querySelectorAll('button')) button.disabled = true;
+    move();
+    route();
+  };
+  return el('div', { class: 'row' },
+    el('button', { id: `${prefix}-prev`, type: 'button', disabled: number === 1, onclick: turn(() => pages.cursors.pop()) }, 'Previous'),
+    el('span', { id: `${prefix}-info`, class: 'muted', 'aria-live': 'polite' }, `Page ${number}${label ? `, ${label}` : ''}`),
+    el('button', { id: `${prefix}-next`, type: 'button', disabled: !page.hasMore, onclick: turn(() => pages.cursors.push(page.nextCursor)) }, 'Next'));
+}
