@@ -243,6 +243,8 @@ fn a_user_signs_in_filters_pages_links_and_reads_the_trace() {
     assert_no_markup_ran(&browser);
 
     assert_eq!(cell(&browser, "d11", 3), PLANTED);
+    let seen = cell(&browser, "d11", 9);
+    assert!(seen.ends_with(" ago") || seen == "now", "last seen: {seen}");
     assert_labelled(&browser, "the devices page");
 
     // One device: every field, its trace, then linked to beta and back.
@@ -536,6 +538,22 @@ fn a_read_key_sees_no_write_action() {
         Some(ADMIN),
         json!({"app_id": APP, "device_id": HOSTILE_ID, "channel": "beta"}),
     );
+    // 90 audit entries more: two pages of the audit log.
+    let all: Vec<String> = (0..DEVICES).map(|i| format!("d{i:02}")).collect();
+    call(
+        &server,
+        "POST",
+        "/device/bulk",
+        Some(ADMIN),
+        json!({"app_id": APP, "device_ids": all, "channel": "beta"}),
+    );
+    call(
+        &server,
+        "DELETE",
+        "/device/bulk",
+        Some(ADMIN),
+        json!({"app_id": APP, "device_ids": all}),
+    );
     call(
         &server,
         "POST",
@@ -602,6 +620,31 @@ fn a_read_key_sees_no_write_action() {
         entry,
         json!("channel production | rollout | admin | none | 1.1.0 to 10.00%")
     );
+
+    // The audit log by its cursor: 92 entries, 50 a page.
+    browser.find("#tab-audit").click();
+    browser.wait_text("#audit-info", "Page 1");
+    assert!(browser.exists("#audit-prev[disabled]"));
+    after_render(&browser, || browser.find("#audit-next").click());
+    browser.wait_text("#audit-info", "Page 2");
+    let rows = browser.script(
+        "return document.querySelectorAll('#audit tbody tr').length;",
+        json!([]),
+    );
+    assert_eq!(rows, json!(42));
+    assert!(browser.exists("#audit-next[disabled]"));
+    after_render(&browser, || browser.find("#audit-prev").click());
+    browser.wait_text("#audit-info", "Page 1");
+    browser.wait_text("#audit tbody tr.rollout-entry", "channel production");
+
+    // The app's channels, with the rollout, and its bundles.
+    browser.find("#tab-channels").click();
+    let channels = browser.wait_text("#channels tbody", "production");
+    assert!(channels.contains("1.1.0 to 10.00%"), "{channels}");
+    assert!(channels.contains("beta"), "{channels}");
+    browser.find("#tab-bundles").click();
+    let bundles = browser.wait_text("#bundles tbody", "https://cdn.example.com/1.1.0.zip");
+    assert!(bundles.contains("1.0.0"), "{bundles}");
 
     // The keys page, reached by its address, says why it shows nothing.
     browser.goto(&format!("{}/console#/keys", base(&server)));
