@@ -63,7 +63,7 @@ const CSS: &str = "text/css; charset=utf-8";
 
 /// Every file of the console: its path, its text, its type. The script is a set of ES modules
 /// (`console.js` imports the others), one concern each.
-const FILES: [(&str, &str, &str); 8] = [
+const FILES: [(&str, &str, &str); 9] = [
     ("/console", include_str!("assets/index.html"), HTML),
     (
         "/console/console.css",
@@ -86,6 +86,11 @@ const FILES: [(&str, &str, &str); 8] = [
     (
         "/console/views.js",
         include_str!("assets/views.js"),
+        JAVASCRIPT,
+    ),
+    (
+        "/console/registry.js",
+        include_str!("assets/registry.js"),
         JAVASCRIPT,
     ),
 ];

@@ -637,7 +637,8 @@ fn a_read_key_sees_no_write_action() {
     browser.wait_text("#audit-info", "Page 1");
     browser.wait_text("#audit tbody tr.rollout-entry", "channel production");
 
-    // The app's channels, with the rollout, and its bundles.
+    // The app's channels, with the rollout, and its bundles (no form to change them).
+    assert!(!browser.exists("#new-app"));
     browser.find("#tab-channels").click();
     let channels = browser.wait_text("#channels tbody", "production");
     assert!(channels.contains("1.1.0 to 10.00%"), "{channels}");
@@ -645,6 +646,10 @@ fn a_read_key_sees_no_write_action() {
     browser.find("#tab-bundles").click();
     let bundles = browser.wait_text("#bundles tbody", "https://cdn.example.com/1.1.0.zip");
     assert!(bundles.contains("1.0.0"), "{bundles}");
+    assert!(!browser.exists("#bundle-form") && !browser.exists("button.delete"));
+    browser.find("#tab-channels").click();
+    browser.wait_text("#channels tbody", "production");
+    assert!(!browser.exists("#channel-form") && !browser.exists("button.delete"));
 
     // The keys page, reached by its address, says why it shows nothing.
     browser.goto(&format!("{}/console#/keys", base(&server)));
@@ -718,4 +723,95 @@ fn a_wrong_key_is_refused_and_a_phone_can_use_the_console() {
         "{reached:?}"
     );
     assert_labelled(&browser, "a device's page at a phone's width");
+}
+
+#[test]
+fn a_new_self_hoster_sets_up_an_app_without_curl() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), Some(ADMIN));
+    let Some(browser) = Browser::start("console setup test", 1280, 900) else {
+        return;
+    };
+    sign_in(&browser, &server, ADMIN);
+    browser.wait_text("#main", "No app yet");
+
+    // An app, then a bundle, then the public channel that serves it.
+    browser.find("#new-app-id").type_text("com.example.new");
+    browser.find("#new-app-name").type_text("New");
+    browser.find("#new-app-submit").click();
+    browser.wait_text("#flash", "App com.example.new created");
+    browser.wait_text("#main h1", "com.example.new");
+    browser.find("#tab-bundles").click();
+    browser.find("#bundle-version").type_text("1.0.1");
+    browser
+        .find("#bundle-url")
+        .type_text("https://cdn.example.com/1.0.1.zip");
+    browser.find("#bundle-checksum").type_text("ab12");
+    browser.find("#bundle-form-submit").click();
+    browser.wait_text("#bundles tbody", "https://cdn.example.com/1.0.1.zip");
+    // A second registration of the same version is refused in place, the form kept.
+    browser.find("#bundle-version").type_text("1.0.1");
+    browser
+        .find("#bundle-url")
+        .type_text("https://cdn.example.com/other.zip");
+    browser.find("#bundle-checksum").type_text("cd34");
+    browser.find("#bundle-form-submit").click();
+    browser.wait_text("#bundle-form-area .error", "version_already_exists");
+    assert_eq!(
+        browser.find("#bundle-url").property("value"),
+        json!("https://cdn.example.com/other.zip")
+    );
+
+    browser.find("#tab-channels").click();
+    browser.find("#channel-name").type_text("production");
+    browser.find("#channel-version").choose("1.0.1");
+    browser.find("#channel-public").choose("true");
+    browser.find("#channel-form-submit").click();
+    browser.wait_text("#flash", "Channel production saved");
+    let row = browser.wait_text("#channels tbody", "production");
+    assert!(
+        row.contains("production 1.0.1 yes ios, android, electron"),
+        "{row}"
+    );
+
+    // A device checking in now is offered the bundle, and shows in the list.
+    let body = json!({"app_id": "com.example.new", "device_id": "first-device",
+        "platform": "android", "version_name": "1.0.0", "version_build": "1.0.0",
+        "plugin_version": "7.0.0", "is_emulator": false, "is_prod": true});
+    let (status, answer) = http(
+        server.port,
+        "POST",
+        "/updates",
+        None,
+        Some(&body.to_string()),
+    )
+    .unwrap();
+    assert_eq!(status, 200);
+    assert!(answer.contains("\"version\":\"1.0.1\""), "{answer}");
+    browser.find("#tab-devices").click();
+    wait_first_row(&browser, "first-device");
+
+    // The bundle in use cannot be deleted: said in place, with the API's reason.
+    browser.find("#tab-bundles").click();
+    browser
+        .find("#bundles tr[data-version=\"1.0.1\"] button.delete")
+        .click();
+    browser.find("#bundle-action button.confirm-delete").click();
+    browser.wait_text("#bundle-action .error", "cannot_delete_linked_version");
+    // Once the channel is gone, it can.
+    browser.find("#tab-channels").click();
+    browser
+        .find("#channels tr[data-channel=\"production\"] button.delete")
+        .click();
+    browser
+        .find("#channel-action button.confirm-delete")
+        .click();
+    browser.wait_text("#flash", "Deleted channel production");
+    browser.wait_text("#main", "No channel.");
+    browser.find("#tab-bundles").click();
+    browser
+        .find("#bundles tr[data-version=\"1.0.1\"] button.delete")
+        .click();
+    browser.find("#bundle-action button.confirm-delete").click();
+    browser.wait_text("#main", "No bundle.");
 }

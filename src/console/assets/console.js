@@ -7,13 +7,15 @@
 // ui.js        elements (always text), messages, focus, formatting
 // nav.js       addresses, navigation, errors with a way back, pages of a list
 // devices.js   the devices list, bulk changes, one device and its trace
-// views.js     sign in, apps, summary charts, audit log, channels, bundles, API keys
+// registry.js  apps, channels, bundles: listed, created, removed
+// views.js     sign in, summary charts, audit log, API keys
 
 import { session } from './api.js';
 import { el, append, show, flash } from './ui.js';
 import { go, leave, setRouter, appHref, errorBox } from './nav.js';
 import { renderDevices, renderDevice } from './devices.js';
-import { renderSignIn, renderApps, renderSummary, renderAudit, renderChannels, renderBundles, renderKeys } from './views.js';
+import { renderSignIn, renderSummary, renderAudit, renderKeys } from './views.js';
+import { renderApps, renderChannels, renderBundles } from './registry.js';
 
 let renders = 0;
 

@@ -1,5 +1,4 @@
-// The other pages: signing in, apps, the summary's charts, the audit log, channels, bundles and
-// API keys.
+// The other pages: signing in, the summary's charts, the audit log and API keys.
 
 import { session, api } from './api.js';
 import { el, svg, show, flash, wantFocus, when, text, overridesText, table, select, input } from './ui.js';
@@ -32,18 +31,6 @@ export function renderSignIn() {
 }
 
 // ---------------------------------------------------------------- apps
-
-export async function renderApps(current) {
-  const apps = await api('GET', '/app');
-  if (!current()) return;
-  show(el('h1', {}, 'Apps'),
-    apps.length === 0
-      ? el('p', { class: 'muted' }, 'No app yet: create one with POST /app (see the README).')
-      : table('apps', ['App', 'Name', 'Created'], apps.map((app) => el('tr', {},
-        el('td', {}, el('a', { class: 'app-link', href: appHref(app.app_id, 'devices') }, app.app_id)),
-        el('td', {}, text(app.name)),
-        el('td', {}, when(app.created_at))))));
-}
 
 /** A horizontal bar chart: one row per entry, its share of `total` drawn, its count written. */
 function barChart(id, title, entries, total) {
@@ -129,33 +116,6 @@ export async function renderAudit(app, params, current) {
   show(...appTabs(app, 'audit'), filter,
     page.data.length === 0 ? el('p', { class: 'muted' }, 'No change recorded.') : table('audit', ['When', 'Device or channel', 'Action', 'By', 'Before', 'After', 'Reason'], rows, null, 'Audit log'),
     pageButtons('audit', pages, page, null));
-}
-
-// ---------------------------------------------------------------- channels and bundles
-
-export async function renderChannels(app, current) {
-  const channels = await api('GET', '/channel', { query: { app_id: app } });
-  if (!current()) return;
-  const platforms = (c) => ['ios', 'android', 'electron'].filter((p) => c[p]).join(', ') || 'none';
-  const rollout = (c) => (c.rollout_version
-    ? `${c.rollout_version} to ${(c.rollout_percentage_bps / 100).toFixed(2)}%${c.rollout_paused ? ' (paused)' : ''}`
-    : null);
-  show(...appTabs(app, 'channels'),
-    channels.length === 0 ? el('p', { class: 'muted' }, 'No channel.') : table('channels', ['Channel', 'Bundle', 'Public', 'Platforms', 'Self-set', 'Rollout', 'Updated'],
-      channels.map((c) => el('tr', {},
-        el('td', {}, c.name), el('td', {}, text(c.version)), el('td', {}, c.public ? 'yes' : 'no'),
-        el('td', {}, platforms(c)), el('td', {}, c.allow_device_self_set ? 'allowed' : 'no'),
-        el('td', {}, text(rollout(c))), el('td', {}, when(c.updated_at))))));
-}
-
-export async function renderBundles(app, current) {
-  const bundles = await api('GET', '/bundle', { query: { app_id: app } });
-  if (!current()) return;
-  show(...appTabs(app, 'bundles'),
-    bundles.length === 0 ? el('p', { class: 'muted' }, 'No bundle.') : table('bundles', ['Version', 'Id', 'URL', 'Checksum', 'Min. update version', 'Created'],
-      bundles.map((b) => el('tr', {},
-        el('td', {}, b.version), el('td', {}, String(b.id)), el('td', { class: 'mono' }, b.external_url),
-        el('td', { class: 'mono' }, text(b.checksum)), el('td', {}, text(b.min_update_version)), el('td', {}, when(b.created_at))))));
 }
 
 // ---------------------------------------------------------------- API keys
