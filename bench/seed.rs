@@ -26,7 +26,7 @@ fn main() {
     let dir = PathBuf::from(std::env::var("DATA_DIR").expect("DATA_DIR"));
     let total = common::env_or("N", 1_000_000);
     let options = SledOptions {
-        cache_bytes: 128 << 20,
+        cache_bytes: common::env_or("CACHE_MB", 128) << 20,
         flush_every_ms: Some(500),
         durable: false,
         min_free_bytes: 0,

@@ -111,7 +111,9 @@ pub fn spawn(
 ) -> Background {
     Background::spawn(move |mut stopped| async move {
         loop {
+            let started = std::time::Instant::now();
             let report = sweep_until_stopped(&store, &clock, retention, &stopped).await;
+            let took = started.elapsed();
             metrics.record_sweep(&report);
             if report.devices
                 + report.orphan_overrides
@@ -121,7 +123,7 @@ pub fn spawn(
                 || report.failed_batches > 0
             {
                 log::info!(
-                    "sweep: removed {} devices, {} orphan overrides, {} audit entries and {} version counters; devices not seen since {} ({} batches, {} failed)",
+                    "sweep: removed {} devices, {} orphan overrides, {} audit entries and {} version counters; devices not seen since {} ({} batches, {} failed, {} ms)",
                     report.devices,
                     report.orphan_overrides,
                     report.audit_entries,
@@ -129,6 +131,7 @@ pub fn spawn(
                     format_micros(clock.now().saturating_sub(retention.device_ttl)),
                     report.batches,
                     report.failed_batches,
+                    took.as_millis(),
                 );
             }
             if *stopped.borrow() {
