@@ -142,6 +142,26 @@ fn wait_first_row(browser: &Browser, first: &str) {
     });
 }
 
+/// The device as the API answers it.
+fn stored(server: &Server, device: &str) -> Value {
+    call(
+        server,
+        "GET",
+        &format!("/device?app_id={APP}&device_id={device}"),
+        Some(ADMIN),
+        Value::Null,
+    )
+}
+
+/// Ticks a device's box in the list.
+fn tick(browser: &Browser, device: &str) {
+    browser
+        .find(&format!(
+            "#devices tr[data-device-id=\"{device}\"] input.select-device"
+        ))
+        .click();
+}
+
 /// Does `action` and waits until the page it leads to has been drawn (not merely the old one
 /// still showing what is expected).
 fn after_render(browser: &Browser, action: impl FnOnce()) {
@@ -294,24 +314,14 @@ fn a_user_signs_in_filters_pages_links_and_reads_the_trace() {
     browser.find("#unlink").click();
     browser.wait_text("#overrides", "Overrides: none");
     browser.wait_text("#resolve-answer", "public_channel");
-    let stored = call(
-        &server,
-        "GET",
-        &format!("/device?app_id={APP}&device_id=d07"),
-        Some(ADMIN),
-        Value::Null,
-    );
+    let stored = stored(&server, "d07");
     assert_eq!(stored.get("channel"), None);
 
     // Bulk: two devices linked together, after a dry run shown for confirmation.
     browser.find("#tab-devices").click();
     wait_first_row(&browser, "d00");
-    browser
-        .find("#devices tr[data-device-id=\"d01\"] input.select-device")
-        .click();
-    browser
-        .find("#devices tr[data-device-id=\"d02\"] input.select-device")
-        .click();
+    tick(&browser, "d01");
+    tick(&browser, "d02");
     browser.wait_text("#selected-count", "2 selected");
     browser.find("#bulk-channel").choose("beta");
     browser.find("#bulk-link").click();
@@ -319,13 +329,7 @@ fn a_user_signs_in_filters_pages_links_and_reads_the_trace() {
     let preview = browser.find("#bulk-preview tbody").text();
     assert!(preview.contains("d01 none channel beta"), "{preview}");
     // Nothing is written by the preview.
-    let stored = call(
-        &server,
-        "GET",
-        &format!("/device?app_id={APP}&device_id=d01"),
-        Some(ADMIN),
-        Value::Null,
-    );
+    let stored = stored(&server, "d01");
     assert_eq!(stored.get("channel"), None);
     browser.find("#bulk-confirm").click();
     browser.wait_text("#flash", "2 device(s) changed");
@@ -336,13 +340,8 @@ fn a_user_signs_in_filters_pages_links_and_reads_the_trace() {
     browser.script("window.scrollTo(0, 0);", json!([]));
     browser.screenshot(shots.as_deref(), "console-devices.png");
     // And unlinked together: d01 and d03, of which only d01 has an override to remove.
-    for device in ["d01", "d03"] {
-        browser
-            .find(&format!(
-                "#devices tr[data-device-id=\"{device}\"] input.select-device"
-            ))
-            .click();
-    }
+    tick(&browser, "d01");
+    tick(&browser, "d03");
     browser.find("#bulk-unlink").click();
     browser.wait_text(
         "#bulk-preview-area h3",
