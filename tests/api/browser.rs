@@ -314,8 +314,7 @@ fn a_user_signs_in_filters_pages_links_and_reads_the_trace() {
     browser.find("#unlink").click();
     browser.wait_text("#overrides", "Overrides: none");
     browser.wait_text("#resolve-answer", "public_channel");
-    let stored = stored(&server, "d07");
-    assert_eq!(stored.get("channel"), None);
+    assert_eq!(stored(&server, "d07").get("channel"), None);
 
     // Bulk: two devices linked together, after a dry run shown for confirmation.
     browser.find("#tab-devices").click();
@@ -329,8 +328,7 @@ fn a_user_signs_in_filters_pages_links_and_reads_the_trace() {
     let preview = browser.find("#bulk-preview tbody").text();
     assert!(preview.contains("d01 none channel beta"), "{preview}");
     // Nothing is written by the preview.
-    let stored = stored(&server, "d01");
-    assert_eq!(stored.get("channel"), None);
+    assert_eq!(stored(&server, "d01").get("channel"), None);
     browser.find("#bulk-confirm").click();
     browser.wait_text("#flash", "2 device(s) changed");
     browser.wait_until("the table to show the links", |b| {
