@@ -63,7 +63,7 @@ const CSS: &str = "text/css; charset=utf-8";
 
 /// Every file of the console: its path, its text, its type. The script is a set of ES modules
 /// (`console.js` imports the others), one concern each.
-const FILES: [(&str, &str, &str); 9] = [
+const FILES: [(&str, &str, &str); 11] = [
     ("/console", include_str!("assets/index.html"), HTML),
     (
         "/console/console.css",
@@ -91,6 +91,16 @@ const FILES: [(&str, &str, &str); 9] = [
     (
         "/console/registry.js",
         include_str!("assets/registry.js"),
+        JAVASCRIPT,
+    ),
+    (
+        "/console/rollouts.js",
+        include_str!("assets/rollouts.js"),
+        JAVASCRIPT,
+    ),
+    (
+        "/console/charts.js",
+        include_str!("assets/charts.js"),
         JAVASCRIPT,
     ),
 ];

@@ -812,3 +812,98 @@ fn a_new_self_hoster_sets_up_an_app_without_curl() {
     browser.find("#bundle-action button.confirm-delete").click();
     browser.wait_text("#main", "No bundle.");
 }
+
+#[test]
+fn a_rollout_is_started_watched_and_promoted_from_the_console() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = seeded_server(dir.path());
+    let Some(browser) = Browser::start("console rollout test", 1280, 900) else {
+        return;
+    };
+    sign_in(&browser, &server, ADMIN);
+    browser.find("a.app-link").click();
+    browser.find("#tab-channels").click();
+
+    // Start: 1.1.0 to half of production's devices (a share outside 0-100 is refused first).
+    let panel = "#rollout-production";
+    browser.wait_text(&format!("{panel} .rollout-state"), "No rollout.");
+    browser
+        .find(&format!("{panel} .rollout-bundle"))
+        .choose("1.1.0");
+    let share = browser.find(&format!("{panel} .rollout-share"));
+    share.clear();
+    share.type_text("150");
+    browser.find(&format!("{panel} .rollout-start")).click();
+    browser.wait_text(&format!("{panel} .error"), "percentage from 0 to 100");
+    let share = browser.find(&format!("{panel} .rollout-share"));
+    share.clear();
+    share.type_text("50");
+    browser.find(&format!("{panel} .rollout-start")).click();
+    browser.wait_text("#flash", "Rollout on production started");
+    browser.wait_text(&format!("{panel} .rollout-state"), "1.1.0 to 50.00%");
+
+    // The devices check in: about half are selected, as the panel counts.
+    for i in 0..DEVICES {
+        let body = json!({"app_id": APP, "device_id": format!("d{i:02}"), "platform": platform_of(i),
+            "version_name": "1.0.0", "version_build": "1", "plugin_version": "7.0.0",
+            "is_emulator": false, "is_prod": true});
+        let (status, _) = http(
+            server.port,
+            "POST",
+            "/updates",
+            None,
+            Some(&body.to_string()),
+        )
+        .unwrap();
+        assert_eq!(status, 200);
+    }
+    after_render(&browser, || browser.find("#tab-channels").click());
+    let state = browser.wait_text(&format!("{panel} .rollout-state"), "selected so far");
+    let selected: u64 = state
+        .split(": ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{state}"));
+    assert!((1..DEVICES as u64).contains(&selected), "{state}");
+
+    // Widen to all, pause, resume.
+    let share = browser.find(&format!("{panel} .rollout-share"));
+    share.clear();
+    share.type_text("100");
+    browser.find(&format!("{panel} .rollout-set")).click();
+    browser.wait_text(&format!("{panel} .rollout-state"), "1.1.0 to 100.00%");
+    browser.find(&format!("{panel} .rollout-pause")).click();
+    browser.wait_text(&format!("{panel} .rollout-state"), "paused");
+    browser.wait_text(&format!("{panel} .rollout-pause"), "Resume");
+    browser.find(&format!("{panel} .rollout-pause")).click();
+    browser.wait_text(&format!("{panel} .rollout-pause"), "Pause");
+
+    // What devices report about 1.1.0: three installs and a failure, per day.
+    for (i, action) in ["set", "set", "set", "update_fail"].iter().enumerate() {
+        let body = json!({"app_id": APP, "device_id": format!("d{i:02}"), "action": action,
+            "platform": "ios", "version_name": "1.1.0", "version_build": "1",
+            "plugin_version": "7.0.0", "is_emulator": false, "is_prod": true});
+        let (status, _) =
+            http(server.port, "POST", "/stats", None, Some(&body.to_string())).unwrap();
+        assert_eq!(status, 200);
+    }
+    browser.find(&format!("{panel} .rollout-state a")).click();
+    let totals = browser.wait_text("#health-totals", "installs");
+    assert!(
+        totals.contains("0 downloads, 3 installs, 1 failures (update_fail 1): failure rate 25.00% of 4 attempts."),
+        "{totals}"
+    );
+    assert!(browser.find("#chart-installs").text().contains('3'));
+
+    // Promote: the channel's bundle becomes 1.1.0, the rollout ends.
+    browser.find("#tab-channels").click();
+    browser.find(&format!("{panel} .rollout-promote")).click();
+    browser.wait_text("#flash", "1.1.0 promoted");
+    browser.wait_text(&format!("{panel} .rollout-state"), "No rollout.");
+    assert!(browser
+        .find("#channels tr[data-channel=\"production\"]")
+        .text()
+        .starts_with("production 1.1.0 yes"));
+    assert_no_markup_ran(&browser);
+}

@@ -8,6 +8,8 @@
 // nav.js       addresses, navigation, errors with a way back, pages of a list
 // devices.js   the devices list, bulk changes, one device and its trace
 // registry.js  apps, channels, bundles: listed, created, removed
+// rollouts.js  a channel's rollout and its controls, a bundle's health per day
+// charts.js    the SVG bar charts
 // views.js     sign in, summary charts, audit log, API keys
 
 import { session } from './api.js';
@@ -16,6 +18,7 @@ import { go, leave, setRouter, appHref, errorBox } from './nav.js';
 import { renderDevices, renderDevice } from './devices.js';
 import { renderSignIn, renderSummary, renderAudit, renderKeys } from './views.js';
 import { renderApps, renderChannels, renderBundles } from './registry.js';
+import { renderHealth } from './rollouts.js';
 
 let renders = 0;
 
@@ -45,6 +48,9 @@ function showCurrent() {
         case 'audit': return renderAudit(app, params, current);
         case 'channels': return renderChannels(app, current);
         case 'bundles': return renderBundles(app, current);
+        case 'health':
+          if (parts.length > 3) return renderHealth(app, parts.slice(3).join('/'), current, params);
+          break;
         default: break;
       }
     }

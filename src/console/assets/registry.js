@@ -4,6 +4,7 @@
 import { session, api } from './api.js';
 import { el, show, flash, when, text, table, select, input } from './ui.js';
 import { go, route, appHref, errorBox, problem, appTabs } from './nav.js';
+import { rolloutPanel } from './rollouts.js';
 
 /** A form that sends one request: its button is disabled until the answer, an error is shown in
  * place (keeping what was typed), success runs `done`. */
@@ -78,11 +79,14 @@ export async function renderApps(current) {
 }
 
 export async function renderChannels(app, current) {
-  const [channels, bundles] = await Promise.all([
+  const [channels, bundles, summary] = await Promise.all([
     api('GET', '/channel', { query: { app_id: app } }),
     api('GET', '/bundle', { query: { app_id: app } }),
+    // How many devices each rollout selected (counters: milliseconds at any size).
+    api('GET', '/device/summary', { query: { app_id: app } }),
   ]);
   if (!current()) return;
+  const selected = new Map((summary.rollouts || []).map((r) => [r.channel, r.selected]));
   const writable = session.canWrite();
   const area = el('div', { id: 'channel-action' });
   const platforms = (c) => ['ios', 'android', 'electron'].filter((p) => c[p]).join(', ') || 'none';
@@ -117,6 +121,8 @@ export async function renderChannels(app, current) {
   if (writable) headings.push('Actions');
   show(...appTabs(app, 'channels'), area,
     channels.length === 0 ? el('p', { class: 'muted' }, 'No channel.') : table('channels', headings, rows, null, 'Channels'),
+    channels.length > 0 && el('h2', {}, 'Rollouts'),
+    channels.map((c) => rolloutPanel(app, c, bundles, selected.get(c.name))),
     form);
 }
 
@@ -128,6 +134,7 @@ export async function renderBundles(app, current) {
   const rows = bundles.map((b) => el('tr', { 'data-version': b.version },
     el('td', {}, b.version), el('td', {}, String(b.id)), el('td', { class: 'mono' }, b.external_url),
     el('td', { class: 'mono' }, text(b.checksum)), el('td', {}, text(b.min_update_version)), el('td', {}, when(b.created_at)),
+    el('td', {}, el('a', { class: 'health-link', href: appHref(app, `health/${encodeURIComponent(b.version)}`) }, 'Health')),
     writable && el('td', {}, deleteButton(area, `bundle ${b.version}`,
       () => api('DELETE', '/bundle', { body: { app_id: app, version: b.version } }), () => route()))));
   const form = writable && requestForm('bundle-form', 'Register a bundle', [
@@ -144,7 +151,7 @@ export async function renderBundles(app, current) {
     flash(`Bundle ${answer.bundle.version} registered`);
     route();
   });
-  const headings = ['Version', 'Id', 'URL', 'Checksum', 'Min. update version', 'Created'];
+  const headings = ['Version', 'Id', 'URL', 'Checksum', 'Min. update version', 'Created', 'Reports'];
   if (writable) headings.push('Actions');
   show(...appTabs(app, 'bundles'), area,
     bundles.length === 0 ? el('p', { class: 'muted' }, 'No bundle.') : table('bundles', headings, rows, null, 'Bundles'),

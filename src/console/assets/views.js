@@ -1,7 +1,8 @@
 // The other pages: signing in, the summary's charts, the audit log and API keys.
 
 import { session, api } from './api.js';
-import { el, svg, show, flash, wantFocus, when, text, overridesText, table, select, input } from './ui.js';
+import { barChart } from './charts.js';
+import { el, show, flash, wantFocus, when, text, overridesText, table, select, input } from './ui.js';
 import { go, route, appHref, deviceHref, errorBox, appTabs, pagerFor, pageButtons } from './nav.js';
 
 export function renderSignIn() {
@@ -31,32 +32,6 @@ export function renderSignIn() {
 }
 
 // ---------------------------------------------------------------- apps
-
-/** A horizontal bar chart: one row per entry, its share of `total` drawn, its count written. */
-function barChart(id, title, entries, total) {
-  const rowHeight = 28;
-  const width = 400;
-  const labelWidth = 120;
-  const barWidth = width - labelWidth - 100;
-  const height = Math.max(1, entries.length) * rowHeight + 4;
-  // Read out as one sentence: the picture's numbers, not only its title.
-  const spoken = entries.map(([label, value]) => `${label ?? '(unknown)'}: ${value}`).join(', ');
-  const chart = svg('svg', { id, viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': `${title}. ${spoken || 'none'} of ${total}` },
-    svg('title', {}, title));
-  entries.forEach(([label, value], index) => {
-    const y = index * rowHeight + 2;
-    const share = total > 0 ? value / total : 0;
-    const name = String(label ?? '(unknown)');
-    const shortLabel = name.length > 13 ? `${name.slice(0, 12)}…` : name;
-    chart.append(
-      svg('text', { x: 0, y: y + 19 }, svg('title', {}, name), shortLabel),
-      svg('rect', { class: 'track', x: labelWidth, y: y + 4, width: barWidth, height: rowHeight - 8, rx: 3 }),
-      svg('rect', { class: 'bar', x: labelWidth, y: y + 4, width: Math.max(share > 0 ? 2 : 0, share * barWidth), height: rowHeight - 8, rx: 3 }),
-      svg('text', { class: 'value', x: labelWidth + barWidth + 6, y: y + 19 }, `${value} · ${(share * 100).toFixed(share < 0.1 ? 1 : 0)}%`));
-  });
-  if (entries.length === 0) chart.append(svg('text', { class: 'value', x: 0, y: 17 }, 'none'));
-  return el('figure', { class: 'chart panel' }, el('figcaption', {}, el('strong', {}, title)), chart);
-}
 
 export async function renderSummary(app, current) {
   const summary = await api('GET', '/device/summary', { query: { app_id: app } });
