@@ -457,6 +457,12 @@ pub const OPERATIONS: &[Operation] = &[
                 "paused: no device is selected anew; those on the bundle keep it",
             ),
             (
+                "rollout_id",
+                "integer",
+                false,
+                "applies only while the channel's rollout is this one (as GET /channel shows it); else 409 rollout_changed",
+            ),
+            (
                 "rollout_guard",
                 "object",
                 false,
@@ -474,10 +480,12 @@ pub const OPERATIONS: &[Operation] = &[
             "invalid_rollout_percentage_bps",
             "invalid_rollout_paused",
             "invalid_rollout_guard",
+            "invalid_rollout_id",
             "cannot_access_app",
             "app_not_found",
             "version_not_found",
             "no_rollout",
+            "rollout_changed",
         ],
     },
     Operation {
@@ -490,6 +498,12 @@ pub const OPERATIONS: &[Operation] = &[
             APP_ID,
             ("channel", "string", true, "name"),
             ("action", "string", true, "promote or abort"),
+            (
+                "rollout_id",
+                "integer",
+                false,
+                "ends it only if it is this rollout; else 409 rollout_changed",
+            ),
         ],
         errors: &[
             "missing_app_id",
@@ -498,9 +512,11 @@ pub const OPERATIONS: &[Operation] = &[
             "invalid_channel",
             "missing_action",
             "invalid_action",
+            "invalid_rollout_id",
             "cannot_access_app",
             "channel_not_found",
             "no_rollout",
+            "rollout_changed",
         ],
     },
     Operation {

@@ -169,6 +169,24 @@ fn parse_guard(input: &Input) -> Result<Option<Option<RolloutGuard>>, ApiError> 
     }
 }
 
+/// The rollout a write applies to (`rollout_id`, as `GET /channel` shows it), if it names one:
+/// a client acting on what it last read, never on a rollout started since.
+fn rollout_id(input: &Input) -> Result<Option<u64>, ApiError> {
+    match input.raw(Field::RolloutId) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) if n.as_u64().is_some_and(|id| id > 0) => Ok(n.as_u64()),
+        Some(other) => Err(invalid(
+            Field::RolloutId,
+            "a rollout id, a positive integer",
+            Some(other),
+        )),
+    }
+}
+
+fn rollout_changed(named: u64) -> ApiError {
+    ApiError::new(Code::RolloutChanged).info("rollout_id", named)
+}
+
 /// A bundle's version name, `null`, or absent.
 fn version_or_null(input: &Input, field: Field) -> Result<Option<Option<String>>, ApiError> {
     match input.raw(field) {
@@ -215,7 +233,7 @@ fn parse_patch(input: &Input) -> Result<ChannelPatch, ApiError> {
         promote_rollout: false,
         rollout_guard: parse_guard(input)?,
         guard_triggered: None,
-        if_rollout: None,
+        if_rollout: rollout_id(input)?,
     })
 }
 
@@ -226,9 +244,12 @@ async fn write_patch(
     app_id: String,
     name: String,
     patch: ChannelPatch,
+    named_by_client: bool,
 ) -> Result<HttpResponse, ApiError> {
     let app = app_id.clone();
     let change = super::change_by(caller, state);
+    // A refusal of the rollout the client named is a change since it read; others have none.
+    let named = patch.if_rollout.filter(|_| named_by_client);
     let upserted = off_workers(&state.store, move |store| {
         store.upsert_channel(&app, &name, &patch, change)
     });
@@ -241,7 +262,9 @@ async fn write_patch(
         UpsertChannel::VersionNotFound(version) => {
             return Err(ApiError::new(Code::VersionNotFound).info("version", version));
         }
-        UpsertChannel::NoRollout => return Err(ApiError::new(Code::NoRollout)),
+        UpsertChannel::NoRollout => {
+            return Err(named.map_or(ApiError::new(Code::NoRollout), rollout_changed))
+        }
     };
     Ok(
         HttpResponse::build(status)
@@ -272,9 +295,13 @@ async fn end_rollout(
     let channel = state.store.current()?.channel(&app_id, &name)?;
     let channel = channel
         .ok_or_else(|| ApiError::new(Code::ChannelNotFound).info("channel", name.as_str()))?;
+    let named = rollout_id(&input)?;
     let Some(rollout) = &channel.rollout else {
-        return Err(ApiError::new(Code::NoRollout));
+        return Err(named.map_or(ApiError::new(Code::NoRollout), rollout_changed));
     };
+    if let Some(named) = named.filter(|named| *named != rollout.id) {
+        return Err(rollout_changed(named));
+    }
     // Ends the rollout read here and no other: one started meanwhile, or a channel deleted
     // meanwhile (which the upsert would create again), answers no_rollout.
     let patch = ChannelPatch {
@@ -283,7 +310,7 @@ async fn end_rollout(
         if_rollout: Some(rollout.id),
         ..ChannelPatch::default()
     };
-    write_patch(&state, &caller, app_id, name, patch).await
+    write_patch(&state, &caller, app_id, name, patch, named.is_some()).await
 }
 
 async fn upsert_channel(
@@ -297,7 +324,7 @@ async fn upsert_channel(
     let name = input.required_name(Field::Channel)?;
     let patch = parse_patch(&input)?;
     visible_app(&state, &caller, &app_id)?;
-    write_patch(&state, &caller, app_id, name, patch).await
+    write_patch(&state, &caller, app_id, name, patch, true).await
 }
 
 async fn get_channels(

@@ -671,3 +671,93 @@ async fn resolve_never_rolls_the_dice_for_an_undecided_device() {
     }
     assert_eq!(device_object(&server, 0).await.get("rollout"), None);
 }
+
+/// A client acting on the rollout it last read (`rollout_id`) is refused once another rollout
+/// replaced it, and changes nothing: the console's buttons send it.
+#[actix_web::test]
+async fn a_write_naming_a_replaced_rollout_is_refused() {
+    let server = TestServer::new().await;
+    an_app_with_a_rollout_bundle(&server).await;
+    server.create_bundle(APP, "1.2.0").await;
+    let (_, body) = set_rollout(
+        &server,
+        json!({"rollout_version": "1.1.0", "rollout_percentage_bps": 5000}),
+    )
+    .await;
+    let first = body["channel"]["rollout_id"].as_u64().unwrap();
+    // The rollout it names: applies.
+    let (status, body) = set_rollout(
+        &server,
+        json!({"rollout_id": first, "rollout_percentage_bps": 2500}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["channel"]["rollout_percentage_bps"], json!(2500));
+
+    // Another rollout replaces it; what names the first is refused, whole.
+    let (_, body) = set_rollout(&server, json!({"rollout_version": "1.2.0"})).await;
+    let second = body["channel"]["rollout_id"].as_u64().unwrap();
+    assert_ne!(first, second);
+    let changed = error(
+        "rollout_changed",
+        "The channel's rollout is no longer the one rollout_id names",
+        json!({"rollout_id": first}),
+    );
+    let (status, body) = set_rollout(
+        &server,
+        json!({"rollout_id": first, "rollout_percentage_bps": 10000, "public": false}),
+    )
+    .await;
+    assert_eq!((status, body), (StatusCode::CONFLICT, changed.clone()));
+    for action in ["promote", "abort"] {
+        let (status, body) = server
+            .post(
+                "/channel/rollout",
+                ADMIN,
+                json!({"app_id": APP, "channel": "production", "action": action,
+                       "rollout_id": first}),
+            )
+            .await;
+        assert_eq!((status, body), (StatusCode::CONFLICT, changed.clone()));
+    }
+    let (_, channel) = server
+        .get(&format!("/channel?app_id={APP}&channel=production"), ADMIN)
+        .await;
+    assert_eq!(
+        (
+            &channel["version"],
+            &channel["public"],
+            &channel["rollout_version"],
+            &channel["rollout_percentage_bps"]
+        ),
+        // (A new rollout starts at 0%.)
+        (&json!("1.0.1"), &json!(true), &json!("1.2.0"), &json!(0))
+    );
+
+    // Promoting the rollout it names ends it; naming it again then finds none.
+    let promote = json!({"app_id": APP, "channel": "production", "action": "promote",
+                         "rollout_id": second});
+    let (status, body) = server
+        .post("/channel/rollout", ADMIN, promote.clone())
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["channel"]["version"], json!("1.2.0"));
+    let (status, body) = server.post("/channel/rollout", ADMIN, promote).await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::CONFLICT,
+            error(
+                "rollout_changed",
+                "The channel's rollout is no longer the one rollout_id names",
+                json!({"rollout_id": second})
+            )
+        )
+    );
+
+    for bad in [json!(0), json!(-1), json!("1"), json!(1.5)] {
+        let (status, body) = set_rollout(&server, json!({"rollout_id": bad})).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(body["error"], json!("invalid_rollout_id"), "{bad}");
+    }
+}
