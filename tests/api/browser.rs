@@ -825,7 +825,7 @@ fn a_rollout_is_started_watched_and_promoted_from_the_console() {
     browser.find("#tab-channels").click();
 
     // Start: 1.1.0 to half of production's devices (a share outside 0-100 is refused first).
-    let panel = "#rollout-production";
+    let panel = "section.rollout[data-channel=\"production\"]";
     browser.wait_text(&format!("{panel} .rollout-state"), "No rollout.");
     browser
         .find(&format!("{panel} .rollout-bundle"))
@@ -866,6 +866,18 @@ fn a_rollout_is_started_watched_and_promoted_from_the_console() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("{state}"));
     assert!((1..DEVICES as u64).contains(&selected), "{state}");
+    let summary = call(
+        &server,
+        "GET",
+        &format!("/device/summary?app_id={APP}"),
+        Some(ADMIN),
+        Value::Null,
+    );
+    assert_eq!(
+        summary["rollouts"][0]["selected"],
+        json!(selected),
+        "{summary}"
+    );
 
     // Widen to all, pause, resume.
     let share = browser.find(&format!("{panel} .rollout-share"));
@@ -891,19 +903,33 @@ fn a_rollout_is_started_watched_and_promoted_from_the_console() {
     browser.find(&format!("{panel} .rollout-state a")).click();
     let totals = browser.wait_text("#health-totals", "installs");
     assert!(
-        totals.contains("0 downloads, 3 installs, 1 failures (update_fail 1): failure rate 25.00% of 4 attempts."),
+        totals.contains("0 downloads, 3 installs, 1 failure (update_fail 1): failure rate 25.00% of 4 attempts."),
         "{totals}"
     );
-    assert!(browser.find("#chart-installs").text().contains('3'));
+    let days = browser.find("#health tbody").text();
+    assert!(days.ends_with("0 3 1 (update_fail 1)"), "{days}");
 
     // Promote: the channel's bundle becomes 1.1.0, the rollout ends.
     browser.find("#tab-channels").click();
     browser.find(&format!("{panel} .rollout-promote")).click();
+    browser.wait_text(&format!("{panel} [role=alert]"), "Promote 1.1.0?");
+    browser.find(&format!("{panel} .rollout-confirm")).click();
     browser.wait_text("#flash", "1.1.0 promoted");
     browser.wait_text(&format!("{panel} .rollout-state"), "No rollout.");
     assert!(browser
         .find("#channels tr[data-channel=\"production\"]")
         .text()
         .starts_with("production 1.1.0 yes"));
+
+    // Another rollout, of 1.0.0, aborted: production stays on 1.1.0.
+    browser
+        .find(&format!("{panel} .rollout-bundle"))
+        .choose("1.0.0");
+    browser.find(&format!("{panel} .rollout-start")).click();
+    browser.wait_text(&format!("{panel} .rollout-state"), "1.0.0 to 1.00%");
+    browser.find(&format!("{panel} .rollout-abort")).click();
+    browser.find(&format!("{panel} .rollout-confirm")).click();
+    browser.wait_text("#flash", "Rollout aborted: production is back on 1.1.0");
+    browser.wait_text(&format!("{panel} .rollout-state"), "No rollout.");
     assert_no_markup_ran(&browser);
 }

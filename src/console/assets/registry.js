@@ -2,7 +2,7 @@
 // removed (a new self-hoster starts here, with no app yet).
 
 import { session, api } from './api.js';
-import { el, show, flash, when, text, table, select, input } from './ui.js';
+import { el, show, flash, wantFocus, when, text, table, select, input } from './ui.js';
 import { go, route, appHref, errorBox, problem, appTabs } from './nav.js';
 import { rolloutPanel } from './rollouts.js';
 
@@ -42,6 +42,7 @@ function deleteButton(area, what, remove, done) {
           try {
             await remove();
             flash(`Deleted ${what}`);
+            wantFocus();
             done();
           } catch (failure) {
             area.replaceChildren(errorBox(failure, null));
@@ -82,8 +83,9 @@ export async function renderChannels(app, current) {
   const [channels, bundles, summary] = await Promise.all([
     api('GET', '/channel', { query: { app_id: app } }),
     api('GET', '/bundle', { query: { app_id: app } }),
-    // How many devices each rollout selected (counters: milliseconds at any size).
-    api('GET', '/device/summary', { query: { app_id: app } }),
+    // How many devices each rollout selected (counters: milliseconds at any size); the page
+    // stands without it.
+    api('GET', '/device/summary', { query: { app_id: app } }).catch(() => ({ rollouts: [] })),
   ]);
   if (!current()) return;
   const selected = new Map((summary.rollouts || []).map((r) => [r.channel, r.selected]));
@@ -104,7 +106,7 @@ export async function renderChannels(app, current) {
     input('channel', 'Channel', '', { id: 'channel-name', required: true, maxlength: 128, list: 'channel-names' }),
     el('datalist', { id: 'channel-names' }, channels.map((c) => el('option', { value: c.name }))),
     select('version', 'Bundle', [['', '(keep)'], ['none', '(none)'], ...bundles.map((b) => [b.version, b.version])], '', { id: 'channel-version' }),
-    select('public', 'Default for devices', [['', '(keep)'], ['true', 'yes: the default channel'], ['false', 'no']], '', { id: 'channel-public' }),
+    select('public', 'Default for devices (takes it from the channels it overlaps)', [['', '(keep)'], ['true', 'yes: the default channel'], ['false', 'no']], '', { id: 'channel-public' }),
     select('allow_device_self_set', 'Devices may choose it', [['', '(keep)'], ['true', 'yes'], ['false', 'no']], '', { id: 'channel-self-set' }),
   ], 'Save', (fields) => {
     const body = { app_id: app, channel: fields.channel.value.trim() };
@@ -115,6 +117,7 @@ export async function renderChannels(app, current) {
     return api('POST', '/channel', { body });
   }, (answer) => {
     flash(`Channel ${answer.channel.name} saved`);
+    wantFocus();
     route();
   });
   const headings = ['Channel', 'Bundle', 'Public', 'Platforms', 'Self-set', 'Rollout', 'Updated'];
@@ -149,6 +152,7 @@ export async function renderBundles(app, current) {
     } });
   }, (answer) => {
     flash(`Bundle ${answer.bundle.version} registered`);
+    wantFocus();
     route();
   });
   const headings = ['Version', 'Id', 'URL', 'Checksum', 'Min. update version', 'Created', 'Reports'];

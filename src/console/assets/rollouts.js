@@ -2,7 +2,7 @@
 // abort) and what devices report about a bundle, day by day.
 
 import { session, api } from './api.js';
-import { el, show, flash, table, select, input } from './ui.js';
+import { el, append, show, flash, wantFocus, table, select, input } from './ui.js';
 import { route, appHref, errorBox, problem, appTabs } from './nav.js';
 import { barChart } from './charts.js';
 
@@ -12,27 +12,40 @@ const percent = (bps) => `${(bps / 100).toFixed(2)}%`;
 const failed = (failures) => Object.values(failures || {}).reduce((sum, count) => sum + count, 0);
 const byAction = (failures) => Object.entries(failures || {}).map(([action, count]) => `${action} ${count}`).join(', ');
 
-/** A share typed in percent (up to two decimals), in basis points as the API takes it. */
+/** A share typed in percent (`12.5` or `12,5`, up to two decimals), in basis points as the
+ * API takes it. */
 function basisPoints(text) {
-  const value = Number(String(text).trim());
-  if (String(text).trim() === '' || !Number.isFinite(value) || value < 0 || value > 100) {
-    throw problem('The share is a percentage from 0 to 100.');
+  const typed = String(text).trim().replace(',', '.');
+  const value = Number(typed);
+  if (!/^\d{1,3}(\.\d{1,2})?$/.test(typed) || value > 100) {
+    throw problem('The share is a percentage from 0 to 100, with at most two decimals.');
   }
   return Math.round(value * 100);
 }
 
+let panels = 0;
+
 /** A channel's rollout: its state and how many devices it selected, and, for a key that may
- * write, the controls that change it. */
+ * write, the controls that change it. Every change names the rollout shown (`rollout_id`): one
+ * replaced meanwhile is refused, never changed unseen. */
 export function rolloutPanel(app, channel, bundles, selected) {
-  const id = `rollout-${channel.name}`;
+  const id = `rollout-${++panels}`;
   const area = el('div', { class: 'rollout-area' });
+  const writable = session.canWrite();
+  const section = el('section', { id, class: 'panel rollout', 'data-channel': channel.name, 'aria-labelledby': `${id}-title` });
+  const busy = (on) => {
+    for (const control of section.querySelectorAll('button, input, select')) control.disabled = on;
+  };
   const send = async (path, body, done) => {
     area.replaceChildren();
+    busy(true);
     try {
-      await api('POST', path, { body: { app_id: app, channel: channel.name, ...body } });
-      flash(done);
+      const answer = await api('POST', path, { body: { app_id: app, channel: channel.name, ...body } });
+      flash(done(answer.channel));
+      wantFocus();
       route();
     } catch (failure) {
+      busy(false);
       area.replaceChildren(errorBox(failure, null));
     }
   };
@@ -43,42 +56,68 @@ export function rolloutPanel(app, channel, bundles, selected) {
       area.replaceChildren(errorBox(failure, null));
     }
   };
-  const writable = session.canWrite();
+  /** Promote and abort change what every device of the channel gets: asked first, in place. */
+  const confirmEnd = (action, question, opener) => {
+    area.replaceChildren(el('div', { class: 'panel', role: 'alert' },
+      el('p', {}, question),
+      el('div', { class: 'row' },
+        el('button', { type: 'button', class: action === 'promote' ? 'primary rollout-confirm' : 'danger rollout-confirm',
+          onclick: () => send('/channel/rollout', { action, rollout_id: channel.rollout_id },
+            (after) => (action === 'promote'
+              ? `${channel.rollout_version} promoted: every device of ${after.name} gets ${after.version}`
+              : `Rollout aborted: ${after.name} is back on ${after.version ?? 'no bundle'}`)) },
+        action === 'promote' ? 'Promote' : 'Abort'),
+        el('button', { type: 'button', onclick: () => { area.replaceChildren(); opener.focus(); } }, 'Cancel'))));
+    area.querySelector('.rollout-confirm').focus();
+  };
   let state;
   let controls = null;
   if (channel.rollout_version) {
-    state = el('p', { class: 'rollout-state' },
-      `${channel.rollout_version} to ${percent(channel.rollout_percentage_bps)} of the channel's devices`,
-      channel.rollout_paused ? ', paused' : '', `: ${selected ?? 0} selected so far. `,
-      el('a', { href: appHref(app, `health/${encodeURIComponent(channel.rollout_version)}`) }, `How ${channel.rollout_version} fares`));
+    const guard = channel.rollout_guard;
+    const stoppedByGuard = channel.rollout_paused && channel.rollout_guard_triggered_at;
+    state = [
+      el('p', { class: 'rollout-state' },
+        `${channel.rollout_version} to ${percent(channel.rollout_percentage_bps)} of the channel's devices`,
+        channel.rollout_paused ? ', paused' : '', `: ${selected ?? '?'} selected so far. `,
+        el('a', { href: appHref(app, `health/${encodeURIComponent(channel.rollout_version)}`) }, `How ${channel.rollout_version} fares`)),
+      guard && el('p', { class: stoppedByGuard ? 'rollout-guard error' : 'rollout-guard muted' },
+        stoppedByGuard
+          ? `Its guard stopped it (${channel.rollout_guard_triggered_at}): resuming overrides the guard's verdict.`
+          : `Guarded: ${guard.action} when the failure rate's lower bound reaches ${percent(guard.threshold_bps)}.`),
+    ];
     if (writable) {
       const share = input('share', 'Share (%)', String(channel.rollout_percentage_bps / 100), { class: 'rollout-share', inputmode: 'decimal' });
       controls = el('div', { class: 'row' }, share,
         el('button', { type: 'button', class: 'rollout-set', onclick: guarded(() => send('/channel',
-          { rollout_percentage_bps: basisPoints(share.querySelector('input').value) }, `Rollout on ${channel.name} set`)) }, 'Set share'),
+          { rollout_id: channel.rollout_id, rollout_percentage_bps: basisPoints(share.querySelector('input').value) },
+          (after) => `Rollout on ${after.name}: ${after.rollout_version} to ${percent(after.rollout_percentage_bps)}`)) }, 'Set share'),
         el('button', { type: 'button', class: 'rollout-pause', onclick: () => send('/channel',
-          { rollout_paused: !channel.rollout_paused }, channel.rollout_paused ? 'Rollout resumed' : 'Rollout paused') },
+          { rollout_id: channel.rollout_id, rollout_paused: !channel.rollout_paused },
+          (after) => (after.rollout_paused ? `Rollout on ${after.name} paused` : `Rollout on ${after.name} resumed`)) },
         channel.rollout_paused ? 'Resume' : 'Pause'),
-        el('button', { type: 'button', class: 'primary rollout-promote', onclick: () => send('/channel/rollout',
-          { action: 'promote' }, `${channel.rollout_version} promoted: every device of ${channel.name} gets it`) }, 'Promote'),
-        el('button', { type: 'button', class: 'danger rollout-abort', onclick: () => send('/channel/rollout',
-          { action: 'abort' }, `Rollout aborted: ${channel.name} is back on ${channel.version ?? 'no bundle'}`) }, 'Abort'));
+        el('button', { type: 'button', class: 'primary rollout-promote', onclick: (event) => confirmEnd('promote',
+          `Promote ${channel.rollout_version}? Every device of ${channel.name} then gets it.`, event.target) }, 'Promote…'),
+        el('button', { type: 'button', class: 'danger rollout-abort', onclick: (event) => confirmEnd('abort',
+          `Abort? Every device of ${channel.name} goes back to ${channel.version ?? 'no bundle'}.`, event.target) }, 'Abort…'));
     }
   } else {
     state = el('p', { class: 'rollout-state muted' }, 'No rollout.');
     const candidates = bundles.filter((b) => b.version !== channel.version);
     if (writable && candidates.length > 0) {
-      const bundle = select('rollout_version', 'Bundle to roll out', candidates.map((b) => [b.version, b.version]), '', { class: 'rollout-bundle' });
+      const bundle = select('rollout_version', 'Bundle to roll out', [['', '(choose)'], ...candidates.map((b) => [b.version, b.version])], '', { class: 'rollout-bundle' });
       const share = input('share', 'Share (%)', '1', { class: 'rollout-share', inputmode: 'decimal' });
       controls = el('div', { class: 'row' }, bundle, share,
-        el('button', { type: 'button', class: 'primary rollout-start', onclick: guarded(() => send('/channel', {
-          rollout_version: bundle.querySelector('select').value,
-          rollout_percentage_bps: basisPoints(share.querySelector('input').value),
-        }, `Rollout on ${channel.name} started`)) }, 'Start'));
+        el('button', { type: 'button', class: 'primary rollout-start', onclick: guarded(() => {
+          const version = bundle.querySelector('select').value;
+          if (!version) throw problem('Choose the bundle to roll out.');
+          send('/channel', { rollout_version: version, rollout_percentage_bps: basisPoints(share.querySelector('input').value) },
+            (after) => `Rollout on ${after.name} started: ${after.rollout_version} to ${percent(after.rollout_percentage_bps)}`);
+        }) }, 'Start'));
     }
   }
-  return el('section', { id, class: 'panel rollout', 'aria-labelledby': `${id}-title` },
-    el('h3', { id: `${id}-title` }, `Rollout on ${channel.name}`), state, controls, area);
+  section.append(el('h3', { id: `${id}-title` }, `Rollout on ${channel.name}`));
+  append(section, [state, controls, area]);
+  return section;
 }
 
 /** What production devices reported about a bundle over the last days: downloads, installs and
@@ -94,7 +133,7 @@ export async function renderHealth(app, version, current, params) {
   show(...appTabs(app, 'bundles'),
     el('h2', {}, `Bundle ${version}: the last ${health.days.length} days`),
     el('p', { id: 'health-totals' },
-      `${totals.downloads} downloads, ${totals.installs} installs, ${failed(totals.failures)} failures`,
+      `${totals.downloads} downloads, ${totals.installs} installs, ${failed(totals.failures)} failure${failed(totals.failures) === 1 ? '' : 's'}`,
       failed(totals.failures) > 0 ? ` (${byAction(totals.failures)})` : '', ': ',
       `failure rate ${percent(health.failure_rate_bps)} of ${totals.attempts} attempts.`),
     el('div', { class: 'charts' },
