@@ -8,7 +8,9 @@
 //! channels:        app_id 0xFF channel_name                 -> Channel
 //! bundles:         app_id 0xFF version_name                 -> Bundle
 //! devices:         app_id 0xFF device_id                    -> DeviceRecord
-//! devices_by_time: app_id 0xFF updated_at(u64 BE µs) device_id -> ()
+//! devices_by_time: app_id 0xFF updated_at(u64 BE µs) device_id -> DeviceRecord (a copy of the
+//!                  device's record, written with it; empty in entries written before the copy
+//!                  was kept: readers then read the record)
 //! overrides:       app_id 0xFF device_id                    -> Overrides
 //! overrides_by_time: app_id 0xFF set_at(u64 BE µs) device_id -> ()
 //! audit:           app_id 0xFF at(u64 BE µs) seq(u64 BE)    -> AuditEntry
@@ -38,8 +40,12 @@
 //! (`sequence/audit`). sled's own id generator is not used for them: it jumps by a million or more
 //! at every restart.
 //!
+//! `devices_by_time` carries each record so that a page in a time order is one range scan, as a
+//! page by device id is, instead of a scan and a point lookup per row (5x the pages a second,
+//! for a third more disk: bench/RESULTS.md, "The layout fix, measured").
+//!
 //! `overrides_by_time` lets the sweep find overrides of devices that never checked in without
-//! reading every override; it has the layout of `devices_by_time` and the same codec.
+//! reading every override; it has the key layout of `devices_by_time` and no value.
 //!
 //! Within one app, the byte order of `devices` keys is `device_id` order and that of
 //! `devices_by_time` keys is (`updated_at`, `device_id`) order, so that every list order is a

@@ -143,11 +143,14 @@ impl SledStore {
                         report,
                         rollout,
                     };
-                    devices.insert(key.as_slice(), encode_value(&new_record))?;
+                    let encoded = encode_value(&new_record);
+                    // The time index carries a copy of the record: time-ordered pages read no
+                    // other tree (keys.rs).
                     by_time.insert(
                         keys::device_time(app_id, check_in.now, device_id),
-                        &[] as &[u8],
+                        encoded.as_slice(),
                     )?;
+                    devices.insert(key.as_slice(), encoded)?;
                     apply_counts(
                         counts,
                         &count_deltas(app_id, device_id, old.as_ref(), Some(&new_record)),
@@ -282,7 +285,7 @@ impl Devices for SledStore {
                             }
                             None => None,
                         };
-                    by_time.insert(time_key.as_slice(), &[] as &[u8])?;
+                    by_time.insert(time_key.as_slice(), value.as_slice())?;
                     let new = DeviceRecord {
                         updated_at: device.updated_at,
                         report: device.report.clone(),
@@ -744,5 +747,93 @@ mod tests {
         }
         let store = open(dir.path());
         assert_eq!(store.counts().unwrap().devices, 1000, "after reopening");
+    }
+
+    /// Every way a record is written leaves its copy in the time index; an entry of the older
+    /// layout (no copy) still reads, and a copy that differs from its record is stale for
+    /// `check` and rewritten by the repair.
+    #[test]
+    fn the_time_index_carries_each_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        store.create_app("app", "app", 1).unwrap();
+        let check_in = |device_id: &str, version: &str, now: Micros| CheckIn {
+            app_id: "app".into(),
+            device_id: device_id.into(),
+            report: DeviceReport {
+                version_name: Some(version.into()),
+                ..report()
+            },
+            now,
+            touch_interval: 100,
+            rollout: None,
+        };
+        store
+            .upsert_devices(&[check_in("d1", "1.0.0", 10), check_in("d2", "1.0.0", 20)])
+            .unwrap();
+        let imported = Device {
+            app_id: "app".into(),
+            device_id: "d3".into(),
+            updated_at: 30,
+            report: report(),
+            rollout: None,
+        };
+        assert!(store.import_devices("app", &[imported]).unwrap());
+        store
+            .upsert_devices(&[check_in("d1", "2.0.0", 40)])
+            .unwrap();
+        let copies = || -> Vec<(Vec<u8>, Vec<u8>)> {
+            store
+                .devices_by_time
+                .iter()
+                .map(|entry| {
+                    let (key, copy) = entry.unwrap();
+                    let (_, _, device_id) = keys::split_device_time(&key).unwrap();
+                    let record = store
+                        .devices
+                        .get(keys::app_scoped("app", device_id))
+                        .unwrap();
+                    (copy.to_vec(), record.unwrap().to_vec())
+                })
+                .collect()
+        };
+        assert_eq!(copies().len(), 3);
+        assert!(copies().iter().all(|(copy, record)| copy == record));
+
+        // An entry without a copy (written before copies were kept) reads its record.
+        let d2 = keys::device_time("app", 20, "d2");
+        store.devices_by_time.insert(&d2, &[] as &[u8]).unwrap();
+        let query = DeviceListQuery {
+            order: DeviceOrder::UpdatedAsc,
+            after: None,
+            updated_after: None,
+            limit: 10,
+            max_examined: 100,
+            filter: crate::model::DeviceFilter::default(),
+        };
+        let page = store.list_devices("app", &query).unwrap();
+        let listed: Vec<&str> = page
+            .devices
+            .iter()
+            .map(|d| d.device.device_id.as_str())
+            .collect();
+        assert_eq!(listed, ["d2", "d3", "d1"]);
+        assert_eq!(page.devices[0].device.updated_at, 20);
+        assert!(store.check(false).unwrap().is_clean());
+
+        // A copy that is not its record is found, and the repair writes it again.
+        let d3 = keys::device_time("app", 30, "d3");
+        let d1_record = store
+            .devices
+            .get(keys::app_scoped("app", "d1"))
+            .unwrap()
+            .unwrap();
+        store.devices_by_time.insert(&d3, d1_record).unwrap();
+        let found = store.check(false).unwrap();
+        assert_eq!(found.stale_index_entries, 1);
+        assert!(found.needs_repair());
+        assert!(store.check(true).unwrap().repaired);
+        assert!(store.check(false).unwrap().is_clean());
+        assert!(copies().iter().all(|(copy, record)| copy == record));
     }
 }

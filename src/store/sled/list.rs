@@ -101,7 +101,8 @@ impl SledStore {
         Ok((rows, None))
     }
 
-    /// The device records that time-index entries point at, in the index's order.
+    /// The device records of time-index entries, in the index's order: the entry's own copy, or,
+    /// for an entry written before copies were kept, the record it points at.
     pub(super) fn records_from_time_index<'a>(
         &'a self,
         index: impl Iterator<Item = sled::Result<(IVec, IVec)>> + 'a,
@@ -109,9 +110,13 @@ impl SledStore {
     ) -> impl Iterator<Item = StoreResult<(String, DeviceRecord)>> + 'a {
         index.filter_map(move |entry| {
             let read = || -> StoreResult<Option<(String, DeviceRecord)>> {
-                let (key, _) = entry?;
+                let (key, copy) = entry?;
                 let (_, updated_at, device_id) =
                     keys::split_device_time(&key).ok_or_else(|| corrupt_key("devices_by_time"))?;
+                if !copy.is_empty() {
+                    let record: DeviceRecord = decode("devices_by_time", &copy)?;
+                    return Ok(Some((device_id.to_owned(), record)));
+                }
                 let Some(bytes) = self.devices.get(keys::app_scoped(app_id, device_id))? else {
                     log::warn!("time index entry without a device: {app_id}/{device_id}");
                     return Ok(None);

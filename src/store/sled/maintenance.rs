@@ -143,11 +143,22 @@ impl SledStore {
                 expected_custom_ids.push(key);
             }
             let time_key = keys::device_time(app_id, record.updated_at, device_id);
-            if !self.devices_by_time.contains_key(&time_key)? {
-                report.missing_index_entries += 1;
-                report.note(format!(
-                    "device {app_id}/{device_id} has no time-index entry"
-                ));
+            match self.devices_by_time.get(&time_key)? {
+                None => {
+                    report.missing_index_entries += 1;
+                    report.note(format!(
+                        "device {app_id}/{device_id} has no time-index entry"
+                    ));
+                }
+                // The entry's copy of the record (none in entries older than copies) must be
+                // the record.
+                Some(copy) if !copy.is_empty() && copy.as_ref() != encode_value(&record) => {
+                    report.stale_index_entries += 1;
+                    report.note(format!(
+                        "the time-index entry of {app_id}/{device_id} holds another record"
+                    ));
+                }
+                Some(_) => {}
             }
             expected_times.push(time_key);
         }
@@ -355,7 +366,7 @@ impl SledStore {
             };
             self.devices_by_time.insert(
                 keys::device_time(app_id, record.updated_at, device_id),
-                &[] as &[u8],
+                encode_value(&record),
             )?;
         }
         Ok(())
