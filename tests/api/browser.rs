@@ -222,6 +222,13 @@ fn a_user_signs_in_filters_pages_links_and_reads_the_trace() {
     browser.find("#page-next").click();
     browser.wait_text("#page-info", "Page 2, 20 devices");
     wait_first_row(&browser, "d20");
+    // The page is in the address: a reload shows it again.
+    assert!(browser.url().contains("page=2"), "{}", browser.url());
+    after_render(&browser, || {
+        browser.script("window.location.reload();", json!([]));
+    });
+    browser.wait_text("#page-info", "Page 2, 20 devices");
+    wait_first_row(&browser, "d20");
     browser.find("#page-next").click();
     browser.wait_text("#page-info", "Page 3, 5 devices");
     assert_eq!(listed(&browser), ["d40", "d41", "d42", "d43", "d44"]);

@@ -3,14 +3,12 @@
 
 import { session, api, ApiFailure } from './api.js';
 import { el, show, flash, wantFocus, ago, when, text, overridesText, table, select, input } from './ui.js';
-import { go, route, appHref, deviceHref, errorBox, problem, appTabs, pagerFor, pageButtons, lastList } from './nav.js';
+import { go, route, appHref, deviceHref, errorBox, problem, appTabs, pageOf, pageButtons, lastList } from './nav.js';
 
 const FILTERS = ['custom_id', 'custom_id_prefix', 'platform', 'version_name', 'channel', 'has_override', 'is_prod', 'is_emulator', 'order', 'limit'];
 
 export async function renderDevices(app, params, current) {
-  const where = `${app}?${params.toString()}`;
-  const pages = pagerFor(where);
-  const query = { app_id: app, cursor: pages.cursors[pages.cursors.length - 1] };
+  const query = { app_id: app, cursor: pageOf(params).cursor };
   for (const name of FILTERS) query[name] = params.get(name);
   const writable = session.canWrite();
   const [page, channels, bundles] = await Promise.all([
@@ -71,7 +69,7 @@ export async function renderDevices(app, params, current) {
   const headings = [writable && el('span', { class: 'muted' }, 'Select'), 'Device', 'Custom id', 'Platform', 'Version', 'Channel', 'Pinned version', 'Build', 'Last seen'].filter(Boolean);
   show(...appTabs(app, 'devices'), filters,
     empty || table('devices', headings, rows, null, 'Devices'),
-    pageButtons('page', pages, page, `${page.data.length} device${page.data.length === 1 ? '' : 's'}`),
+    pageButtons('page', (next) => appHref(app, 'devices', next), params, page, `${page.data.length} device${page.data.length === 1 ? '' : 's'}`),
     writable && bulkPanel(app, selected, count, channels, bundles),
     writable && linkByIdPanel(app, channels, bundles));
 }

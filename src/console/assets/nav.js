@@ -35,10 +35,9 @@ export function deviceHref(app, deviceId) {
   return `#/app/${encodeURIComponent(app)}/device/${encodeURIComponent(deviceId)}`;
 }
 
-/** What every navigation does before the next page: a list starts at its first page, the
- * message of the last page goes, the new page takes the focus. */
+/** What every navigation does before the next page: the message of the last page goes, the
+ * new page takes the focus. */
 export function leave() {
-  pager.at = null;
   clearFlash();
   wantFocus();
 }
@@ -82,31 +81,46 @@ export function appTabs(app, active) {
   ];
 }
 
-/** Cursors of the pages before the one shown, for "Previous": the API's cursors only go forward. */
-export const pager = { at: null, cursors: [null] };
-
-export function pagerFor(where) {
-  if (pager.at !== where) {
-    pager.at = where;
-    pager.cursors = [null];
-  }
-  return pager;
-}
-
 /** The list the user last looked at in each app, so that "← Devices" returns to it. */
 export const lastList = new Map();
 
-/** Previous and Next: the stack of cursors moves once per click (both buttons are disabled
- * until the page has been read again). */
-export function pageButtons(prefix, pages, page, label) {
-  const number = pages.cursors.length;
-  const turn = (move) => (event) => {
+/** The page of a list the address names: its cursor and its number (`cursor`, `page`), so that
+ * a reload shows the same page and the browser's Back goes to the page before. */
+export function pageOf(params) {
+  const number = Number.parseInt(params.get('page') || '1', 10);
+  return { cursor: params.get('cursor'), number: Number.isFinite(number) && number > 0 ? number : 1 };
+}
+
+/** Previous and Next. Next adds an entry to the tab's history (the next page's address);
+ * Previous goes back to the entry before when Next made this one, else to the list's first page
+ * (an address opened as it was, a reload in a new tab). Both buttons are disabled once clicked. */
+export function pageButtons(prefix, href, params, page, label) {
+  const { number } = pageOf(params);
+  const at = (cursor, n) => {
+    const next = new URLSearchParams(params);
+    next.delete('cursor');
+    next.delete('page');
+    if (cursor) {
+      next.set('cursor', cursor);
+      next.set('page', String(n));
+    }
+    return href(next);
+  };
+  const freeze = (event) => {
     for (const button of event.target.parentNode.querySelectorAll('button')) button.disabled = true;
-    move();
-    route();
   };
   return el('div', { class: 'row' },
-    el('button', { id: `${prefix}-prev`, type: 'button', disabled: number === 1, onclick: turn(() => pages.cursors.pop()) }, 'Previous'),
+    el('button', { id: `${prefix}-prev`, type: 'button', disabled: number === 1, onclick: (event) => {
+      freeze(event);
+      if (window.history.state && window.history.state.paged) window.history.back();
+      else go(at(null, 1));
+    } }, 'Previous'),
     el('span', { id: `${prefix}-info`, class: 'muted', 'aria-live': 'polite' }, `Page ${number}${label ? `, ${label}` : ''}`),
-    el('button', { id: `${prefix}-next`, type: 'button', disabled: !page.hasMore, onclick: turn(() => pages.cursors.push(page.nextCursor)) }, 'Next'));
+    el('button', { id: `${prefix}-next`, type: 'button', disabled: !page.hasMore, onclick: (event) => {
+      freeze(event);
+      // A history entry of its own, without a hashchange: the page is drawn here.
+      window.history.pushState({ paged: true }, '', at(page.nextCursor, number + 1));
+      leave();
+      route();
+    } }, 'Next'));
 }

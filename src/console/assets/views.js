@@ -3,7 +3,7 @@
 import { session, api } from './api.js';
 import { barChart } from './charts.js';
 import { el, show, flash, wantFocus, when, text, overridesText, table, select, input } from './ui.js';
-import { go, route, appHref, deviceHref, errorBox, appTabs, pagerFor, pageButtons } from './nav.js';
+import { go, route, appHref, deviceHref, errorBox, appTabs, pageOf, pageButtons } from './nav.js';
 
 export function renderSignIn() {
   // Masked, and not offered to the password manager as a site password.
@@ -63,8 +63,7 @@ function rolloutText(rollout) {
 
 export async function renderAudit(app, params, current) {
   const deviceId = params.get('device_id') || '';
-  const pages = pagerFor(`audit:${app}?${params.toString()}`);
-  const page = await api('GET', '/device/audit', { query: { app_id: app, device_id: deviceId, cursor: pages.cursors[pages.cursors.length - 1] } });
+  const page = await api('GET', '/device/audit', { query: { app_id: app, device_id: deviceId, cursor: pageOf(params).cursor } });
   if (!current()) return;
   const filter = el('form', { id: 'audit-filter', onsubmit: (event) => {
     event.preventDefault();
@@ -90,7 +89,7 @@ export async function renderAudit(app, params, current) {
   });
   show(...appTabs(app, 'audit'), filter,
     page.data.length === 0 ? el('p', { class: 'muted' }, 'No change recorded.') : table('audit', ['When', 'Device or channel', 'Action', 'By', 'Before', 'After', 'Reason'], rows, null, 'Audit log'),
-    pageButtons('audit', pages, page, null));
+    pageButtons('audit', (next) => appHref(app, 'audit', next), params, page, null));
 }
 
 // ---------------------------------------------------------------- API keys
