@@ -650,11 +650,9 @@ mod tests {
     }
     use crate::store::sled::fixtures::*;
 
-    #[test]
-    fn a_batch_of_check_ins_applies_in_order_with_the_touch_rule() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = open_with_beta(dir.path());
-        let check_in = |device_id: &str, version: &str, now: Micros| CheckIn {
+    /// A check-in of `device_id` in app `app` reporting `version` at `now`.
+    fn check_in(device_id: &str, version: &str, now: Micros) -> CheckIn {
+        CheckIn {
             app_id: "app".into(),
             device_id: device_id.into(),
             report: DeviceReport {
@@ -664,7 +662,13 @@ mod tests {
             now,
             touch_interval: 100,
             rollout: None,
-        };
+        }
+    }
+
+    #[test]
+    fn a_batch_of_check_ins_applies_in_order_with_the_touch_rule() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_with_beta(dir.path());
         store
             .upsert_devices(&[check_in("d1", "1.0.0", 10), check_in("d4", "1.0.0", 10)])
             .unwrap();
@@ -757,17 +761,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
         store.create_app("app", "app", 1).unwrap();
-        let check_in = |device_id: &str, version: &str, now: Micros| CheckIn {
-            app_id: "app".into(),
-            device_id: device_id.into(),
-            report: DeviceReport {
-                version_name: Some(version.into()),
-                ..report()
-            },
-            now,
-            touch_interval: 100,
-            rollout: None,
-        };
         store
             .upsert_devices(&[check_in("d1", "1.0.0", 10), check_in("d2", "1.0.0", 20)])
             .unwrap();
