@@ -132,10 +132,8 @@ async fn list_keys(
     caller: Authorized<needs::All>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let keys: Vec<Value> = state
-        .store
-        .current()?
-        .api_keys()?
+    let keys: Vec<Value> = off_workers(&state.store, |store| store.api_keys())
+        .await?
         .iter()
         .filter(|key| caller.covers(key))
         .map(key_json)
@@ -182,10 +180,8 @@ async fn delete_key(
     })?;
     let not_found = || ApiError::new(Code::ApiKeyNotFound).info("id", id);
     // Keys outside the caller's reach are reported as absent, as if they did not exist.
-    let key = state
-        .store
-        .current()?
-        .api_keys()?
+    let key = off_workers(&state.store, |store| store.api_keys())
+        .await?
         .into_iter()
         .find(|key| key.id == id)
         .filter(|key| caller.covers(key))

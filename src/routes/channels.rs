@@ -292,7 +292,8 @@ async fn end_rollout(
         .ok_or_else(|| super::input::missing(Field::Action))?;
     visible_app(&state, &caller, &app_id)?;
     // Ends a rollout of a channel that exists: never creates one.
-    let channel = state.store.current()?.channel(&app_id, &name)?;
+    let (app, wanted) = (app_id.clone(), name.clone());
+    let channel = off_workers(&state.store, move |store| store.channel(&app, &wanted)).await?;
     let channel = channel
         .ok_or_else(|| ApiError::new(Code::ChannelNotFound).info("channel", name.as_str()))?;
     let named = rollout_id(&input)?;

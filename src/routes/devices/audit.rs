@@ -27,10 +27,11 @@ pub(super) async fn audit_log(
         parse_audit_cursor,
     )?;
     visible_app(&state, &caller, &app_id)?;
-    let page = state
-        .store
-        .current()?
-        .audit(&app_id, device_id.as_deref(), before, limit)?;
+    let app = app_id.clone();
+    let page = off_workers(&state.store, move |store| {
+        store.audit(&app, device_id.as_deref(), before, limit)
+    })
+    .await?;
     let data: Vec<serde_json::Value> = page
         .entries
         .iter()
