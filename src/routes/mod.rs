@@ -105,8 +105,45 @@ pub async fn not_found() -> HttpResponse {
     ApiError::new(Code::NotFound).error_response()
 }
 
-pub async fn method_not_allowed() -> HttpResponse {
-    ApiError::new(Code::MethodNotAllowed).error_response()
+/// 405 in the contract's shape, with the `Allow` header RFC 9110 asks for: the methods the
+/// OpenAPI document gives the resource's path (a test holds the document to the routes), `HEAD`
+/// wherever `GET` is; the console's pages answer `GET` and `HEAD` only.
+pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    let mut response = ApiError::new(Code::MethodNotAllowed).error_response();
+    if let Some(allow) = req.match_name().and_then(allowed_methods) {
+        response
+            .headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+    }
+    response
+}
+
+/// The `Allow` value of each resource, by its path (resources are named after their paths).
+fn allowed_methods(path: &str) -> Option<&'static str> {
+    static ALLOW: std::sync::LazyLock<std::collections::HashMap<&'static str, String>> =
+        std::sync::LazyLock::new(|| {
+            let mut methods: std::collections::HashMap<&str, Vec<&str>> =
+                std::collections::HashMap::new();
+            for operation in crate::openapi::OPERATIONS {
+                let listed = methods.entry(operation.path).or_default();
+                listed.push(match operation.method {
+                    "get" => "GET, HEAD",
+                    "post" => "POST",
+                    "put" => "PUT",
+                    "delete" => "DELETE",
+                    "patch" => "PATCH",
+                    other => other,
+                });
+            }
+            methods
+                .into_iter()
+                .map(|(path, listed)| (path, listed.join(", ")))
+                .collect()
+        });
+    if path == "/" || path.starts_with("/console") {
+        return Some("GET, HEAD");
+    }
+    ALLOW.get(path).map(String::as_str)
 }
 
 /// The client's address: the one the outermost trusted proxy saw (`trusted_proxies` entries

@@ -40,16 +40,18 @@ async fn unknown_routes_and_methods_answer_json() {
         (StatusCode::NOT_FOUND, Some("not_found"))
     );
 
-    for (method, path) in [
-        (Method::PUT, "/device"),
-        (Method::PATCH, "/device/"),
-        (Method::DELETE, "/apikey"),
-        (Method::PUT, "/app"),
-        (Method::POST, "/app/app_1"),
-        (Method::GET, "/stats"),
-        (Method::HEAD, "/stats"),
+    // Each with the methods the resource answers (RFC 9110's `Allow`).
+    for (method, path, allow) in [
+        (Method::PUT, "/device", "GET, HEAD, POST, DELETE"),
+        (Method::PATCH, "/device/", "GET, HEAD, POST, DELETE"),
+        (Method::DELETE, "/apikey", "GET, HEAD, POST"),
+        (Method::PUT, "/app", "GET, HEAD, POST"),
+        (Method::POST, "/app/app_1", "GET, HEAD, DELETE"),
+        (Method::GET, "/stats", "POST"),
+        (Method::HEAD, "/stats", "POST"),
+        (Method::POST, "/console", "GET, HEAD"),
     ] {
-        let (status, _, body) = server
+        let (status, headers, body) = server
             .send(
                 TestRequest::default()
                     .method(method.clone())
@@ -58,6 +60,7 @@ async fn unknown_routes_and_methods_answer_json() {
             )
             .await;
         assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        assert_eq!(headers.get("allow").unwrap(), allow, "{method} {path}");
         if method != Method::HEAD {
             assert_eq!(
                 body,
