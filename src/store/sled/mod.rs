@@ -18,6 +18,7 @@ mod audit;
 mod counters;
 mod devices;
 mod durable;
+mod erase;
 #[cfg(test)]
 pub(crate) mod fixtures;
 mod list;
