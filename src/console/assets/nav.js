@@ -67,6 +67,17 @@ export function errorBox(failure, back) {
   return box;
 }
 
+/** Asks in place before an action that cannot be taken back: `question`, then a button
+ * (`label`, `attrs`) that runs `confirm`, or Cancel, which gives the focus back to `opener`. */
+export function askInPlace(area, question, label, attrs, opener, confirm) {
+  area.replaceChildren(el('div', { class: 'panel', role: 'alert' },
+    el('p', {}, question),
+    el('div', { class: 'row' },
+      el('button', { type: 'button', ...attrs, onclick: confirm }, label),
+      el('button', { type: 'button', onclick: () => { area.replaceChildren(); opener.focus(); } }, 'Cancel'))));
+  area.querySelector('.row button').focus();
+}
+
 /** A message of the console's own, shown like the API's errors. */
 export function problem(message) {
   return new ApiFailure(0, { error: 'invalid_choice', message, moreInfo: {} });

@@ -3,7 +3,7 @@
 
 import { session, api } from './api.js';
 import { el, show, flash, wantFocus, when, text, table, select, input } from './ui.js';
-import { go, route, appHref, errorBox, problem, appTabs } from './nav.js';
+import { go, route, appHref, errorBox, askInPlace, problem, appTabs } from './nav.js';
 import { rolloutPanel } from './rollouts.js';
 
 /** A form that sends one request: its button is disabled until the answer, an error is shown in
@@ -33,23 +33,17 @@ function requestForm(id, title, fields, label, send, done) {
 /** A "Delete…" button that asks first, in place, then sends `remove`. */
 function deleteButton(area, what, remove, done) {
   return el('button', { type: 'button', class: 'danger delete', 'aria-label': `Delete ${what}`, onclick: (event) => {
-    const opener = event.target;
-    area.replaceChildren(el('div', { class: 'panel', role: 'alert' },
-      el('p', {}, `Delete ${what}?`),
-      el('div', { class: 'row' },
-        el('button', { class: 'danger confirm-delete', type: 'button', onclick: async (confirm) => {
-          confirm.target.disabled = true;
-          try {
-            await remove();
-            flash(`Deleted ${what}`);
-            wantFocus();
-            done();
-          } catch (failure) {
-            area.replaceChildren(errorBox(failure, null));
-          }
-        } }, 'Delete'),
-        el('button', { type: 'button', onclick: () => { area.replaceChildren(); opener.focus(); } }, 'Cancel'))));
-    area.querySelector('.confirm-delete').focus();
+    askInPlace(area, `Delete ${what}?`, 'Delete', { class: 'danger confirm-delete' }, event.target, async (confirm) => {
+      confirm.target.disabled = true;
+      try {
+        await remove();
+        flash(`Deleted ${what}`);
+        wantFocus();
+        done();
+      } catch (failure) {
+        area.replaceChildren(errorBox(failure, null));
+      }
+    });
   } }, 'Delete…');
 }
 

@@ -3,7 +3,7 @@
 
 import { session, api } from './api.js';
 import { el, append, show, flash, wantFocus, table, select, input } from './ui.js';
-import { route, appHref, errorBox, problem, appTabs } from './nav.js';
+import { route, appHref, errorBox, askInPlace, problem, appTabs } from './nav.js';
 import { barChart } from './charts.js';
 
 const percent = (bps) => `${(bps / 100).toFixed(2)}%`;
@@ -58,17 +58,13 @@ export function rolloutPanel(app, channel, bundles, selected) {
   };
   /** Promote and abort change what every device of the channel gets: asked first, in place. */
   const confirmEnd = (action, question, opener) => {
-    area.replaceChildren(el('div', { class: 'panel', role: 'alert' },
-      el('p', {}, question),
-      el('div', { class: 'row' },
-        el('button', { type: 'button', class: action === 'promote' ? 'primary rollout-confirm' : 'danger rollout-confirm',
-          onclick: () => send('/channel/rollout', { action, rollout_id: channel.rollout_id },
-            (after) => (action === 'promote'
-              ? `${channel.rollout_version} promoted: every device of ${after.name} gets ${after.version}`
-              : `Rollout aborted: ${after.name} is back on ${after.version ?? 'no bundle'}`)) },
-        action === 'promote' ? 'Promote' : 'Abort'),
-        el('button', { type: 'button', onclick: () => { area.replaceChildren(); opener.focus(); } }, 'Cancel'))));
-    area.querySelector('.rollout-confirm').focus();
+    const promote = action === 'promote';
+    askInPlace(area, question, promote ? 'Promote' : 'Abort',
+      { class: promote ? 'primary rollout-confirm' : 'danger rollout-confirm' }, opener,
+      () => send('/channel/rollout', { action, rollout_id: channel.rollout_id },
+        (after) => (promote
+          ? `${channel.rollout_version} promoted: every device of ${after.name} gets ${after.version}`
+          : `Rollout aborted: ${after.name} is back on ${after.version ?? 'no bundle'}`)));
   };
   let state;
   let controls = null;

@@ -3,7 +3,7 @@
 import { session, api } from './api.js';
 import { barChart } from './charts.js';
 import { el, show, flash, wantFocus, when, text, overridesText, table, select, input } from './ui.js';
-import { go, route, appHref, deviceHref, errorBox, appTabs, pageOf, pageButtons } from './nav.js';
+import { go, route, appHref, deviceHref, errorBox, askInPlace, appTabs, pageOf, pageButtons } from './nav.js';
 
 export function renderSignIn() {
   // Masked, and not offered to the password manager as a site password.
@@ -126,30 +126,26 @@ export async function renderKeys(current) {
 
   function confirmDelete(key, opener) {
     const own = key.id === me;
-    area.replaceChildren(el('div', { class: 'panel', role: 'alert' },
-      el('p', {}, `Delete key ${key.id} "${key.name}"? Whoever uses it is refused from then on.`,
-        own ? ' It is the key you are signed in with: you will be signed out.' : ''),
-      el('div', { class: 'row' },
-        el('button', { id: 'confirm-delete-key', class: 'danger', type: 'button', onclick: async (event) => {
-          event.target.disabled = true;
-          try {
-            await api('DELETE', `/apikey/${key.id}`);
-          } catch (failure) {
-            area.replaceChildren(errorBox(failure, null));
-            return;
-          }
-          if (own) {
-            session.signOut();
-            flash(`Key ${key.id} deleted: signed out`, true);
-            go('#/');
-            return;
-          }
-          area.replaceChildren();
-          flash(`Key ${key.id} deleted`);
-          await refresh();
-        } }, 'Delete'),
-        el('button', { type: 'button', onclick: () => { area.replaceChildren(); opener.focus(); } }, 'Cancel'))));
-    area.querySelector('#confirm-delete-key').focus();
+    const question = [`Delete key ${key.id} "${key.name}"? Whoever uses it is refused from then on.`,
+      own ? ' It is the key you are signed in with: you will be signed out.' : ''];
+    askInPlace(area, question, 'Delete', { id: 'confirm-delete-key', class: 'danger' }, opener, async (event) => {
+      event.target.disabled = true;
+      try {
+        await api('DELETE', `/apikey/${key.id}`);
+      } catch (failure) {
+        area.replaceChildren(errorBox(failure, null));
+        return;
+      }
+      if (own) {
+        session.signOut();
+        flash(`Key ${key.id} deleted: signed out`, true);
+        go('#/');
+        return;
+      }
+      area.replaceChildren();
+      flash(`Key ${key.id} deleted`);
+      await refresh();
+    });
   }
 
   const create = el('button', { id: 'create-key', class: 'primary', type: 'submit' }, 'Create');
