@@ -98,7 +98,7 @@ fn presented_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     Ok((!text.is_empty()).then_some(text))
 }
 
-pub fn authenticate(headers: &HeaderMap, state: &AppState) -> Result<Caller, ApiError> {
+pub async fn authenticate(headers: &HeaderMap, state: &AppState) -> Result<Caller, ApiError> {
     let secret = presented_key(headers)?.ok_or_else(|| ApiError::new(Code::NoKeyProvided))?;
     let hash = hash_secret(secret);
     let is_admin = state
@@ -112,10 +112,8 @@ pub fn authenticate(headers: &HeaderMap, state: &AppState) -> Result<Caller, Api
             expires_at: None,
         });
     }
-    let key = state
-        .store
-        .current()?
-        .api_key_by_hash(&hash)?
+    let key = crate::store::read(&state.store, move |store| store.api_key_by_hash(&hash))
+        .await?
         .ok_or_else(|| ApiError::new(Code::InvalidApiKey))?;
     if key.expires_at.is_some_and(|at| at <= state.clock.now()) {
         return Err(ApiError::new(Code::InvalidApiKey).message("API key has expired"));
@@ -154,21 +152,27 @@ pub fn create_key(
 }
 
 /// With no configured admin key and an empty key store, creates an `all` key and returns its
-/// secret for the caller to print once.
+/// secret for the caller to print once. Of nodes starting together on one empty store, one
+/// creates it (the store's check and insert are one step).
 pub fn bootstrap(store: &dyn Store, admin_key: &str, now: Micros) -> StoreResult<Option<String>> {
     if !admin_key.is_empty() || !store.api_keys()?.is_empty() {
         return Ok(None);
     }
-    let (_, secret) = create_key(
-        store,
-        "admin (generated at first start)",
-        Mode::All,
-        Vec::new(),
-        None,
-        now,
-    )?;
+    let secret = generate_secret();
+    let key = ApiKey {
+        id: store.next_api_key_id()?,
+        name: "admin (generated at first start)".to_owned(),
+        mode: Mode::All,
+        limited_to_apps: Vec::new(),
+        expires_at: None,
+        created_at: now,
+    };
+    let created = store.create_first_api_key(&NewApiKey {
+        key,
+        secret_hash: hash_secret(&secret),
+    })?;
     store.flush()?;
-    Ok(Some(secret))
+    Ok(created.then_some(secret))
 }
 
 #[cfg(test)]

@@ -111,7 +111,6 @@ fn main() -> ExitCode {
 }
 
 fn check(config: &Config, repair: bool) -> ExitCode {
-    use device_registry::store::prelude::*;
 
     use device_registry::server::LostWrites;
     let lost_writes = if repair {
@@ -210,7 +209,6 @@ fn export(
     use std::io::Write;
 
     use device_registry::export::{self, Format};
-    use device_registry::store::prelude::*;
 
     let Some(format) = Format::parse(format) else {
         eprintln!("device-registry: --format must be ndjson or csv");

@@ -7,9 +7,10 @@ use actix_web::HttpServer;
 use crate::auth;
 use crate::background::Background;
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Config, Durability};
+use crate::config::{Config, Durability, Engine};
 use crate::create_app;
 use crate::state::AppState;
+use crate::store::postgres::{PostgresOptions, PostgresStore};
 use crate::store::sled::{SledOptions, SledReopen, SledStore};
 use crate::store::{Store, StoreError, StoreHandle};
 use crate::{supervise, sweep, tls};
@@ -55,7 +56,25 @@ pub enum LostWrites {
     Accept,
 }
 
-pub fn open_store(config: &Config, lost_writes: LostWrites) -> Result<Arc<SledStore>, ServeError> {
+/// Opens the store the configuration names: the sled store of `data_dir`, or the PostgreSQL
+/// database (its schema migrated first).
+pub fn open_store(config: &Config, lost_writes: LostWrites) -> Result<Arc<dyn Store>, ServeError> {
+    match config.storage.engine {
+        Engine::Sled => Ok(open_sled(config, lost_writes)?),
+        Engine::Postgres => {
+            let options = PostgresOptions {
+                url: config.storage.postgres.url.clone(),
+                pool_size: config.storage.postgres.pool_size,
+            };
+            Ok(PostgresStore::open(&options).map_err(|source| ServeError::Open {
+                path: "the PostgreSQL database (storage.postgres.url)".into(),
+                source,
+            })?)
+        }
+    }
+}
+
+fn open_sled(config: &Config, lost_writes: LostWrites) -> Result<Arc<SledStore>, ServeError> {
     let dir = &config.storage.data_dir;
     std::fs::create_dir_all(dir).map_err(|source| ServeError::DataDir {
         path: dir.display().to_string(),
@@ -137,13 +156,18 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
              until it is imported again (see `device-registry check`)"
         );
     }
-    let store = Arc::new(StoreHandle::reopening(
-        store,
-        SledReopen {
-            path: config.storage.data_dir.clone(),
-            options: sled_options(&config),
-        },
-    ));
+    // sled may need its files opened again after a fault; PostgreSQL's pool reconnects by
+    // itself.
+    let store = Arc::new(match config.storage.engine {
+        Engine::Sled => StoreHandle::reopening(
+            store,
+            SledReopen {
+                path: config.storage.data_dir.clone(),
+                options: sled_options(&config),
+            },
+        ),
+        Engine::Postgres => StoreHandle::fixed(store),
+    });
     let supervisor = supervise::spawn(store.clone());
     let bound = |address: &str| {
         std::net::TcpListener::bind(address).map_err(|source| ServeError::Bind {

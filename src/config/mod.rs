@@ -126,6 +126,10 @@ pub enum Durability {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
+    /// Which engine keeps the registry: the embedded sled store in `data_dir` (one process),
+    /// or a PostgreSQL database that several nodes share.
+    pub engine: Engine,
+    pub postgres: PostgresConfig,
     pub data_dir: PathBuf,
     pub durability: Durability,
     pub flush_every: Duration,
@@ -136,9 +140,48 @@ pub struct StorageConfig {
     pub min_free: ByteSize,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    Sled,
+    Postgres,
+}
+
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PostgresConfig {
+    /// A PostgreSQL URL (`postgres://user:password@host:5432/database`); also
+    /// `DEVICE_REGISTRY_DATABASE_URL`, which wins.
+    pub url: String,
+    /// Connections each node keeps at most.
+    pub pool_size: usize,
+}
+
+impl Default for PostgresConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            pool_size: 16,
+        }
+    }
+}
+
+impl fmt::Debug for PostgresConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL may carry a password.
+        let shown = if self.url.is_empty() { "unset" } else { "<redacted>" };
+        f.debug_struct("PostgresConfig")
+            .field("url", &shown)
+            .field("pool_size", &self.pool_size)
+            .finish()
+    }
+}
+
 impl Default for StorageConfig {
     fn default() -> Self {
         Self {
+            engine: Engine::Sled,
+            postgres: PostgresConfig::default(),
             data_dir: PathBuf::from("data"),
             durability: Durability::Flush,
             flush_every: Duration::from_millis(500),
@@ -399,6 +442,9 @@ impl Config {
         if let Some(key) = env("DEVICE_REGISTRY_ADMIN_KEY") {
             config.auth.admin_key = key;
         }
+        if let Some(url) = env("DEVICE_REGISTRY_DATABASE_URL") {
+            config.storage.postgres.url = url;
+        }
         if let Some(bind) = &flags.bind {
             config.server.bind = bind_override("--bind", bind.clone())?;
         }
@@ -443,6 +489,20 @@ impl Config {
                     ),
                 });
             }
+        }
+        if self.storage.engine == Engine::Postgres && self.storage.postgres.url.is_empty() {
+            return Err(ConfigError::Inconsistent {
+                key: "storage.postgres.url",
+                message: "engine = \"postgres\" needs the database's URL (or \
+                          DEVICE_REGISTRY_DATABASE_URL)"
+                    .into(),
+            });
+        }
+        if self.storage.postgres.pool_size == 0 {
+            return Err(ConfigError::Inconsistent {
+                key: "storage.postgres.pool_size",
+                message: "must be at least 1".into(),
+            });
         }
         let tls = &self.server.tls;
         if tls.is_set() && (tls.cert.as_os_str().is_empty() || tls.key.as_os_str().is_empty()) {

@@ -74,10 +74,8 @@ async fn list_apps(
     caller: Authorized<needs::Read>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let apps: Vec<Value> = state
-        .store
-        .current()?
-        .apps()?
+    let apps: Vec<Value> = crate::store::read(&state.store, |store| store.apps())
+        .await?
         .iter()
         .filter(|app| caller.can_access(&app.app_id))
         .map(app_json)
@@ -93,11 +91,12 @@ async fn get_app(
     let app_id = path.into_inner();
     check_app_id(&app_id)?;
     caller.require_app(&app_id)?;
-    let app = state
-        .store
-        .current()?
-        .app(&app_id)?
-        .ok_or_else(|| super::app_not_found(&app_id))?;
+    let app = crate::store::read(&state.store, {
+        let app_id = app_id.clone();
+        move |store| store.app(&app_id)
+    })
+    .await?
+    .ok_or_else(|| super::app_not_found(&app_id))?;
     Ok(HttpResponse::Ok().json(app_json(&app)))
 }
 
@@ -108,7 +107,7 @@ async fn delete_app(
 ) -> Result<HttpResponse, ApiError> {
     let app_id = path.into_inner();
     check_app_id(&app_id)?;
-    visible_app(&state, &caller, &app_id)?;
+    visible_app(&state, &caller, &app_id).await?;
     let target = app_id.clone();
     let deleted = off_workers(&state.store, move |store| store.delete_app(&target)).await?;
     if !deleted {

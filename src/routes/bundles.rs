@@ -44,10 +44,7 @@ async fn bundle_health(
                 .filter(|days| (1..=most).contains(days))
         })?
         .unwrap_or(7.min(most));
-    visible_app(&state, &caller, &app_id)?;
-    if !state.store.current()?.app_exists(&app_id)? {
-        return Err(ApiError::new(Code::AppNotFound).info("app_id", app_id));
-    }
+    visible_app(&state, &caller, &app_id).await?;
     let last = crate::health::day_of(state.clock.now());
     let first = last.saturating_sub(days - 1);
     let (app, bundle) = (app_id.clone(), version.clone());
@@ -221,7 +218,7 @@ async fn create_bundle(
     let session_key = text_field(&input, Field::SessionKey, 1024)?;
     let min_update_version = semver_field(&input, Field::MinUpdateVersion)?;
     let manifest = parse_manifest(&input)?;
-    visible_app(&state, &caller, &app_id)?;
+    visible_app(&state, &caller, &app_id).await?;
     let new = NewBundle {
         app_id: app_id.clone(),
         version: version.clone(),
@@ -251,11 +248,9 @@ async fn list_bundles(
 ) -> Result<HttpResponse, ApiError> {
     let input = Input::from_query(req.query_string())?;
     let app_id = input.app_id()?;
-    visible_app(&state, &caller, &app_id)?;
-    let bundles: Vec<Value> = state
-        .store
-        .current()?
-        .bundles(&app_id)?
+    visible_app(&state, &caller, &app_id).await?;
+    let bundles: Vec<Value> = crate::store::read(&state.store, move |store| store.bundles(&app_id))
+        .await?
         .iter()
         .map(bundle_json)
         .collect();
@@ -271,7 +266,7 @@ async fn delete_bundle(
     let input = body_or_query_input(&req, payload, &state).await?;
     let app_id = input.app_id()?;
     let version = input.required_name(Field::Version)?;
-    visible_app(&state, &caller, &app_id)?;
+    visible_app(&state, &caller, &app_id).await?;
     let (app, bundle) = (app_id.clone(), version.clone());
     match off_workers(&state.store, move |store| {
         store.delete_bundle(&app, &bundle)

@@ -290,7 +290,7 @@ async fn end_rollout(
             _ => None,
         })?
         .ok_or_else(|| super::input::missing(Field::Action))?;
-    visible_app(&state, &caller, &app_id)?;
+    visible_app(&state, &caller, &app_id).await?;
     // Ends a rollout of a channel that exists: never creates one.
     let (app, wanted) = (app_id.clone(), name.clone());
     let channel = off_workers(&state.store, move |store| store.channel(&app, &wanted)).await?;
@@ -324,7 +324,7 @@ async fn upsert_channel(
     let app_id = input.app_id()?;
     let name = input.required_name(Field::Channel)?;
     let patch = parse_patch(&input)?;
-    visible_app(&state, &caller, &app_id)?;
+    visible_app(&state, &caller, &app_id).await?;
     write_patch(&state, &caller, app_id, name, patch, true).await
 }
 
@@ -336,22 +336,22 @@ async fn get_channels(
     let input = Input::from_query(req.query_string())?;
     let app_id = input.app_id()?;
     let name = input.name(Field::Channel)?;
-    visible_app(&state, &caller, &app_id)?;
+    visible_app(&state, &caller, &app_id).await?;
     match name {
         Some(name) => {
-            let channel = state
-                .store
-                .current()?
-                .channel(&app_id, &name)?
-                .ok_or_else(|| ApiError::new(Code::ChannelNotFound).info("channel", name))?;
+            let channel = crate::store::read(&state.store, {
+                let (app_id, name) = (app_id.clone(), name.clone());
+                move |store| store.channel(&app_id, &name)
+            })
+            .await?
+            .ok_or_else(|| ApiError::new(Code::ChannelNotFound).info("channel", name))?;
             Ok(HttpResponse::Ok().json(channel_json(&channel)))
         }
         None => {
-            let channels: Vec<Value> = state
-                .store
-                .current()?
-                .channels(&app_id)?
-                .iter()
+            let channels: Vec<Value> =
+                crate::store::read(&state.store, move |store| store.channels(&app_id))
+                    .await?
+                    .iter()
                 .map(channel_json)
                 .collect();
             Ok(HttpResponse::Ok().json(channels))
@@ -368,7 +368,7 @@ async fn delete_channel(
     let input = body_or_query_input(&req, payload, &state).await?;
     let app_id = input.app_id()?;
     let name = input.required_name(Field::Channel)?;
-    visible_app(&state, &caller, &app_id)?;
+    visible_app(&state, &caller, &app_id).await?;
     let change = super::change_by(&caller, &state);
     let (app, channel) = (app_id.clone(), name.clone());
     match off_workers(&state.store, move |store| {

@@ -261,34 +261,39 @@ impl<N: Needs> std::ops::Deref for Authorized<N> {
 
 impl<N: Needs> actix_web::FromRequest for Authorized<N> {
     type Error = ApiError;
-    type Future = std::future::Ready<Result<Self, ApiError>>;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let authorized = match req.app_data::<web::Data<AppState>>() {
-            Some(state) => caller(req, state, N::MODE).map_err(|error| match N::DENIED {
-                Some(wording) if error.code() == Code::InsufficientPermissions.as_str() => {
-                    error.message(wording)
-                }
-                _ => error,
-            }),
-            None => Err(ApiError::new(Code::Internal)),
-        };
-        std::future::ready(authorized.map(|caller| Authorized {
-            caller,
-            needs: std::marker::PhantomData,
-        }))
+        let req = req.clone();
+        Box::pin(async move {
+            let Some(state) = req.app_data::<web::Data<AppState>>() else {
+                return Err(ApiError::new(Code::Internal));
+            };
+            let caller = caller(&req, state, N::MODE)
+                .await
+                .map_err(|error| match N::DENIED {
+                    Some(wording) if error.code() == Code::InsufficientPermissions.as_str() => {
+                        error.message(wording)
+                    }
+                    _ => error,
+                })?;
+            Ok(Authorized {
+                caller,
+                needs: std::marker::PhantomData,
+            })
+        })
     }
 }
 
 /// Authenticates the request and checks the key's mode. A client with too many recent failed
 /// authentications is refused before its key is even looked at.
-fn caller(req: &HttpRequest, state: &AppState, mode: Mode) -> Result<Caller, ApiError> {
+async fn caller(req: &HttpRequest, state: &AppState, mode: Mode) -> Result<Caller, ApiError> {
     let client = client_ip(req, state);
     let now = state.clock.now();
     if let Some(retry_after) = state.auth_failures.retry_after(client, now) {
         return Err(too_many_requests(retry_after));
     }
-    let caller = auth::authenticate(req.headers(), state).inspect_err(|error| {
+    let caller = auth::authenticate(req.headers(), state).await.inspect_err(|error| {
         if error.code() == Code::InvalidApiKey.as_str() {
             state.auth_failures.record_failure(client, now);
         }
@@ -318,9 +323,14 @@ pub(crate) fn plugin_allowed(req: &HttpRequest, state: &AppState) -> Result<(), 
 
 /// Checks that the app exists and the caller may see it: 403 before 404, so that nothing is
 /// learnt of other apps.
-pub(crate) fn visible_app(state: &AppState, caller: &Caller, app_id: &str) -> Result<(), ApiError> {
+pub(crate) async fn visible_app(
+    state: &AppState,
+    caller: &Caller,
+    app_id: &str,
+) -> Result<(), ApiError> {
     caller.require_app(app_id)?;
-    if state.store.current()?.app_exists(app_id)? {
+    let app = app_id.to_owned();
+    if crate::store::read(&state.store, move |store| store.app_exists(&app)).await? {
         Ok(())
     } else {
         Err(app_not_found(app_id))

@@ -23,7 +23,7 @@ async fn openapi() -> HttpResponse {
 
 /// 200 while the store is open and takes writes; no key needed.
 async fn health(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    match state.store.current()?.health() {
+    match crate::store::read(&state.store, |store| store.health()).await {
         Ok(()) => Ok(HttpResponse::Ok().json(json!({"status": "ok"}))),
         Err(error) => {
             log::error!("health check failed: {error}");

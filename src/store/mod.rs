@@ -4,12 +4,14 @@
 //!
 //! Calls are synchronous. Request handlers run those that may wait (every call that takes the
 //! registry's lock, disk I/O) through [`off_workers`], the one way off the request workers, so
-//! that a long operation never parks them; reads, which take no lock and answer from memory,
-//! run inline (a hop to the blocking pool costs a quarter of a check-in's throughput:
-//! bench/RESULTS.md).
+//! that a long operation never parks them; reads go through [`read`], which runs them inline
+//! where the engine answers them from memory (sled: a hop to the blocking pool costs a quarter
+//! of a check-in's throughput, bench/RESULTS.md) and off the workers where they wait for a
+//! database (PostgreSQL).
 
 pub mod handle;
 pub mod keys;
+pub mod postgres;
 pub mod sled;
 
 pub use handle::StoreHandle;
@@ -90,6 +92,23 @@ where
 {
     let store = store.current()?;
     tokio::task::spawn_blocking(move || work(store.as_ref()))
+        .await
+        .unwrap_or_else(|error| Err(StoreError::Engine(format!("a store call failed: {error}"))))
+}
+
+/// Runs a read: on the calling request worker when the engine answers reads from memory (a hop
+/// to the blocking pool would cost more than the read), on the blocking pool otherwise, as
+/// [`off_workers`] runs every call that may wait.
+pub async fn read<T, F>(store: &StoreHandle, work: F) -> StoreResult<T>
+where
+    F: FnOnce(&dyn Store) -> StoreResult<T> + Send + 'static,
+    T: Send + 'static,
+{
+    let current = store.current()?;
+    if current.reads_from_memory() {
+        return work(current.as_ref());
+    }
+    tokio::task::spawn_blocking(move || work(current.as_ref()))
         .await
         .unwrap_or_else(|error| Err(StoreError::Engine(format!("a store call failed: {error}"))))
 }
@@ -314,6 +333,33 @@ pub struct CheckIn {
     pub rollout: Option<Option<RolloutDecision>>,
 }
 
+impl CheckIn {
+    /// Whether this check-in leaves a device's stored report and rollout decision as they are.
+    pub fn decides_nothing_new(
+        &self,
+        report: &DeviceReport,
+        rollout: &Option<RolloutDecision>,
+    ) -> bool {
+        report.is_unchanged_by(&self.report)
+            && self
+                .rollout
+                .as_ref()
+                .is_none_or(|decision| decision == rollout)
+    }
+
+    /// The `touch_interval` rule: a device that reports nothing new and was written less than
+    /// `touch_interval` ago is not written again.
+    pub fn changes_nothing(
+        &self,
+        report: &DeviceReport,
+        rollout: &Option<RolloutDecision>,
+        updated_at: Micros,
+    ) -> bool {
+        self.decides_nothing_new(report, rollout)
+            && self.now.saturating_sub(updated_at) < self.touch_interval
+    }
+}
+
 /// An API key to store: its description and the SHA-256 of its secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewApiKey {
@@ -525,6 +571,9 @@ pub struct VersionEvent {
 /// API keys, by the SHA-256 of their secret (the secret itself is never stored).
 pub trait ApiKeys: Send + Sync + 'static {
     fn create_api_key(&self, key: &NewApiKey) -> StoreResult<()>;
+    /// Creates the key only while the store holds none, atomically: of several nodes starting
+    /// together on an empty store, one creates it. `false` when a key existed.
+    fn create_first_api_key(&self, key: &NewApiKey) -> StoreResult<bool>;
     fn next_api_key_id(&self) -> StoreResult<u64>;
     fn api_key_by_hash(&self, secret_hash: &[u8; 32]) -> StoreResult<Option<ApiKey>>;
     fn api_keys(&self) -> StoreResult<Vec<ApiKey>>;
@@ -534,6 +583,9 @@ pub trait ApiKeys: Send + Sync + 'static {
 /// What operators and the server itself need of the store; no request of a client reaches
 /// these but `/health` and `/metrics`.
 pub trait Maintenance: Send + Sync + 'static {
+    /// Whether reads answer from memory without waiting (see [`read`]): sled's do, a database's
+    /// wait for it.
+    fn reads_from_memory(&self) -> bool;
     /// Makes every write so far durable (disk I/O: callers run it off the request workers).
     fn flush(&self) -> StoreResult<()>;
     /// What the write path has done (batches, shared flushes), for `/metrics`.

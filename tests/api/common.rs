@@ -82,24 +82,48 @@ pub fn open_store_with_floor(path: &Path, min_free_bytes: u64) -> Arc<dyn Store>
     SledStore::open(path, &options).expect("open store")
 }
 
+/// A store on the engine the suite runs on (`DEVICE_REGISTRY_TEST_ENGINE`): sled in `dir`, or a
+/// fresh schema of the throwaway PostgreSQL cluster.
+pub fn engine_store(dir: &Path, config: &Config) -> Arc<dyn Store> {
+    if !crate::pg::wanted() {
+        return open_store_with_floor(dir, config.storage.min_free.0);
+    }
+    let cluster = crate::pg::cluster()
+        .expect("DEVICE_REGISTRY_TEST_ENGINE=postgres needs PostgreSQL installed");
+    postgres_store(&cluster.url(&cluster.fresh_schema()))
+}
+
+pub fn postgres_store(url: &str) -> Arc<dyn Store> {
+    use device_registry::store::postgres::{PostgresOptions, PostgresStore};
+    PostgresStore::open(&PostgresOptions {
+        url: url.to_owned(),
+        pool_size: 4,
+    })
+    .expect("open the PostgreSQL store")
+}
+
 impl TestServer {
     pub async fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let mut server = Self::open(dir.path(), config(), Arc::new(ManualClock::new(START))).await;
-        server._dir = Some(dir);
-        server
+        Self::with_config(config()).await
     }
 
     pub async fn with_config(config: Config) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut server = Self::open(dir.path(), config, Arc::new(ManualClock::new(START))).await;
+        let store = engine_store(dir.path(), &config);
+        let mut server =
+            Self::with_store(store, config, Arc::new(ManualClock::new(START))).await;
         server._dir = Some(dir);
         server
     }
 
-    /// A server over an existing data directory (for restarts).
+    /// A server over an existing data directory (for restarts): always the sled engine.
     pub async fn open(path: &Path, config: Config, clock: Arc<ManualClock>) -> Self {
         let store = open_store_with_floor(path, config.storage.min_free.0);
+        Self::with_store(store, config, clock).await
+    }
+
+    /// A server over a store already open.
+    pub async fn with_store(store: Arc<dyn Store>, config: Config, clock: Arc<ManualClock>) -> Self {
         let dyn_clock: Arc<dyn Clock> = clock.clone();
         let mut state = AppState::new(
             Arc::new(StoreHandle::fixed(store.clone())),

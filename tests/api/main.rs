@@ -25,6 +25,7 @@ mod limits;
 mod openapi;
 mod ops;
 mod persistence;
+mod pg;
 mod plugin;
 mod process;
 mod properties;

@@ -26,7 +26,7 @@ pub(super) async fn audit_log(
         "expected the nextCursor of a previous page",
         parse_audit_cursor,
     )?;
-    visible_app(&state, &caller, &app_id)?;
+    visible_app(&state, &caller, &app_id).await?;
     let app = app_id.clone();
     let page = off_workers(&state.store, move |store| {
         store.audit(&app, device_id.as_deref(), before, limit)

@@ -31,7 +31,7 @@ pub(super) async fn erase_device(
             ))
         }
     };
-    visible_app(&state, &caller, &app_id)?;
+    visible_app(&state, &caller, &app_id).await?;
     let erase_app = app_id.clone();
     let change = crate::routes::change_by(&caller, &state);
     let needle = device_id

@@ -15,7 +15,7 @@ pub(super) async fn export_devices(
     let format = input
         .parsed(Field::Format, "ndjson or csv", crate::export::Format::parse)?
         .unwrap_or(crate::export::Format::Ndjson);
-    visible_app(&state, &caller, &app_id)?;
+    visible_app(&state, &caller, &app_id).await?;
     // HEAD asks for the headers: the export itself would be read only to be thrown away.
     if req.method() == actix_web::http::Method::HEAD {
         return Ok(HttpResponse::Ok()

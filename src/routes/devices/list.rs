@@ -106,14 +106,15 @@ pub(super) async fn get_devices(
 ) -> Result<HttpResponse, ApiError> {
     let input = Input::from_query(req.query_string())?;
     let app_id = input.app_id()?;
-    visible_app(&state, &caller, &app_id)?;
+    visible_app(&state, &caller, &app_id).await?;
 
     if let Some(device_id) = input.device_id()? {
-        let entry = state
-            .store
-            .current()?
-            .device(&app_id, &device_id)?
-            .ok_or_else(|| {
+        let entry = crate::store::read(&state.store, {
+            let (app_id, device_id) = (app_id.clone(), device_id.clone());
+            move |store| store.device(&app_id, &device_id)
+        })
+        .await?
+        .ok_or_else(|| {
                 ApiError::new(Code::DeviceNotFound).info("device_id", device_id.as_str())
             })?;
         let mut body = Vec::with_capacity(DEVICE_JSON_BYTES);
@@ -122,6 +123,7 @@ pub(super) async fn get_devices(
     }
 
     let query = parse_list_query(&input)?;
-    let page = state.store.current()?.list_devices(&app_id, &query)?;
+    let page =
+        crate::store::read(&state.store, move |store| store.list_devices(&app_id, &query)).await?;
     Ok(json_answer(device_list_json(&page)))
 }

@@ -56,7 +56,7 @@ pub(super) async fn link_device(
     let app_id = input.app_id()?;
     let device_id = input.required_device_id()?;
     let (channel, version) = (input.name(Field::Channel)?, input.name(Field::VersionId)?);
-    visible_app(&state, &caller, &app_id)?;
+    visible_app(&state, &caller, &app_id).await?;
     // After the app: the contract checks the app before what is linked to it.
     let action = link_action(channel, version)?;
     let write = OverrideWrite {
@@ -78,7 +78,7 @@ pub(super) async fn unlink_device(
     let input = body_or_query_input(&req, payload, &state).await?;
     let app_id = input.app_id()?;
     let device_id = input.required_device_id()?;
-    visible_app(&state, &caller, &app_id)?;
+    visible_app(&state, &caller, &app_id).await?;
     let write = OverrideWrite {
         app_id,
         device_ids: vec![device_id],
@@ -152,7 +152,7 @@ pub(super) async fn bulk_link(
     let device_ids = parse_device_ids(&input)?;
     let (channel, version) = (input.name(Field::Channel)?, input.name(Field::VersionId)?);
     let dry_run = input.bool(Field::DryRun)?.unwrap_or(false);
-    visible_app(&state, &caller, &app_id)?;
+    visible_app(&state, &caller, &app_id).await?;
     let action = link_action(channel, version)?;
     let write = OverrideWrite {
         app_id,
@@ -176,7 +176,7 @@ pub(super) async fn bulk_unlink(
     let app_id = input.app_id()?;
     let device_ids = parse_device_ids(&input)?;
     let dry_run = input.bool(Field::DryRun)?.unwrap_or(false);
-    visible_app(&state, &caller, &app_id)?;
+    visible_app(&state, &caller, &app_id).await?;
     let write = OverrideWrite {
         app_id,
         device_ids,

@@ -13,7 +13,7 @@ pub(super) async fn resolve_device(
     let input = Input::from_query(req.query_string())?;
     let app_id = input.app_id()?;
     let device_id = input.required_device_id()?;
-    visible_app(&state, &caller, &app_id)?;
+    visible_app(&state, &caller, &app_id).await?;
     let entry = state
         .store
         .current()?

@@ -12,7 +12,7 @@ pub(super) async fn summary(
     let input = Input::from_query(req.query_string())?;
     let app_id = input.app_id()?;
     let filter = parse_filter(&input)?;
-    visible_app(&state, &caller, &app_id)?;
+    visible_app(&state, &caller, &app_id).await?;
     let now = state.clock.now();
     let filtered = filter != DeviceFilter::default();
     let counted_app = app_id.clone();

@@ -117,7 +117,8 @@ async fn record(state: &AppState, app_id: &str, events: &[&StatsEvent]) -> Resul
         .collect();
     let known = if alive.is_empty() {
         // Nothing to record, but an unknown app is still reported as such.
-        state.store.current()?.app_exists(app_id)?
+        let app = app_id.to_owned();
+        crate::store::read(&state.store, move |store| store.app_exists(&app)).await?
     } else {
         record_check_ins(state, &alive).await?
     };

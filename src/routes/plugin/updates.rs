@@ -63,7 +63,8 @@ pub async fn manifest_size(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let (input, device) = device_call(&req, payload, &state).await?;
-    if !state.store.current()?.app_exists(&device.app_id)? {
+    let app = device.app_id.clone();
+    if !crate::store::read(&state.store, move |store| store.app_exists(&app)).await? {
         return Ok(app_not_found());
     }
     let listed = input

@@ -9,6 +9,17 @@ impl ApiKeys for SledStore {
         self.commit()
     }
 
+    fn create_first_api_key(&self, key: &NewApiKey) -> StoreResult<bool> {
+        // Keys are created under the registry's exclusive lock only here: one process owns a
+        // sled store, so this lock is enough to make the check and the insert one step.
+        let _registry = self.exclusive();
+        if self.api_keys.iter().next().transpose()?.is_some() {
+            return Ok(false);
+        }
+        self.create_api_key(key)?;
+        Ok(true)
+    }
+
     fn next_api_key_id(&self) -> StoreResult<u64> {
         self.reserve("api_key", 1)
     }

@@ -4,20 +4,14 @@
 
 use super::*;
 
-/// The `touch_interval` rule: a device that reports nothing new and was written recently is not
-/// written again.
+/// The `touch_interval` rule (see [`CheckIn::changes_nothing`]).
 pub(super) fn check_in_changes_nothing(old: &DeviceRecord, check_in: &CheckIn) -> bool {
-    decides_nothing_new(old, check_in)
-        && check_in.now.saturating_sub(old.updated_at) < check_in.touch_interval
+    check_in.changes_nothing(&old.report, &old.rollout, old.updated_at)
 }
 
 /// Whether a check-in leaves the device's report and rollout decision as they are.
 fn decides_nothing_new(old: &DeviceRecord, check_in: &CheckIn) -> bool {
-    old.report.is_unchanged_by(&check_in.report)
-        && check_in
-            .rollout
-            .as_ref()
-            .is_none_or(|decision| *decision == old.rollout)
+    check_in.decides_nothing_new(&old.report, &old.rollout)
 }
 
 /// Keeps `devices_by_custom_id` in step when a device goes from `old` to `new` (`None`: absent),

@@ -453,6 +453,10 @@ impl HealthProbe {
 }
 
 impl Maintenance for SledStore {
+    fn reads_from_memory(&self) -> bool {
+        true
+    }
+
     fn write_stats(&self) -> WriteStats {
         let (commits, flushes) = self.commits.totals();
         let (override_writes, override_batches) = self.override_writer.totals();

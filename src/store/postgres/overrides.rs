@@ -1,0 +1,239 @@
+//! Channel and version overrides ([`DeviceOverrides`]): each write checked, applied with its
+//! audit entries in one transaction.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+
+use deadpool_postgres::GenericClient;
+
+use super::registry::write_audit;
+use super::{db, overrides_from, run, spawn, sql_error, PostgresStore, TxResult};
+use crate::model::{AuditAction, AuditEntry, Overrides};
+use crate::store::{
+    BulkOutcome, DeviceOverrides, OverrideAction, OverrideChange, OverrideWrite, StoreError,
+    StoreFuture, StoreResult,
+};
+
+impl PostgresStore {
+    /// Why a write cannot apply, if it cannot: its app, or what it links to, is missing.
+    async fn override_refusal(
+        client: &impl GenericClient,
+        write: &OverrideWrite,
+    ) -> TxResult<Option<BulkOutcome>> {
+        let app_id = write.app_id.as_str();
+        if client
+            .query_opt("SELECT 1 FROM apps WHERE app_id = $1", &[&app_id])
+            .await?
+            .is_none()
+        {
+            return Ok(Some(BulkOutcome::AppNotFound));
+        }
+        if let OverrideAction::Link { channel, version } = &write.action {
+            if let Some(channel) = channel {
+                let found = client
+                    .query_opt(
+                        "SELECT 1 FROM channels WHERE app_id = $1 AND name = $2",
+                        &[&app_id, channel],
+                    )
+                    .await?;
+                if found.is_none() {
+                    return Ok(Some(BulkOutcome::ChannelNotFound));
+                }
+            }
+            if let Some(version) = version {
+                let found = client
+                    .query_opt(
+                        "SELECT 1 FROM bundles WHERE app_id = $1 AND version = $2",
+                        &[&app_id, version],
+                    )
+                    .await?;
+                if found.is_none() {
+                    return Ok(Some(BulkOutcome::VersionNotFound));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The overrides of these devices of one app (absent ones left out), locked when `lock`.
+    async fn read_overrides(
+        client: &impl GenericClient,
+        app_id: &str,
+        device_ids: &[String],
+        lock: bool,
+    ) -> TxResult<HashMap<String, Overrides>> {
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT device_id, channel, version, set_at FROM overrides \
+                     WHERE app_id = $1 AND device_id = ANY($2){}",
+                    if lock { " FOR UPDATE" } else { "" }
+                ),
+                &[&app_id, &device_ids],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| (row.get(0), overrides_from(row, 1)))
+            .collect())
+    }
+
+    /// Applies the writes in the caller's transaction (see [`DeviceOverrides::write_overrides`]).
+    async fn write_overrides_in(
+        tx: &impl GenericClient,
+        writes: &[OverrideWrite],
+    ) -> TxResult<Vec<BulkOutcome>> {
+        let mut outcomes = Vec::with_capacity(writes.len());
+        for write in writes {
+            if let Some(refusal) = Self::override_refusal(tx, write).await? {
+                outcomes.push(refusal);
+                continue;
+            }
+            let app_id = write.app_id.as_str();
+            let mut state = Self::read_overrides(tx, app_id, &write.device_ids, true).await?;
+            let mut changes = Vec::with_capacity(write.device_ids.len());
+            let mut entries = Vec::new();
+            // The final overrides of each device this write touched, in first-seen order.
+            let mut touched: Vec<String> = Vec::new();
+            let mut seen = std::collections::HashSet::new();
+            for device_id in &write.device_ids {
+                let before = state.get(device_id).cloned().unwrap_or_default();
+                let after = write.action.apply(&before, write.change.at);
+                if seen.insert(device_id.as_str()) {
+                    touched.push(device_id.clone());
+                }
+                state.insert(device_id.clone(), after.clone());
+                let change = OverrideChange {
+                    device_id: device_id.clone(),
+                    before,
+                    after,
+                };
+                if change.changed() {
+                    let action = match write.action {
+                        OverrideAction::Link { .. } => AuditAction::Link,
+                        OverrideAction::Unlink | OverrideAction::UnlinkChannel => {
+                            AuditAction::Unlink
+                        }
+                    };
+                    entries.push(AuditEntry {
+                        at: write.change.at,
+                        seq: 0,
+                        device_id: device_id.clone(),
+                        actor: write.change.actor,
+                        action,
+                        before: change.before.clone(),
+                        after: change.after.clone(),
+                        rollout: None,
+                    });
+                }
+                changes.push(change);
+            }
+            let (mut kept, mut gone) = ((Vec::new(), Vec::new(), Vec::new(), Vec::new()), Vec::new());
+            for device_id in &touched {
+                let overrides = &state[device_id];
+                if overrides.is_empty() {
+                    gone.push(device_id.as_str());
+                } else {
+                    kept.0.push(device_id.as_str());
+                    kept.1.push(overrides.channel.as_deref());
+                    kept.2.push(overrides.version.as_deref());
+                    kept.3.push(db(overrides.set_at));
+                }
+            }
+            if !gone.is_empty() {
+                tx.execute(
+                    "DELETE FROM overrides WHERE app_id = $1 AND device_id = ANY($2)",
+                    &[&app_id, &gone],
+                )
+                .await?;
+            }
+            if !kept.0.is_empty() {
+                tx.execute(
+                    "INSERT INTO overrides (app_id, device_id, channel, version, set_at) \
+                     SELECT $1, u.* FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[]) \
+                         AS u(device_id, channel, version, set_at) \
+                     ON CONFLICT (app_id, device_id) DO UPDATE SET channel = excluded.channel, \
+                         version = excluded.version, set_at = excluded.set_at",
+                    &[&app_id, &kept.0, &kept.1, &kept.2, &kept.3],
+                )
+                .await?;
+            }
+            write_audit(tx, app_id, &entries).await?;
+            outcomes.push(BulkOutcome::Applied(changes));
+        }
+        Ok(outcomes)
+    }
+
+    async fn apply_writes(&self, writes: &[OverrideWrite]) -> StoreResult<Vec<BulkOutcome>> {
+        let outcomes = serializable!(self, |tx| { Self::write_overrides_in(&tx, writes).await })?;
+        let devices: usize = writes.iter().map(|w| w.device_ids.len()).sum();
+        self.override_writes
+            .fetch_add(devices as u64, Ordering::Relaxed);
+        self.override_batches.fetch_add(1, Ordering::Relaxed);
+        Ok(outcomes)
+    }
+}
+
+impl DeviceOverrides for PostgresStore {
+    fn write_overrides(&self, writes: &[OverrideWrite]) -> StoreResult<Vec<BulkOutcome>> {
+        run(self.apply_writes(writes))
+    }
+
+    fn apply_overrides(&self, write: OverrideWrite) -> StoreFuture<BulkOutcome> {
+        let store = self.shared();
+        spawn(async move {
+            store
+                .apply_writes(std::slice::from_ref(&write))
+                .await?
+                .pop()
+                .ok_or_else(|| StoreError::Engine("a change of overrides went unanswered".into()))
+        })
+    }
+
+    fn preview_overrides(&self, write: &OverrideWrite) -> StoreResult<BulkOutcome> {
+        run(async {
+            let client = self.client().await?;
+            let preview = async {
+                if let Some(refusal) = Self::override_refusal(&client, write).await? {
+                    return Ok(refusal);
+                }
+                let state =
+                    Self::read_overrides(&client, &write.app_id, &write.device_ids, false)
+                        .await?;
+                let changes = write
+                    .device_ids
+                    .iter()
+                    .map(|device_id| {
+                        let before = state.get(device_id).cloned().unwrap_or_default();
+                        let after = write.action.apply(&before, write.change.at);
+                        OverrideChange {
+                            device_id: device_id.clone(),
+                            before,
+                            after,
+                        }
+                    })
+                    .collect();
+                Ok(BulkOutcome::Applied(changes))
+            };
+            preview.await.map_err(super::TxError::into_store)
+        })
+    }
+
+    fn overrides(&self, app_id: &str, device_id: &str) -> StoreResult<Overrides> {
+        run(async {
+            let client = self.client().await?;
+            let statement = client
+                .prepare_cached(
+                    "SELECT channel, version, set_at FROM overrides \
+                     WHERE app_id = $1 AND device_id = $2",
+                )
+                .await
+                .map_err(sql_error)?;
+            let row = client
+                .query_opt(&statement, &[&app_id, &device_id])
+                .await
+                .map_err(sql_error)?;
+            Ok(row.map(|row| overrides_from(&row, 0)).unwrap_or_default())
+        })
+    }
+}
