@@ -111,7 +111,6 @@ fn main() -> ExitCode {
 }
 
 fn check(config: &Config, repair: bool) -> ExitCode {
-
     use device_registry::server::LostWrites;
     let lost_writes = if repair {
         LostWrites::Accept

@@ -66,10 +66,12 @@ pub fn open_store(config: &Config, lost_writes: LostWrites) -> Result<Arc<dyn St
                 url: config.storage.postgres.url.clone(),
                 pool_size: config.storage.postgres.pool_size,
             };
-            Ok(PostgresStore::open(&options).map_err(|source| ServeError::Open {
-                path: "the PostgreSQL database (storage.postgres.url)".into(),
-                source,
-            })?)
+            Ok(
+                PostgresStore::open(&options).map_err(|source| ServeError::Open {
+                    path: "the PostgreSQL database (storage.postgres.url)".into(),
+                    source,
+                })?,
+            )
         }
     }
 }

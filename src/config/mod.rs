@@ -169,7 +169,11 @@ impl Default for PostgresConfig {
 impl fmt::Debug for PostgresConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The URL may carry a password.
-        let shown = if self.url.is_empty() { "unset" } else { "<redacted>" };
+        let shown = if self.url.is_empty() {
+            "unset"
+        } else {
+            "<redacted>"
+        };
         f.debug_struct("PostgresConfig")
             .field("url", &shown)
             .field("pool_size", &self.pool_size)

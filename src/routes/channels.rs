@@ -352,8 +352,8 @@ async fn get_channels(
                 crate::store::read(&state.store, move |store| store.channels(&app_id))
                     .await?
                     .iter()
-                .map(channel_json)
-                .collect();
+                    .map(channel_json)
+                    .collect();
             Ok(HttpResponse::Ok().json(channels))
         }
     }

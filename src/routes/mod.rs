@@ -293,11 +293,13 @@ async fn caller(req: &HttpRequest, state: &AppState, mode: Mode) -> Result<Calle
     if let Some(retry_after) = state.auth_failures.retry_after(client, now) {
         return Err(too_many_requests(retry_after));
     }
-    let caller = auth::authenticate(req.headers(), state).await.inspect_err(|error| {
-        if error.code() == Code::InvalidApiKey.as_str() {
-            state.auth_failures.record_failure(client, now);
-        }
-    })?;
+    let caller = auth::authenticate(req.headers(), state)
+        .await
+        .inspect_err(|error| {
+            if error.code() == Code::InvalidApiKey.as_str() {
+                state.auth_failures.record_failure(client, now);
+            }
+        })?;
     caller.require(mode)?;
     Ok(caller)
 }

@@ -42,10 +42,10 @@ async fn metrics(
         .metrics
         .device_counts(off_workers(&state.store, |store| store.device_counts()))
         .await?;
-    let store = state.store.current()?;
-    let writes = store.write_stats();
+    let store_size_bytes = off_workers(&state.store, |store| store.size_on_disk()).await?;
+    let writes = state.store.current()?.write_stats();
     let gauges = Gauges {
-        store_size_bytes: store.size_on_disk()?,
+        store_size_bytes,
         devices_per_app: devices_per_app
             .into_iter()
             .filter(|(app_id, _)| caller.can_access(app_id))

@@ -110,8 +110,7 @@ impl TestServer {
     pub async fn with_config(config: Config) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = engine_store(dir.path(), &config);
-        let mut server =
-            Self::with_store(store, config, Arc::new(ManualClock::new(START))).await;
+        let mut server = Self::with_store(store, config, Arc::new(ManualClock::new(START))).await;
         server._dir = Some(dir);
         server
     }
@@ -123,7 +122,11 @@ impl TestServer {
     }
 
     /// A server over a store already open.
-    pub async fn with_store(store: Arc<dyn Store>, config: Config, clock: Arc<ManualClock>) -> Self {
+    pub async fn with_store(
+        store: Arc<dyn Store>,
+        config: Config,
+        clock: Arc<ManualClock>,
+    ) -> Self {
         let dyn_clock: Arc<dyn Clock> = clock.clone();
         let mut state = AppState::new(
             Arc::new(StoreHandle::fixed(store.clone())),

@@ -181,7 +181,12 @@ fn a_full_disk_answers_503_keeps_reads_and_recovers_by_itself_when_space_returns
         other => panic!("a write on a full disk answered {other}: {body}"),
     };
     let (status, body) = http(server.port, "GET", "/health", None, None).unwrap();
-    assert_eq!(status, 503, "{body}");
+    // The probe is a small write too: where the one above still fit, this one may as well.
+    if landed_while_full {
+        assert!(status == 200 || status == 503, "{status} {body}");
+    } else {
+        assert_eq!(status, 503, "{body}");
+    }
     let (status, body) = http(
         server.port,
         "GET",

@@ -22,6 +22,7 @@ mod filters;
 mod https;
 mod import;
 mod limits;
+mod nodes;
 mod openapi;
 mod ops;
 mod persistence;

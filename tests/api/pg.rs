@@ -18,6 +18,8 @@ pub struct Cluster {
     /// Keeps the watcher's stdin open: when the test process ends, it closes and the watcher
     /// stops the cluster.
     _lifeline: Mutex<std::process::ChildStdin>,
+    /// Ends with the test process (it is never waited for: it outlives the tests' threads).
+    _watcher: Mutex<std::process::Child>,
     _dir: tempfile::TempDir,
 }
 
@@ -73,25 +75,26 @@ fn shell_quote(path: &Path) -> String {
     format!("'{}'", path.display().to_string().replace('\'', "'\\''"))
 }
 
-fn start(bin: &Path) -> Cluster {
+/// A shell command, run as the cluster's owner.
+fn run_as(script: String) -> Command {
+    if as_root() {
+        let mut command = Command::new("runuser");
+        command.args(["-u", "postgres", "--", "sh", "-c", &script]);
+        command
+    } else {
+        let mut command = Command::new("sh");
+        command.args(["-c", &script]);
+        command
+    }
+}
+
+/// A temporary directory with an initialised cluster in `data/`.
+fn initdb(bin: &Path) -> tempfile::TempDir {
     let dir = tempfile::Builder::new()
         .prefix("device-registry-pg")
         .tempdir()
         .expect("a temporary directory");
-    let data = dir.path().join("data");
-    let root = as_root();
-    let run_as = |script: String| {
-        if root {
-            let mut command = Command::new("runuser");
-            command.args(["-u", "postgres", "--", "sh", "-c", &script]);
-            command
-        } else {
-            let mut command = Command::new("sh");
-            command.args(["-c", &script]);
-            command
-        }
-    };
-    if root {
+    if as_root() {
         let status = Command::new("chown")
             .args(["postgres:postgres"])
             .arg(dir.path())
@@ -102,18 +105,27 @@ fn start(bin: &Path) -> Cluster {
     let initdb = run_as(format!(
         "{} -D {} -U postgres --auth=trust --no-sync -E UTF8 --locale=C >/dev/null",
         shell_quote(&bin.join("initdb")),
-        shell_quote(&data)
+        shell_quote(&dir.path().join("data"))
     ))
     .status()
     .expect("initdb");
     assert!(initdb.success(), "initdb failed");
+    dir
+}
+
+/// The server's settings for tests: durability traded for speed (a test's data dies with it).
+const TEST_SETTINGS: &str = "-c listen_addresses=127.0.0.1 -c fsync=off \
+     -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 \
+     -c shared_buffers=64MB";
+
+fn start(bin: &Path) -> Cluster {
+    let dir = initdb(bin);
+    let data = dir.path().join("data");
     let port = free_port();
     // The watcher: starts postgres, waits for its own stdin to close (the test process ended),
     // then stops it (fast shutdown).
     let script = format!(
-        "{postgres} -D {data} -p {port} -k {socket} -c listen_addresses=127.0.0.1 \
-         -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
-         -c max_connections=300 -c shared_buffers=64MB >{log} 2>&1 & pid=$!; \
+        "{postgres} -D {data} -p {port} -k {socket} {TEST_SETTINGS} >{log} 2>&1 & pid=$!; \
          cat >/dev/null; kill -INT $pid; wait $pid",
         postgres = shell_quote(&bin.join("postgres")),
         data = shell_quote(&data),
@@ -126,21 +138,83 @@ fn start(bin: &Path) -> Cluster {
         .spawn()
         .expect("the cluster's watcher");
     let lifeline = watcher.stdin.take().expect("the watcher's stdin");
+    wait_for(port, dir.path());
+    Cluster {
+        port,
+        _lifeline: Mutex::new(lifeline),
+        _watcher: Mutex::new(watcher),
+        _dir: dir,
+    }
+}
+
+/// Waits until the cluster on `port` accepts connections.
+fn wait_for(port: u16, dir: &Path) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
             Instant::now() < deadline,
             "postgres did not start: {}",
-            std::fs::read_to_string(dir.path().join("postgres.log")).unwrap_or_default()
+            std::fs::read_to_string(dir.join("postgres.log")).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(50));
     }
     // Accepting connections may come a moment after listening.
     std::thread::sleep(Duration::from_millis(200));
-    Cluster {
-        port,
-        _lifeline: Mutex::new(lifeline),
-        _dir: dir,
+}
+
+/// A cluster of one test's own, which it stops and starts again (`pg_ctl`); stopped when
+/// dropped.
+pub struct OwnCluster {
+    pub port: u16,
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl OwnCluster {
+    /// `None` when PostgreSQL is not installed.
+    pub fn start() -> Option<Self> {
+        let bin = bin_dir()?;
+        let dir = initdb(&bin);
+        let cluster = OwnCluster {
+            port: free_port(),
+            bin,
+            dir,
+        };
+        cluster.pg_ctl_start();
+        Some(cluster)
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn pg_ctl(&self, action: &str) -> bool {
+        run_as(format!(
+            "{pg_ctl} -D {data} -l {log} -w -m fast -o '-p {port} -k {socket} {TEST_SETTINGS}' \
+             {action} >/dev/null",
+            pg_ctl = shell_quote(&self.bin.join("pg_ctl")),
+            data = shell_quote(&self.dir.path().join("data")),
+            log = shell_quote(&self.dir.path().join("postgres.log")),
+            socket = shell_quote(self.dir.path()),
+            port = self.port,
+        ))
+        .status()
+        .is_ok_and(|status| status.success())
+    }
+
+    pub fn pg_ctl_start(&self) {
+        assert!(self.pg_ctl("start"), "pg_ctl start failed");
+        wait_for(self.port, self.dir.path());
+    }
+
+    pub fn pg_ctl_stop(&self) {
+        assert!(self.pg_ctl("stop"), "pg_ctl stop failed");
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        let _ = self.pg_ctl("stop");
     }
 }
 
@@ -181,7 +255,15 @@ impl Cluster {
             PathBuf::from("psql")
         };
         let mut child = Command::new(psql)
-            .args(["-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres"])
+            .args([
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+            ])
             .args(["-p", &self.port.to_string(), "-d", "postgres"])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())

@@ -114,16 +114,16 @@ pub(super) async fn get_devices(
             move |store| store.device(&app_id, &device_id)
         })
         .await?
-        .ok_or_else(|| {
-                ApiError::new(Code::DeviceNotFound).info("device_id", device_id.as_str())
-            })?;
+        .ok_or_else(|| ApiError::new(Code::DeviceNotFound).info("device_id", device_id.as_str()))?;
         let mut body = Vec::with_capacity(DEVICE_JSON_BYTES);
         DeviceView::from(&entry).write_json(&mut body);
         return Ok(json_answer(body));
     }
 
     let query = parse_list_query(&input)?;
-    let page =
-        crate::store::read(&state.store, move |store| store.list_devices(&app_id, &query)).await?;
+    let page = crate::store::read(&state.store, move |store| {
+        store.list_devices(&app_id, &query)
+    })
+    .await?;
     Ok(json_answer(device_list_json(&page)))
 }

@@ -31,21 +31,52 @@ fn cannot_override() -> HttpResponse {
     )
 }
 
-/// Whether the device's channel override is one devices may not leave (an operator linked it
-/// to a channel that does not allow self-set).
-fn override_is_fixed(
+/// What a `/channel_self` call reads of the store about one device, in one trip (see
+/// [`crate::store::read`]); `None` when the app does not exist.
+struct Seen {
+    /// The device's overrides (empty for a plugin that keeps its channel itself).
+    overrides: Overrides,
+    /// Whether its channel override is one devices may not leave (an operator linked it to a
+    /// channel that does not allow self-set).
+    fixed: bool,
+    /// The channel the call names, if it names one.
+    named: Option<Channel>,
+}
+
+async fn seen(
     state: &AppState,
-    app_id: &str,
-    overrides: &Overrides,
-) -> Result<bool, ApiError> {
-    Ok(match &overrides.channel {
-        Some(current) => state
-            .store
-            .current()?
-            .channel(app_id, current)?
-            .is_some_and(|channel| !channel.allow_device_self_set),
-        None => false,
+    device: &DeviceBody,
+    named: Option<String>,
+) -> Result<Option<Seen>, ApiError> {
+    let (app_id, device_id) = (device.app_id.clone(), device.device_id.clone());
+    let stored_by_server = !plugin_version::keeps_channel_locally(&device.report.plugin_version);
+    let seen = crate::store::read(&state.store, move |store| {
+        if !store.app_exists(&app_id)? {
+            return Ok(None);
+        }
+        let overrides = if stored_by_server {
+            store.overrides(&app_id, &device_id)?
+        } else {
+            Overrides::default()
+        };
+        let fixed = match &overrides.channel {
+            Some(current) => store
+                .channel(&app_id, current)?
+                .is_some_and(|channel| !channel.allow_device_self_set),
+            None => false,
+        };
+        let named = match named {
+            Some(name) => store.channel(&app_id, &name)?,
+            None => None,
+        };
+        Ok(Some(Seen {
+            overrides,
+            fixed,
+            named,
+        }))
     })
+    .await?;
+    Ok(seen)
 }
 
 /// Changes the device's channel override, as a plugin before 7.34 asks it to; `None` when the
@@ -102,18 +133,17 @@ pub async fn set(
         }
         Some(_) => input.required_name(Field::Channel)?,
     };
-    let store = &*state.store.current()?;
-    let app_id = device.app_id.as_str();
-    if !store.app_exists(app_id)? {
+    let Some(seen) = seen(&state, &device, Some(name.clone())).await? else {
         return Ok(app_not_found());
-    }
+    };
+    let app_id = device.app_id.as_str();
     let stored_by_server = !plugin_version::keeps_channel_locally(&device.report.plugin_version);
-    let overrides = store.overrides(app_id, &device.device_id)?;
-    if stored_by_server && override_is_fixed(&state, app_id, &overrides)? {
+    let overrides = seen.overrides;
+    if stored_by_server && seen.fixed {
         return Ok(cannot_override());
     }
     let about: [(&str, &str); 2] = [("channel", &name), ("app_id", app_id)];
-    let Some(channel) = store.channel(app_id, &name)? else {
+    let Some(channel) = seen.named else {
         return Ok(channel_not_found(&about));
     };
     if !channel.allow_device_self_set {
@@ -173,22 +203,34 @@ pub async fn get(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let (_, device) = device_call(&req, payload, &state).await?;
-    let store = &*state.store.current()?;
-    if !store.app_exists(&device.app_id)? {
+    let keeps_channel = plugin_version::keeps_channel_locally(&device.report.plugin_version);
+    let (app_id, device_id, report) = (
+        device.app_id.clone(),
+        device.device_id.clone(),
+        device.report.clone(),
+    );
+    let chosen = crate::store::read(&state.store, move |store| {
+        if !store.app_exists(&app_id)? {
+            return Ok(None);
+        }
+        let overrides = if keeps_channel {
+            Overrides::default()
+        } else {
+            store.overrides(&app_id, &device_id)?
+        };
+        let chosen = resolve::choose_channel(
+            store,
+            &app_id,
+            &report,
+            &overrides,
+            &mut resolve::Trace::off(),
+        )?;
+        Ok(Some(chosen))
+    })
+    .await?;
+    let Some(chosen) = chosen else {
         return Ok(app_not_found());
-    }
-    let overrides = if plugin_version::keeps_channel_locally(&device.report.plugin_version) {
-        Overrides::default()
-    } else {
-        store.overrides(&device.app_id, &device.device_id)?
     };
-    let chosen = resolve::choose_channel(
-        store,
-        &device.app_id,
-        &device.report,
-        &overrides,
-        &mut resolve::Trace::off(),
-    )?;
     let body = match chosen {
         None => return Ok(channel_not_found(&[])),
         Some((channel, Source::ChannelOverride)) => json!({
@@ -231,13 +273,17 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
     let platform = input.parsed(Field::Platform, "ios, android or electron", Platform::parse)?;
     let is_emulator = input.bool(Field::IsEmulator)?.unwrap_or(false);
     let is_prod = input.bool(Field::IsProd)?.unwrap_or(true);
-    if !state.store.current()?.app_exists(&app_id)? {
+    let channels = crate::store::read(&state.store, move |store| {
+        if !store.app_exists(&app_id)? {
+            return Ok(None);
+        }
+        store.channels(&app_id).map(Some)
+    })
+    .await?;
+    let Some(channels) = channels else {
         return Ok(app_not_found());
-    }
-    let channels: Vec<Value> = state
-        .store
-        .current()?
-        .channels(&app_id)?
+    };
+    let channels: Vec<Value> = channels
         .iter()
         .filter(|channel| selectable(channel, platform, is_emulator, is_prod))
         .map(|channel| {
@@ -264,15 +310,13 @@ pub async fn unset(
     crate::routes::plugin_allowed(&req, &state)?;
     let input = crate::routes::body_or_query_input(&req, payload, &state).await?;
     let device = parse_device_body(&input)?;
-    let store = &*state.store.current()?;
-    if !store.app_exists(&device.app_id)? {
+    let Some(seen) = seen(&state, &device, None).await? else {
         return Ok(app_not_found());
-    }
+    };
     if plugin_version::keeps_channel_locally(&device.report.plugin_version) {
         return answer(&state, &device, json!({"status": "ok"})).await;
     }
-    let overrides = store.overrides(&device.app_id, &device.device_id)?;
-    if overrides.channel.is_none() || override_is_fixed(&state, &device.app_id, &overrides)? {
+    if seen.overrides.channel.is_none() || seen.fixed {
         return Ok(cannot_override());
     }
     if let Some(refusal) =

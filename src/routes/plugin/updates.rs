@@ -22,30 +22,37 @@ pub async fn updates(
     };
     // An unknown app has no overrides and no channels: it resolves to a refusal, and the
     // check-in below says that the app is unknown, with no lookup of its own on this hot path.
+    let dice = state.dice.clone();
+    let (device, answer) = crate::store::read(&state.store, move |store| {
+        let overrides = store.overrides(&device.app_id, &device.device_id)?;
+        let (app_id, device_id) = (&device.app_id, &device.device_id);
+        let mut stored = || store.rollout_decision(app_id, device_id);
+        let mut rollouts = resolve::Rollouts {
+            stored: &mut stored,
+            dice: dice.as_ref(),
+            decided: None,
+        };
+        let answer = resolve::resolve(
+            store,
+            &device.app_id,
+            &device.report,
+            &native,
+            &overrides,
+            &mut rollouts,
+            &mut resolve::Trace::off(),
+        )?;
+        let decided = rollouts.decided;
+        let mut device = device;
+        device.rollout = decided;
+        // As Capgo records it, a device offered a bundle shows that bundle as its version from
+        // then on (until it reports another).
+        if let Answer::Update { bundle, .. } = &answer {
+            device.report.version_name = Some(bundle.version.clone());
+        }
+        Ok((device, answer))
+    })
+    .await?;
     let store = state.store.current()?;
-    let overrides = store.overrides(&device.app_id, &device.device_id)?;
-    let (app_id, device_id) = (&device.app_id, &device.device_id);
-    let mut stored = || store.rollout_decision(app_id, device_id);
-    let mut rollouts = resolve::Rollouts {
-        stored: &mut stored,
-        dice: state.dice.as_ref(),
-        decided: None,
-    };
-    let answer = resolve::resolve(
-        store.as_ref(),
-        &device.app_id,
-        &device.report,
-        &native,
-        &overrides,
-        &mut rollouts,
-        &mut resolve::Trace::off(),
-    )?;
-    device.rollout = rollouts.decided;
-    // As Capgo records it, a device offered a bundle shows that bundle as its version from
-    // then on (until it reports another).
-    if let Answer::Update { bundle, .. } = &answer {
-        device.report.version_name = Some(bundle.version.clone());
-    }
     if !record_check_ins_on(&state, store.as_ref(), &[&device]).await? {
         return Ok(app_not_found());
     }

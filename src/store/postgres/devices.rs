@@ -10,8 +10,8 @@ use tokio_postgres::Row;
 
 use super::registry::write_audit;
 use super::{
-    api, db, from_json, overrides_from, report_from, run, spawn, sql_error, to_json,
-    PostgresStore, TxResult, REPORT_COLUMNS, RETRIES,
+    api, db, from_json, overrides_from, report_from, run, spawn, sql_error, to_json, PostgresStore,
+    TxResult, REPORT_COLUMNS, RETRIES,
 };
 use crate::model::{
     AuditAction, AuditEntry, Device, DeviceEntry, DeviceListQuery, DevicePage, DeviceReport,
@@ -222,7 +222,12 @@ impl PostgresStore {
             }
             let mut keys: Vec<Key> = open
                 .iter()
-                .map(|i| (check_ins[*i].app_id.clone(), check_ins[*i].device_id.clone()))
+                .map(|i| {
+                    (
+                        check_ins[*i].app_id.clone(),
+                        check_ins[*i].device_id.clone(),
+                    )
+                })
                 .collect();
             keys.sort_unstable();
             keys.dedup();
@@ -244,7 +249,9 @@ impl PostgresStore {
                     .or_insert_with(|| read.get(&key).cloned());
                 let outcome = match current.as_ref() {
                     None => Upsert::Created,
-                    Some(old) if check_in.changes_nothing(&old.report, &old.rollout, old.updated_at) => {
+                    Some(old)
+                        if check_in.changes_nothing(&old.report, &old.rollout, old.updated_at) =>
+                    {
                         outcomes[*index] = Some(Upsert::Unchanged);
                         continue;
                     }
@@ -254,10 +261,7 @@ impl PostgresStore {
                     Some(_) => Upsert::Updated,
                 };
                 let (report, rollout) = match current.as_ref() {
-                    None => (
-                        check_in.report.clone(),
-                        check_in.rollout.clone().flatten(),
-                    ),
+                    None => (check_in.report.clone(), check_in.rollout.clone().flatten()),
                     Some(old) => (
                         old.report.updated_with(&check_in.report),
                         match &check_in.rollout {
@@ -284,7 +288,9 @@ impl PostgresStore {
                     continue;
                 };
                 match read.get(key) {
-                    None => inserts.push(&key.0, &key.1, new.updated_at, &new.report, &new.rollout, 0),
+                    None => {
+                        inserts.push(&key.0, &key.1, new.updated_at, &new.report, &new.rollout, 0)
+                    }
                     Some(old) => updates.push(
                         &key.0,
                         &key.1,
@@ -557,9 +563,7 @@ impl Devices for PostgresStore {
         run(async {
             let client = self.client().await?;
             let statement = client
-                .prepare_cached(
-                    "SELECT rollout FROM devices WHERE app_id = $1 AND device_id = $2",
-                )
+                .prepare_cached("SELECT rollout FROM devices WHERE app_id = $1 AND device_id = $2")
                 .await
                 .map_err(sql_error)?;
             let row = client
@@ -617,7 +621,10 @@ impl Devices for PostgresStore {
                 .await
                 .map_err(sql_error)?;
             let (groups, selected, linked) = futures_util::future::try_join3(
-                client.query(&statement, &[&app_id, &windows[0], &windows[1], &windows[2]]),
+                client.query(
+                    &statement,
+                    &[&app_id, &windows[0], &windows[1], &windows[2]],
+                ),
                 client.query(&rollouts, &[&app_id]),
                 client.query(&channels, &[&app_id]),
             )
@@ -633,7 +640,9 @@ impl Devices for PostgresStore {
                     }
                     0b101 => {
                         let name: Option<String> = row.get(2);
-                        summary.version_names.insert(name.unwrap_or_default(), count);
+                        summary
+                            .version_names
+                            .insert(name.unwrap_or_default(), count);
                     }
                     0b110 => {
                         summary.version_builds.insert(row.get(3), count);

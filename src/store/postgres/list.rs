@@ -78,9 +78,10 @@ impl PostgresStore {
         let filter = &query.filter;
         match filter.custom_id.as_deref() {
             Some("") => residual.push("custom_id = ''".into()),
-            Some(custom_id) => {
-                scan.push(format!("d.custom_id = {}", statement.bind(custom_id.to_owned())))
-            }
+            Some(custom_id) => scan.push(format!(
+                "d.custom_id = {}",
+                statement.bind(custom_id.to_owned())
+            )),
             None => {}
         }
         if let Some(prefix) = &filter.custom_id_prefix {

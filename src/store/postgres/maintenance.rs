@@ -149,9 +149,9 @@ impl Maintenance for PostgresStore {
                 if from_json::<Vec<ManifestEntry>>("bundles", row.get(2)).is_err() {
                     report.corrupt_records += 1;
                     let (app_id, version): (String, String) = (row.get(0), row.get(1));
-                    report
-                        .examples
-                        .push(format!("bundle {app_id}/{version}: its manifest does not decode"));
+                    report.examples.push(format!(
+                        "bundle {app_id}/{version}: its manifest does not decode"
+                    ));
                 }
             }
             let empty = client
@@ -163,9 +163,10 @@ impl Maintenance for PostgresStore {
                 .map_err(sql_error)?;
             report.dangling_overrides = api(empty.get(0)) as usize;
             if report.dangling_overrides > 0 {
-                report
-                    .examples
-                    .push(format!("{} overrides name nothing", report.dangling_overrides));
+                report.examples.push(format!(
+                    "{} overrides name nothing",
+                    report.dangling_overrides
+                ));
             }
             report.interrupted_imports = self.pending_imports(&client).await?;
             if repair && report.dangling_overrides > 0 {

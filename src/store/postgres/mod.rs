@@ -78,6 +78,7 @@ mod maintenance;
 mod overrides;
 mod registry;
 mod retention;
+pub use retention::SWEEP_LOCK;
 pub mod schema;
 
 use std::future::Future;
@@ -92,7 +93,6 @@ use tokio_postgres::{NoTls, Row};
 
 use super::{StoreError, StoreFuture, StoreResult, WriteStats};
 use crate::model::{DeviceReport, Overrides, Platform};
-
 
 /// How to reach the database.
 #[derive(Debug, Clone)]
@@ -146,8 +146,9 @@ fn spawn<T: Send + 'static>(
 ) -> StoreFuture<T> {
     let task = runtime().spawn(work);
     Box::pin(async move {
-        task.await
-            .unwrap_or_else(|error| Err(StoreError::Engine(format!("a store call failed: {error}"))))
+        task.await.unwrap_or_else(|error| {
+            Err(StoreError::Engine(format!("a store call failed: {error}")))
+        })
     })
 }
 
@@ -164,7 +165,8 @@ pub(crate) fn sql_error(error: tokio_postgres::Error) -> StoreError {
     };
     if *code == SqlState::DISK_FULL || *code == SqlState::OUT_OF_MEMORY {
         StoreError::Full(text)
-    } else if *code == SqlState::T_R_SERIALIZATION_FAILURE || *code == SqlState::T_R_DEADLOCK_DETECTED
+    } else if *code == SqlState::T_R_SERIALIZATION_FAILURE
+        || *code == SqlState::T_R_DEADLOCK_DETECTED
     {
         StoreError::Conflict(text)
     } else if *code == SqlState::QUERY_CANCELED || *code == SqlState::LOCK_NOT_AVAILABLE {

@@ -128,7 +128,8 @@ impl PostgresStore {
                 }
                 changes.push(change);
             }
-            let (mut kept, mut gone) = ((Vec::new(), Vec::new(), Vec::new(), Vec::new()), Vec::new());
+            let (mut kept, mut gone) =
+                ((Vec::new(), Vec::new(), Vec::new(), Vec::new()), Vec::new());
             for device_id in &touched {
                 let overrides = &state[device_id];
                 if overrides.is_empty() {
@@ -198,8 +199,7 @@ impl DeviceOverrides for PostgresStore {
                     return Ok(refusal);
                 }
                 let state =
-                    Self::read_overrides(&client, &write.app_id, &write.device_ids, false)
-                        .await?;
+                    Self::read_overrides(&client, &write.app_id, &write.device_ids, false).await?;
                 let changes = write
                     .device_ids
                     .iter()

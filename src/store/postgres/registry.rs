@@ -1,7 +1,7 @@
 //! Apps, channels and bundles ([`Registry`]).
 
-use tokio_postgres::error::SqlState;
 use deadpool_postgres::GenericClient;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::Row;
 
 use super::{api, db, from_json, run, sql_error, to_json, PostgresStore, TxResult};
@@ -38,10 +38,7 @@ fn channel_from(row: &Row) -> StoreResult<Channel> {
         allow_device: row.get(10),
         allow_dev: row.get(11),
         allow_prod: row.get(12),
-        disable_auto_update: from_json(
-            "channels",
-            serde_json::Value::String(row.get(13)),
-        )?,
+        disable_auto_update: from_json("channels", serde_json::Value::String(row.get(13)))?,
         disable_auto_update_under_native: row.get(14),
         created_at: api(row.get(15)),
         updated_at: api(row.get(16)),
@@ -557,7 +554,11 @@ impl Registry for PostgresStore {
     }
 
     fn create_bundle(&self, bundle: &NewBundle, now: Micros) -> StoreResult<CreateBundle> {
-        run(async { serializable!(self, |tx| { Self::create_bundle_in(&tx, bundle, now).await }) })
+        run(async {
+            serializable!(self, |tx| {
+                Self::create_bundle_in(&tx, bundle, now).await
+            })
+        })
     }
 
     fn bundle(&self, app_id: &str, version: &str) -> StoreResult<Option<Bundle>> {

@@ -9,7 +9,7 @@ use crate::model::{Actor, AuditAction, Overrides};
 use crate::store::{Expired, Retention, StoreResult};
 use crate::timefmt::Micros;
 
-const SWEEP_LOCK: i64 = 0x6465_7669_6365_0002;
+pub const SWEEP_LOCK: i64 = 0x6465_7669_6365_0002;
 
 impl Retention for PostgresStore {
     fn expire_before(&self, cutoff: Micros, limit: usize, now: Micros) -> StoreResult<Expired> {
