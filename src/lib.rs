@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod background;
+pub mod backup_file;
 pub mod clock;
 pub mod config;
 pub mod console;

@@ -67,6 +67,19 @@ enum Command {
         #[arg(long)]
         create_apps: bool,
     },
+    /// Write every record of the store (apps, channels, bundles, key hashes, devices,
+    /// overrides, audit, bundle counters) as one consistent NDJSON dump. PostgreSQL: while
+    /// nodes run; sled: with the server stopped (a running server dumps at `GET /dump`).
+    Dump {
+        /// Write here instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        output: Option<std::path::PathBuf>,
+    },
+    /// Load a dump into an empty store of the configured engine (either engine's dump).
+    Restore {
+        /// The dump to read.
+        file: std::path::PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -96,6 +109,8 @@ fn main() -> ExitCode {
             format,
             output,
         } => export(&config, &app, &format, output.as_deref()),
+        Command::Dump { output } => dump(&config, output.as_deref()),
+        Command::Restore { file } => restore(&config, &file),
         Command::Serve => {
             let result =
                 actix_web::rt::System::new().block_on(device_registry::server::serve(config));
@@ -369,6 +384,73 @@ fn import(
 }
 
 /// Says why the store did not open, in one line, and fails.
+fn dump(config: &Config, output: Option<&std::path::Path>) -> ExitCode {
+    use device_registry::store::backup::DumpWriter;
+    use std::io::Write;
+
+    let store = match device_registry::server::open_store(
+        config,
+        device_registry::server::LostWrites::Refuse,
+    ) {
+        Ok(store) => store,
+        Err(error) => return open_failed(&error),
+    };
+    let mut out: Box<dyn Write> = match output {
+        Some(path) => match std::fs::File::create(path) {
+            Ok(file) => Box::new(std::io::BufWriter::new(file)),
+            Err(error) => {
+                eprintln!("device-registry: cannot write {}: {error}", path.display());
+                return ExitCode::FAILURE;
+            }
+        },
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let written = DumpWriter::new(&mut out).and_then(|mut writer| {
+        store.dump(&mut |record| writer.record(record))?;
+        writer.finish()
+    });
+    match written {
+        Ok(records) => {
+            eprintln!("device-registry: dumped {records} records");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("device-registry: the dump failed: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn restore(config: &Config, file: &std::path::Path) -> ExitCode {
+    use device_registry::store::backup::DumpReader;
+
+    let reader = match std::fs::File::open(file) {
+        Ok(file) => std::io::BufReader::new(file),
+        Err(error) => {
+            eprintln!("device-registry: cannot read {}: {error}", file.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let store = match device_registry::server::open_store(
+        config,
+        device_registry::server::LostWrites::Refuse,
+    ) {
+        Ok(store) => store,
+        Err(error) => return open_failed(&error),
+    };
+    let restored = DumpReader::new(reader).and_then(|mut records| store.restore(&mut records));
+    match restored.and_then(|records| store.flush().map(|()| records)) {
+        Ok(records) => {
+            eprintln!("device-registry: restored {records} records");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("device-registry: the restore failed: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn open_failed(error: &device_registry::server::ServeError) -> ExitCode {
     use device_registry::server::ServeError;
     use device_registry::store::StoreError;

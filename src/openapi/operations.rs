@@ -767,6 +767,15 @@ pub const OPERATIONS: &[Operation] = &[
     },
     Operation {
         method: "get",
+        path: "/dump",
+        summary: "Every record of the store as one consistent NDJSON dump (`device-registry restore` loads it into an empty store of either engine); a key of mode all, not limited to apps",
+        mode: Some("all"),
+        query: &[],
+        body: &[],
+        errors: &["insufficient_permissions", "store_unavailable"],
+    },
+    Operation {
+        method: "get",
         path: "/openapi.json",
         summary: "This document",
         mode: None,

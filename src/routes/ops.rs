@@ -13,6 +13,7 @@ use crate::store::off_workers;
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(resource("/health").route(crate::routes::get().to(health)))
         .service(resource("/metrics").route(crate::routes::get().to(metrics)))
+        .service(resource("/dump").route(crate::routes::get().to(dump)))
         .service(resource("/openapi.json").route(crate::routes::get().to(openapi)));
 }
 
@@ -30,6 +31,35 @@ async fn health(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
             Err(ApiError::new(Code::StoreUnavailable))
         }
     }
+}
+
+/// `GET /dump`: the whole store as a dump (see `store::backup`). Written first to an unlinked
+/// temporary file, then sent: the snapshot (which, on sled, holds writes back) lasts as long as
+/// the disk takes, never as long as a slow client.
+async fn dump(
+    caller: Authorized<needs::All>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    if !caller.limited_to_apps.is_empty() {
+        return Err(ApiError::new(Code::InsufficientPermissions)
+            .message("A dump holds every app: it needs a key not limited to apps"));
+    }
+    let file = off_workers(&state.store, |store| {
+        let mut file = crate::backup_file::unlinked()?;
+        {
+            let mut out = std::io::BufWriter::new(&mut file);
+            let mut writer = crate::store::backup::DumpWriter::new(&mut out)?;
+            store.dump(&mut |record| writer.record(record))?;
+            let records = writer.finish()?;
+            log::info!("dump: {records} records");
+        }
+        crate::backup_file::rewind(&mut file)?;
+        Ok(file)
+    })
+    .await?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/x-ndjson")
+        .streaming(crate::backup_file::chunks(file)))
 }
 
 /// Prometheus text format. Needs a key (it names apps); per-app figures only for the apps the

@@ -9,11 +9,13 @@
 //! of a check-in's throughput, bench/RESULTS.md) and off the workers where they wait for a
 //! database (PostgreSQL).
 
+pub mod backup;
 pub mod handle;
 pub mod keys;
 pub mod postgres;
 pub mod sled;
 
+pub use backup::Backup;
 pub use handle::StoreHandle;
 
 use crate::model::{
@@ -385,7 +387,15 @@ pub struct NewApiKey {
 /// - **Bounded**: a call's cost follows what it reads or changes, stated where it is not one
 ///   record.
 pub trait Store:
-    Registry + Devices + DeviceOverrides + Retention + Audit + ApiKeys + Maintenance + VersionHealth
+    Registry
+    + Devices
+    + DeviceOverrides
+    + Retention
+    + Audit
+    + ApiKeys
+    + Maintenance
+    + VersionHealth
+    + Backup
 {
 }
 
@@ -398,6 +408,7 @@ impl<T> Store for T where
         + ApiKeys
         + Maintenance
         + VersionHealth
+        + Backup
 {
 }
 
@@ -613,7 +624,7 @@ pub trait Maintenance: Send + Sync + 'static {
 /// Every part of the contract, for code that holds a concrete engine (`use store::prelude::*`).
 pub mod prelude {
     pub use super::{
-        ApiKeys, Audit, DeviceOverrides, Devices, Maintenance, Registry, Retention, Store,
+        ApiKeys, Audit, Backup, DeviceOverrides, Devices, Maintenance, Registry, Retention, Store,
         VersionHealth,
     };
 }

@@ -6,6 +6,7 @@ mod acme;
 
 mod audit;
 mod auth;
+mod backup;
 mod browser;
 mod bulk;
 mod channel_self;

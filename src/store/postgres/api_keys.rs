@@ -8,7 +8,7 @@ use crate::store::{ApiKeys, NewApiKey, StoreResult};
 
 const KEY_COLUMNS: &str = "id, name, mode, limited_to_apps, expires_at, created_at";
 
-fn key_from(row: &Row) -> StoreResult<ApiKey> {
+pub(crate) fn key_from(row: &Row) -> StoreResult<ApiKey> {
     let expires_at: Option<i64> = row.get(4);
     Ok(ApiKey {
         id: api(row.get(0)),
@@ -28,7 +28,7 @@ fn mode_text(key: &ApiKey) -> String {
 }
 
 impl PostgresStore {
-    async fn insert_key(
+    pub(crate) async fn insert_key(
         client: &impl deadpool_postgres::GenericClient,
         key: &NewApiKey,
     ) -> Result<(), tokio_postgres::Error> {

@@ -7,7 +7,7 @@ use crate::model::{AuditEntry, AuditPage};
 use crate::store::{Audit, StoreResult};
 use crate::timefmt::Micros;
 
-fn entry_from(row: &Row) -> StoreResult<AuditEntry> {
+pub(crate) fn entry_from(row: &Row) -> StoreResult<AuditEntry> {
     let rollout: Option<serde_json::Value> = row.get(7);
     Ok(AuditEntry {
         at: api(row.get(0)),

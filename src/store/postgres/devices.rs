@@ -33,17 +33,27 @@ pub(crate) const ENTRY_JOINS: &str = "LEFT JOIN overrides o ON o.app_id = d.app_
      AND o.device_id = d.device_id LEFT JOIN bundles b ON b.app_id = d.app_id \
      AND b.version = d.version_name";
 
-pub(crate) fn entry_from(app_id: &str, row: &Row) -> StoreResult<DeviceEntry> {
+/// A device's own columns, as [`entry_row`] reads them (the first columns of an entry too).
+pub(crate) const DEVICE_ROW_COLUMNS: &str = "device_id, updated_at, revision, custom_id, \
+     version_name, version_build, os_version, plugin_version, platform, is_prod, is_emulator, \
+     default_channel, install_source, key_id, rollout";
+
+/// A device from a row whose first columns are [`DEVICE_ROW_COLUMNS`].
+pub(crate) fn entry_row(app_id: &str, row: &Row) -> StoreResult<Device> {
     let rollout: Option<serde_json::Value> = row.get(14);
+    Ok(Device {
+        app_id: app_id.to_owned(),
+        device_id: row.get(0),
+        updated_at: api(row.get(1)),
+        report: report_from(row, 3)?,
+        rollout: rollout.map(|r| from_json("devices", r)).transpose()?,
+    })
+}
+
+pub(crate) fn entry_from(app_id: &str, row: &Row) -> StoreResult<DeviceEntry> {
     let bundle_id: Option<i64> = row.get(18);
     Ok(DeviceEntry {
-        device: Device {
-            app_id: app_id.to_owned(),
-            device_id: row.get(0),
-            updated_at: api(row.get(1)),
-            report: report_from(row, 3)?,
-            rollout: rollout.map(|r| from_json("devices", r)).transpose()?,
-        },
+        device: entry_row(app_id, row)?,
         overrides: overrides_from(row, 15),
         bundle_id: bundle_id.map(api),
     })
@@ -367,6 +377,69 @@ impl PostgresStore {
             .collect()
     }
 
+    /// Writes devices as given (see [`Devices::import_devices`]).
+    pub(crate) async fn import_rows(
+        client: &impl GenericClient,
+        app_id: &str,
+        devices: &[Device],
+    ) -> TxResult<bool> {
+        let exists = client
+            .query_opt("SELECT 1 FROM apps WHERE app_id = $1", &[&app_id])
+            .await?;
+        if exists.is_none() {
+            return Ok(false);
+        }
+        // One statement may not change a row twice: the last of a device's rows wins, as
+        // writing them in order would have it.
+        let mut last: BTreeMap<&str, &Device> = BTreeMap::new();
+        for device in devices {
+            last.insert(&device.device_id, device);
+        }
+        let mut rows = DeviceColumns::default();
+        for device in last.values() {
+            rows.push(
+                app_id,
+                &device.device_id,
+                device.updated_at,
+                &device.report,
+                &device.rollout,
+                0,
+            );
+        }
+        if rows.is_empty() {
+            return Ok(true);
+        }
+        client
+                .execute(
+                    &format!(
+                        "INSERT INTO devices ({DEVICE_INSERT_COLUMNS}) SELECT u.* FROM {UNNEST_DEVICES} \
+                         ON CONFLICT (app_id, device_id) DO UPDATE SET \
+                         updated_at = excluded.updated_at, custom_id = excluded.custom_id, \
+                         version_name = excluded.version_name, \
+                         version_build = excluded.version_build, \
+                         os_version = excluded.os_version, \
+                         plugin_version = excluded.plugin_version, platform = excluded.platform, \
+                         is_prod = excluded.is_prod, is_emulator = excluded.is_emulator, \
+                         default_channel = excluded.default_channel, \
+                         install_source = excluded.install_source, key_id = excluded.key_id, \
+                         rollout = excluded.rollout, revision = devices.revision + 1"
+                    ),
+                    &rows.params(),
+                )
+                .await
+                .map_err(|error| {
+                    if error.code() == Some(&tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION)
+                    {
+                        super::TxError::Store(StoreError::Conflict(format!(
+                            "app {app_id} was deleted during the import"
+                        )))
+                    } else {
+                        super::TxError::Sql(error)
+                    }
+                })?;
+        Ok(true)
+    }
+
     async fn read_entry(&self, app_id: &str, device_id: &str) -> StoreResult<Option<DeviceEntry>> {
         let client = self.client().await?;
         let statement = client
@@ -479,60 +552,9 @@ impl Devices for PostgresStore {
     fn import_devices(&self, app_id: &str, devices: &[Device]) -> StoreResult<bool> {
         run(async {
             let client = self.client().await?;
-            let exists = client
-                .query_opt("SELECT 1 FROM apps WHERE app_id = $1", &[&app_id])
+            Self::import_rows(&client, app_id, devices)
                 .await
-                .map_err(sql_error)?;
-            if exists.is_none() {
-                return Ok(false);
-            }
-            // One statement may not change a row twice: the last of a device's rows wins, as
-            // writing them in order would have it.
-            let mut last: BTreeMap<&str, &Device> = BTreeMap::new();
-            for device in devices {
-                last.insert(&device.device_id, device);
-            }
-            let mut rows = DeviceColumns::default();
-            for device in last.values() {
-                rows.push(
-                    app_id,
-                    &device.device_id,
-                    device.updated_at,
-                    &device.report,
-                    &device.rollout,
-                    0,
-                );
-            }
-            if rows.is_empty() {
-                return Ok(true);
-            }
-            client
-                .execute(
-                    &format!(
-                        "INSERT INTO devices ({DEVICE_INSERT_COLUMNS}) SELECT u.* FROM {UNNEST_DEVICES} \
-                         ON CONFLICT (app_id, device_id) DO UPDATE SET \
-                         updated_at = excluded.updated_at, custom_id = excluded.custom_id, \
-                         version_name = excluded.version_name, \
-                         version_build = excluded.version_build, \
-                         os_version = excluded.os_version, \
-                         plugin_version = excluded.plugin_version, platform = excluded.platform, \
-                         is_prod = excluded.is_prod, is_emulator = excluded.is_emulator, \
-                         default_channel = excluded.default_channel, \
-                         install_source = excluded.install_source, key_id = excluded.key_id, \
-                         rollout = excluded.rollout, revision = devices.revision + 1"
-                    ),
-                    &rows.params(),
-                )
-                .await
-                .map_err(|error| {
-                    if error.code() == Some(&tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION)
-                    {
-                        StoreError::Conflict(format!("app {app_id} was deleted during the import"))
-                    } else {
-                        sql_error(error)
-                    }
-                })?;
-            Ok(true)
+                .map_err(super::TxError::into_store)
         })
     }
 

@@ -72,6 +72,7 @@ macro_rules! serializable {
 
 mod api_keys;
 mod audit;
+mod backup;
 mod devices;
 mod list;
 mod maintenance;

@@ -14,15 +14,17 @@ use crate::store::{
 };
 use crate::timefmt::Micros;
 
-const CHANNEL_COLUMNS: &str = "id, app_id, name, version, public, ios, android, electron, \
+pub(crate) const CHANNEL_COLUMNS: &str =
+    "id, app_id, name, version, public, ios, android, electron, \
      allow_device_self_set, allow_emulator, allow_device, allow_dev, allow_prod, \
      disable_auto_update, disable_auto_update_under_native, created_at, updated_at, rollout, \
      rollouts_started";
 
-const BUNDLE_COLUMNS: &str = "id, app_id, version, external_url, checksum, session_key, \
+pub(crate) const BUNDLE_COLUMNS: &str =
+    "id, app_id, version, external_url, checksum, session_key, \
      min_update_version, created_at, manifest";
 
-fn channel_from(row: &Row) -> StoreResult<Channel> {
+pub(crate) fn channel_from(row: &Row) -> StoreResult<Channel> {
     let rollout: Option<serde_json::Value> = row.get(17);
     Ok(Channel {
         id: api(row.get(0)),
@@ -47,7 +49,7 @@ fn channel_from(row: &Row) -> StoreResult<Channel> {
     })
 }
 
-fn bundle_from(row: &Row) -> StoreResult<Bundle> {
+pub(crate) fn bundle_from(row: &Row) -> StoreResult<Bundle> {
     Ok(Bundle {
         id: api(row.get(0)),
         app_id: row.get(1),
@@ -70,7 +72,7 @@ fn app_from(row: &Row) -> App {
 }
 
 /// Writes a channel whole (created or updated).
-async fn write_channel(client: &impl GenericClient, channel: &Channel) -> TxResult<()> {
+pub(crate) async fn write_channel(client: &impl GenericClient, channel: &Channel) -> TxResult<()> {
     let disable = match to_json(&channel.disable_auto_update) {
         serde_json::Value::String(text) => text,
         other => other.to_string(),
@@ -118,6 +120,29 @@ async fn write_channel(client: &impl GenericClient, channel: &Channel) -> TxResu
         )
         .await?;
     Ok(())
+}
+
+/// Inserts a bundle as given (its id too); 0 rows when the version exists.
+pub(crate) async fn insert_bundle(client: &impl GenericClient, bundle: &Bundle) -> TxResult<u64> {
+    Ok(client
+        .execute(
+            &format!(
+                "INSERT INTO bundles ({BUNDLE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
+                 $9) ON CONFLICT (app_id, version) DO NOTHING"
+            ),
+            &[
+                &db(bundle.id),
+                &bundle.app_id,
+                &bundle.version,
+                &bundle.external_url,
+                &bundle.checksum,
+                &bundle.session_key,
+                &bundle.min_update_version,
+                &db(bundle.created_at),
+                &to_json(&bundle.manifest),
+            ],
+        )
+        .await?)
 }
 
 /// Appends audit entries (their numbers drawn in order from the sequence).
@@ -378,25 +403,7 @@ impl PostgresStore {
             created_at: now,
             manifest: bundle.manifest.clone(),
         };
-        let inserted = tx
-            .execute(
-                &format!(
-                    "INSERT INTO bundles ({BUNDLE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, \
-                     $8, $9) ON CONFLICT (app_id, version) DO NOTHING"
-                ),
-                &[
-                    &db(created.id),
-                    &created.app_id,
-                    &created.version,
-                    &created.external_url,
-                    &created.checksum,
-                    &created.session_key,
-                    &created.min_update_version,
-                    &db(created.created_at),
-                    &to_json(&created.manifest),
-                ],
-            )
-            .await?;
+        let inserted = insert_bundle(tx, &created).await?;
         if inserted == 0 {
             return Ok(CreateBundle::AlreadyExists);
         }

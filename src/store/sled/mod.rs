@@ -15,6 +15,7 @@
 
 mod api_keys;
 mod audit;
+mod backup;
 mod counters;
 mod devices;
 mod durable;
