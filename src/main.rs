@@ -143,11 +143,13 @@ fn check(config: &Config, repair: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let place = match config.storage.engine {
+        device_registry::config::Engine::Sled => config.storage.data_dir.display().to_string(),
+        device_registry::config::Engine::Postgres => "the PostgreSQL database".to_owned(),
+    };
     println!(
-        "{} devices, {} time-index entries in {}",
-        report.devices,
-        report.index_entries,
-        config.storage.data_dir.display()
+        "{} devices, {} time-index entries in {place}",
+        report.devices, report.index_entries,
     );
     if report.is_clean() {
         println!("clean");

@@ -97,3 +97,72 @@ fn first_start_prints_a_key_once_and_sigterm_flushes_and_exits_0() {
     assert_eq!(status, 200);
     assert_eq!(terminate(&mut server).code(), Some(0));
 }
+
+/// `dump` and `restore` on stopped sled stores: what one dumps, another restores; a store that
+/// holds something refuses a restore; both say what they did.
+#[test]
+fn dump_and_restore_move_a_stopped_store_into_another() {
+    let source = tempfile::tempdir().unwrap();
+    let mut server = start(source.path(), Some("cli-dump-key"));
+    let key = Some("cli-dump-key");
+    let app = r#"{"app_id": "app_cli_dump", "name": "d"}"#;
+    assert_eq!(
+        http(server.port, "POST", "/app", key, Some(app)).unwrap().0,
+        201
+    );
+    let report = r#"{"app_id": "app_cli_dump", "device_id": "d1", "platform": "ios",
+                     "action": "get", "version_build": "1.0.0"}"#;
+    assert_eq!(
+        http(server.port, "POST", "/stats", None, Some(report))
+            .unwrap()
+            .0,
+        200
+    );
+    assert!(terminate(&mut server).success());
+
+    let file = source.path().join("dump.ndjson");
+    let dumped = Command::new(BINARY)
+        .arg("dump")
+        .arg("--data-dir")
+        .arg(source.path())
+        .arg("--output")
+        .arg(&file)
+        .env_remove("DEVICE_REGISTRY_CONFIG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&dumped.stderr);
+    assert!(dumped.status.success(), "{stderr}");
+    assert!(stderr.contains("dumped 2 records"), "{stderr}");
+
+    let target = tempfile::tempdir().unwrap();
+    let restore = || {
+        Command::new(BINARY)
+            .arg("restore")
+            .arg(&file)
+            .arg("--data-dir")
+            .arg(target.path())
+            .env_remove("DEVICE_REGISTRY_CONFIG")
+            .output()
+            .unwrap()
+    };
+    let restored = restore();
+    let stderr = String::from_utf8_lossy(&restored.stderr);
+    assert!(restored.status.success(), "{stderr}");
+    assert!(stderr.contains("restored 2 records"), "{stderr}");
+    // Again: the store is no longer empty.
+    let again = restore();
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("empty store"));
+
+    let mut server = start(target.path(), Some("cli-dump-key"));
+    let (status, body) = http(
+        server.port,
+        "GET",
+        "/device?app_id=app_cli_dump&device_id=d1",
+        key,
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(terminate(&mut server).success());
+}
