@@ -16,6 +16,8 @@
 # 1M run's (cold start, GET p99 and throughput, pages, summary, import rate, RSS).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# ENGINE=postgres: the PostgreSQL engine through one and two nodes (bench/postgres.sh).
+[[ ${ENGINE:-sled} == postgres ]] && exec bash bench/postgres.sh
 N=${N:-1000000}; SECS=${SECS:-20}; CLIENTS=${CLIENTS:-8}
 PORT=${PORT:-18099}; KEY=bench-admin-key
 SHARED=${SHARED:-../shared}
@@ -69,32 +71,7 @@ start_server_ms=$COLD_MS
 RSS_IDLE_MIB=$(awk '/VmRSS/ {printf "%.0f", $2/1024}' /proc/$SERVER/status)
 
 # --- wrk scenarios -------------------------------------------------------------------------
-lua() { # name, body of request()
-  cat > "$WORK/$1.lua" <<EOF
-local n = $N
-local key = "$KEY"
-math.randomseed(os.time() + $RANDOM)
-local headers = {["authorization"] = key, ["content-type"] = "application/json"}
-local function device(i) return string.format("device_%09d", i) end
-local function report(i, version)
-  local platform = (i % 2 == 0) and "ios" or "android"
-  return string.format('{"app_id":"app_bench","device_id":"%s","platform":"%s","custom_id":"c%d","version_name":"%s","version_build":"1","version_os":"17.0","plugin_version":"6.0.0","is_prod":true,"is_emulator":false}', device(i), platform, i, version)
-end
-request = function()
-$2
-end
-EOF
-}
-lua health       'return wrk.format("GET", "/health")'
-lua one          'return wrk.format("GET", "/device/?app_id=app_bench&device_id=" .. device(math.random(1, n)), headers)'
-lua page_random  'return wrk.format("GET", "/device/?app_id=app_bench&limit=50&cursor=2026-01-01T00:00:00Z%7C" .. device(math.random(1, n)), headers)'
-lua page_first   'return wrk.format("GET", "/device/?app_id=app_bench&limit=50", headers)'
-lua page_deep    'return wrk.format("GET", "/device/?app_id=app_bench&limit=50&cursor=2026-01-01T00:00:00Z%7C" .. device(math.floor(n * 0.99)), headers)'
-lua page_desc    'local t = 1785542400 + math.random(0, 7776000); return wrk.format("GET", "/device/?app_id=app_bench&limit=50&order=desc&cursor=" .. os.date("!%Y-%m-%dT%H:%M:%SZ", t) .. "%7Cdevice_999999999", headers)'
-lua checkin_same 'local i = math.random(1, n); return wrk.format("POST", "/updates", headers, report(i, "1.0." .. (i % 50)))'
-lua checkin_new  'local i = math.random(1, n); return wrk.format("POST", "/updates", headers, report(i, "2.0." .. math.random(0, 1000000)))'
-lua summary      'return wrk.format("GET", "/device/summary?app_id=app_bench", headers)'
-lua link         'return wrk.format("POST", "/device", headers, string.format("{\"app_id\":\"app_bench\",\"device_id\":\"%s\",\"channel\":\"production\"}", device(math.random(1, n))))'
+source bench/scenarios.sh
 
 declare -A RPS P99
 run() {

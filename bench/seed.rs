@@ -7,32 +7,39 @@
 //! platform alternating ios/android).
 //!
 //!     DATA_DIR=/tmp/bench-data N=1000000 cargo bench --bench seed
+//!     DATABASE_URL=postgres://... N=1000000 cargo bench --bench seed   # the PostgreSQL engine
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 #[path = "common.rs"]
 mod common;
 
 use device_registry::model::{ChannelPatch, Device};
-use device_registry::store::prelude::*;
+use device_registry::store::postgres::{PostgresOptions, PostgresStore};
 use device_registry::store::sled::{SledOptions, SledStore};
-use device_registry::store::CreateBundle;
+use device_registry::store::{CreateBundle, Store};
 
 const APP: &str = "app_bench";
 const BATCH: usize = 2_000;
 
 fn main() {
-    let dir = PathBuf::from(std::env::var("DATA_DIR").expect("DATA_DIR"));
     let total = common::env_or("N", 1_000_000);
-    let options = SledOptions {
-        cache_bytes: common::env_or("CACHE_MB", 128) << 20,
-        flush_every_ms: Some(500),
-        durable: false,
-        min_free_bytes: 0,
-        accept_lost_writes: false,
+    let store: Arc<dyn Store> = match std::env::var("DATABASE_URL") {
+        Ok(url) => PostgresStore::open(&PostgresOptions { url, pool_size: 2 }).expect("open"),
+        Err(_) => {
+            let dir = PathBuf::from(std::env::var("DATA_DIR").expect("DATA_DIR or DATABASE_URL"));
+            let options = SledOptions {
+                cache_bytes: common::env_or("CACHE_MB", 128) << 20,
+                flush_every_ms: Some(500),
+                durable: false,
+                min_free_bytes: 0,
+                accept_lost_writes: false,
+            };
+            SledStore::open(&dir, &options).expect("open store")
+        }
     };
-    let store = SledStore::open(&dir, &options).expect("open store");
     store.create_app(APP, "bench", common::SINCE).expect("app");
     for version in ["1.0.0", "2.0.0"] {
         let bundle = device_registry::model::NewBundle {

@@ -4,7 +4,7 @@
 //! A dump is one consistent snapshot (sled: taken under the registry's exclusive lock, writes
 //! waiting meanwhile; PostgreSQL: one REPEATABLE READ transaction, writes going on). Its lines,
 //! in an order both engines produce alike, so that two dumps of the same registry are the same
-//! text: a header; the API keys by id (their secrets' hashes, never a secret); then each app in
+//! text: a header; the sequences' positions; the API keys by id (their secrets' hashes, never a secret); then each app in
 //! `app_id` byte order, with its bundles (by version), channels (by name), devices (by id),
 //! overrides (by device id), audit entries (by time and number) and bundle event counters (by
 //! version, day, action); an `end` line with the number of records before it, so that a
@@ -31,6 +31,12 @@ pub enum DumpRecord {
     Header {
         format: String,
         version: u32,
+    },
+    /// What the store's sequences hand out next: ids of deleted keys and numbers of expired
+    /// audit entries are not handed out again after a restore.
+    Sequences {
+        next_api_key_id: u64,
+        next_audit_seq: u64,
     },
     ApiKey {
         #[serde(flatten)]

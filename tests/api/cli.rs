@@ -132,7 +132,7 @@ fn dump_and_restore_move_a_stopped_store_into_another() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&dumped.stderr);
     assert!(dumped.status.success(), "{stderr}");
-    assert!(stderr.contains("dumped 2 records"), "{stderr}");
+    assert!(stderr.contains("dumped 3 records"), "{stderr}");
 
     let target = tempfile::tempdir().unwrap();
     let restore = || {
@@ -148,7 +148,7 @@ fn dump_and_restore_move_a_stopped_store_into_another() {
     let restored = restore();
     let stderr = String::from_utf8_lossy(&restored.stderr);
     assert!(restored.status.success(), "{stderr}");
-    assert!(stderr.contains("restored 2 records"), "{stderr}");
+    assert!(stderr.contains("restored 3 records"), "{stderr}");
     // Again: the store is no longer empty.
     let again = restore();
     assert_eq!(again.status.code(), Some(1));

@@ -180,8 +180,17 @@ fn a_full_disk_answers_503_keeps_reads_and_recovers_by_itself_when_space_returns
         }
         other => panic!("a write on a full disk answered {other}: {body}"),
     };
-    let (status, body) = http(server.port, "GET", "/health", None, None).unwrap();
     // The probe is a small write too: where the one above still fit, this one may as well.
+    // Otherwise /health says 503 within its probe's period (it writes at most once a second,
+    // answering the last probe's result in between).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    let (status, body) = loop {
+        let (status, body) = http(server.port, "GET", "/health", None, None).unwrap();
+        if status == 503 || landed_while_full || std::time::Instant::now() > deadline {
+            break (status, body);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
     if landed_while_full {
         assert!(status == 200 || status == 503, "{status} {body}");
     } else {

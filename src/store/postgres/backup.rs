@@ -38,6 +38,18 @@ async fn each_row(
 
 impl PostgresStore {
     async fn dump_in(tx: &impl GenericClient, mut sink: Sink<'_>) -> TxResult<()> {
+        // What `nextval` answers next.
+        let next = |sequence: &str| {
+            format!(
+                "SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END FROM {sequence}"
+            )
+        };
+        let key_ids = tx.query_one(&next("api_key_ids"), &[]).await?;
+        let audit_seqs = tx.query_one(&next("audit_seq"), &[]).await?;
+        sink(DumpRecord::Sequences {
+            next_api_key_id: api(key_ids.get(0)),
+            next_audit_seq: api(audit_seqs.get(0)),
+        })?;
         each_row(
             tx,
             "SELECT id, name, mode, limited_to_apps, expires_at, created_at, secret_hash \
@@ -166,6 +178,19 @@ impl PostgresStore {
     ) -> TxResult<()> {
         match record {
             DumpRecord::Header { .. } | DumpRecord::End { .. } => {}
+            DumpRecord::Sequences {
+                next_api_key_id,
+                next_audit_seq,
+            } => {
+                // The sequences restart from here; what the restored rows hold moves them on
+                // further at the end.
+                client
+                    .execute(
+                        "SELECT setval('api_key_ids', $1, false), setval('audit_seq', $2, false)",
+                        &[&db(next_api_key_id.max(1)), &db(next_audit_seq.max(1))],
+                    )
+                    .await?;
+            }
             DumpRecord::ApiKey { key, secret_hash } => {
                 let key = crate::store::NewApiKey {
                     key,
@@ -340,8 +365,12 @@ impl Backup for PostgresStore {
                 // The sequences continue after what was restored.
                 client
                     .batch_execute(
-                        "SELECT setval('audit_seq', greatest((SELECT max(seq) FROM audit), 1)); \
-                         SELECT setval('api_key_ids', greatest((SELECT max(id) FROM api_keys), 1))",
+                        "SELECT setval('audit_seq', max(seq)) FROM audit \
+                             HAVING max(seq) >= (SELECT CASE WHEN is_called THEN last_value \
+                                 ELSE last_value - 1 END FROM audit_seq); \
+                         SELECT setval('api_key_ids', max(id)) FROM api_keys \
+                             HAVING max(id) >= (SELECT CASE WHEN is_called THEN last_value \
+                                 ELSE last_value - 1 END FROM api_key_ids)",
                     )
                     .await?;
                 Ok::<_, TxError>(())

@@ -70,6 +70,9 @@ struct Stored {
 
 type Key = (String, String);
 
+/// Devices erased per transaction.
+const ERASE_CHUNK: usize = 512;
+
 /// Device rows as column arrays, for one `unnest` statement.
 #[derive(Default)]
 struct DeviceColumns {
@@ -152,9 +155,14 @@ const UNNEST_DEVICES: &str = "unnest($1::text[], $2::text[], $3::bigint[], $4::t
      updated_at, custom_id, version_name, version_build, os_version, plugin_version, platform, \
      is_prod, is_emulator, default_channel, install_source, key_id, rollout, revision)";
 
+/// The columns a device row is inserted with (its revision is the sequence's), and the same
+/// read from [`UNNEST_DEVICES`].
 const DEVICE_INSERT_COLUMNS: &str = "app_id, device_id, updated_at, custom_id, version_name, \
      version_build, os_version, plugin_version, platform, is_prod, is_emulator, default_channel, \
-     install_source, key_id, rollout, revision";
+     install_source, key_id, rollout";
+const U_INSERT_COLUMNS: &str = "u.app_id, u.device_id, u.updated_at, u.custom_id, \
+     u.version_name, u.version_build, u.os_version, u.plugin_version, u.platform, u.is_prod, \
+     u.is_emulator, u.default_channel, u.install_source, u.key_id, u.rollout";
 
 const SET_FROM_U: &str = "updated_at = u.updated_at, custom_id = u.custom_id, \
      version_name = u.version_name, version_build = u.version_build, \
@@ -246,7 +254,10 @@ impl PostgresStore {
                 .map_err(super::TxError::into_store)?;
             // The state each check-in is judged against, as the batch changes it.
             let mut state: HashMap<Key, Option<Stored>> = HashMap::new();
-            let mut written_keys: HashMap<Key, Vec<usize>> = HashMap::new();
+            let mut written_keys: HashSet<Key> = HashSet::new();
+            // Every check-in of a device judged this round, written or not: if the device's
+            // write loses a race, all of them are judged again (against the winner).
+            let mut judged: HashMap<Key, Vec<usize>> = HashMap::new();
             for index in &open {
                 let check_in = &check_ins[*index];
                 if !known_apps.contains(&check_in.app_id) {
@@ -254,6 +265,7 @@ impl PostgresStore {
                     continue;
                 }
                 let key = (check_in.app_id.clone(), check_in.device_id.clone());
+                judged.entry(key.clone()).or_default().push(*index);
                 let current = state
                     .entry(key.clone())
                     .or_insert_with(|| read.get(&key).cloned());
@@ -287,13 +299,13 @@ impl PostgresStore {
                     rollout,
                 });
                 outcomes[*index] = Some(outcome);
-                written_keys.entry(key).or_default().push(*index);
+                written_keys.insert(key);
             }
             if written_keys.is_empty() {
                 continue;
             }
             let (mut inserts, mut updates) = (DeviceColumns::default(), DeviceColumns::default());
-            for key in written_keys.keys() {
+            for key in &written_keys {
                 let Some(Some(new)) = state.get(key) else {
                     continue;
                 };
@@ -317,7 +329,7 @@ impl PostgresStore {
                 }
                 let statement = client
                     .prepare_cached(&format!(
-                        "INSERT INTO devices ({DEVICE_INSERT_COLUMNS}) SELECT u.* FROM {UNNEST_DEVICES} \
+                        "INSERT INTO devices ({DEVICE_INSERT_COLUMNS}) SELECT {U_INSERT_COLUMNS} FROM {UNNEST_DEVICES} \
                          ON CONFLICT (app_id, device_id) DO NOTHING RETURNING app_id, device_id"
                     ))
                     .await?;
@@ -329,7 +341,7 @@ impl PostgresStore {
                 }
                 let statement = client
                     .prepare_cached(&format!(
-                        "UPDATE devices d SET {SET_FROM_U}, revision = d.revision + 1 \
+                        "UPDATE devices d SET {SET_FROM_U}, revision = nextval('device_revisions') \
                          FROM {UNNEST_DEVICES} WHERE d.app_id = u.app_id \
                          AND d.device_id = u.device_id AND d.revision = u.revision \
                          RETURNING d.app_id, d.device_id"
@@ -337,29 +349,28 @@ impl PostgresStore {
                     .await?;
                 client.query(&statement, &updates.params()).await
             };
-            let (inserted, updated) = match futures_util::future::join(insert, update).await {
-                (Ok(inserted), Ok(updated)) => (keys_of(&inserted), keys_of(&updated)),
-                (Err(error), _) | (_, Err(error))
+            let (inserted, updated) = futures_util::future::join(insert, update).await;
+            // The two statements commit on their own: what one wrote stands if the other fails.
+            let updated = keys_of(&updated.map_err(sql_error)?);
+            let inserted = match inserted {
+                Ok(rows) => keys_of(&rows),
+                // An app deleted since the read: its new devices are judged again (next round
+                // finds the app gone).
+                Err(error)
                     if error.code()
                         == Some(&tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION) =>
                 {
-                    // An app deleted since the read: judge the whole round again.
-                    for indexes in written_keys.values() {
-                        for index in indexes {
-                            outcomes[*index] = None;
-                        }
-                    }
-                    continue;
+                    HashSet::new()
                 }
-                (Err(error), _) | (_, Err(error)) => return Err(sql_error(error)),
+                Err(error) => return Err(sql_error(error)),
             };
             let mut written = 0u64;
-            for (key, indexes) in &written_keys {
+            for key in &written_keys {
                 if inserted.contains(key) || updated.contains(key) {
                     written += 1;
                 } else {
-                    // Another writer got there first: these check-ins are judged again.
-                    for index in indexes {
+                    // Another writer got there first: this device's check-ins are judged again.
+                    for index in &judged[key] {
                         outcomes[*index] = None;
                     }
                 }
@@ -412,7 +423,7 @@ impl PostgresStore {
         client
                 .execute(
                     &format!(
-                        "INSERT INTO devices ({DEVICE_INSERT_COLUMNS}) SELECT u.* FROM {UNNEST_DEVICES} \
+                        "INSERT INTO devices ({DEVICE_INSERT_COLUMNS}) SELECT {U_INSERT_COLUMNS} FROM {UNNEST_DEVICES} \
                          ON CONFLICT (app_id, device_id) DO UPDATE SET \
                          updated_at = excluded.updated_at, custom_id = excluded.custom_id, \
                          version_name = excluded.version_name, \
@@ -422,7 +433,7 @@ impl PostgresStore {
                          is_prod = excluded.is_prod, is_emulator = excluded.is_emulator, \
                          default_channel = excluded.default_channel, \
                          install_source = excluded.install_source, key_id = excluded.key_id, \
-                         rollout = excluded.rollout, revision = devices.revision + 1"
+                         rollout = excluded.rollout, revision = nextval('device_revisions')"
                     ),
                     &rows.params(),
                 )
@@ -661,10 +672,12 @@ impl Devices for PostgresStore {
                         summary.platforms.insert(row.get(1), count);
                     }
                     0b101 => {
+                        // No name and an empty one count together, as the sled engine counts.
                         let name: Option<String> = row.get(2);
-                        summary
+                        *summary
                             .version_names
-                            .insert(name.unwrap_or_default(), count);
+                            .entry(name.unwrap_or_default())
+                            .or_default() += count;
                     }
                     0b110 => {
                         summary.version_builds.insert(row.get(3), count);
@@ -699,22 +712,34 @@ impl Devices for PostgresStore {
         change: Change,
     ) -> StoreResult<Vec<Erased>> {
         run(async {
-            serializable!(self, |tx| {
-                let device_ids: Vec<String> = match target {
-                    EraseTarget::Device(device_id) => vec![device_id.to_owned()],
-                    EraseTarget::CustomId(custom_id) => tx
+            let device_ids: Vec<String> = match target {
+                EraseTarget::Device(device_id) => vec![device_id.to_owned()],
+                // Empty custom ids are nobody's (the sled engine does not index them).
+                EraseTarget::CustomId(custom_id) => {
+                    let client = self.client().await?;
+                    client
                         .query(
                             "SELECT device_id FROM devices WHERE app_id = $1 AND custom_id = $2 \
-                             ORDER BY device_id",
+                             AND custom_id <> '' ORDER BY device_id",
                             &[&app_id, &custom_id],
                         )
-                        .await?
+                        .await
+                        .map_err(sql_error)?
                         .iter()
                         .map(|row| row.get(0))
-                        .collect(),
-                };
-                Self::erase_in(&tx, app_id, &device_ids, change).await
-            })
+                        .collect()
+                }
+            };
+            // A transaction per chunk, as the sled engine erases: thousands of devices reporting
+            // one custom id are not one transaction. Erasure is idempotent: after a failure
+            // midway, calling again erases the rest.
+            let mut erased = Vec::with_capacity(device_ids.len());
+            for chunk in device_ids.chunks(ERASE_CHUNK) {
+                erased.extend(serializable!(self, |tx| {
+                    Self::erase_in(&tx, app_id, chunk, change).await
+                })?);
+            }
+            Ok(erased)
         })
     }
 }

@@ -1,9 +1,11 @@
 //! Pages of devices: one statement per page, a keyset range of the index of the query's order.
 //!
 //! The conditions an index serves (the cursor, `updated_after` in time orders, a custom id, a
-//! channel override) bound the scan; the others are applied to at most `max_examined` scanned
-//! rows, after which the page answers what it found and a cursor at the last row examined, so
-//! that a selective filter never turns a page into a scan of the app.
+//! channel override) bound the scan; the others filter a subquery that scans at most
+//! `max_examined` rows, pulled lazily: a page stops as soon as it has its rows, and a selective
+//! filter stops after `max_examined` of them, answering what it found and a cursor at the last
+//! row examined (read by a second, keyset-only query, only for a page that came back short), so
+//! that no filter turns a page into a scan of the app.
 
 use tokio_postgres::types::ToSql;
 
@@ -13,6 +15,9 @@ use crate::model::{Cursor, DeviceListQuery, DeviceOrder, DevicePage};
 use crate::store::StoreResult;
 
 type Param = Box<dyn ToSql + Sync + Send>;
+
+/// A `max_examined` this large bounds nothing (exports and counts read every row).
+const UNBOUNDED: usize = 1 << 40;
 
 /// A statement's text and its parameters, numbered as they are added.
 struct Statement {
@@ -26,177 +31,214 @@ impl Statement {
     }
 }
 
+/// The conditions of a page: those the scan's index serves, and the filters applied to what it
+/// yields.
+struct Conditions {
+    scan: String,
+    residual: Vec<String>,
+}
+
+/// Binds the query's values into `statement` and answers its conditions; the filters' values
+/// only `with_filters` (a statement may not carry a parameter it does not use).
+fn conditions(
+    statement: &mut Statement,
+    app: &str,
+    query: &DeviceListQuery,
+    with_filters: bool,
+) -> Conditions {
+    let mut scan = vec![format!("d.app_id = {app}")];
+    let mut residual: Vec<String> = Vec::new();
+    if let Some(cursor) = &query.after {
+        let condition = match query.order {
+            DeviceOrder::DeviceId => {
+                format!("d.device_id > {}", statement.bind(cursor.device_id.clone()))
+            }
+            DeviceOrder::UpdatedAsc | DeviceOrder::UpdatedDesc => {
+                let at = statement.bind(db(cursor.updated_at));
+                let id = statement.bind(cursor.device_id.clone());
+                let op = if query.order == DeviceOrder::UpdatedAsc {
+                    ">"
+                } else {
+                    "<"
+                };
+                format!("(d.updated_at, d.device_id) {op} ({at}, {id})")
+            }
+        };
+        scan.push(condition);
+    }
+    if let Some(after) = query.updated_after {
+        match query.order {
+            // A range of the time index; in device-id order, a filter like the others.
+            DeviceOrder::DeviceId => {
+                if with_filters {
+                    residual.push(format!("updated_at > {}", statement.bind(db(after))));
+                }
+            }
+            _ => scan.push(format!("d.updated_at > {}", statement.bind(db(after)))),
+        }
+    }
+    let filter = &query.filter;
+    let mut filter_on = |statement: &mut Statement, text: &dyn Fn(&mut Statement) -> String| {
+        if with_filters {
+            residual.push(text(statement));
+        }
+    };
+    match filter.custom_id.as_deref() {
+        Some("") => filter_on(statement, &|_| "custom_id = ''".into()),
+        // `<> ''` proves the partial index's predicate, in generic plans too.
+        Some(custom_id) => scan.push(format!(
+            "d.custom_id = {} AND d.custom_id <> ''",
+            statement.bind(custom_id.to_owned())
+        )),
+        None => {}
+    }
+    if let Some(prefix) = &filter.custom_id_prefix {
+        filter_on(statement, &|s| {
+            format!("starts_with(custom_id, {})", s.bind(prefix.clone()))
+        });
+    }
+    if let Some(platform) = filter.platform {
+        filter_on(statement, &|s| {
+            format!("platform = {}", s.bind(platform.as_str().to_owned()))
+        });
+    }
+    if let Some(version_name) = &filter.version_name {
+        filter_on(statement, &|s| {
+            format!("version_name = {}", s.bind(version_name.clone()))
+        });
+    }
+    if let Some(channel) = &filter.channel {
+        scan.push(format!("o.channel = {}", statement.bind(channel.clone())));
+    }
+    match filter.has_override {
+        Some(true) => scan.push("(o.channel IS NOT NULL OR o.version IS NOT NULL)".into()),
+        Some(false) => filter_on(statement, &|_| {
+            "(o_channel IS NULL AND o_version IS NULL)".into()
+        }),
+        None => {}
+    }
+    if let Some(is_prod) = filter.is_prod {
+        filter_on(statement, &|s| format!("is_prod = {}", s.bind(is_prod)));
+    }
+    if let Some(is_emulator) = filter.is_emulator {
+        filter_on(statement, &|s| {
+            format!("is_emulator = {}", s.bind(is_emulator))
+        });
+    }
+    Conditions {
+        scan: scan.join(" AND "),
+        residual,
+    }
+}
+
+/// (order of the scan, the same on the subquery's columns, on the page's `m`).
+fn orders(order: DeviceOrder) -> (&'static str, &'static str, &'static str) {
+    match order {
+        DeviceOrder::DeviceId => ("d.device_id", "device_id", "m.device_id"),
+        DeviceOrder::UpdatedAsc => (
+            "d.updated_at, d.device_id",
+            "updated_at, device_id",
+            "m.updated_at, m.device_id",
+        ),
+        DeviceOrder::UpdatedDesc => (
+            "d.updated_at DESC, d.device_id DESC",
+            "updated_at DESC, device_id DESC",
+            "m.updated_at DESC, m.device_id DESC",
+        ),
+    }
+}
+
+impl Statement {
+    fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
+        self.params
+            .iter()
+            .map(|param| param.as_ref() as &(dyn ToSql + Sync))
+            .collect()
+    }
+}
+
 impl PostgresStore {
     pub(crate) async fn page(
         &self,
         app_id: &str,
         query: &DeviceListQuery,
     ) -> StoreResult<DevicePage> {
+        let (order_d, order_s, order_m) = orders(query.order);
         let mut statement = Statement { params: Vec::new() };
         let app = statement.bind(app_id.to_owned());
-        let mut scan = vec![format!("d.app_id = {app}")];
-        let mut residual: Vec<String> = Vec::new();
-        let (order, reverse, prefixed) = match query.order {
-            DeviceOrder::DeviceId => ("device_id", "device_id DESC", "m.device_id"),
-            DeviceOrder::UpdatedAsc => (
-                "updated_at, device_id",
-                "updated_at DESC, device_id DESC",
-                "m.updated_at, m.device_id",
-            ),
-            DeviceOrder::UpdatedDesc => (
-                "updated_at DESC, device_id DESC",
-                "updated_at, device_id",
-                "m.updated_at DESC, m.device_id DESC",
-            ),
-        };
-        if let Some(cursor) = &query.after {
-            let condition = match query.order {
-                DeviceOrder::DeviceId => {
-                    format!("d.device_id > {}", statement.bind(cursor.device_id.clone()))
-                }
-                DeviceOrder::UpdatedAsc | DeviceOrder::UpdatedDesc => {
-                    let at = statement.bind(db(cursor.updated_at));
-                    let id = statement.bind(cursor.device_id.clone());
-                    let op = if query.order == DeviceOrder::UpdatedAsc {
-                        ">"
-                    } else {
-                        "<"
-                    };
-                    format!("(d.updated_at, d.device_id) {op} ({at}, {id})")
-                }
-            };
-            scan.push(condition);
-        }
-        if let Some(after) = query.updated_after {
-            let after = statement.bind(db(after));
-            match query.order {
-                // A range of the time index; in device-id order, a filter like the others.
-                DeviceOrder::DeviceId => residual.push(format!("updated_at > {after}")),
-                _ => scan.push(format!("d.updated_at > {after}")),
-            }
-        }
-        let filter = &query.filter;
-        match filter.custom_id.as_deref() {
-            Some("") => residual.push("custom_id = ''".into()),
-            Some(custom_id) => scan.push(format!(
-                "d.custom_id = {}",
-                statement.bind(custom_id.to_owned())
-            )),
-            None => {}
-        }
-        if let Some(prefix) = &filter.custom_id_prefix {
-            residual.push(format!(
-                "starts_with(custom_id, {})",
-                statement.bind(prefix.clone())
-            ));
-        }
-        if let Some(platform) = filter.platform {
-            residual.push(format!(
-                "platform = {}",
-                statement.bind(platform.as_str().to_owned())
-            ));
-        }
-        if let Some(version_name) = &filter.version_name {
-            residual.push(format!(
-                "version_name = {}",
-                statement.bind(version_name.clone())
-            ));
-        }
-        if let Some(channel) = &filter.channel {
-            scan.push(format!("o.channel = {}", statement.bind(channel.clone())));
-        }
-        match filter.has_override {
-            Some(true) => scan.push("(o.channel IS NOT NULL OR o.version IS NOT NULL)".into()),
-            Some(false) => residual.push("(o_channel IS NULL AND o_version IS NULL)".into()),
-            None => {}
-        }
-        if let Some(is_prod) = filter.is_prod {
-            residual.push(format!("is_prod = {}", statement.bind(is_prod)));
-        }
-        if let Some(is_emulator) = filter.is_emulator {
-            residual.push(format!("is_emulator = {}", statement.bind(is_emulator)));
-        }
+        let Conditions { scan, residual } = conditions(&mut statement, &app, query, true);
         let bounded = !residual.is_empty();
-        let scan_limit = if bounded {
-            query.max_examined.max(1)
-        } else {
-            query.limit + 1
-        };
-        let scan_limit = statement.bind(db(scan_limit as u64));
         let page_limit = statement.bind(db(query.limit as u64 + 1));
-        let residual = if residual.is_empty() {
-            "true".to_owned()
+        let scanned = format!(
+            "SELECT d.device_id, d.updated_at, d.revision, {REPORT_COLUMNS}, d.rollout, \
+                 o.channel AS o_channel, o.version AS o_version, o.set_at AS o_set_at \
+             FROM devices d LEFT JOIN overrides o \
+                 ON o.app_id = d.app_id AND o.device_id = d.device_id \
+             WHERE {scan} ORDER BY {order_d}"
+        );
+        // Without filters of its own, the page is the scan; with them, the scan is capped at
+        // `max_examined` rows and the filters applied to what it yields, lazily.
+        let matched = if bounded {
+            let cap = statement.bind(db(query.max_examined.max(1) as u64));
+            format!(
+                "SELECT * FROM ({scanned} LIMIT {cap}) AS s WHERE {} ORDER BY {order_s} \
+                 LIMIT {page_limit}",
+                residual.join(" AND ")
+            )
         } else {
-            residual.join(" AND ")
+            format!("{scanned} LIMIT {page_limit}")
         };
         let report: Vec<String> = REPORT_COLUMNS
             .split(", ")
             .map(|column| format!("m.{column}"))
             .collect();
         let sql = format!(
-            "WITH scanned AS MATERIALIZED (\
-                 SELECT d.device_id, d.updated_at, d.revision, {REPORT_COLUMNS}, d.rollout, \
-                     o.channel AS o_channel, o.version AS o_version, o.set_at AS o_set_at \
-                 FROM devices d LEFT JOIN overrides o \
-                     ON o.app_id = d.app_id AND o.device_id = d.device_id \
-                 WHERE {scan} ORDER BY {order_d} LIMIT {scan_limit}), \
-             matched AS (SELECT * FROM scanned WHERE {residual} ORDER BY {order} \
-                 LIMIT {page_limit}), \
-             tail AS (SELECT (SELECT count(*) FROM scanned) AS n, l.updated_at AS last_at, \
-                 l.device_id AS last_id FROM (SELECT 1) AS one LEFT JOIN LATERAL \
-                 (SELECT updated_at, device_id FROM scanned ORDER BY {reverse} LIMIT 1) AS l \
-                 ON true) \
-             SELECT m.device_id, m.updated_at, m.revision, {report}, m.rollout, m.o_channel, \
-                 m.o_version, m.o_set_at, b.id, tail.n, tail.last_at, tail.last_id \
-             FROM tail LEFT JOIN matched AS m ON true \
+            "SELECT m.device_id, m.updated_at, m.revision, {report}, m.rollout, m.o_channel, \
+                 m.o_version, m.o_set_at, b.id \
+             FROM ({matched}) AS m \
              LEFT JOIN bundles b ON b.app_id = {app} AND b.version = m.version_name \
-             ORDER BY {prefixed}",
-            scan = scan.join(" AND "),
-            order_d = order
-                .split(", ")
-                .map(|part| format!("d.{part}"))
-                .collect::<Vec<_>>()
-                .join(", "),
+             ORDER BY {order_m}",
             report = report.join(", "),
         );
         let client = self.client().await?;
         let prepared = client.prepare_cached(&sql).await.map_err(sql_error)?;
-        let params: Vec<&(dyn ToSql + Sync)> = statement
-            .params
+        let rows = client
+            .query(&prepared, &statement.params())
+            .await
+            .map_err(sql_error)?;
+        let mut devices = rows
             .iter()
-            .map(|param| param.as_ref() as &(dyn ToSql + Sync))
-            .collect();
-        let rows = client.query(&prepared, &params).await.map_err(sql_error)?;
-        let mut devices = Vec::with_capacity(rows.len());
-        let mut tail = None;
-        for row in &rows {
-            let scanned: i64 = row.get(19);
-            let last_at: Option<i64> = row.get(20);
-            let last_id: Option<String> = row.get(21);
-            tail = Some((scanned, last_at, last_id));
-            let device_id: Option<String> = row.get(0);
-            if device_id.is_some() {
-                devices.push(entry_from(app_id, row)?);
-            }
-        }
+            .map(|row| entry_from(app_id, row))
+            .collect::<StoreResult<Vec<_>>>()?;
         let next = if devices.len() > query.limit {
             devices.truncate(query.limit);
             devices.last().map(|entry| Cursor {
                 updated_at: entry.device.updated_at,
                 device_id: entry.device.device_id.clone(),
             })
+        } else if bounded && query.max_examined < UNBOUNDED {
+            // A short page: the scan ended, or stopped at its cap. Its cap-th row, if there is
+            // one, is where the next page starts (a keyset read of the scan alone).
+            let mut keyset = Statement { params: Vec::new() };
+            let app = keyset.bind(app_id.to_owned());
+            let Conditions { scan, .. } = conditions(&mut keyset, &app, query, false);
+            let offset = keyset.bind(db(query.max_examined.max(1) as u64 - 1));
+            let sql = format!(
+                "SELECT d.updated_at, d.device_id FROM devices d LEFT JOIN overrides o \
+                     ON o.app_id = d.app_id AND o.device_id = d.device_id \
+                 WHERE {scan} ORDER BY {order_d} OFFSET {offset} LIMIT 1"
+            );
+            let prepared = client.prepare_cached(&sql).await.map_err(sql_error)?;
+            client
+                .query_opt(&prepared, &keyset.params())
+                .await
+                .map_err(sql_error)?
+                .map(|row| Cursor {
+                    updated_at: api(row.get(0)),
+                    device_id: row.get(1),
+                })
         } else {
-            match tail {
-                Some((scanned, Some(at), Some(device_id)))
-                    if bounded && api(scanned) as usize >= query.max_examined.max(1) =>
-                {
-                    Some(Cursor {
-                        updated_at: api(at),
-                        device_id,
-                    })
-                }
-                _ => None,
-            }
+            None
         };
         Ok(DevicePage { devices, next })
     }

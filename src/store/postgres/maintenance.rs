@@ -261,6 +261,14 @@ impl PostgresStore {
             )
             .await
             .map(|_| ())
+            .or_else(|error| {
+                // An app deleted between the check and the insert: its events go with it.
+                if error.code() == Some(&tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION) {
+                    Ok(())
+                } else {
+                    Err(error)
+                }
+            })
     }
 
     pub(crate) async fn read_version_events(

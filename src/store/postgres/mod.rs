@@ -104,6 +104,10 @@ pub struct PostgresOptions {
     pub pool_size: usize,
 }
 
+/// The longest a statement may run, and wait for a lock (PostgreSQL's units).
+const STATEMENT_TIMEOUT: &str = "30s";
+const LOCK_TIMEOUT: &str = "10s";
+
 /// Times a transaction is tried again after a serialization failure or a deadlock.
 pub(crate) const RETRIES: usize = 20;
 
@@ -157,15 +161,26 @@ fn spawn<T: Send + 'static>(
 /// while is `Unavailable` (503, retried by clients); anything else is an engine error.
 pub(crate) fn sql_error(error: tokio_postgres::Error) -> StoreError {
     let Some(code) = error.code() else {
-        // No SQLSTATE: the connection itself failed (closed, refused, timed out).
-        return StoreError::Unavailable(format!("postgres: {error}"));
+        // No SQLSTATE: the connection failed (closed, refused, timed out: it may come back),
+        // or this program erred (a parameter or a column of the wrong type: a bug).
+        let io = std::error::Error::source(&error)
+            .is_some_and(|source| source.downcast_ref::<std::io::Error>().is_some());
+        let text = format!("postgres: {error}");
+        return if error.is_closed() || io || text.contains("error connecting") {
+            StoreError::Unavailable(text)
+        } else {
+            StoreError::Engine(text)
+        };
     };
     let text = match error.as_db_error() {
         Some(db) => format!("postgres: {} ({})", db.message(), code.code()),
         None => format!("postgres: {error}"),
     };
-    if *code == SqlState::DISK_FULL || *code == SqlState::OUT_OF_MEMORY {
-        StoreError::Full(text)
+    if *code == SqlState::DISK_FULL {
+        // Every write fails, not only new devices': said loudly, answered 503 (the database's
+        // operator frees space; nothing here can).
+        log::error!("{text}: the database's disk is full");
+        StoreError::Unavailable(text)
     } else if *code == SqlState::T_R_SERIALIZATION_FAILURE
         || *code == SqlState::T_R_DEADLOCK_DETECTED
     {
@@ -246,6 +261,18 @@ impl PostgresStore {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(5));
         }
+        // Bounds on every wait, so that a lock held too long or a network that drops packets
+        // answers 503 in seconds rather than hanging requests (the URL's own options go first:
+        // an operator's settings win, as PostgreSQL applies the last of each).
+        let session = format!(
+            "-c statement_timeout={STATEMENT_TIMEOUT} -c lock_timeout={LOCK_TIMEOUT} \
+             -c idle_in_transaction_session_timeout=60s {}",
+            config.get_options().unwrap_or_default()
+        );
+        config.options(session.trim());
+        config.keepalives(true);
+        config.keepalives_idle(Duration::from_secs(30));
+        config.tcp_user_timeout(Duration::from_secs(30));
         let manager = Manager::from_config(
             config,
             NoTls,

@@ -14,6 +14,9 @@ use crate::store::{
 };
 use crate::timefmt::Micros;
 
+/// Overrides of a deleted channel changed per transaction.
+const DELETE_CHUNK: usize = 512;
+
 pub(crate) const CHANNEL_COLUMNS: &str =
     "id, app_id, name, version, public, ios, android, electron, \
      allow_device_self_set, allow_emulator, allow_device, allow_dev, allow_prod, \
@@ -318,12 +321,15 @@ impl PostgresStore {
         })
     }
 
-    async fn delete_channel_in(
+    /// One step of a channel's deletion: up to [`DELETE_CHUNK`] of the overrides that point at
+    /// it, each recorded in the audit log; the channel itself with the last of them. `None`
+    /// while overrides remain (another step follows).
+    async fn delete_channel_step(
         tx: &impl GenericClient,
         app_id: &str,
         name: &str,
         change: Change,
-    ) -> TxResult<DeleteOutcome> {
+    ) -> TxResult<Option<DeleteOutcome>> {
         let exists = tx
             .query_opt(
                 "SELECT 1 FROM channels WHERE app_id = $1 AND name = $2 FOR UPDATE",
@@ -331,22 +337,24 @@ impl PostgresStore {
             )
             .await?;
         if exists.is_none() {
-            return Ok(DeleteOutcome::NotFound);
+            return Ok(Some(DeleteOutcome::NotFound));
         }
         let rows = tx
             .query(
                 "SELECT device_id, channel, version, set_at FROM overrides \
-                 WHERE app_id = $1 AND channel = $2 ORDER BY device_id FOR UPDATE",
-                &[&app_id, &name],
+                 WHERE app_id = $1 AND channel = $2 ORDER BY device_id LIMIT $3 FOR UPDATE",
+                &[&app_id, &name, &(DELETE_CHUNK as i64)],
             )
             .await?;
         let mut entries = Vec::with_capacity(rows.len());
+        let mut device_ids: Vec<String> = Vec::with_capacity(rows.len());
         for row in &rows {
             let before = super::overrides_from(row, 1);
             let after = Overrides {
                 channel: None,
                 ..before.clone()
             };
+            device_ids.push(row.get(0));
             entries.push(AuditEntry {
                 at: change.at,
                 seq: 0,
@@ -360,22 +368,25 @@ impl PostgresStore {
         }
         // Overrides left with nothing go; those that keep a version lose their channel.
         tx.execute(
-            "DELETE FROM overrides WHERE app_id = $1 AND channel = $2 AND version IS NULL",
-            &[&app_id, &name],
+            "DELETE FROM overrides WHERE app_id = $1 AND device_id = ANY($2) AND version IS NULL",
+            &[&app_id, &device_ids],
         )
         .await?;
         tx.execute(
-            "UPDATE overrides SET channel = NULL WHERE app_id = $1 AND channel = $2",
-            &[&app_id, &name],
+            "UPDATE overrides SET channel = NULL WHERE app_id = $1 AND device_id = ANY($2)",
+            &[&app_id, &device_ids],
         )
         .await?;
         write_audit(tx, app_id, &entries).await?;
+        if rows.len() == DELETE_CHUNK {
+            return Ok(None);
+        }
         tx.execute(
             "DELETE FROM channels WHERE app_id = $1 AND name = $2",
             &[&app_id, &name],
         )
         .await?;
-        Ok(DeleteOutcome::Deleted)
+        Ok(Some(DeleteOutcome::Deleted))
     }
 
     async fn create_bundle_in(
@@ -547,6 +558,8 @@ impl Registry for PostgresStore {
         })
     }
 
+    /// The overrides first, a transaction per chunk, the channel with the last: after a
+    /// failure midway, calling again finishes it (as the sled engine does).
     fn delete_channel(
         &self,
         app_id: &str,
@@ -554,9 +567,14 @@ impl Registry for PostgresStore {
         change: Change,
     ) -> StoreResult<DeleteOutcome> {
         run(async {
-            serializable!(self, |tx| {
-                Self::delete_channel_in(&tx, app_id, name, change).await
-            })
+            loop {
+                let step = serializable!(self, |tx| {
+                    Self::delete_channel_step(&tx, app_id, name, change).await
+                })?;
+                if let Some(outcome) = step {
+                    return Ok(outcome);
+                }
+            }
         })
     }
 

@@ -69,13 +69,17 @@ CREATE TABLE channels (
     FOREIGN KEY (app_id, rollout_version) REFERENCES bundles (app_id, version)
 );
 
+-- Revisions of device rows: never repeated, even for a row deleted and created again, so that a
+-- check-in that read a row cannot write over another that took its place.
+CREATE SEQUENCE device_revisions;
+
 -- One row per device: the record and, through its indexes, every order a page is read in.
 CREATE TABLE devices (
     app_id text COLLATE "C" NOT NULL REFERENCES apps ON DELETE CASCADE,
     device_id text COLLATE "C" NOT NULL,
     updated_at bigint NOT NULL,
     -- Bumped by every write: check-ins compare and set it instead of locking.
-    revision bigint NOT NULL DEFAULT 0,
+    revision bigint NOT NULL DEFAULT nextval('device_revisions'),
     custom_id text COLLATE "C" NOT NULL,
     version_name text COLLATE "C",
     version_build text NOT NULL,

@@ -96,6 +96,14 @@ impl SledStore {
     ) -> StoreResult<()> {
         match record {
             DumpRecord::Header { .. } | DumpRecord::End { .. } => {}
+            DumpRecord::Sequences {
+                next_api_key_id,
+                next_audit_seq,
+            } => {
+                // Numbers below the dumped positions were handed out: move past them.
+                highest.0 = highest.0.max(next_api_key_id.saturating_sub(1));
+                highest.1 = highest.1.max(next_audit_seq.saturating_sub(1));
+            }
             DumpRecord::ApiKey { key, secret_hash } => {
                 let hash = secret_hash_of(&secret_hash)?;
                 highest.0 = highest.0.max(key.id);
@@ -210,6 +218,10 @@ impl Backup for SledStore {
     fn dump(&self, sink: &mut dyn FnMut(DumpRecord) -> StoreResult<()>) -> StoreResult<()> {
         // No write in between: the snapshot is consistent (writes wait for the dump).
         let _registry = self.exclusive();
+        sink(DumpRecord::Sequences {
+            next_api_key_id: self.reserve("api_key", 0)?,
+            next_audit_seq: self.reserve("audit", 0)?,
+        })?;
         let mut keys: Vec<(ApiKey, [u8; 32])> = Vec::new();
         for entry in self.api_keys.iter() {
             let (hash, value) = entry?;
@@ -247,12 +259,11 @@ impl Backup for SledStore {
         }
         self.restore_devices(&mut devices)?;
         // The sequences continue after what was restored.
-        let (key_id, audit_seq) = highest;
-        if key_id > 0 {
-            self.reserve("api_key", key_id)?;
-        }
-        if audit_seq > 0 {
-            self.reserve("audit", audit_seq)?;
+        for (name, highest) in [("api_key", highest.0), ("audit", highest.1)] {
+            let next = self.reserve(name, 0)?;
+            if next <= highest {
+                self.reserve(name, highest + 1 - next)?;
+            }
         }
         self.forget_bundle_ids();
         self.flush_counted()?;
