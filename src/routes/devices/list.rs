@@ -99,6 +99,38 @@ pub(super) fn parse_filter(input: &Input) -> Result<DeviceFilter, ApiError> {
     })
 }
 
+/// What a `GET /device` asks for.
+enum Wanted {
+    One(String),
+    Page(DeviceListQuery),
+}
+
+/// One device, or why not: the app's existence is read only when the device is not found.
+async fn one_device(
+    state: &AppState,
+    app_id: String,
+    device_id: String,
+) -> Result<HttpResponse, ApiError> {
+    let (entry, app_exists) = crate::store::read(&state.store, {
+        let (app_id, device_id) = (app_id.clone(), device_id.clone());
+        move |store| match store.device(&app_id, &device_id)? {
+            Some(entry) => Ok((Some(entry), true)),
+            None => Ok((None, store.app_exists(&app_id)?)),
+        }
+    })
+    .await?;
+    let Some(entry) = entry else {
+        return Err(if app_exists {
+            ApiError::new(Code::DeviceNotFound).info("device_id", device_id.as_str())
+        } else {
+            crate::routes::app_not_found(&app_id)
+        });
+    };
+    let mut body = Vec::with_capacity(DEVICE_JSON_BYTES);
+    DeviceView::from(&entry).write_json(&mut body);
+    Ok(json_answer(body))
+}
+
 pub(super) async fn get_devices(
     caller: Authorized<needs::DevicesRead>,
     req: HttpRequest,
@@ -106,24 +138,34 @@ pub(super) async fn get_devices(
 ) -> Result<HttpResponse, ApiError> {
     let input = Input::from_query(req.query_string())?;
     let app_id = input.app_id()?;
-    visible_app(&state, &caller, &app_id).await?;
+    caller.require_app(&app_id)?;
+    // The app's existence is read only where the answer does not already prove it (a device
+    // found, a page with devices: devices belong to an existing app); a request that is also
+    // malformed says first that the app is missing, as everywhere.
+    let wanted = input.device_id().and_then(|device_id| match device_id {
+        Some(device_id) => Ok(Wanted::One(device_id)),
+        None => parse_list_query(&input).map(Wanted::Page),
+    });
+    let query = match wanted {
+        Ok(Wanted::Page(query)) => query,
+        Ok(Wanted::One(device_id)) => return one_device(&state, app_id, device_id).await,
+        Err(error) => {
+            visible_app(&state, &caller, &app_id).await?;
+            return Err(error);
+        }
+    };
 
-    if let Some(device_id) = input.device_id()? {
-        let entry = crate::store::read(&state.store, {
-            let (app_id, device_id) = (app_id.clone(), device_id.clone());
-            move |store| store.device(&app_id, &device_id)
-        })
-        .await?
-        .ok_or_else(|| ApiError::new(Code::DeviceNotFound).info("device_id", device_id.as_str()))?;
-        let mut body = Vec::with_capacity(DEVICE_JSON_BYTES);
-        DeviceView::from(&entry).write_json(&mut body);
-        return Ok(json_answer(body));
-    }
-
-    let query = parse_list_query(&input)?;
-    let page = crate::store::read(&state.store, move |store| {
-        store.list_devices(&app_id, &query)
+    let (page, app_exists) = crate::store::read(&state.store, {
+        let app_id = app_id.clone();
+        move |store| {
+            let page = store.list_devices(&app_id, &query)?;
+            let exists = !page.devices.is_empty() || store.app_exists(&app_id)?;
+            Ok((page, exists))
+        }
     })
     .await?;
+    if !app_exists {
+        return Err(crate::routes::app_not_found(&app_id));
+    }
     Ok(json_answer(device_list_json(&page)))
 }
