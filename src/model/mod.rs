@@ -501,6 +501,44 @@ pub struct AuditPage {
     pub next: Option<(Micros, u64)>,
 }
 
+impl AuditPage {
+    /// The page of `limit` entries from `entries`, read one past the page to know whether
+    /// more follow.
+    pub fn of(mut entries: Vec<AuditEntry>, limit: usize) -> Self {
+        let more = entries.len() > limit;
+        entries.truncate(limit);
+        let next = if more {
+            entries.last().map(|e| (e.at, e.seq))
+        } else {
+            None
+        };
+        AuditPage { entries, next }
+    }
+}
+
+impl AuditEntry {
+    /// The entry of a change of a device's overrides.
+    pub fn of_change(
+        device_id: &str,
+        seq: u64,
+        (actor, at): (Actor, Micros),
+        action: AuditAction,
+        before: &Overrides,
+        after: &Overrides,
+    ) -> Self {
+        AuditEntry {
+            at,
+            seq,
+            device_id: device_id.to_owned(),
+            actor,
+            action,
+            before: before.clone(),
+            after: after.clone(),
+            rollout: None,
+        }
+    }
+}
+
 /// How an app's devices are spread (`GET /device/summary`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeviceSummary {

@@ -19,9 +19,9 @@ pub use backup::Backup;
 pub use handle::StoreHandle;
 
 use crate::model::{
-    Actor, ApiKey, App, AuditPage, Bundle, Channel, ChannelPatch, Device, DeviceEntry,
-    DeviceListQuery, DevicePage, DeviceReport, DeviceSummary, NewBundle, Overrides,
-    RolloutDecision,
+    Actor, ApiKey, App, AuditAction, AuditEntry, AuditPage, Bundle, Channel, ChannelPatch, Device,
+    DeviceEntry, DeviceListQuery, DevicePage, DeviceReport, DeviceSummary, NewBundle, Overrides,
+    Rollout, RolloutAudit, RolloutDecision,
 };
 use crate::timefmt::Micros;
 
@@ -336,6 +336,24 @@ pub struct CheckIn {
 }
 
 impl CheckIn {
+    /// A check-in reporting `report` at `now`, keeping the device's rollout decision.
+    pub fn reporting(
+        app_id: &str,
+        device_id: &str,
+        report: &DeviceReport,
+        now: Micros,
+        touch_interval: Micros,
+    ) -> Self {
+        CheckIn {
+            app_id: app_id.to_owned(),
+            device_id: device_id.to_owned(),
+            report: report.clone(),
+            now,
+            touch_interval,
+            rollout: None,
+        }
+    }
+
     /// Whether this check-in leaves a device's stored report and rollout decision as they are.
     pub fn decides_nothing_new(
         &self,
@@ -360,6 +378,32 @@ impl CheckIn {
         self.decides_nothing_new(report, rollout)
             && self.now.saturating_sub(updated_at) < self.touch_interval
     }
+}
+
+/// The audit entry of a channel upsert that changed the channel's rollout (by hand, or by its
+/// guard: the patch's `guard_triggered` says why); `None` when the rollout is as it was. Its
+/// number is the engine's to set.
+pub fn rollout_change(
+    channel: &Channel,
+    before: Option<Rollout>,
+    patch: &ChannelPatch,
+    change: Change,
+) -> Option<AuditEntry> {
+    (channel.rollout != before).then(|| AuditEntry {
+        at: change.at,
+        seq: 0,
+        device_id: String::new(),
+        actor: change.actor,
+        action: AuditAction::Rollout,
+        before: Overrides::default(),
+        after: Overrides::default(),
+        rollout: Some(RolloutAudit {
+            channel: channel.name.clone(),
+            before,
+            after: channel.rollout.clone(),
+            reason: patch.guard_triggered.as_ref().map(|(_, why)| why.clone()),
+        }),
+    })
 }
 
 /// An API key to store: its description and the SHA-256 of its secret.

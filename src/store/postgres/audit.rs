@@ -58,18 +58,11 @@ impl Audit for PostgresStore {
                 }
             }
             .map_err(sql_error)?;
-            let mut entries = rows
+            let entries = rows
                 .iter()
                 .map(entry_from)
                 .collect::<StoreResult<Vec<_>>>()?;
-            let more = entries.len() > limit;
-            entries.truncate(limit);
-            let next = if more {
-                entries.last().map(|e| (e.at, e.seq))
-            } else {
-                None
-            };
-            Ok(AuditPage { entries, next })
+            Ok(AuditPage::of(entries, limit))
         })
     }
 }

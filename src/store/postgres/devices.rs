@@ -506,16 +506,14 @@ impl PostgresStore {
             let record = removed.contains(device_id);
             let gone = overrides.remove(device_id).unwrap_or_default();
             if record || !gone.is_empty() {
-                entries.push(AuditEntry {
-                    at: change.at,
-                    seq: 0,
-                    device_id: device_id.clone(),
-                    actor: change.actor,
-                    action: AuditAction::Erase,
-                    before: gone.clone(),
-                    after: Overrides::default(),
-                    rollout: None,
-                });
+                entries.push(AuditEntry::of_change(
+                    device_id,
+                    0,
+                    (change.actor, change.at),
+                    AuditAction::Erase,
+                    &gone,
+                    &Overrides::default(),
+                ));
                 erased.push(Erased {
                     device_id: device_id.clone(),
                     record,
@@ -537,14 +535,7 @@ impl Devices for PostgresStore {
         now: Micros,
         touch_interval: Micros,
     ) -> StoreResult<Upsert> {
-        let check_in = CheckIn {
-            app_id: app_id.to_owned(),
-            device_id: device_id.to_owned(),
-            report: report.clone(),
-            now,
-            touch_interval,
-            rollout: None,
-        };
+        let check_in = CheckIn::reporting(app_id, device_id, report, now, touch_interval);
         let mut outcomes = self.upsert_devices(std::slice::from_ref(&check_in))?;
         outcomes
             .pop()

@@ -25,19 +25,27 @@
 //! positions, never offsets; a device touched on a slow node may be written again sooner than
 //! `touch_interval`).
 
-/// Runs a block in a SERIALIZABLE transaction bound to `$tx`, again while PostgreSQL reports a
-/// serialization failure or a deadlock (another node's concurrent change), up to `RETRIES` times;
-/// the block answers a `TxResult`, the whole a `StoreResult`. A macro, not a function taking a
-/// closure: the block borrows the caller's arguments freely.
+/// Runs a block in a SERIALIZABLE transaction (see [`transaction!`]).
 macro_rules! serializable {
-    ($store:expr, |$tx:ident| $body:block) => {{
+    ($store:expr, |$tx:ident| $body:block) => {
+        transaction!($store, tokio_postgres::IsolationLevel::Serializable, |$tx| $body)
+    };
+}
+
+/// Runs a block in a transaction of the given isolation bound to `$tx`, again while PostgreSQL
+/// reports a serialization failure, a deadlock or a foreign key another node's change broke
+/// meanwhile, up to `RETRIES` times (every body checks what it needs first, so that a retry
+/// answers the refusal); the block answers a `TxResult`, the whole a `StoreResult`. A macro, not
+/// a function taking a closure: the block borrows the caller's arguments freely.
+macro_rules! transaction {
+    ($store:expr, $isolation:expr, |$tx:ident| $body:block) => {{
         let mut client = $store.transaction_client().await?;
         let mut attempt = 0usize;
         loop {
             attempt += 1;
             let $tx = client
                 .build_transaction()
-                .isolation_level(tokio_postgres::IsolationLevel::Serializable)
+                .isolation_level($isolation)
                 .start()
                 .await
                 .map_err($crate::store::postgres::sql_error)?;
@@ -235,6 +243,7 @@ impl TxError {
             error.code(),
             Some(code) if *code == SqlState::T_R_SERIALIZATION_FAILURE
                 || *code == SqlState::T_R_DEADLOCK_DETECTED
+                || *code == SqlState::FOREIGN_KEY_VIOLATION
         ))
     }
 

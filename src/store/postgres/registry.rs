@@ -6,8 +6,7 @@ use tokio_postgres::Row;
 
 use super::{api, db, from_json, run, sql_error, to_json, PostgresStore, TxResult};
 use crate::model::{
-    App, AuditAction, AuditEntry, Bundle, Channel, ChannelPatch, NewBundle, Overrides,
-    PatchRefusal, RolloutAudit,
+    App, AuditAction, AuditEntry, Bundle, Channel, ChannelPatch, NewBundle, Overrides, PatchRefusal,
 };
 use crate::store::{
     Change, CreateApp, CreateBundle, DeleteOutcome, Registry, StoreResult, UpsertChannel,
@@ -279,22 +278,7 @@ impl PostgresStore {
             }
         }
         channel.updated_at = now;
-        if channel.rollout != rollout_before {
-            let entry = AuditEntry {
-                at: now,
-                seq: 0,
-                device_id: String::new(),
-                actor: change.actor,
-                action: AuditAction::Rollout,
-                before: Overrides::default(),
-                after: Overrides::default(),
-                rollout: Some(RolloutAudit {
-                    channel: channel.name.clone(),
-                    before: rollout_before,
-                    after: channel.rollout.clone(),
-                    reason: patch.guard_triggered.as_ref().map(|(_, why)| why.clone()),
-                }),
-            };
+        if let Some(entry) = crate::store::rollout_change(&channel, rollout_before, patch, change) {
             write_audit(tx, app_id, &[entry]).await?;
         }
         if channel.public {
@@ -354,17 +338,16 @@ impl PostgresStore {
                 channel: None,
                 ..before.clone()
             };
-            device_ids.push(row.get(0));
-            entries.push(AuditEntry {
-                at: change.at,
-                seq: 0,
-                device_id: row.get(0),
-                actor: change.actor,
-                action: AuditAction::ChannelDeleted,
-                before,
-                after,
-                rollout: None,
-            });
+            let device_id: String = row.get(0);
+            entries.push(AuditEntry::of_change(
+                &device_id,
+                0,
+                (change.actor, change.at),
+                AuditAction::ChannelDeleted,
+                &before,
+                &after,
+            ));
+            device_ids.push(device_id);
         }
         // Overrides left with nothing go; those that keep a version lose their channel.
         tx.execute(

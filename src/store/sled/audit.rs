@@ -45,16 +45,14 @@ impl SledStore {
         before: &Overrides,
         after: &Overrides,
     ) -> AuditEntry {
-        AuditEntry {
-            at: change.at,
+        AuditEntry::of_change(
+            device_id,
             seq,
-            device_id: device_id.to_owned(),
-            actor: change.actor,
+            (change.actor, change.at),
             action,
-            before: before.clone(),
-            after: after.clone(),
-            rollout: None,
-        }
+            before,
+            after,
+        )
     }
 
     pub(super) fn audit_page(
@@ -108,14 +106,7 @@ impl SledStore {
                 }
             }
         }
-        let more = entries.len() > limit;
-        entries.truncate(limit);
-        let next = if more {
-            entries.last().map(|e| (e.at, e.seq))
-        } else {
-            None
-        };
-        Ok(AuditPage { entries, next })
+        Ok(AuditPage::of(entries, limit))
     }
 
     pub(super) fn expire_audit(&self, cutoff: Micros, limit: usize) -> StoreResult<(usize, bool)> {

@@ -178,14 +178,7 @@ impl Devices for SledStore {
         now: Micros,
         touch_interval: Micros,
     ) -> StoreResult<Upsert> {
-        let check_in = CheckIn {
-            app_id: app_id.to_owned(),
-            device_id: device_id.to_owned(),
-            report: report.clone(),
-            now,
-            touch_interval,
-            rollout: None,
-        };
+        let check_in = CheckIn::reporting(app_id, device_id, report, now, touch_interval);
         let outcomes = self.upsert_devices(std::slice::from_ref(&check_in))?;
         Ok(outcomes[0])
     }

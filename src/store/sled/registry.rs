@@ -257,25 +257,14 @@ impl Registry for SledStore {
             }
         }
         channel.updated_at = now;
-        let rollout_audit = if channel.rollout != rollout_before {
-            Some(AuditEntry {
-                at: now,
-                seq: self.audit_seqs(1)?[0],
-                device_id: String::new(),
-                actor: change.actor,
-                action: AuditAction::Rollout,
-                before: Overrides::default(),
-                after: Overrides::default(),
-                rollout: Some(RolloutAudit {
-                    channel: channel.name.clone(),
-                    before: rollout_before,
-                    after: channel.rollout.clone(),
-                    reason: patch.guard_triggered.as_ref().map(|(_, why)| why.clone()),
+        let rollout_audit =
+            match crate::store::rollout_change(&channel, rollout_before, patch, change) {
+                Some(entry) => Some(AuditEntry {
+                    seq: self.audit_seqs(1)?[0],
+                    ..entry
                 }),
-            })
-        } else {
-            None
-        };
+                None => None,
+            };
 
         let mut demoted = Vec::new();
         if channel.public {
