@@ -28,7 +28,11 @@
 /// Runs a block in a SERIALIZABLE transaction (see [`transaction!`]).
 macro_rules! serializable {
     ($store:expr, |$tx:ident| $body:block) => {
-        transaction!($store, tokio_postgres::IsolationLevel::Serializable, |$tx| $body)
+        transaction!(
+            $store,
+            tokio_postgres::IsolationLevel::Serializable,
+            |$tx| $body
+        )
     };
 }
 

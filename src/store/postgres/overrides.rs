@@ -176,11 +176,9 @@ impl PostgresStore {
         // READ COMMITTED: the writes lock what they read (the devices' advisory locks and rows,
         // the channels and bundles through their foreign keys), so that concurrent links never
         // fail each other as SERIALIZABLE's predicate locks made them do under load.
-        let outcomes = transaction!(
-            self,
-            tokio_postgres::IsolationLevel::ReadCommitted,
-            |tx| { Self::write_overrides_in(&tx, writes).await }
-        )?;
+        let outcomes = transaction!(self, tokio_postgres::IsolationLevel::ReadCommitted, |tx| {
+            Self::write_overrides_in(&tx, writes).await
+        })?;
         let devices: usize = writes.iter().map(|w| w.device_ids.len()).sum();
         self.override_writes
             .fetch_add(devices as u64, Ordering::Relaxed);
