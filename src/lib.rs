@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod background;
 pub mod backup_file;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod console;
