@@ -278,3 +278,52 @@ fn a_node_does_not_sweep_while_another_is_sweeping() {
     assert_eq!(expired.devices, 1);
     assert!(!store.device_exists("app_sweep", "old").unwrap());
 }
+
+/// An app whose deletion was cut short (marked, contents partly left) is gone for every call,
+/// and finished when a node next opens the database.
+#[test]
+fn a_deletion_cut_short_is_finished_when_a_node_next_opens_the_database() {
+    let Some(cluster) = cluster_or_skip("a_deletion_cut_short...") else {
+        return;
+    };
+    let url = cluster.url();
+    let store = crate::common::postgres_store(&url);
+    store.create_app("app_cut", "cut", 1).unwrap();
+    let device = crate::common::seeded_device("app_cut", "d1".into(), 10);
+    assert!(store.import_devices("app_cut", &[device]).unwrap());
+    // What a deletion leaves when its node dies after marking the app.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (client, connection) = runtime
+        .block_on(tokio_postgres::connect(&url, tokio_postgres::NoTls))
+        .unwrap();
+    runtime.spawn(connection);
+    runtime
+        .block_on(client.execute(
+            "UPDATE apps SET deleting = true WHERE app_id = 'app_cut'",
+            &[],
+        ))
+        .unwrap();
+    assert!(!store.app_exists("app_cut").unwrap());
+    assert!(store
+        .apps()
+        .unwrap()
+        .iter()
+        .all(|app| app.app_id != "app_cut"));
+
+    let reopened = crate::common::postgres_store(&url);
+    let left = runtime
+        .block_on(client.query_one(
+            "SELECT (SELECT count(*) FROM apps WHERE app_id = 'app_cut') \
+             + (SELECT count(*) FROM devices WHERE app_id = 'app_cut')",
+            &[],
+        ))
+        .unwrap();
+    assert_eq!(left.get::<_, i64>(0), 0, "the deletion was not finished");
+    assert!(matches!(
+        reopened.create_app("app_cut", "again", 2).unwrap(),
+        device_registry::store::CreateApp::Created(_)
+    ));
+}

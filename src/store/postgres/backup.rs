@@ -69,6 +69,7 @@ impl PostgresStore {
         let apps = tx
             .query(
                 "SELECT app_id, name, created_at, next_channel_id, next_bundle_id FROM apps \
+                 WHERE NOT deleting \
                  ORDER BY app_id",
                 &[],
             )

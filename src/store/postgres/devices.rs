@@ -192,7 +192,7 @@ impl PostgresStore {
             .map(|(app, device)| (app.as_str(), device.as_str()))
             .unzip();
         let select_apps = client
-            .prepare_cached("SELECT app_id FROM apps WHERE app_id = ANY($1)")
+            .prepare_cached("SELECT app_id FROM apps WHERE app_id = ANY($1) AND NOT deleting")
             .await?;
         let select_devices = client
             .prepare_cached(&format!(
@@ -395,7 +395,10 @@ impl PostgresStore {
         devices: &[Device],
     ) -> TxResult<bool> {
         let exists = client
-            .query_opt("SELECT 1 FROM apps WHERE app_id = $1", &[&app_id])
+            .query_opt(
+                "SELECT 1 FROM apps WHERE app_id = $1 AND NOT deleting",
+                &[&app_id],
+            )
             .await?;
         if exists.is_none() {
             return Ok(false);

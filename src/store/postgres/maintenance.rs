@@ -71,7 +71,7 @@ impl Maintenance for PostgresStore {
             let rows = client
                 .query(
                     "SELECT a.app_id, count(d.device_id) FROM apps a \
-                     LEFT JOIN devices d ON d.app_id = a.app_id \
+                     LEFT JOIN devices d ON d.app_id = a.app_id WHERE NOT a.deleting \
                      GROUP BY a.app_id ORDER BY a.app_id",
                     &[],
                 )
@@ -254,7 +254,7 @@ impl PostgresStore {
                 "INSERT INTO version_events (app_id, version, day, action, count) \
                  SELECT u.* FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::bigint[]) \
                      AS u(app_id, version, day, action, count) \
-                 WHERE EXISTS (SELECT 1 FROM apps a WHERE a.app_id = u.app_id) \
+                 WHERE EXISTS (SELECT 1 FROM apps a WHERE a.app_id = u.app_id AND NOT a.deleting) \
                  ON CONFLICT (app_id, version, day, action) \
                  DO UPDATE SET count = version_events.count + excluded.count",
                 &[&columns.0, &columns.1, &columns.2, &columns.3, &columns.4],

@@ -318,6 +318,7 @@ impl PostgresStore {
             let mut client = store.client().await?;
             schema::migrate(&mut client).await
         })?;
+        store.finish_deletions()?;
         Ok(store)
     }
 

@@ -22,7 +22,10 @@ impl PostgresStore {
     ) -> TxResult<Option<BulkOutcome>> {
         let app_id = write.app_id.as_str();
         if client
-            .query_opt("SELECT 1 FROM apps WHERE app_id = $1", &[&app_id])
+            .query_opt(
+                "SELECT 1 FROM apps WHERE app_id = $1 AND NOT deleting",
+                &[&app_id],
+            )
             .await?
             .is_none()
         {

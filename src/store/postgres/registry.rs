@@ -13,6 +13,9 @@ use crate::store::{
 };
 use crate::timefmt::Micros;
 
+/// Rows of a deleted app removed per statement.
+const REMOVE_CHUNK: usize = 10_000;
+
 /// Overrides of a deleted channel changed per transaction.
 const DELETE_CHUNK: usize = 512;
 
@@ -238,7 +241,7 @@ impl PostgresStore {
         let now = change.at;
         let Some(app) = tx
             .query_opt(
-                "SELECT next_channel_id FROM apps WHERE app_id = $1 FOR UPDATE",
+                "SELECT next_channel_id FROM apps WHERE app_id = $1 AND NOT deleting FOR UPDATE",
                 &[&app_id],
             )
             .await?
@@ -379,7 +382,7 @@ impl PostgresStore {
     ) -> TxResult<CreateBundle> {
         let Some(app) = tx
             .query_opt(
-                "SELECT next_bundle_id FROM apps WHERE app_id = $1 FOR UPDATE",
+                "SELECT next_bundle_id FROM apps WHERE app_id = $1 AND NOT deleting FOR UPDATE",
                 &[&bundle.app_id],
             )
             .await?
@@ -410,10 +413,75 @@ impl PostgresStore {
     }
 }
 
+impl PostgresStore {
+    /// Removes an app marked `deleting`, in chunks, the row last.
+    async fn remove_app(client: &deadpool_postgres::Object, app_id: &str) -> StoreResult<()> {
+        for table in ["devices", "overrides", "audit", "version_events"] {
+            loop {
+                let removed = client
+                    .execute(
+                        &format!(
+                            "DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {table} \
+                             WHERE app_id = $1 LIMIT {REMOVE_CHUNK}))"
+                        ),
+                        &[&app_id],
+                    )
+                    .await
+                    .map_err(sql_error)?;
+                if removed == 0 {
+                    break;
+                }
+            }
+        }
+        // Channels, bundles and whatever a check-in added meanwhile go with the row.
+        client
+            .execute(
+                "DELETE FROM apps WHERE app_id = $1 AND deleting",
+                &[&app_id],
+            )
+            .await
+            .map_err(sql_error)?;
+        Ok(())
+    }
+
+    /// Finishes the deletions of apps that were cut short (at start).
+    pub(crate) fn finish_deletions(&self) -> StoreResult<()> {
+        run(async {
+            let client = self.client().await?;
+            let pending: Vec<String> = client
+                .query(
+                    "SELECT app_id FROM apps WHERE deleting ORDER BY app_id",
+                    &[],
+                )
+                .await
+                .map_err(sql_error)?
+                .iter()
+                .map(|row| row.get(0))
+                .collect();
+            for app_id in pending {
+                log::warn!("finishing the deletion of app {app_id}, which was cut short");
+                Self::remove_app(&client, &app_id).await?;
+            }
+            Ok(())
+        })
+    }
+}
+
 impl Registry for PostgresStore {
     fn create_app(&self, app_id: &str, name: &str, now: Micros) -> StoreResult<CreateApp> {
         run(async {
             let client = self.client().await?;
+            // The remains of an app whose deletion was cut short are not a new app's.
+            let deleting = client
+                .query_opt(
+                    "SELECT 1 FROM apps WHERE app_id = $1 AND deleting",
+                    &[&app_id],
+                )
+                .await
+                .map_err(sql_error)?;
+            if deleting.is_some() {
+                Self::remove_app(&client, app_id).await?;
+            }
             let inserted = client
                 .execute(
                     "INSERT INTO apps (app_id, name, created_at) VALUES ($1, $2, $3) \
@@ -440,7 +508,7 @@ impl Registry for PostgresStore {
             let client = self.client().await?;
             let row = client
                 .query_opt(
-                    "SELECT app_id, name, created_at FROM apps WHERE app_id = $1",
+                    "SELECT app_id, name, created_at FROM apps WHERE app_id = $1 AND NOT deleting",
                     &[&app_id],
                 )
                 .await
@@ -453,7 +521,7 @@ impl Registry for PostgresStore {
         run(async {
             let client = self.client().await?;
             let statement = client
-                .prepare_cached("SELECT 1 FROM apps WHERE app_id = $1")
+                .prepare_cached("SELECT 1 FROM apps WHERE app_id = $1 AND NOT deleting")
                 .await
                 .map_err(sql_error)?;
             let row = client
@@ -469,7 +537,7 @@ impl Registry for PostgresStore {
             let client = self.client().await?;
             let rows = client
                 .query(
-                    "SELECT app_id, name, created_at FROM apps ORDER BY app_id",
+                    "SELECT app_id, name, created_at FROM apps WHERE NOT deleting ORDER BY app_id",
                     &[],
                 )
                 .await
@@ -478,34 +546,28 @@ impl Registry for PostgresStore {
         })
     }
 
-    /// The devices go first, in chunks (each its own statement: a million devices are not one
-    /// transaction's locks), then the app, whose row takes what remains with it (foreign keys
-    /// `ON DELETE CASCADE`) in one statement.
+    /// Marks the app as being deleted first (committed: from then on it is gone for every
+    /// reader and writer, on every node), then removes what it holds in chunks (each its own
+    /// statement: a million devices are not one transaction's locks), the row last. A deletion
+    /// cut short is finished when the store next opens, by deleting again, or by creating the
+    /// app again.
     fn delete_app(&self, app_id: &str) -> StoreResult<bool> {
         run(async {
             let client = self.client().await?;
-            loop {
-                let removed = client
-                    .execute(
-                        "DELETE FROM devices WHERE app_id = $1 AND device_id IN \
-                         (SELECT device_id FROM devices WHERE app_id = $1 LIMIT 10000)",
-                        &[&app_id],
-                    )
-                    .await
-                    .map_err(sql_error)?;
-                if removed == 0 {
-                    break;
-                }
-            }
-            let deleted = client
-                .execute("DELETE FROM apps WHERE app_id = $1", &[&app_id])
+            let marked = client
+                .query_opt(
+                    "UPDATE apps SET deleting = true WHERE app_id = $1 RETURNING 1",
+                    &[&app_id],
+                )
                 .await
                 .map_err(sql_error)?;
-            if deleted > 0 {
-                self.committed();
-                log::info!("deleted app {app_id}");
+            if marked.is_none() {
+                return Ok(false);
             }
-            Ok(deleted > 0)
+            self.committed();
+            Self::remove_app(&client, app_id).await?;
+            log::info!("deleted app {app_id}");
+            Ok(true)
         })
     }
 

@@ -23,7 +23,10 @@ CREATE TABLE apps (
     name text NOT NULL,
     created_at bigint NOT NULL,
     next_channel_id bigint NOT NULL DEFAULT 1,
-    next_bundle_id bigint NOT NULL DEFAULT 1
+    next_bundle_id bigint NOT NULL DEFAULT 1,
+    -- Being deleted: gone for every reader and writer, its contents removed in steps, the row
+    -- last (a deletion cut short is finished at the next start, or by creating the app again).
+    deleting boolean NOT NULL DEFAULT false
 );
 
 CREATE TABLE bundles (
