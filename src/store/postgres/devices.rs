@@ -175,47 +175,42 @@ fn keys_of(rows: &[Row]) -> HashSet<Key> {
 }
 
 impl PostgresStore {
-    /// The stored state of these devices, and which of their apps exist: two queries, sent
-    /// together.
+    /// The stored state of these devices, and which of their apps exist: one statement.
     async fn read_for_check_ins(
         client: &impl GenericClient,
         keys: &[Key],
     ) -> TxResult<(HashSet<String>, HashMap<Key, Stored>)> {
-        let app_ids: Vec<&str> = {
-            let mut ids: Vec<&str> = keys.iter().map(|(app, _)| app.as_str()).collect();
-            ids.sort_unstable();
-            ids.dedup();
-            ids
-        };
         let (apps, devices): (Vec<&str>, Vec<&str>) = keys
             .iter()
             .map(|(app, device)| (app.as_str(), device.as_str()))
             .unzip();
-        let select_apps = client
-            .prepare_cached("SELECT app_id FROM apps WHERE app_id = ANY($1) AND NOT deleting")
-            .await?;
-        let select_devices = client
+        let select = client
             .prepare_cached(&format!(
-                "SELECT d.app_id, d.device_id, d.revision, d.updated_at, {REPORT_COLUMNS}, d.rollout \
+                "SELECT k.app_id, k.device_id, a.app_id IS NOT NULL, d.revision, d.updated_at, \
+                     {REPORT_COLUMNS}, d.rollout \
                  FROM unnest($1::text[], $2::text[]) AS k(app_id, device_id) \
-                 JOIN devices d ON d.app_id = k.app_id AND d.device_id = k.device_id"
+                 LEFT JOIN apps a ON a.app_id = k.app_id AND NOT a.deleting \
+                 LEFT JOIN devices d ON d.app_id = k.app_id AND d.device_id = k.device_id"
             ))
             .await?;
-        let (app_rows, device_rows) = futures_util::future::try_join(
-            client.query(&select_apps, &[&app_ids]),
-            client.query(&select_devices, &[&apps, &devices]),
-        )
-        .await?;
-        let known: HashSet<String> = app_rows.iter().map(|row| row.get(0)).collect();
-        let mut stored = HashMap::with_capacity(device_rows.len());
-        for row in &device_rows {
-            let rollout: Option<serde_json::Value> = row.get(15);
+        let rows = client.query(&select, &[&apps, &devices]).await?;
+        let mut known = HashSet::new();
+        let mut stored = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            if row.get::<_, bool>(2) {
+                known.insert(row.get(0));
+            }
+            // No revision: no device (its other columns are null too).
+            let Some(revision) = row.get::<_, Option<i64>>(3) else {
+                continue;
+            };
+            let rollout: Option<serde_json::Value> = row.get(16);
             stored.insert(
                 (row.get(0), row.get(1)),
                 Stored {
-                    revision: row.get(2),
-                    updated_at: api(row.get(3)),
-                    report: report_from(row, 4)?,
+                    revision,
+                    updated_at: api(row.get(4)),
+                    report: report_from(row, 5)?,
                     rollout: rollout.map(|r| from_json("devices", r)).transpose()?,
                 },
             );
