@@ -2,6 +2,7 @@
 
 use tokio_postgres::Row;
 
+use super::Cached;
 use super::{api, db, from_json, run, sql_error, PostgresStore, TxError};
 use crate::model::ApiKey;
 use crate::store::{ApiKeys, NewApiKey, StoreResult};
@@ -33,7 +34,7 @@ impl PostgresStore {
         key: &NewApiKey,
     ) -> Result<(), tokio_postgres::Error> {
         client
-            .execute(
+            .run(
                 "INSERT INTO api_keys (id, secret_hash, name, mode, limited_to_apps, expires_at, \
                  created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 &[
@@ -68,7 +69,7 @@ impl ApiKeys for PostgresStore {
                 tx.batch_execute("LOCK TABLE api_keys IN SHARE ROW EXCLUSIVE MODE")
                     .await?;
                 if tx
-                    .query_opt("SELECT 1 FROM api_keys LIMIT 1", &[])
+                    .row_opt("SELECT 1 FROM api_keys LIMIT 1", &[])
                     .await?
                     .is_some()
                 {
@@ -113,7 +114,7 @@ impl ApiKeys for PostgresStore {
         run(async {
             let client = self.client().await?;
             let rows = client
-                .query(
+                .rows(
                     &format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY id"),
                     &[],
                 )
@@ -127,7 +128,7 @@ impl ApiKeys for PostgresStore {
         run(async {
             let client = self.client().await?;
             let deleted = client
-                .execute("DELETE FROM api_keys WHERE id = $1", &[&db(id)])
+                .run("DELETE FROM api_keys WHERE id = $1", &[&db(id)])
                 .await
                 .map_err(sql_error)?;
             self.committed();

@@ -2,6 +2,7 @@
 
 use tokio_postgres::Row;
 
+use super::Cached;
 use super::{api, db, from_json, run, sql_error, PostgresStore};
 use crate::model::{AuditEntry, AuditPage};
 use crate::store::{Audit, StoreResult};
@@ -37,7 +38,7 @@ impl Audit for PostgresStore {
             let rows = match device_id {
                 None => {
                     client
-                        .query(
+                        .rows(
                             "SELECT at, seq, device_id, actor, action, before, after, rollout \
                              FROM audit WHERE app_id = $1 AND (at, seq) < ($2, $3) \
                              ORDER BY at DESC, seq DESC LIMIT $4",
@@ -47,7 +48,7 @@ impl Audit for PostgresStore {
                 }
                 Some(device_id) => {
                     client
-                        .query(
+                        .rows(
                             "SELECT at, seq, device_id, actor, action, before, after, rollout \
                              FROM audit WHERE app_id = $1 AND device_id = $2 \
                              AND rollout IS NULL AND (at, seq) < ($3, $4) \

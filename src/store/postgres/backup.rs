@@ -9,6 +9,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::IsolationLevel;
 
 use super::devices::{entry_row, DEVICE_ROW_COLUMNS};
+use super::Cached;
 use super::{api, db, run, sql_error, to_json, PostgresStore, TxError, TxResult};
 use crate::model::{Device, Overrides};
 use crate::store::backup::{secret_hash_of, Backup, DumpRecord};
@@ -67,7 +68,7 @@ impl PostgresStore {
         )
         .await?;
         let apps = tx
-            .query(
+            .rows(
                 "SELECT app_id, name, created_at, next_channel_id, next_bundle_id FROM apps \
                  WHERE NOT deleting \
                  ORDER BY app_id",
@@ -186,7 +187,7 @@ impl PostgresStore {
                 // The sequences restart from here; what the restored rows hold moves them on
                 // further at the end.
                 client
-                    .execute(
+                    .run(
                         "SELECT setval('api_key_ids', $1, false), setval('audit_seq', $2, false)",
                         &[&db(next_api_key_id.max(1)), &db(next_audit_seq.max(1))],
                     )
@@ -207,7 +208,7 @@ impl PostgresStore {
                 next_bundle_id,
             } => {
                 client
-                    .execute(
+                    .run(
                         "INSERT INTO apps (app_id, name, created_at, next_channel_id, \
                          next_bundle_id) VALUES ($1, $2, $3, $4, $5)",
                         &[
@@ -258,7 +259,7 @@ impl PostgresStore {
                     set_at,
                 } = overrides;
                 client
-                    .execute(
+                    .run(
                         "INSERT INTO overrides (app_id, device_id, channel, version, set_at) \
                          VALUES ($1, $2, $3, $4, $5)",
                         &[&app_id, &device_id, &channel, &version, &db(set_at)],
@@ -267,7 +268,7 @@ impl PostgresStore {
             }
             DumpRecord::Audit { app_id, entry, .. } => {
                 client
-                    .execute(
+                    .run(
                         "INSERT INTO audit (app_id, at, seq, device_id, actor, action, before, \
                          after, rollout) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                         &[
@@ -292,7 +293,7 @@ impl PostgresStore {
                 count,
             } => {
                 client
-                    .execute(
+                    .run(
                         "INSERT INTO version_events (app_id, version, day, action, count) \
                          VALUES ($1, $2, $3, $4, $5)",
                         &[

@@ -9,6 +9,7 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
 use super::registry::write_audit;
+use super::Cached;
 use super::{
     api, db, from_json, overrides_from, report_from, run, spawn, sql_error, to_json, PostgresStore,
     TxResult, REPORT_COLUMNS, RETRIES,
@@ -390,7 +391,7 @@ impl PostgresStore {
         devices: &[Device],
     ) -> TxResult<bool> {
         let exists = client
-            .query_opt(
+            .row_opt(
                 "SELECT 1 FROM apps WHERE app_id = $1 AND NOT deleting",
                 &[&app_id],
             )
@@ -419,7 +420,7 @@ impl PostgresStore {
             return Ok(true);
         }
         client
-                .execute(
+                .run(
                     &format!(
                         "INSERT INTO devices ({DEVICE_INSERT_COLUMNS}) SELECT {U_INSERT_COLUMNS} FROM {UNNEST_DEVICES} \
                          ON CONFLICT (app_id, device_id) DO UPDATE SET \
@@ -475,7 +476,7 @@ impl PostgresStore {
         change: Change,
     ) -> TxResult<Vec<Erased>> {
         let removed: HashSet<String> = tx
-            .query(
+            .rows(
                 "DELETE FROM devices WHERE app_id = $1 AND device_id = ANY($2) RETURNING device_id",
                 &[&app_id, &device_ids],
             )
@@ -485,7 +486,7 @@ impl PostgresStore {
             .collect();
         let mut overrides: HashMap<String, Overrides> = HashMap::new();
         for row in tx
-            .query(
+            .rows(
                 "DELETE FROM overrides WHERE app_id = $1 AND device_id = ANY($2) \
                  RETURNING device_id, channel, version, set_at",
                 &[&app_id, &device_ids],
@@ -707,7 +708,7 @@ impl Devices for PostgresStore {
                 EraseTarget::CustomId(custom_id) => {
                     let client = self.client().await?;
                     client
-                        .query(
+                        .rows(
                             "SELECT device_id FROM devices WHERE app_id = $1 AND custom_id = $2 \
                              AND custom_id <> '' ORDER BY device_id",
                             &[&app_id, &custom_id],

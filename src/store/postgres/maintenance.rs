@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use super::Cached;
 use super::{api, from_json, run, sql_error, PostgresStore};
 use crate::model::{ManifestEntry, Rollout};
 use crate::store::{
@@ -36,7 +37,7 @@ impl Maintenance for PostgresStore {
         let result = run(async {
             let client = self.client().await?;
             client
-                .execute(
+                .run(
                     "INSERT INTO health_probe (id, probed_at) VALUES (1, now()) \
                      ON CONFLICT (id) DO UPDATE SET probed_at = now()",
                     &[],
@@ -69,7 +70,7 @@ impl Maintenance for PostgresStore {
         run(async {
             let client = self.client().await?;
             let rows = client
-                .query(
+                .rows(
                     "SELECT a.app_id, count(d.device_id) FROM apps a \
                      LEFT JOIN devices d ON d.app_id = a.app_id WHERE NOT a.deleting \
                      GROUP BY a.app_id ORDER BY a.app_id",
@@ -126,7 +127,7 @@ impl Maintenance for PostgresStore {
             report.devices = api(row.get(0)) as usize;
             report.index_entries = report.devices;
             for row in client
-                .query(
+                .rows(
                     "SELECT app_id, name, rollout FROM channels WHERE rollout IS NOT NULL",
                     &[],
                 )
@@ -142,7 +143,7 @@ impl Maintenance for PostgresStore {
                 }
             }
             for row in client
-                .query("SELECT app_id, version, manifest FROM bundles", &[])
+                .rows("SELECT app_id, version, manifest FROM bundles", &[])
                 .await
                 .map_err(sql_error)?
             {
@@ -171,7 +172,7 @@ impl Maintenance for PostgresStore {
             report.interrupted_imports = self.pending_imports(&client).await?;
             if repair && report.dangling_overrides > 0 {
                 client
-                    .execute(
+                    .run(
                         "DELETE FROM overrides WHERE channel IS NULL AND version IS NULL",
                         &[],
                     )
@@ -181,7 +182,7 @@ impl Maintenance for PostgresStore {
             }
             if repair && !report.interrupted_imports.is_empty() {
                 client
-                    .execute("DELETE FROM imports_pending", &[])
+                    .run("DELETE FROM imports_pending", &[])
                     .await
                     .map_err(sql_error)?;
                 report.repaired = true;
@@ -220,7 +221,7 @@ impl PostgresStore {
         client: &deadpool_postgres::Object,
     ) -> StoreResult<Vec<String>> {
         let rows = client
-            .query("SELECT source FROM imports_pending ORDER BY source", &[])
+            .rows("SELECT source FROM imports_pending ORDER BY source", &[])
             .await
             .map_err(sql_error)?;
         Ok(rows.iter().map(|row| row.get(0)).collect())
@@ -250,7 +251,7 @@ impl PostgresStore {
             columns.4.push(count);
         }
         client
-            .execute(
+            .run(
                 "INSERT INTO version_events (app_id, version, day, action, count) \
                  SELECT u.* FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::bigint[]) \
                      AS u(app_id, version, day, action, count) \
@@ -280,7 +281,7 @@ impl PostgresStore {
     ) -> Result<Vec<(u32, String, u64)>, tokio_postgres::Error> {
         let day = |d: u32| i32::try_from(d).unwrap_or(i32::MAX);
         let rows = client
-            .query(
+            .rows(
                 "SELECT day, action, count FROM version_events \
                  WHERE app_id = $1 AND version = $2 AND day >= $3 AND day <= $4 \
                  ORDER BY day, action",

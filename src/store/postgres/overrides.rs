@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use deadpool_postgres::GenericClient;
 
 use super::registry::write_audit;
+use super::Cached;
 use super::{db, overrides_from, run, spawn, sql_error, PostgresStore, TxResult};
 use crate::model::{AuditAction, AuditEntry, Overrides};
 use crate::store::{
@@ -22,7 +23,7 @@ impl PostgresStore {
     ) -> TxResult<Option<BulkOutcome>> {
         let app_id = write.app_id.as_str();
         if client
-            .query_opt(
+            .row_opt(
                 "SELECT 1 FROM apps WHERE app_id = $1 AND NOT deleting",
                 &[&app_id],
             )
@@ -34,7 +35,7 @@ impl PostgresStore {
         if let OverrideAction::Link { channel, version } = &write.action {
             if let Some(channel) = channel {
                 let found = client
-                    .query_opt(
+                    .row_opt(
                         "SELECT 1 FROM channels WHERE app_id = $1 AND name = $2",
                         &[&app_id, channel],
                     )
@@ -45,7 +46,7 @@ impl PostgresStore {
             }
             if let Some(version) = version {
                 let found = client
-                    .query_opt(
+                    .row_opt(
                         "SELECT 1 FROM bundles WHERE app_id = $1 AND version = $2",
                         &[&app_id, version],
                     )
@@ -66,7 +67,7 @@ impl PostgresStore {
         lock: bool,
     ) -> TxResult<HashMap<String, Overrides>> {
         let rows = client
-            .query(
+            .rows(
                 &format!(
                     "SELECT device_id, channel, version, set_at FROM overrides \
                      WHERE app_id = $1 AND device_id = ANY($2){}",
@@ -95,7 +96,7 @@ impl PostgresStore {
             let app_id = write.app_id.as_str();
             // Writers of the same device, on any node, one at a time: the lock covers a device
             // that has no overrides yet (no row to lock), taken in one order by every writer.
-            tx.execute(
+            tx.run(
                 "SELECT pg_advisory_xact_lock(k.h) FROM (SELECT DISTINCT \
                      hashtextextended($1 || '/' || d, 0) AS h FROM unnest($2::text[]) AS d) AS k \
                  ORDER BY k.h",
@@ -152,14 +153,14 @@ impl PostgresStore {
                 }
             }
             if !gone.is_empty() {
-                tx.execute(
+                tx.run(
                     "DELETE FROM overrides WHERE app_id = $1 AND device_id = ANY($2)",
                     &[&app_id, &gone],
                 )
                 .await?;
             }
             if !kept.0.is_empty() {
-                tx.execute(
+                tx.run(
                     "INSERT INTO overrides (app_id, device_id, channel, version, set_at) \
                      SELECT $1, u.* FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[]) \
                          AS u(device_id, channel, version, set_at) \

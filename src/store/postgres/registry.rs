@@ -4,6 +4,7 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Row;
 
+use super::Cached;
 use super::{api, db, from_json, run, sql_error, to_json, PostgresStore, TxResult};
 use crate::model::{
     App, AuditAction, AuditEntry, Bundle, Channel, ChannelPatch, NewBundle, Overrides, PatchRefusal,
@@ -84,7 +85,7 @@ pub(crate) async fn write_channel(client: &impl GenericClient, channel: &Channel
     };
     let rollout_version = channel.rollout.as_ref().map(|r| r.version.as_str());
     client
-        .execute(
+        .run(
             &format!(
                 "INSERT INTO channels ({CHANNEL_COLUMNS}, rollout_version) VALUES ($1, $2, $3, $4, \
                  $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) \
@@ -130,7 +131,7 @@ pub(crate) async fn write_channel(client: &impl GenericClient, channel: &Channel
 /// Inserts a bundle as given (its id too); 0 rows when the version exists.
 pub(crate) async fn insert_bundle(client: &impl GenericClient, bundle: &Bundle) -> TxResult<u64> {
     Ok(client
-        .execute(
+        .run(
             &format!(
                 "INSERT INTO bundles ({BUNDLE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
                  $9) ON CONFLICT (app_id, version) DO NOTHING"
@@ -178,7 +179,7 @@ pub(crate) async fn write_audit(
         columns.6.push(entry.rollout.as_ref().map(to_json));
     }
     client
-        .execute(
+        .run(
             "INSERT INTO audit (app_id, at, seq, device_id, actor, action, before, after, rollout) \
              SELECT $1, u.at, nextval('audit_seq'), u.device_id, u.actor, u.action, u.before, \
                  u.after, u.rollout \
@@ -208,7 +209,7 @@ impl PostgresStore {
         name: &str,
     ) -> TxResult<Option<Channel>> {
         let row = client
-            .query_opt(
+            .row_opt(
                 &format!("SELECT {CHANNEL_COLUMNS} FROM channels WHERE app_id = $1 AND name = $2"),
                 &[&app_id, &name],
             )
@@ -218,7 +219,7 @@ impl PostgresStore {
 
     async fn read_channels(client: &impl GenericClient, app_id: &str) -> TxResult<Vec<Channel>> {
         let rows = client
-            .query(
+            .rows(
                 &format!("SELECT {CHANNEL_COLUMNS} FROM channels WHERE app_id = $1 ORDER BY name"),
                 &[&app_id],
             )
@@ -240,7 +241,7 @@ impl PostgresStore {
     ) -> TxResult<UpsertChannel> {
         let now = change.at;
         let Some(app) = tx
-            .query_opt(
+            .row_opt(
                 "SELECT next_channel_id FROM apps WHERE app_id = $1 AND NOT deleting FOR UPDATE",
                 &[&app_id],
             )
@@ -250,7 +251,7 @@ impl PostgresStore {
         };
         for version in patch.bundles_named() {
             let found = tx
-                .query_opt(
+                .row_opt(
                     "SELECT 1 FROM bundles WHERE app_id = $1 AND version = $2",
                     &[&app_id, &version],
                 )
@@ -294,7 +295,7 @@ impl PostgresStore {
             }
         }
         if created {
-            tx.execute(
+            tx.run(
                 "UPDATE apps SET next_channel_id = next_channel_id + 1 WHERE app_id = $1",
                 &[&app_id],
             )
@@ -318,7 +319,7 @@ impl PostgresStore {
         change: Change,
     ) -> TxResult<Option<DeleteOutcome>> {
         let exists = tx
-            .query_opt(
+            .row_opt(
                 "SELECT 1 FROM channels WHERE app_id = $1 AND name = $2 FOR UPDATE",
                 &[&app_id, &name],
             )
@@ -327,7 +328,7 @@ impl PostgresStore {
             return Ok(Some(DeleteOutcome::NotFound));
         }
         let rows = tx
-            .query(
+            .rows(
                 "SELECT device_id, channel, version, set_at FROM overrides \
                  WHERE app_id = $1 AND channel = $2 ORDER BY device_id LIMIT $3 FOR UPDATE",
                 &[&app_id, &name, &(DELETE_CHUNK as i64)],
@@ -353,12 +354,12 @@ impl PostgresStore {
             device_ids.push(device_id);
         }
         // Overrides left with nothing go; those that keep a version lose their channel.
-        tx.execute(
+        tx.run(
             "DELETE FROM overrides WHERE app_id = $1 AND device_id = ANY($2) AND version IS NULL",
             &[&app_id, &device_ids],
         )
         .await?;
-        tx.execute(
+        tx.run(
             "UPDATE overrides SET channel = NULL WHERE app_id = $1 AND device_id = ANY($2)",
             &[&app_id, &device_ids],
         )
@@ -367,7 +368,7 @@ impl PostgresStore {
         if rows.len() == DELETE_CHUNK {
             return Ok(None);
         }
-        tx.execute(
+        tx.run(
             "DELETE FROM channels WHERE app_id = $1 AND name = $2",
             &[&app_id, &name],
         )
@@ -381,7 +382,7 @@ impl PostgresStore {
         now: Micros,
     ) -> TxResult<CreateBundle> {
         let Some(app) = tx
-            .query_opt(
+            .row_opt(
                 "SELECT next_bundle_id FROM apps WHERE app_id = $1 AND NOT deleting FOR UPDATE",
                 &[&bundle.app_id],
             )
@@ -404,7 +405,7 @@ impl PostgresStore {
         if inserted == 0 {
             return Ok(CreateBundle::AlreadyExists);
         }
-        tx.execute(
+        tx.run(
             "UPDATE apps SET next_bundle_id = next_bundle_id + 1 WHERE app_id = $1",
             &[&bundle.app_id],
         )
@@ -419,7 +420,7 @@ impl PostgresStore {
         for table in ["devices", "overrides", "audit", "version_events"] {
             loop {
                 let removed = client
-                    .execute(
+                    .run(
                         &format!(
                             "DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {table} \
                              WHERE app_id = $1 LIMIT {REMOVE_CHUNK}))"
@@ -435,7 +436,7 @@ impl PostgresStore {
         }
         // Channels, bundles and whatever a check-in added meanwhile go with the row.
         client
-            .execute(
+            .run(
                 "DELETE FROM apps WHERE app_id = $1 AND deleting",
                 &[&app_id],
             )
@@ -449,7 +450,7 @@ impl PostgresStore {
         run(async {
             let client = self.client().await?;
             let pending: Vec<String> = client
-                .query(
+                .rows(
                     "SELECT app_id FROM apps WHERE deleting ORDER BY app_id",
                     &[],
                 )
@@ -473,7 +474,7 @@ impl Registry for PostgresStore {
             let client = self.client().await?;
             // The remains of an app whose deletion was cut short are not a new app's.
             let deleting = client
-                .query_opt(
+                .row_opt(
                     "SELECT 1 FROM apps WHERE app_id = $1 AND deleting",
                     &[&app_id],
                 )
@@ -483,7 +484,7 @@ impl Registry for PostgresStore {
                 Self::remove_app(&client, app_id).await?;
             }
             let inserted = client
-                .execute(
+                .run(
                     "INSERT INTO apps (app_id, name, created_at) VALUES ($1, $2, $3) \
                      ON CONFLICT (app_id) DO NOTHING",
                     &[&app_id, &name, &db(now)],
@@ -507,7 +508,7 @@ impl Registry for PostgresStore {
         run(async {
             let client = self.client().await?;
             let row = client
-                .query_opt(
+                .row_opt(
                     "SELECT app_id, name, created_at FROM apps WHERE app_id = $1 AND NOT deleting",
                     &[&app_id],
                 )
@@ -536,7 +537,7 @@ impl Registry for PostgresStore {
         run(async {
             let client = self.client().await?;
             let rows = client
-                .query(
+                .rows(
                     "SELECT app_id, name, created_at FROM apps WHERE NOT deleting ORDER BY app_id",
                     &[],
                 )
@@ -555,7 +556,7 @@ impl Registry for PostgresStore {
         run(async {
             let client = self.client().await?;
             let marked = client
-                .query_opt(
+                .row_opt(
                     "UPDATE apps SET deleting = true WHERE app_id = $1 RETURNING 1",
                     &[&app_id],
                 )
@@ -635,7 +636,7 @@ impl Registry for PostgresStore {
         run(async {
             let client = self.client().await?;
             let row = client
-                .query_opt(
+                .row_opt(
                     &format!(
                         "SELECT {BUNDLE_COLUMNS} FROM bundles WHERE app_id = $1 AND version = $2"
                     ),
@@ -651,7 +652,7 @@ impl Registry for PostgresStore {
         run(async {
             let client = self.client().await?;
             let rows = client
-                .query(
+                .rows(
                     &format!(
                         "SELECT {BUNDLE_COLUMNS} FROM bundles WHERE app_id = $1 ORDER BY id DESC"
                     ),
@@ -668,7 +669,7 @@ impl Registry for PostgresStore {
         run(async {
             let client = self.client().await?;
             match client
-                .execute(
+                .run(
                     "DELETE FROM bundles WHERE app_id = $1 AND version = $2",
                     &[&app_id, &version],
                 )
