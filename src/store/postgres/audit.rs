@@ -34,26 +34,31 @@ impl Audit for PostgresStore {
             let client = self.client().await?;
             // (at, seq) below the cursor's; i64::MAX stands for "no cursor".
             let (at, seq) = before.map_or((i64::MAX, i64::MAX), |(at, seq)| (db(at), db(seq)));
+            // Written into the statement (its generic plan then knows a page is small).
             let take = db(limit as u64 + 1);
             let rows = match device_id {
                 None => {
                     client
                         .rows(
-                            "SELECT at, seq, device_id, actor, action, before, after, rollout \
-                             FROM audit WHERE app_id = $1 AND (at, seq) < ($2, $3) \
-                             ORDER BY at DESC, seq DESC LIMIT $4",
-                            &[&app_id, &at, &seq, &take],
+                            &format!(
+                                "SELECT at, seq, device_id, actor, action, before, after, \
+                                 rollout FROM audit WHERE app_id = $1 AND (at, seq) < ($2, $3) \
+                                 ORDER BY at DESC, seq DESC LIMIT {take}"
+                            ),
+                            &[&app_id, &at, &seq],
                         )
                         .await
                 }
                 Some(device_id) => {
                     client
                         .rows(
-                            "SELECT at, seq, device_id, actor, action, before, after, rollout \
-                             FROM audit WHERE app_id = $1 AND device_id = $2 \
-                             AND rollout IS NULL AND (at, seq) < ($3, $4) \
-                             ORDER BY at DESC, seq DESC LIMIT $5",
-                            &[&app_id, &device_id, &at, &seq, &take],
+                            &format!(
+                                "SELECT at, seq, device_id, actor, action, before, after, \
+                                 rollout FROM audit WHERE app_id = $1 AND device_id = $2 \
+                                 AND rollout IS NULL AND (at, seq) < ($3, $4) \
+                                 ORDER BY at DESC, seq DESC LIMIT {take}"
+                            ),
+                            &[&app_id, &device_id, &at, &seq],
                         )
                         .await
                 }

@@ -168,7 +168,9 @@ impl PostgresStore {
         let app = statement.bind(app_id.to_owned());
         let Conditions { scan, residual } = conditions(&mut statement, &app, query, true);
         let bounded = !residual.is_empty();
-        let page_limit = statement.bind(db(query.limit as u64 + 1));
+        // Limits are written into the statement, not bound: its plan (generic, see mod.rs) is
+        // then made knowing that a page is small, and reads the index in order.
+        let page_limit = db(query.limit as u64 + 1);
         let scanned = format!(
             "SELECT d.device_id, d.updated_at, d.revision, {REPORT_COLUMNS}, d.rollout, \
                  o.channel AS o_channel, o.version AS o_version, o.set_at AS o_set_at \
@@ -179,7 +181,7 @@ impl PostgresStore {
         // Without filters of its own, the page is the scan; with them, the scan is capped at
         // `max_examined` rows and the filters applied to what it yields, lazily.
         let matched = if bounded {
-            let cap = statement.bind(db(query.max_examined.max(1) as u64));
+            let cap = db(query.max_examined.max(1) as u64);
             format!(
                 "SELECT * FROM ({scanned} LIMIT {cap}) AS s WHERE {} ORDER BY {order_s} \
                  LIMIT {page_limit}",
@@ -222,7 +224,7 @@ impl PostgresStore {
             let mut keyset = Statement { params: Vec::new() };
             let app = keyset.bind(app_id.to_owned());
             let Conditions { scan, .. } = conditions(&mut keyset, &app, query, false);
-            let offset = keyset.bind(db(query.max_examined.max(1) as u64 - 1));
+            let offset = db(query.max_examined.max(1) as u64 - 1);
             let sql = format!(
                 "SELECT d.updated_at, d.device_id FROM devices d LEFT JOIN overrides o \
                      ON o.app_id = d.app_id AND o.device_id = d.device_id \

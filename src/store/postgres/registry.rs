@@ -18,7 +18,7 @@ use crate::timefmt::Micros;
 const REMOVE_CHUNK: usize = 10_000;
 
 /// Overrides of a deleted channel changed per transaction.
-const DELETE_CHUNK: usize = 512;
+const DELETE_CHUNK: usize = 512; // written as such in `delete_channel_step`'s statement
 
 pub(crate) const CHANNEL_COLUMNS: &str =
     "id, app_id, name, version, public, ios, android, electron, \
@@ -330,8 +330,8 @@ impl PostgresStore {
         let rows = tx
             .rows(
                 "SELECT device_id, channel, version, set_at FROM overrides \
-                 WHERE app_id = $1 AND channel = $2 ORDER BY device_id LIMIT $3 FOR UPDATE",
-                &[&app_id, &name, &(DELETE_CHUNK as i64)],
+                 WHERE app_id = $1 AND channel = $2 ORDER BY device_id LIMIT 512 FOR UPDATE",
+                &[&app_id, &name],
             )
             .await?;
         let mut entries = Vec::with_capacity(rows.len());

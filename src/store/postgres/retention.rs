@@ -14,20 +14,21 @@ use crate::timefmt::Micros;
 pub const SWEEP_LOCK: i64 = 0x6465_7669_6365_0002;
 
 /// Logs each override a sweep statement removed (`dropped`) as expired, in one statement with it;
-/// `$3` is now, `$4`..`$6` the actor, the action and the empty overrides.
+/// `$2` is now, `$3`..`$5` the actor, the action and the empty overrides. (Limits are written
+/// into the statements: their generic plans then read the expiry index in order.)
 const LOG_DROPPED: &str = "logged AS (INSERT INTO audit (app_id, at, seq, device_id, actor, \
      action, before, after) \
-     SELECT app_id, $3, nextval('audit_seq'), device_id, $4, $5, \
-         jsonb_build_object('channel', channel, 'version', version, 'set_at', set_at), $6 \
+     SELECT app_id, $2, nextval('audit_seq'), device_id, $3, $4, \
+         jsonb_build_object('channel', channel, 'version', version, 'set_at', set_at), $5 \
      FROM dropped ORDER BY app_id, device_id RETURNING 1)";
 
-/// Up to `$2` devices last seen before `$1`, oldest first, with their overrides. Rows another
+/// Up to `limit` devices last seen before `$1`, oldest first, with their overrides. Rows another
 /// writer holds are passed over (`SKIP LOCKED`): the sweep never waits for a check-in, and the
 /// next round takes them.
-fn expire_devices() -> String {
+fn expire_devices(limit: i64) -> String {
     format!(
         "WITH doomed AS (SELECT app_id, device_id FROM devices \
-             WHERE updated_at < $1 ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED), \
+             WHERE updated_at < $1 ORDER BY updated_at LIMIT {limit} FOR UPDATE SKIP LOCKED), \
          gone AS (DELETE FROM devices d USING doomed \
              WHERE d.app_id = doomed.app_id AND d.device_id = doomed.device_id \
              RETURNING d.app_id, d.device_id), \
@@ -39,15 +40,15 @@ fn expire_devices() -> String {
     )
 }
 
-/// Up to `$2` overrides set before `$1` for devices that never checked in. The scan also
+/// Up to `limit` overrides set before `$1` for devices that never checked in. The scan also
 /// passes the old overrides of devices that exist (they live as long as their device): its
 /// cost follows how many of those there are (README).
-fn expire_orphans() -> String {
+fn expire_orphans(limit: i64) -> String {
     format!(
         "WITH doomed AS (SELECT app_id, device_id FROM overrides x \
              WHERE set_at < $1 AND NOT EXISTS (SELECT 1 FROM devices d \
                  WHERE d.app_id = x.app_id AND d.device_id = x.device_id) \
-             ORDER BY set_at LIMIT $2 FOR UPDATE SKIP LOCKED), \
+             ORDER BY set_at LIMIT {limit} FOR UPDATE SKIP LOCKED), \
          dropped AS (DELETE FROM overrides o USING doomed \
              WHERE o.app_id = doomed.app_id AND o.device_id = doomed.device_id \
              RETURNING o.app_id, o.device_id, o.channel, o.version, o.set_at), \
@@ -87,8 +88,8 @@ impl Retention for PostgresStore {
                 }
                 let row = tx
                     .query_one(
-                        &expire_devices(),
-                        &[&cutoff, &take, &now, &actor, &action, &after],
+                        &expire_devices(take),
+                        &[&cutoff, &now, &actor, &action, &after],
                     )
                     .await?;
                 let devices = api(row.get(0)) as usize;
@@ -103,8 +104,8 @@ impl Retention for PostgresStore {
                 let room = db((limit - devices) as u64);
                 let row = tx
                     .query_one(
-                        &expire_orphans(),
-                        &[&cutoff, &room, &now, &actor, &action, &after],
+                        &expire_orphans(room),
+                        &[&cutoff, &now, &actor, &action, &after],
                     )
                     .await?;
                 expired.orphan_overrides = api(row.get(0)) as usize;
@@ -133,9 +134,12 @@ impl Retention for PostgresStore {
             let client = self.client().await?;
             let removed = client
                 .execute(
-                    "DELETE FROM audit WHERE (app_id, at, seq) IN (SELECT app_id, at, seq \
-                     FROM audit WHERE at < $1 ORDER BY at LIMIT $2)",
-                    &[&db(cutoff), &db(limit as u64)],
+                    &format!(
+                        "DELETE FROM audit WHERE (app_id, at, seq) IN (SELECT app_id, at, seq \
+                         FROM audit WHERE at < $1 ORDER BY at LIMIT {})",
+                        db(limit as u64)
+                    ),
+                    &[&db(cutoff)],
                 )
                 .await
                 .map_err(sql_error)? as usize;
@@ -151,10 +155,13 @@ impl Retention for PostgresStore {
             let client = self.client().await?;
             let removed = client
                 .execute(
-                    "DELETE FROM version_events WHERE (app_id, version, day, action) IN \
-                     (SELECT app_id, version, day, action FROM version_events WHERE day < $1 \
-                     LIMIT $2)",
-                    &[&i32::try_from(day).unwrap_or(i32::MAX), &db(limit as u64)],
+                    &format!(
+                        "DELETE FROM version_events WHERE (app_id, version, day, action) IN \
+                         (SELECT app_id, version, day, action FROM version_events \
+                         WHERE day < $1 LIMIT {})",
+                        db(limit as u64)
+                    ),
+                    &[&i32::try_from(day).unwrap_or(i32::MAX)],
                 )
                 .await
                 .map_err(sql_error)? as usize;

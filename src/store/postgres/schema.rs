@@ -171,7 +171,14 @@ pub const SCHEMA_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 /// Applies the migrations the database lacks, under an advisory lock; refuses a database whose
 /// schema is newer than this binary's.
 pub async fn migrate(client: &mut Client) -> StoreResult<()> {
-    client
+    // Under the lock: nodes starting together would otherwise race to create the table (one
+    // of them failing on the other's).
+    let transaction = client.transaction().await.map_err(sql_error)?;
+    transaction
+        .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(sql_error)?;
+    transaction
         .batch_execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (
                  version integer PRIMARY KEY,
@@ -179,15 +186,8 @@ pub async fn migrate(client: &mut Client) -> StoreResult<()> {
              )",
         )
         .await
-        .or_else(|error| {
-            // Two nodes creating it at once: the loser's error is the winner's table.
-            if error.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
-                Ok(())
-            } else {
-                Err(error)
-            }
-        })
         .map_err(sql_error)?;
+    transaction.commit().await.map_err(sql_error)?;
     for (version, statements) in MIGRATIONS {
         let transaction = client.transaction().await.map_err(sql_error)?;
         transaction
