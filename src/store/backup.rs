@@ -141,18 +141,19 @@ impl DumpRecord {
     pub fn from_line(line: &str, number: u64) -> StoreResult<Self> {
         let mut record: DumpRecord = serde_json::from_str(line)
             .map_err(|error| StoreError::Damaged(format!("dump line {number}: {error}")))?;
-        // The parts kept apart in the line go back where the model keeps them.
+        // The parts kept apart in the line go back where the model keeps them too (the record
+        // then equals the one written).
         match &mut record {
-            DumpRecord::Bundle { bundle, manifest } => bundle.manifest = std::mem::take(manifest),
+            DumpRecord::Bundle { bundle, manifest } => bundle.manifest.clone_from(manifest),
             DumpRecord::Channel {
                 channel,
                 rollout,
                 rollouts_started,
             } => {
-                channel.rollout = rollout.take();
+                channel.rollout.clone_from(rollout);
                 channel.rollouts_started = *rollouts_started;
             }
-            DumpRecord::Audit { entry, rollout, .. } => entry.rollout = rollout.take(),
+            DumpRecord::Audit { entry, rollout, .. } => entry.rollout.clone_from(rollout),
             _ => {}
         }
         Ok(record)
@@ -297,6 +298,41 @@ impl<'w> DumpWriter<'w> {
     }
 }
 
+/// Devices of a dump gathered into batches of one app each, as restores import them.
+pub struct DeviceBatches {
+    devices: Vec<crate::model::Device>,
+    size: usize,
+}
+
+impl DeviceBatches {
+    pub fn new(size: usize) -> Self {
+        Self {
+            devices: Vec::with_capacity(size),
+            size: size.max(1),
+        }
+    }
+
+    /// Adds a device; answers a batch to import when one is complete (the previous app's,
+    /// when this device is another app's, or a full one).
+    pub fn push(&mut self, device: crate::model::Device) -> Option<Vec<crate::model::Device>> {
+        let other_app = self
+            .devices
+            .first()
+            .is_some_and(|first| first.app_id != device.app_id);
+        let done = other_app.then(|| std::mem::take(&mut self.devices));
+        self.devices.push(device);
+        if done.is_some() {
+            return done;
+        }
+        (self.devices.len() >= self.size).then(|| std::mem::take(&mut self.devices))
+    }
+
+    /// What remains, at the end of the dump.
+    pub fn rest(&mut self) -> Vec<crate::model::Device> {
+        std::mem::take(&mut self.devices)
+    }
+}
+
 /// Dumps and restores (see the module's documentation).
 pub trait Backup: Send + Sync + 'static {
     /// Every record of the store, one consistent snapshot, in the dump's order, given to
@@ -310,4 +346,222 @@ pub trait Backup: Send + Sync + 'static {
         &self,
         records: &mut dyn Iterator<Item = StoreResult<DumpRecord>>,
     ) -> StoreResult<u64>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Actor, AuditAction, Device, GuardAction, Platform, RolloutGuard};
+
+    fn device(app_id: &str, device_id: &str) -> Device {
+        Device {
+            app_id: app_id.into(),
+            device_id: device_id.into(),
+            updated_at: 7,
+            report: DeviceReport {
+                custom_id: "c".into(),
+                version_name: Some("1.0.0".into()),
+                version_build: "1".into(),
+                os_version: "17".into(),
+                plugin_version: "7.0.0".into(),
+                platform: Platform::Android,
+                is_prod: false,
+                is_emulator: true,
+                default_channel: Some("beta".into()),
+                install_source: None,
+                key_id: Some("k".into()),
+            },
+            rollout: Some(RolloutDecision {
+                channel: "production".into(),
+                channel_id: 2,
+                rollout_id: 3,
+                version: "1.1.0".into(),
+                selected: true,
+                percentage_bps: 500,
+            }),
+        }
+    }
+
+    /// Every kind of record, with the parts the model keeps apart from its serde fields.
+    fn records() -> Vec<DumpRecord> {
+        let rollout = Rollout {
+            id: 3,
+            version: "1.1.0".into(),
+            percentage_bps: 500,
+            paused: true,
+            started_at: 9,
+            baseline: (4, 1),
+            guard: Some(RolloutGuard {
+                threshold_bps: 500,
+                confidence_bps: 9500,
+                min_attempts: 50,
+                min_failures: 5,
+                action: GuardAction::Pause,
+                cooldown: 60,
+            }),
+            guard_triggered_at: Some(10),
+        };
+        let mut channel = Channel::with_defaults(2, "app", "production", 1);
+        channel.rollout = Some(rollout.clone());
+        channel.rollouts_started = 3;
+        let bundle = Bundle {
+            id: 1,
+            app_id: "app".into(),
+            version: "1.1.0".into(),
+            external_url: "https://cdn.example.com/1.1.0.zip".into(),
+            checksum: "c".into(),
+            session_key: None,
+            min_update_version: Some("1.0.0".into()),
+            created_at: 2,
+            manifest: vec![ManifestEntry {
+                file_name: "a.js".into(),
+                file_hash: "h".into(),
+                download_url: "https://cdn.example.com/a.js".into(),
+            }],
+        };
+        let entry = AuditEntry {
+            at: 11,
+            seq: 12,
+            device_id: String::new(),
+            actor: Actor::Guard,
+            action: AuditAction::Rollout,
+            before: Overrides::default(),
+            after: Overrides::default(),
+            rollout: Some(RolloutAudit {
+                channel: "production".into(),
+                before: None,
+                after: Some(rollout),
+                reason: Some("failures".into()),
+            }),
+        };
+        let key = ApiKey {
+            id: 4,
+            name: "ci".into(),
+            mode: crate::model::Mode::Read,
+            limited_to_apps: vec!["app".into()],
+            expires_at: Some(99),
+            created_at: 3,
+        };
+        let device = device("app", "d1");
+        vec![
+            DumpRecord::Sequences {
+                next_api_key_id: 5,
+                next_audit_seq: 13,
+            },
+            DumpRecord::api_key(key, &[7; 32]),
+            DumpRecord::App {
+                app_id: "app".into(),
+                name: "App".into(),
+                created_at: 1,
+                next_channel_id: 3,
+                next_bundle_id: 2,
+            },
+            DumpRecord::bundle(bundle),
+            DumpRecord::channel(channel),
+            DumpRecord::Device {
+                app_id: device.app_id,
+                device_id: device.device_id,
+                updated_at: device.updated_at,
+                report: device.report,
+                rollout: device.rollout,
+            },
+            DumpRecord::Overrides {
+                app_id: "app".into(),
+                device_id: "never-seen".into(),
+                overrides: Overrides {
+                    channel: Some("beta".into()),
+                    version: None,
+                    set_at: 8,
+                },
+            },
+            DumpRecord::audit("app", entry),
+            DumpRecord::VersionEvent {
+                app_id: "app".into(),
+                version: "1.1.0".into(),
+                day: 20_000,
+                action: "update_fail".into(),
+                count: 2,
+            },
+        ]
+    }
+
+    #[test]
+    fn every_record_reads_back_as_written_through_a_dump() {
+        let mut out = Vec::new();
+        let mut writer = DumpWriter::new(&mut out).unwrap();
+        for record in records() {
+            writer.record(record).unwrap();
+        }
+        assert_eq!(writer.finish().unwrap(), records().len() as u64);
+        let read: Vec<DumpRecord> = DumpReader::new(out.as_slice())
+            .unwrap()
+            .collect::<StoreResult<_>>()
+            .unwrap();
+        assert_eq!(read, records());
+        // The parts kept apart in the line are back in the model.
+        match &read[4] {
+            DumpRecord::Channel { channel, .. } => {
+                assert_eq!(channel.rollouts_started, 3);
+                assert!(channel.rollout.as_ref().is_some_and(|r| r.paused));
+            }
+            other => panic!("{other:?}"),
+        }
+        match &read[3] {
+            DumpRecord::Bundle { bundle, .. } => assert_eq!(bundle.manifest.len(), 1),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(secret_hash_of(&"07".repeat(32)).unwrap(), [7; 32]);
+        assert!(secret_hash_of("07").is_err());
+    }
+
+    #[test]
+    fn a_cut_or_padded_dump_is_refused() {
+        let mut out = Vec::new();
+        let mut writer = DumpWriter::new(&mut out).unwrap();
+        for record in records() {
+            writer.record(record).unwrap();
+        }
+        writer.finish().unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let cut = lines[..lines.len() - 1].join("\n");
+        let outcome: StoreResult<Vec<_>> = DumpReader::new(cut.as_bytes()).unwrap().collect();
+        assert!(outcome.unwrap_err().to_string().contains("cut short"));
+        let mut padded = lines.clone();
+        padded.insert(2, lines[2]);
+        let padded = padded.join("\n");
+        let outcome: StoreResult<Vec<_>> = DumpReader::new(padded.as_bytes()).unwrap().collect();
+        assert!(outcome.unwrap_err().to_string().contains("announces"));
+    }
+
+    #[test]
+    fn devices_are_batched_by_app_and_size() {
+        let mut batches = DeviceBatches::new(2);
+        let mut done = Vec::new();
+        for (app, id) in [("a", "1"), ("a", "2"), ("a", "3"), ("b", "1"), ("c", "1")] {
+            if let Some(batch) = batches.push(device(app, id)) {
+                done.push(batch);
+            }
+        }
+        done.push(batches.rest());
+        let shape: Vec<Vec<(String, String)>> = done
+            .iter()
+            .map(|batch| {
+                batch
+                    .iter()
+                    .map(|d| (d.app_id.clone(), d.device_id.clone()))
+                    .collect()
+            })
+            .collect();
+        let pair = |a: &str, d: &str| (a.to_owned(), d.to_owned());
+        assert_eq!(
+            shape,
+            vec![
+                vec![pair("a", "1"), pair("a", "2")],
+                vec![pair("a", "3")],
+                vec![pair("b", "1")],
+                vec![pair("c", "1")],
+            ]
+        );
+    }
 }

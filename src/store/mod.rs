@@ -406,6 +406,27 @@ pub fn rollout_change(
     })
 }
 
+/// The bundle and the day whose event counters a channel's rollout takes as its baseline, when
+/// the patch that made `channel` from a channel whose rollout was `before` started a new one
+/// (what the bundle's counters already hold today is not the new rollout's).
+pub fn started_rollout(
+    channel: &Channel,
+    before: &Option<Rollout>,
+    now: Micros,
+) -> Option<(String, u32)> {
+    let rollout = channel.rollout.as_ref()?;
+    (before.as_ref().map(|r| r.id) != Some(rollout.id))
+        .then(|| (rollout.version.clone(), crate::health::day_of(now)))
+}
+
+/// Sets a started rollout's baseline from its bundle's counters of `day`.
+pub fn set_baseline(channel: &mut Channel, day: u32, counts: &[(u32, String, u64)]) {
+    if let Some(rollout) = channel.rollout.as_mut() {
+        let today = crate::health::BundleHealth::from_counts(day, day, counts).totals;
+        rollout.baseline = (today.attempts(), today.failed());
+    }
+}
+
 /// An API key to store: its description and the SHA-256 of its secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewApiKey {

@@ -12,7 +12,7 @@ use super::devices::{entry_row, DEVICE_ROW_COLUMNS};
 use super::Cached;
 use super::{api, db, run, sql_error, to_json, PostgresStore, TxError, TxResult};
 use crate::model::{Device, Overrides};
-use crate::store::backup::{secret_hash_of, Backup, DumpRecord};
+use crate::store::backup::{secret_hash_of, Backup, DeviceBatches, DumpRecord};
 use crate::store::{Registry, StoreError, StoreResult};
 
 /// Devices written per statement during a restore.
@@ -176,7 +176,7 @@ impl PostgresStore {
     async fn restore_record(
         client: &impl GenericClient,
         record: DumpRecord,
-        devices: &mut Vec<Device>,
+        batches: &mut DeviceBatches,
     ) -> TxResult<()> {
         match record {
             DumpRecord::Header { .. } | DumpRecord::End { .. } => {}
@@ -234,18 +234,15 @@ impl PostgresStore {
                 report,
                 rollout,
             } => {
-                if devices.first().is_some_and(|d| d.app_id != app_id) {
-                    Self::restore_devices(client, devices).await?;
-                }
-                devices.push(Device {
+                let device = Device {
                     app_id,
                     device_id,
                     updated_at,
                     report,
                     rollout,
-                });
-                if devices.len() >= RESTORE_BATCH {
-                    Self::restore_devices(client, devices).await?;
+                };
+                if let Some(batch) = batches.push(device) {
+                    Self::restore_devices(client, &batch).await?;
                 }
             }
             DumpRecord::Overrides {
@@ -310,10 +307,7 @@ impl PostgresStore {
         Ok(())
     }
 
-    async fn restore_devices(
-        client: &impl GenericClient,
-        devices: &mut Vec<Device>,
-    ) -> TxResult<()> {
+    async fn restore_devices(client: &impl GenericClient, devices: &[Device]) -> TxResult<()> {
         if let Some(first) = devices.first() {
             let app_id = first.app_id.clone();
             if !Self::import_rows(client, &app_id, devices).await? {
@@ -322,7 +316,6 @@ impl PostgresStore {
                 ))));
             }
         }
-        devices.clear();
         Ok(())
     }
 }
@@ -356,14 +349,14 @@ impl Backup for PostgresStore {
         }
         run(async {
             let client = self.client().await?;
-            let mut devices = Vec::with_capacity(RESTORE_BATCH);
+            let mut batches = DeviceBatches::new(RESTORE_BATCH);
             let mut written = 0;
             let restore = async {
                 for record in records {
-                    Self::restore_record(&client, record?, &mut devices).await?;
+                    Self::restore_record(&client, record?, &mut batches).await?;
                     written += 1;
                 }
-                Self::restore_devices(&client, &mut devices).await?;
+                Self::restore_devices(&client, &batches.rest()).await?;
                 // The sequences continue after what was restored.
                 client
                     .batch_execute(

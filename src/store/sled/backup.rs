@@ -4,7 +4,7 @@
 //! counters).
 
 use super::*;
-use crate::store::backup::{secret_hash_of, Backup, DumpRecord};
+use crate::store::backup::{secret_hash_of, Backup, DeviceBatches, DumpRecord};
 
 /// Devices written per import batch during a restore.
 const RESTORE_BATCH: usize = 2_000;
@@ -91,7 +91,7 @@ impl SledStore {
     fn restore_record(
         &self,
         record: DumpRecord,
-        devices: &mut Vec<Device>,
+        batches: &mut DeviceBatches,
         highest: &mut (u64, u64),
     ) -> StoreResult<()> {
         match record {
@@ -146,18 +146,15 @@ impl SledStore {
                 report,
                 rollout,
             } => {
-                if devices.first().is_some_and(|d| d.app_id != app_id) {
-                    self.restore_devices(devices)?;
-                }
-                devices.push(Device {
+                let device = Device {
                     app_id,
                     device_id,
                     updated_at,
                     report,
                     rollout,
-                });
-                if devices.len() >= RESTORE_BATCH {
-                    self.restore_devices(devices)?;
+                };
+                if let Some(batch) = batches.push(device) {
+                    self.restore_devices(&batch)?;
                 }
             }
             DumpRecord::Overrides {
@@ -200,7 +197,7 @@ impl SledStore {
         Ok(())
     }
 
-    fn restore_devices(&self, devices: &mut Vec<Device>) -> StoreResult<()> {
+    fn restore_devices(&self, devices: &[Device]) -> StoreResult<()> {
         if let Some(first) = devices.first() {
             let app_id = first.app_id.clone();
             if !self.import_devices(&app_id, devices)? {
@@ -209,7 +206,6 @@ impl SledStore {
                 )));
             }
         }
-        devices.clear();
         Ok(())
     }
 }
@@ -251,13 +247,13 @@ impl Backup for SledStore {
             ));
         }
         let mut written = 0;
-        let mut devices = Vec::with_capacity(RESTORE_BATCH);
+        let mut batches = DeviceBatches::new(RESTORE_BATCH);
         let mut highest = (0, 0);
         for record in records {
-            self.restore_record(record?, &mut devices, &mut highest)?;
+            self.restore_record(record?, &mut batches, &mut highest)?;
             written += 1;
         }
-        self.restore_devices(&mut devices)?;
+        self.restore_devices(&batches.rest())?;
         // The sequences continue after what was restored.
         for (name, highest) in [("api_key", highest.0), ("audit", highest.1)] {
             let next = self.reserve(name, 0)?;

@@ -247,14 +247,10 @@ impl Registry for SledStore {
         if let Err(PatchRefusal::NoRollout) = patch.apply(&mut channel, now) {
             return Ok(UpsertChannel::NoRollout);
         }
-        if let Some(rollout) = channel.rollout.as_mut() {
-            if rollout_before.as_ref().map(|r| r.id) != Some(rollout.id) {
-                // A new rollout: what its bundle's counters already hold today is not its own.
-                let day = crate::health::day_of(now);
-                let counts = self.version_events(app_id, &rollout.version, day, day)?;
-                let today = crate::health::BundleHealth::from_counts(day, day, &counts).totals;
-                rollout.baseline = (today.attempts(), today.failed());
-            }
+        if let Some((version, day)) = crate::store::started_rollout(&channel, &rollout_before, now)
+        {
+            let counts = self.version_events(app_id, &version, day, day)?;
+            crate::store::set_baseline(&mut channel, day, &counts);
         }
         channel.updated_at = now;
         let rollout_audit =
