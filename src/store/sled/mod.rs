@@ -263,8 +263,8 @@ fn check_identity(path: &Path, db: &Db, accept_lost_writes: bool) -> StoreResult
         .get(keys::STORE_ID)?
         .map(|id| String::from_utf8_lossy(&id).into_owned());
     let shown = path.join(MARKER).display().to_string();
-    let restore = "Restore the directory from a backup, or start on an empty one and import a \
-                   dump (README: Backups)";
+    let restore = "Restore the directory from a backup, or start on an empty one and restore a \
+                   dump into it (`device-registry restore`, README: Backups)";
     match (marker, held) {
         (Some(marker), Some(held)) if marker.id == held => {
             let generation = held_generation(db)?;
