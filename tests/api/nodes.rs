@@ -327,3 +327,42 @@ fn a_deletion_cut_short_is_finished_when_a_node_next_opens_the_database() {
         device_registry::store::CreateApp::Created(_)
     ));
 }
+
+/// A database that stops answering makes the health probe fail within seconds (a load balancer
+/// takes the node out), not after the connection's timeouts; it is healthy again once the
+/// database answers.
+#[test]
+fn the_health_probe_fails_within_seconds_when_the_database_stops_answering() {
+    let Some(cluster) = cluster_or_skip("the_health_probe_fails...") else {
+        return;
+    };
+    let url = cluster.url();
+    let store = crate::common::postgres_store(&url);
+    store.health().unwrap();
+    // Another session holds the probe's table: the probe's write waits.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (mut client, connection) = runtime
+        .block_on(tokio_postgres::connect(&url, tokio_postgres::NoTls))
+        .unwrap();
+    runtime.spawn(connection);
+    let holder = runtime.block_on(client.transaction()).unwrap();
+    runtime
+        .block_on(holder.batch_execute("LOCK TABLE health_probe IN ACCESS EXCLUSIVE MODE"))
+        .unwrap();
+    // Past the probe's one-second memory of its last answer.
+    std::thread::sleep(std::time::Duration::from_millis(1_100));
+    let started = Instant::now();
+    let error = store.health().unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(error.is_transient(), "{error}");
+    runtime.block_on(holder.rollback()).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1_100));
+    store.health().unwrap();
+}

@@ -8,8 +8,12 @@ use super::Cached;
 use super::{api, from_json, run, sql_error, PostgresStore};
 use crate::model::{ManifestEntry, Rollout};
 use crate::store::{
-    CheckReport, Counts, Maintenance, StoreResult, VersionEvent, VersionHealth, WriteStats,
+    CheckReport, Counts, Maintenance, StoreError, StoreResult, VersionEvent, VersionHealth,
+    WriteStats,
 };
+
+/// The longest a health probe waits for the database.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Maintenance for PostgresStore {
     /// Every acknowledged write is a committed transaction: nothing is left to flush.
@@ -34,17 +38,29 @@ impl Maintenance for PostgresStore {
         }
         // A write, not a `SELECT 1`: a database that answers but refuses writes (a full disk, a
         // standby after a failover) is not healthy.
+        // Bounded well below a load balancer's patience: a database that stopped answering (a
+        // network that drops packets) is unhealthy now, not after the TCP timeouts.
         let result = run(async {
-            let client = self.client().await?;
-            client
-                .run(
-                    "INSERT INTO health_probe (id, probed_at) VALUES (1, now()) \
-                     ON CONFLICT (id) DO UPDATE SET probed_at = now()",
-                    &[],
-                )
+            let probe = async {
+                let client = self.client().await?;
+                client
+                    .run(
+                        "INSERT INTO health_probe (id, probed_at) VALUES (1, now()) \
+                         ON CONFLICT (id) DO UPDATE SET probed_at = now()",
+                        &[],
+                    )
+                    .await
+                    .map_err(sql_error)?;
+                Ok(())
+            };
+            tokio::time::timeout(HEALTH_TIMEOUT, probe)
                 .await
-                .map_err(sql_error)?;
-            Ok(())
+                .unwrap_or_else(|_| {
+                    Err(StoreError::Unavailable(format!(
+                        "postgres: no answer to the health probe within {} s",
+                        HEALTH_TIMEOUT.as_secs()
+                    )))
+                })
         });
         *last = Some((Instant::now(), result.clone()));
         result
