@@ -312,6 +312,21 @@ fn a_deletion_cut_short_is_finished_when_a_node_next_opens_the_database() {
         .unwrap()
         .iter()
         .all(|app| app.app_id != "app_cut"));
+    // Its devices are gone for readers too, though their rows remain until it is finished.
+    assert_eq!(store.device("app_cut", "d1").unwrap(), None);
+    let query = device_registry::model::DeviceListQuery {
+        order: device_registry::model::DeviceOrder::DeviceId,
+        after: None,
+        updated_after: None,
+        limit: 10,
+        max_examined: 100,
+        filter: Default::default(),
+    };
+    assert!(store
+        .list_devices("app_cut", &query)
+        .unwrap()
+        .devices
+        .is_empty());
 
     let reopened = crate::common::postgres_store(&url);
     let left = runtime

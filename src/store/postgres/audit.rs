@@ -34,8 +34,9 @@ impl Audit for PostgresStore {
             let client = self.client().await?;
             // (at, seq) below the cursor's; i64::MAX stands for "no cursor".
             let (at, seq) = before.map_or((i64::MAX, i64::MAX), |(at, seq)| (db(at), db(seq)));
-            // Written into the statement (its generic plan then knows a page is small).
-            let take = db(limit as u64 + 1);
+            // Written into the statement (its generic plan then knows a page is small), rounded
+            // up to a few sizes (see `list.rs`); the rows past the page are dropped below.
+            let take = db(super::list::limit_bucket(limit as u64 + 1));
             let rows = match device_id {
                 None => {
                     client
@@ -66,6 +67,7 @@ impl Audit for PostgresStore {
             .map_err(sql_error)?;
             let entries = rows
                 .iter()
+                .take(limit + 1)
                 .map(entry_from)
                 .collect::<StoreResult<Vec<_>>>()?;
             Ok(AuditPage::of(entries, limit))

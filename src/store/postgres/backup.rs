@@ -13,7 +13,7 @@ use super::Cached;
 use super::{api, db, run, sql_error, to_json, PostgresStore, TxError, TxResult};
 use crate::model::{Device, Overrides};
 use crate::store::backup::{secret_hash_of, Backup, DeviceBatches, DumpRecord};
-use crate::store::{Registry, StoreError, StoreResult};
+use crate::store::{StoreError, StoreResult};
 
 /// Devices written per statement during a restore.
 const RESTORE_BATCH: usize = 2_000;
@@ -342,7 +342,18 @@ impl Backup for PostgresStore {
         &self,
         records: &mut dyn Iterator<Item = StoreResult<DumpRecord>>,
     ) -> StoreResult<u64> {
-        if !self.apps()?.is_empty() || !crate::store::ApiKeys::api_keys(self)?.is_empty() {
+        let holds = run(async {
+            let client = self.client().await?;
+            let row = client
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM apps) OR EXISTS (SELECT 1 FROM api_keys)",
+                    &[],
+                )
+                .await
+                .map_err(sql_error)?;
+            Ok(row.get::<_, bool>(0))
+        })?;
+        if holds {
             return Err(StoreError::Damaged(
                 "a dump restores into an empty store only: this one holds apps or keys".into(),
             ));
@@ -361,10 +372,10 @@ impl Backup for PostgresStore {
                 client
                     .batch_execute(
                         "SELECT setval('audit_seq', max(seq)) FROM audit \
-                             HAVING max(seq) >= (SELECT CASE WHEN is_called THEN last_value \
+                             HAVING max(seq) > (SELECT CASE WHEN is_called THEN last_value \
                                  ELSE last_value - 1 END FROM audit_seq); \
                          SELECT setval('api_key_ids', max(id)) FROM api_keys \
-                             HAVING max(id) >= (SELECT CASE WHEN is_called THEN last_value \
+                             HAVING max(id) > (SELECT CASE WHEN is_called THEN last_value \
                                  ELSE last_value - 1 END FROM api_key_ids)",
                     )
                     .await?;

@@ -29,6 +29,11 @@ pub(crate) const ENTRY_COLUMNS: &str = "d.device_id, d.updated_at, d.revision, c
      version_name, version_build, os_version, plugin_version, platform, is_prod, is_emulator, \
      default_channel, install_source, key_id, d.rollout, o.channel, o.version, o.set_at, b.id";
 
+/// The condition that the app of `d` exists and is not being deleted: devices of an app being
+/// deleted are gone for readers at once, as the app is.
+pub(crate) const APP_LIVE: &str =
+    "EXISTS (SELECT 1 FROM apps a WHERE a.app_id = d.app_id AND NOT a.deleting)";
+
 /// The joins [`ENTRY_COLUMNS`] reads from, after `FROM devices d`.
 pub(crate) const ENTRY_JOINS: &str = "LEFT JOIN overrides o ON o.app_id = d.app_id \
      AND o.device_id = d.device_id LEFT JOIN bundles b ON b.app_id = d.app_id \
@@ -455,7 +460,7 @@ impl PostgresStore {
         let statement = client
             .prepare_cached(&format!(
                 "SELECT {ENTRY_COLUMNS} FROM devices d {ENTRY_JOINS} \
-                 WHERE d.app_id = $1 AND d.device_id = $2"
+                 WHERE d.app_id = $1 AND d.device_id = $2 AND {APP_LIVE}"
             ))
             .await
             .map_err(sql_error)?;

@@ -16,6 +16,15 @@ use crate::store::StoreResult;
 
 type Param = Box<dyn ToSql + Sync + Send>;
 
+/// The `LIMIT` written for `rows`: the next power of 4 (at least 4).
+pub(crate) fn limit_bucket(rows: u64) -> u64 {
+    let mut bucket = 4;
+    while bucket < rows {
+        bucket = bucket.saturating_mul(4);
+    }
+    bucket
+}
+
 /// A `max_examined` this large bounds nothing (exports and counts read every row).
 const UNBOUNDED: usize = 1 << 40;
 
@@ -46,7 +55,11 @@ fn conditions(
     query: &DeviceListQuery,
     with_filters: bool,
 ) -> Conditions {
-    let mut scan = vec![format!("d.app_id = {app}")];
+    // The app's existence is one look (an initial plan), not one per row.
+    let mut scan = vec![format!(
+        "d.app_id = {app} AND EXISTS (SELECT 1 FROM apps a WHERE a.app_id = {app} \
+         AND NOT a.deleting)"
+    )];
     let mut residual: Vec<String> = Vec::new();
     if let Some(cursor) = &query.after {
         let condition = match query.order {
@@ -169,8 +182,10 @@ impl PostgresStore {
         let Conditions { scan, residual } = conditions(&mut statement, &app, query, true);
         let bounded = !residual.is_empty();
         // Limits are written into the statement, not bound: its plan (generic, see mod.rs) is
-        // then made knowing that a page is small, and reads the index in order.
-        let page_limit = db(query.limit as u64 + 1);
+        // then made knowing that a page is small, and reads the index in order. Rounded up to a
+        // few sizes (the rows past the page are dropped here), so that the statements kept per
+        // connection stay few whatever limits clients ask for.
+        let page_limit = db(limit_bucket(query.limit as u64 + 1));
         let scanned = format!(
             "SELECT d.device_id, d.updated_at, d.revision, {REPORT_COLUMNS}, d.rollout, \
                  o.channel AS o_channel, o.version AS o_version, o.set_at AS o_set_at \
@@ -210,6 +225,7 @@ impl PostgresStore {
             .map_err(sql_error)?;
         let mut devices = rows
             .iter()
+            .take(query.limit + 1)
             .map(|row| entry_from(app_id, row))
             .collect::<StoreResult<Vec<_>>>()?;
         let next = if devices.len() > query.limit {
@@ -243,5 +259,21 @@ impl PostgresStore {
             None
         };
         Ok(DevicePage { devices, next })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::limit_bucket;
+
+    #[test]
+    fn limits_round_up_to_few_sizes() {
+        let buckets: Vec<u64> = [1, 4, 5, 16, 17, 51, 64, 65, 1_001]
+            .into_iter()
+            .map(limit_bucket)
+            .collect();
+        assert_eq!(buckets, [4, 4, 16, 16, 64, 64, 64, 256, 1_024]);
+        let distinct: std::collections::BTreeSet<u64> = (1..=10_001).map(limit_bucket).collect();
+        assert_eq!(distinct.len(), 7);
     }
 }

@@ -416,9 +416,12 @@ impl PostgresStore {
             loop {
                 let removed = client
                     .run(
+                        // Only while the app is still the one being deleted: if another node
+                        // finished the deletion and the app was created again, its new rows stay.
                         &format!(
                             "DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {table} \
-                             WHERE app_id = $1 LIMIT {REMOVE_CHUNK}))"
+                             WHERE app_id = $1 LIMIT {REMOVE_CHUNK})) \
+                             AND EXISTS (SELECT 1 FROM apps WHERE app_id = $1 AND deleting)"
                         ),
                         &[&app_id],
                     )

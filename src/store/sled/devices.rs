@@ -320,6 +320,10 @@ impl Devices for SledStore {
     }
 
     fn device(&self, app_id: &str, device_id: &str) -> StoreResult<Option<DeviceEntry>> {
+        // An app being deleted goes first, its devices after: they are gone for readers at once.
+        if !self.apps.contains_key(app_id.as_bytes())? {
+            return Ok(None);
+        }
         let Some(bytes) = self.devices.get(keys::app_scoped(app_id, device_id))? else {
             return Ok(None);
         };
@@ -329,6 +333,12 @@ impl Devices for SledStore {
     }
 
     fn list_devices(&self, app_id: &str, query: &DeviceListQuery) -> StoreResult<DevicePage> {
+        if !self.apps.contains_key(app_id.as_bytes())? {
+            return Ok(DevicePage {
+                devices: Vec::new(),
+                next: None,
+            });
+        }
         let by_overrides =
             query.filter.channel.is_some() || query.filter.has_override == Some(true);
         let from_overrides = if by_overrides {
