@@ -341,6 +341,23 @@ pub struct NewBundle {
     pub manifest: Vec<ManifestEntry>,
 }
 
+impl NewBundle {
+    /// The bundle as registered, with its id in the app and the time it was registered.
+    pub fn registered(&self, id: u64, now: Micros) -> Bundle {
+        Bundle {
+            id,
+            app_id: self.app_id.clone(),
+            version: self.version.clone(),
+            external_url: self.external_url.clone(),
+            checksum: self.checksum.clone(),
+            session_key: self.session_key.clone(),
+            min_update_version: self.min_update_version.clone(),
+            created_at: now,
+            manifest: self.manifest.clone(),
+        }
+    }
+}
+
 /// What a device says about itself when it checks in (plugin body, spec section 5).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceReport {

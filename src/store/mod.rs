@@ -289,6 +289,14 @@ pub enum OverrideAction {
 }
 
 impl OverrideAction {
+    /// How the audit log names a change this action made.
+    pub fn audit_action(&self) -> AuditAction {
+        match self {
+            OverrideAction::Link { .. } => AuditAction::Link,
+            OverrideAction::Unlink | OverrideAction::UnlinkChannel => AuditAction::Unlink,
+        }
+    }
+
     /// The overrides a device has after this action, if it had `before`.
     pub fn apply(&self, before: &Overrides, at: Micros) -> Overrides {
         match self {

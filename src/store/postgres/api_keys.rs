@@ -95,14 +95,11 @@ impl ApiKeys for PostgresStore {
     fn api_key_by_hash(&self, secret_hash: &[u8; 32]) -> StoreResult<Option<ApiKey>> {
         run(async {
             let client = self.client().await?;
-            let statement = client
-                .prepare_cached(&format!(
-                    "SELECT {KEY_COLUMNS} FROM api_keys WHERE secret_hash = $1"
-                ))
-                .await
-                .map_err(sql_error)?;
             client
-                .query_opt(&statement, &[&secret_hash.as_slice()])
+                .row_opt(
+                    &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE secret_hash = $1"),
+                    &[&secret_hash.as_slice()],
+                )
                 .await
                 .map_err(sql_error)?
                 .map(|row| key_from(&row))

@@ -457,15 +457,14 @@ impl PostgresStore {
 
     async fn read_entry(&self, app_id: &str, device_id: &str) -> StoreResult<Option<DeviceEntry>> {
         let client = self.client().await?;
-        let statement = client
-            .prepare_cached(&format!(
-                "SELECT {ENTRY_COLUMNS} FROM devices d {ENTRY_JOINS} \
-                 WHERE d.app_id = $1 AND d.device_id = $2 AND {APP_LIVE}"
-            ))
-            .await
-            .map_err(sql_error)?;
         client
-            .query_opt(&statement, &[&app_id, &device_id])
+            .row_opt(
+                &format!(
+                    "SELECT {ENTRY_COLUMNS} FROM devices d {ENTRY_JOINS} \
+                     WHERE d.app_id = $1 AND d.device_id = $2 AND {APP_LIVE}"
+                ),
+                &[&app_id, &device_id],
+            )
             .await
             .map_err(sql_error)?
             .map(|row| entry_from(app_id, &row))
@@ -571,12 +570,11 @@ impl Devices for PostgresStore {
     fn device_exists(&self, app_id: &str, device_id: &str) -> StoreResult<bool> {
         run(async {
             let client = self.client().await?;
-            let statement = client
-                .prepare_cached("SELECT 1 FROM devices WHERE app_id = $1 AND device_id = $2")
-                .await
-                .map_err(sql_error)?;
             let row = client
-                .query_opt(&statement, &[&app_id, &device_id])
+                .row_opt(
+                    "SELECT 1 FROM devices WHERE app_id = $1 AND device_id = $2",
+                    &[&app_id, &device_id],
+                )
                 .await
                 .map_err(sql_error)?;
             Ok(row.is_some())
@@ -590,12 +588,11 @@ impl Devices for PostgresStore {
     ) -> StoreResult<Option<RolloutDecision>> {
         run(async {
             let client = self.client().await?;
-            let statement = client
-                .prepare_cached("SELECT rollout FROM devices WHERE app_id = $1 AND device_id = $2")
-                .await
-                .map_err(sql_error)?;
             let row = client
-                .query_opt(&statement, &[&app_id, &device_id])
+                .row_opt(
+                    "SELECT rollout FROM devices WHERE app_id = $1 AND device_id = $2",
+                    &[&app_id, &device_id],
+                )
                 .await
                 .map_err(sql_error)?;
             let Some(row) = row else {

@@ -9,7 +9,7 @@ use deadpool_postgres::GenericClient;
 use super::registry::write_audit;
 use super::Cached;
 use super::{db, overrides_from, run, spawn, sql_error, PostgresStore, TxResult};
-use crate::model::{AuditAction, AuditEntry, Overrides};
+use crate::model::{AuditEntry, Overrides};
 use crate::store::{
     BulkOutcome, DeviceOverrides, OverrideAction, OverrideChange, OverrideWrite, StoreError,
     StoreFuture, StoreResult,
@@ -122,12 +122,7 @@ impl PostgresStore {
                     after,
                 };
                 if change.changed() {
-                    let action = match write.action {
-                        OverrideAction::Link { .. } => AuditAction::Link,
-                        OverrideAction::Unlink | OverrideAction::UnlinkChannel => {
-                            AuditAction::Unlink
-                        }
-                    };
+                    let action = write.action.audit_action();
                     entries.push(AuditEntry::of_change(
                         device_id,
                         0,
@@ -238,15 +233,12 @@ impl DeviceOverrides for PostgresStore {
     fn overrides(&self, app_id: &str, device_id: &str) -> StoreResult<Overrides> {
         run(async {
             let client = self.client().await?;
-            let statement = client
-                .prepare_cached(
+            let row = client
+                .row_opt(
                     "SELECT channel, version, set_at FROM overrides \
                      WHERE app_id = $1 AND device_id = $2",
+                    &[&app_id, &device_id],
                 )
-                .await
-                .map_err(sql_error)?;
-            let row = client
-                .query_opt(&statement, &[&app_id, &device_id])
                 .await
                 .map_err(sql_error)?;
             Ok(row.map(|row| overrides_from(&row, 0)).unwrap_or_default())

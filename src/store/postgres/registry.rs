@@ -385,17 +385,7 @@ impl PostgresStore {
         else {
             return Ok(CreateBundle::AppNotFound);
         };
-        let created = Bundle {
-            id: api(app.get(0)),
-            app_id: bundle.app_id.clone(),
-            version: bundle.version.clone(),
-            external_url: bundle.external_url.clone(),
-            checksum: bundle.checksum.clone(),
-            session_key: bundle.session_key.clone(),
-            min_update_version: bundle.min_update_version.clone(),
-            created_at: now,
-            manifest: bundle.manifest.clone(),
-        };
+        let created = bundle.registered(api(app.get(0)), now);
         let inserted = insert_bundle(tx, &created).await?;
         if inserted == 0 {
             return Ok(CreateBundle::AlreadyExists);
@@ -519,12 +509,11 @@ impl Registry for PostgresStore {
     fn app_exists(&self, app_id: &str) -> StoreResult<bool> {
         run(async {
             let client = self.client().await?;
-            let statement = client
-                .prepare_cached("SELECT 1 FROM apps WHERE app_id = $1 AND NOT deleting")
-                .await
-                .map_err(sql_error)?;
             let row = client
-                .query_opt(&statement, &[&app_id])
+                .row_opt(
+                    "SELECT 1 FROM apps WHERE app_id = $1 AND NOT deleting",
+                    &[&app_id],
+                )
                 .await
                 .map_err(sql_error)?;
             Ok(row.is_some())

@@ -112,12 +112,7 @@ impl DeviceOverrides for SledStore {
                             after,
                         };
                         if change.changed() {
-                            let action = match write.action {
-                                OverrideAction::Link { .. } => AuditAction::Link,
-                                OverrideAction::Unlink | OverrideAction::UnlinkChannel => {
-                                    AuditAction::Unlink
-                                }
-                            };
+                            let action = write.action.audit_action();
                             let entry = Self::audit_entry(
                                 device_id,
                                 seq,

@@ -390,17 +390,7 @@ impl Registry for SledStore {
         if self.bundles.contains_key(&key)? {
             return Ok(CreateBundle::AlreadyExists);
         }
-        let created = Bundle {
-            id: app.next_bundle_id,
-            app_id: bundle.app_id.clone(),
-            version: bundle.version.clone(),
-            external_url: bundle.external_url.clone(),
-            checksum: bundle.checksum.clone(),
-            session_key: bundle.session_key.clone(),
-            min_update_version: bundle.min_update_version.clone(),
-            created_at: now,
-            manifest: bundle.manifest.clone(),
-        };
+        let created = bundle.registered(app.next_bundle_id, now);
         app.next_bundle_id += 1;
         (&self.apps, &self.bundles).transaction(|(apps, bundles)| {
             apps.insert(bundle.app_id.as_bytes(), encode_value(&app))?;
