@@ -19,10 +19,12 @@
 //! devices_by_custom_id: app_id 0xFF custom_id 0xFF device_id -> () (non-empty custom ids only)
 //!
 //! `device_counts` holds, per app, how many devices have each value of a field (platform,
-//! version_name, ...), maintained in the transactions that write the devices. `shard` (a hash of
-//! the device id, 0..16) spreads one value over 16 keys, so that concurrent check-ins rarely
-//! conflict on the same counter; readers add the shards up. Dimension 7 counts the devices a
-//! channel's rollout selected, under `channel id (u64 BE) rollout id (u64 BE)`.
+//! version_name, ...), maintained in the transactions that write the devices. `shard` is 0: it
+//! once spread one value over 16 keys by a hash of the device id, which only multiplied the keys
+//! written (sled runs transactions one at a time); stores written then are folded into shard 0
+//! when opened (`counters_folded` below), and readers still add up whatever shards they find.
+//! Dimension 7 counts the devices a channel's rollout selected, under `channel id (u64 BE)
+//! rollout id (u64 BE)`.
 //! api_keys:        sha256(secret) (32 bytes)                -> ApiKey
 //! version_events:  app_id 0xFF version_name 0xFF day(u32 BE) action -> count (u64 BE, summed by
 //!                  a merge operator; no format byte)
@@ -33,6 +35,7 @@
 //!                                                              directory's marker file)
 //! (default tree):  "store_generation"                       -> u64 BE: raised at every open and
 //!                                                              explicit flush (also in the marker)
+//! (default tree):  "counters_folded"                        -> () (device counters all in shard 0)
 //! (default tree):  "health_probe"                           -> anything (written by health checks, at most once a second)
 //! ```
 //!
@@ -136,6 +139,9 @@ pub const STORE_ID: &[u8] = b"store_id";
 
 /// The key of the store's generation in the default tree.
 pub const STORE_GENERATION: &[u8] = b"store_generation";
+
+/// Present once the device counters are all in shard 0 (see `device_counts` above).
+pub const COUNTERS_FOLDED: &[u8] = b"counters_folded";
 
 /// The key of a sequence in the default tree.
 pub fn sequence(name: &str) -> Vec<u8> {

@@ -147,7 +147,7 @@ impl SledStore {
                     devices.insert(key.as_slice(), encoded)?;
                     apply_counts(
                         counts,
-                        &count_deltas(app_id, device_id, old.as_ref(), Some(&new_record)),
+                        &count_deltas(app_id, old.as_ref(), Some(&new_record)),
                     )?;
                     index_custom_id(
                         custom_ids,
@@ -279,7 +279,7 @@ impl Devices for SledStore {
                         rollout: device.rollout.clone(),
                     };
                     for (counter, delta) in
-                        count_deltas(app_id, &device.device_id, old.as_ref(), Some(&new))
+                        count_deltas(app_id, old.as_ref(), Some(&new))
                     {
                         *deltas.entry(counter).or_default() += delta;
                     }

@@ -82,7 +82,7 @@ impl SledStore {
                                 let old: DeviceRecord = decode("devices", &bytes).map_err(abort)?;
                                 apply_counts(
                                     counts,
-                                    &count_deltas(app_id, device_id, Some(&old), None),
+                                    &count_deltas(app_id, Some(&old), None),
                                 )?;
                                 index_custom_id(custom_ids, app_id, device_id, Some(&old), None)?;
                                 devices_by_time.remove(keys::device_time(

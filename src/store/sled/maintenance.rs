@@ -129,7 +129,7 @@ impl SledStore {
                 continue;
             };
             let (app_id, device_id) = (app_id.as_str(), device_id.as_str());
-            for (key, delta) in count_deltas(app_id, device_id, None, Some(&record)) {
+            for (key, delta) in count_deltas(app_id, None, Some(&record)) {
                 *expected_counts.entry(key).or_default() += delta as u64;
             }
             if !record.report.custom_id.is_empty() {

@@ -451,6 +451,7 @@ impl SledStore {
             db,
         });
         store.record_generation()?;
+        store.fold_counter_shards()?;
         Ok(store)
     }
 

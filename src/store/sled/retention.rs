@@ -65,7 +65,7 @@ impl SledStore {
                                 devices.remove(device_key.as_slice())?;
                                 apply_counts(
                                     counts,
-                                    &count_deltas(app_id, device_id, Some(&record), None),
+                                    &count_deltas(app_id, Some(&record), None),
                                 )?;
                                 index_custom_id(
                                     custom_ids,
