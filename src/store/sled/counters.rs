@@ -226,7 +226,11 @@ mod tests {
             for (shard, part) in [(n % 16, first), ((n % 16 + 5) % 16, second)] {
                 if part > 0 {
                     let key = keys::device_count(app_id, dimension, shard, counted);
-                    let before = store.device_counts.get(&key).unwrap().map_or(0, |b| read_count(&b));
+                    let before = store
+                        .device_counts
+                        .get(&key)
+                        .unwrap()
+                        .map_or(0, |b| read_count(&b));
                     store
                         .device_counts
                         .insert(key, &(before + part).to_be_bytes())
@@ -264,7 +268,10 @@ mod tests {
                 .count();
             assert!(sharded > 20, "{sharded}");
             // Readers add shards up: the summary is the same before the fold.
-            assert_eq!(store.device_summary("app", 40 * DAY_MICROS).unwrap(), summary_before);
+            assert_eq!(
+                store.device_summary("app", 40 * DAY_MICROS).unwrap(),
+                summary_before
+            );
         }
         let store = fixtures::open(dir.path());
         assert!(store
@@ -272,7 +279,10 @@ mod tests {
             .iter()
             .keys()
             .all(|k| keys::split_device_count(&k.unwrap()).unwrap().2 == SHARD));
-        assert_eq!(store.device_summary("app", 40 * DAY_MICROS).unwrap(), summary_before);
+        assert_eq!(
+            store.device_summary("app", 40 * DAY_MICROS).unwrap(),
+            summary_before
+        );
         let report = store.check(false).unwrap();
         assert_eq!(report.wrong_counters, 0, "{report:?}");
         // Writes after the fold keep the counters whole.

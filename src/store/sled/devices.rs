@@ -278,9 +278,7 @@ impl Devices for SledStore {
                         report: device.report.clone(),
                         rollout: device.rollout.clone(),
                     };
-                    for (counter, delta) in
-                        count_deltas(app_id, old.as_ref(), Some(&new))
-                    {
+                    for (counter, delta) in count_deltas(app_id, old.as_ref(), Some(&new)) {
                         *deltas.entry(counter).or_default() += delta;
                     }
                     index_custom_id(

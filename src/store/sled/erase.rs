@@ -80,10 +80,7 @@ impl SledStore {
                         let record = match devices.remove(key.as_slice())? {
                             Some(bytes) => {
                                 let old: DeviceRecord = decode("devices", &bytes).map_err(abort)?;
-                                apply_counts(
-                                    counts,
-                                    &count_deltas(app_id, Some(&old), None),
-                                )?;
+                                apply_counts(counts, &count_deltas(app_id, Some(&old), None))?;
                                 index_custom_id(custom_ids, app_id, device_id, Some(&old), None)?;
                                 devices_by_time.remove(keys::device_time(
                                     app_id,

@@ -63,10 +63,7 @@ impl SledStore {
                                     continue;
                                 }
                                 devices.remove(device_key.as_slice())?;
-                                apply_counts(
-                                    counts,
-                                    &count_deltas(app_id, Some(&record), None),
-                                )?;
+                                apply_counts(counts, &count_deltas(app_id, Some(&record), None))?;
                                 index_custom_id(
                                     custom_ids,
                                     app_id,
