@@ -13,6 +13,9 @@
 //!
 //!     N=1000000 SECS=3 cargo bench --bench sled_primitives
 
+// Raw sled, measured as it is: its batches and transactions included.
+#![allow(clippy::disallowed_methods)]
+
 use std::time::{Duration, Instant};
 
 use sled::{Batch, Transactional, Tree};

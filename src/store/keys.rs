@@ -28,6 +28,8 @@
 //! api_keys:        sha256(secret) (32 bytes)                -> ApiKey
 //! version_events:  app_id 0xFF version_name 0xFF day(u32 BE) action -> count (u64 BE, summed by
 //!                  a merge operator; no format byte)
+//! intents:         seq(u64 BE)                              -> the changes of one atomic write, kept
+//!                  while it is applied (layout in sled/atomic.rs; empty once the store is open)
 //! (default tree):  "sequence/" name                         -> next number (u64 BE, no format byte)
 //! (default tree):  "deleting/" app_id                       -> () (a deletion under way)
 //! (default tree):  "import_pending/" source                 -> () (an import begun, not ended)

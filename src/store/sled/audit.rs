@@ -5,11 +5,11 @@ use super::*;
 
 /// Appends an audit entry, with its per-device index entry, inside a transaction.
 pub(super) fn write_audit(
-    audit: &TransactionalTree,
-    audit_by_device: &TransactionalTree,
+    audit: &View<'_>,
+    audit_by_device: &View<'_>,
     app_id: &str,
     entry: &AuditEntry,
-) -> Result<(), UnabortableTransactionError> {
+) -> StoreResult<()> {
     audit.insert(
         keys::audit(app_id, entry.at, entry.seq),
         encode_value(&StoredAuditEntry::of(entry)),
@@ -128,12 +128,12 @@ impl SledStore {
                 ));
             }
             for chunk in doomed.chunks(256) {
-                (&self.audit, &self.audit_by_device).transaction(|(audit, by_device)| {
+                self.atomically([&self.audit, &self.audit_by_device], |[audit, by_device]| {
                     for (key, device_key) in chunk {
                         audit.remove(key)?;
                         by_device.remove(device_key.as_slice())?;
                     }
-                    Ok::<_, ConflictableTransactionError<StoreError>>(())
+                    Ok(())
                 })?;
             }
             removed += doomed.len();

@@ -162,23 +162,26 @@ impl SledStore {
                 device_id,
                 overrides,
             } => {
-                (&self.overrides, &self.overrides_by_time).transaction(|(tree, by_time)| {
-                    tree.insert(
-                        keys::app_scoped(&app_id, &device_id),
-                        encode_value(&overrides),
-                    )?;
-                    by_time.insert(
-                        keys::device_time(&app_id, overrides.set_at, &device_id),
-                        &[] as &[u8],
-                    )?;
-                    Ok::<_, ConflictableTransactionError<StoreError>>(())
-                })?;
+                self.atomically(
+                    [&self.overrides, &self.overrides_by_time],
+                    |[tree, by_time]| {
+                        tree.insert(
+                            keys::app_scoped(&app_id, &device_id),
+                            encode_value(&overrides),
+                        )?;
+                        by_time.insert(
+                            keys::device_time(&app_id, overrides.set_at, &device_id),
+                            &[] as &[u8],
+                        )?;
+                        Ok(())
+                    },
+                )?;
             }
             DumpRecord::Audit { app_id, entry, .. } => {
                 highest.1 = highest.1.max(entry.seq);
-                (&self.audit, &self.audit_by_device).transaction(|(tree, by_device)| {
+                self.atomically([&self.audit, &self.audit_by_device], |[tree, by_device]| {
                     write_audit(tree, by_device, &app_id, &entry)?;
-                    Ok::<_, ConflictableTransactionError<StoreError>>(())
+                    Ok(())
                 })?;
             }
             DumpRecord::VersionEvent {

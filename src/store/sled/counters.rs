@@ -110,10 +110,7 @@ pub(super) fn read_count(bytes: &[u8]) -> u64 {
 }
 
 /// Applies counter changes inside a transaction.
-pub(super) fn apply_counts(
-    counts: &TransactionalTree,
-    deltas: &[(Vec<u8>, i64)],
-) -> Result<(), UnabortableTransactionError> {
+pub(super) fn apply_counts(counts: &View<'_>, deltas: &[(Vec<u8>, i64)]) -> StoreResult<()> {
     for (key, delta) in deltas {
         let current = counts.get(key)?.map_or(0, |bytes| read_count(&bytes)) as i64;
         let next = (current + delta).max(0) as u64;
@@ -156,19 +153,17 @@ impl SledStore {
             if chunk.is_empty() {
                 break;
             }
-            self.device_counts
-                .transaction(|counts| {
-                    for (key, target) in &chunk {
-                        let Some(moved) = counts.remove(key)? else {
-                            continue;
-                        };
-                        let kept = counts.get(target)?.map_or(0, |bytes| read_count(&bytes));
-                        let sum = kept.saturating_add(read_count(&moved));
-                        counts.insert(target.as_slice(), &sum.to_be_bytes())?;
-                    }
-                    Ok::<_, ConflictableTransactionError<StoreError>>(())
-                })
-                .map_err(StoreError::from)?;
+            self.atomically([&self.device_counts], |[counts]| {
+                for (key, target) in &chunk {
+                    let Some(moved) = counts.remove(key)? else {
+                        continue;
+                    };
+                    let kept = counts.get(target)?.map_or(0, |bytes| read_count(&bytes));
+                    let sum = kept.saturating_add(read_count(&moved));
+                    counts.insert(target.as_slice(), &sum.to_be_bytes())?;
+                }
+                Ok(())
+            })?;
             folded += chunk.len();
         }
         self.db.insert(keys::COUNTERS_FOLDED, &[] as &[u8])?;

@@ -17,12 +17,12 @@ fn decides_nothing_new(old: &DeviceRecord, check_in: &CheckIn) -> bool {
 /// Keeps `devices_by_custom_id` in step when a device goes from `old` to `new` (`None`: absent),
 /// inside a transaction. Empty custom ids are not indexed.
 pub(super) fn index_custom_id(
-    index: &TransactionalTree,
+    index: &View<'_>,
     app_id: &str,
     device_id: &str,
     old: Option<&DeviceRecord>,
     new: Option<&DeviceRecord>,
-) -> Result<(), UnabortableTransactionError> {
+) -> StoreResult<()> {
     let old = old
         .map(|r| r.report.custom_id.as_str())
         .filter(|c| !c.is_empty());
@@ -87,13 +87,14 @@ impl SledStore {
                 )
             })
             .collect();
-        let written = (
-            &self.devices,
-            &self.devices_by_time,
-            &self.device_counts,
-            &self.devices_by_custom_id,
-        )
-            .transaction(|(devices, by_time, counts, custom_ids)| {
+        let written = self.atomically(
+            [
+                &self.devices,
+                &self.devices_by_time,
+                &self.device_counts,
+                &self.devices_by_custom_id,
+            ],
+            |[devices, by_time, counts, custom_ids]| {
                 let mut written = Vec::with_capacity(writes.len());
                 for (index, key) in &writes {
                     let check_in = &check_ins[*index];
@@ -104,7 +105,7 @@ impl SledStore {
                     }
                     let old: Option<DeviceRecord> = match devices.get(key)? {
                         None => None,
-                        Some(bytes) => Some(decode("devices", &bytes).map_err(abort)?),
+                        Some(bytes) => Some(decode("devices", &bytes)?),
                     };
                     let outcome = match &old {
                         None => Upsert::Created,
@@ -159,7 +160,8 @@ impl SledStore {
                     written.push(outcome);
                 }
                 Ok(written)
-            })?;
+            },
+        )?;
         let changed = written
             .iter()
             .filter(|o| !matches!(o, Upsert::Unchanged | Upsert::AppNotFound))
@@ -249,20 +251,21 @@ impl Devices for SledStore {
                 )
             })
             .collect();
-        (
-            &self.devices,
-            &self.devices_by_time,
-            &self.device_counts,
-            &self.devices_by_custom_id,
-        )
-            .transaction(|(tx_devices, by_time, counts, custom_ids)| {
+        self.atomically(
+            [
+                &self.devices,
+                &self.devices_by_time,
+                &self.device_counts,
+                &self.devices_by_custom_id,
+            ],
+            |[tx_devices, by_time, counts, custom_ids]| {
                 // Devices of a batch share counters: sum the changes, then write each once.
                 let mut deltas: HashMap<Vec<u8>, i64> = HashMap::new();
                 for ((key, value, time_key), device) in rows.iter().zip(devices) {
                     let old: Option<DeviceRecord> =
                         match tx_devices.insert(key.as_slice(), value.as_slice())? {
                             Some(bytes) => {
-                                let old: DeviceRecord = decode("devices", &bytes).map_err(abort)?;
+                                let old: DeviceRecord = decode("devices", &bytes)?;
                                 by_time.remove(keys::device_time(
                                     app_id,
                                     old.updated_at,
@@ -295,7 +298,8 @@ impl Devices for SledStore {
                     .collect();
                 apply_counts(counts, &deltas)?;
                 Ok(())
-            })?;
+            },
+        )?;
         self.spend(devices.len() as u64)?;
         Ok(true)
     }

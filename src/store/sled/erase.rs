@@ -53,33 +53,13 @@ impl SledStore {
         seqs: &[u64],
         change: Change,
     ) -> StoreResult<Vec<Erased>> {
-        let erased = (
-            &self.devices,
-            &self.devices_by_time,
-            &self.overrides,
-            &self.overrides_by_time,
-            &self.audit,
-            &self.audit_by_device,
-            &self.device_counts,
-            &self.devices_by_custom_id,
-        )
-            .transaction(
-                |(
-                    devices,
-                    devices_by_time,
-                    overrides,
-                    overrides_by_time,
-                    audit,
-                    audit_by_device,
-                    counts,
-                    custom_ids,
-                )| {
+        let erased = self.atomically([&self.devices, &self.devices_by_time, &self.overrides, &self.overrides_by_time, &self.audit, &self.audit_by_device, &self.device_counts, &self.devices_by_custom_id], |[devices, devices_by_time, overrides, overrides_by_time, audit, audit_by_device, counts, custom_ids]| {
                     let mut erased = Vec::with_capacity(device_ids.len());
                     for (i, device_id) in device_ids.iter().enumerate() {
                         let key = keys::app_scoped(app_id, device_id);
                         let record = match devices.remove(key.as_slice())? {
                             Some(bytes) => {
-                                let old: DeviceRecord = decode("devices", &bytes).map_err(abort)?;
+                                let old: DeviceRecord = decode("devices", &bytes)?;
                                 apply_counts(counts, &count_deltas(app_id, Some(&old), None))?;
                                 index_custom_id(custom_ids, app_id, device_id, Some(&old), None)?;
                                 devices_by_time.remove(keys::device_time(
@@ -93,7 +73,7 @@ impl SledStore {
                         };
                         let removed_overrides = match overrides.remove(key.as_slice())? {
                             Some(bytes) => {
-                                let old: Overrides = decode("overrides", &bytes).map_err(abort)?;
+                                let old: Overrides = decode("overrides", &bytes)?;
                                 overrides_by_time
                                     .remove(keys::device_time(app_id, old.set_at, device_id))?;
                                 old

@@ -1,19 +1,21 @@
 //! The embedded engine: sled trees laid out as `keys.rs` describes.
 //!
-//! Consistency: a device record and its time-index entry change in one transaction over both
-//! trees, the old record naming the index entry to remove. Changes to the registry's shape (apps,
+//! Consistency: a device record and its time-index entry change in one atomic write over both
+//! trees (`atomic.rs`: an intent, then plain writes; never a sled transaction, which would stop
+//! every read of the process), the old record naming the index entry to remove. Changes to the registry's shape (apps,
 //! channels, bundles, and every delete that cascades) hold `registry` exclusively, while device
 //! writes (check-ins, overrides) hold it shared: a link can never slip in between the check that a
 //! channel exists and that channel's deletion, and no check-in recreates a device of an app that
 //! is being deleted.
 //!
-//! One file per concern: `records` (the engine's own records and their formats), `registry`
+//! One file per concern: `atomic` (atomic writes over several trees), `records` (the engine's own records and their formats), `registry`
 //! (apps, channels, bundles, the cascade that removes an app), `devices` (check-ins, imports,
 //! reads, the summary, erasure), `list` (the page planner), `counters` (per-app device counters),
 //! `overrides`, `audit`, `retention`, `api_keys`, `maintenance` (flush, health, sizes, the offline
 //! check). This file opens the store and holds what they share.
 
 mod api_keys;
+mod atomic;
 mod audit;
 mod backup;
 mod counters;
@@ -41,10 +43,7 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use sled::transaction::{
-    ConflictableTransactionError, TransactionError, TransactionalTree, UnabortableTransactionError,
-};
-use sled::{Db, IVec, Transactional, Tree};
+use sled::{Db, IVec, Tree};
 
 use super::keys::{self, decode_payload, decode_value, encode_value, Record, ValueError};
 use super::{
@@ -62,6 +61,7 @@ use crate::model::{
 use crate::timefmt::Micros;
 
 // What the concerns share, so that each reaches the others' parts through `use super::*`.
+use atomic::View;
 use audit::write_audit;
 use counters::{
     apply_counts, count_deltas, dimension, read_count, split_rollout_value, DAY_MICROS,
@@ -122,6 +122,12 @@ pub struct SledStore {
     devices_by_custom_id: Tree,
     api_keys: Tree,
     version_events: Tree,
+    /// Writes cut short by a crash (see `atomic.rs`): empty once the store is open.
+    intents: Tree,
+    /// Numbers the intents of this process.
+    intent_seq: AtomicU64,
+    /// Atomic writes take turns (see `atomic.rs`).
+    writer: Mutex<()>,
     registry: RwLock<()>,
     budget: WriteBudget,
     bundle_ids: BundleIds,
@@ -158,15 +164,6 @@ impl From<sled::Error> for StoreError {
     }
 }
 
-impl From<TransactionError<StoreError>> for StoreError {
-    fn from(error: TransactionError<StoreError>) -> Self {
-        match error {
-            TransactionError::Abort(error) => error,
-            TransactionError::Storage(error) => error.into(),
-        }
-    }
-}
-
 fn decode<T: Record>(tree: &'static str, bytes: &[u8]) -> StoreResult<T> {
     decode_value(bytes).map_err(|e| StoreError::Corrupt {
         tree,
@@ -179,11 +176,6 @@ fn corrupt_key(tree: &'static str) -> StoreError {
         tree,
         detail: "malformed key".into(),
     }
-}
-
-/// Aborts a transaction with a store error.
-fn abort(error: StoreError) -> ConflictableTransactionError<StoreError> {
-    ConflictableTransactionError::Abort(error)
 }
 
 /// Opens sled; a panic inside it (which damaged files can cause) is reported as corruption.
@@ -416,6 +408,7 @@ impl SledStore {
         let api_keys = db.open_tree("api_keys")?;
         let version_events = db.open_tree("version_events")?;
         version_events.set_merge_operator(version_events::add_counts);
+        let intents = db.open_tree("intents")?;
         let store = Arc::new_cyclic(|store| Self {
             apps,
             channels,
@@ -430,6 +423,9 @@ impl SledStore {
             devices_by_custom_id,
             api_keys,
             version_events,
+            intents,
+            intent_seq: AtomicU64::new(0),
+            writer: Mutex::new(()),
             durable: options.durable,
             min_free: FreeSpace::new(path, options.min_free_bytes),
             commits: GroupCommit::new(),
@@ -450,6 +446,7 @@ impl SledStore {
             },
             db,
         });
+        store.replay_intents()?;
         store.record_generation()?;
         store.fold_counter_shards()?;
         Ok(store)

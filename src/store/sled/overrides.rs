@@ -72,63 +72,67 @@ impl DeviceOverrides for SledStore {
         };
         let device_count: usize = accepted().map(|write| write.device_ids.len()).sum();
         let seqs = self.audit_seqs(device_count)?;
-        let mut applied = (
-            &self.overrides,
-            &self.overrides_by_time,
-            &self.audit,
-            &self.audit_by_device,
-        )
-            .transaction(|(overrides, by_time, audit, audit_by_device)| {
-                let mut seqs = seqs.iter().copied();
-                let mut applied = Vec::with_capacity(writes.len());
-                for write in accepted() {
-                    let app_id = write.app_id.as_str();
-                    let mut changes = Vec::with_capacity(write.device_ids.len());
-                    for (device_id, seq) in write.device_ids.iter().zip(seqs.by_ref()) {
-                        let key = keys::app_scoped(app_id, device_id);
-                        // Reads this transaction's own writes: a device twice in a batch
-                        // sees its first change.
-                        let before: Overrides = match overrides.get(&key)? {
-                            Some(bytes) => {
-                                let old: Overrides = decode("overrides", &bytes).map_err(abort)?;
-                                by_time.remove(keys::device_time(app_id, old.set_at, device_id))?;
-                                old
+        let mut applied = self
+            .atomically(
+                [
+                    &self.overrides,
+                    &self.overrides_by_time,
+                    &self.audit,
+                    &self.audit_by_device,
+                ],
+                |[overrides, by_time, audit, audit_by_device]| {
+                    let mut seqs = seqs.iter().copied();
+                    let mut applied = Vec::with_capacity(writes.len());
+                    for write in accepted() {
+                        let app_id = write.app_id.as_str();
+                        let mut changes = Vec::with_capacity(write.device_ids.len());
+                        for (device_id, seq) in write.device_ids.iter().zip(seqs.by_ref()) {
+                            let key = keys::app_scoped(app_id, device_id);
+                            // Reads this transaction's own writes: a device twice in a batch
+                            // sees its first change.
+                            let before: Overrides = match overrides.get(&key)? {
+                                Some(bytes) => {
+                                    let old: Overrides = decode("overrides", &bytes)?;
+                                    by_time
+                                        .remove(keys::device_time(app_id, old.set_at, device_id))?;
+                                    old
+                                }
+                                None => Overrides::default(),
+                            };
+                            let after = write.action.apply(&before, write.change.at);
+                            if after.is_empty() {
+                                overrides.remove(key)?;
+                            } else {
+                                overrides.insert(key, encode_value(&after))?;
+                                by_time.insert(
+                                    keys::device_time(app_id, after.set_at, device_id),
+                                    &[] as &[u8],
+                                )?;
                             }
-                            None => Overrides::default(),
-                        };
-                        let after = write.action.apply(&before, write.change.at);
-                        if after.is_empty() {
-                            overrides.remove(key)?;
-                        } else {
-                            overrides.insert(key, encode_value(&after))?;
-                            by_time.insert(
-                                keys::device_time(app_id, after.set_at, device_id),
-                                &[] as &[u8],
-                            )?;
+                            let change = OverrideChange {
+                                device_id: device_id.clone(),
+                                before,
+                                after,
+                            };
+                            if change.changed() {
+                                let action = write.action.audit_action();
+                                let entry = Self::audit_entry(
+                                    device_id,
+                                    seq,
+                                    write.change,
+                                    action,
+                                    &change.before,
+                                    &change.after,
+                                );
+                                write_audit(audit, audit_by_device, app_id, &entry)?;
+                            }
+                            changes.push(change);
                         }
-                        let change = OverrideChange {
-                            device_id: device_id.clone(),
-                            before,
-                            after,
-                        };
-                        if change.changed() {
-                            let action = write.action.audit_action();
-                            let entry = Self::audit_entry(
-                                device_id,
-                                seq,
-                                write.change,
-                                action,
-                                &change.before,
-                                &change.after,
-                            );
-                            write_audit(audit, audit_by_device, app_id, &entry)?;
-                        }
-                        changes.push(change);
+                        applied.push(changes);
                     }
-                    applied.push(changes);
-                }
-                Ok(applied)
-            })?
+                    Ok(applied)
+                },
+            )?
             .into_iter();
         self.spend(device_count as u64)?;
         Ok(refusals

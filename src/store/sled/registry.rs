@@ -70,13 +70,12 @@ impl SledStore {
         apps.clear();
     }
 
-    /// Removes every key of one app from a tree, in one atomic batch.
+    /// Removes every key of one app from a tree, one by one: only an app's deletion does, which
+    /// a crash midway leaves to finish at the next open (`finish_deletions`).
     pub(super) fn remove_app_keys(&self, tree: &Tree, app_id: &str) -> StoreResult<()> {
-        let mut batch = sled::Batch::default();
         for key in tree.range(app_range(app_id)).keys() {
-            batch.remove(key?);
+            tree.remove(key?)?;
         }
-        tree.apply_batch(batch)?;
         Ok(())
     }
 
@@ -97,13 +96,16 @@ impl SledStore {
             if chunk.is_empty() {
                 break;
             }
-            (&self.devices, &self.devices_by_time).transaction(|(devices, by_time)| {
-                for (device_key, time_key) in &chunk {
-                    devices.remove(device_key)?;
-                    by_time.remove(time_key.as_slice())?;
-                }
-                Ok::<_, ConflictableTransactionError<StoreError>>(())
-            })?;
+            self.atomically(
+                [&self.devices, &self.devices_by_time],
+                |[devices, by_time]| {
+                    for (device_key, time_key) in &chunk {
+                        devices.remove(device_key)?;
+                        by_time.remove(time_key.as_slice())?;
+                    }
+                    Ok(())
+                },
+            )?;
             removed += chunk.len();
         }
         // Index entries whose record is gone (none unless an earlier fault left some).
@@ -273,13 +275,14 @@ impl Registry for SledStore {
                 }
             }
         }
-        (
-            &self.apps,
-            &self.channels,
-            &self.audit,
-            &self.audit_by_device,
-        )
-            .transaction(|(apps, channels, audit, audit_by_device)| {
+        self.atomically(
+            [
+                &self.apps,
+                &self.channels,
+                &self.audit,
+                &self.audit_by_device,
+            ],
+            |[apps, channels, audit, audit_by_device]| {
                 if let Some(entry) = &rollout_audit {
                     write_audit(audit, audit_by_device, app_id, entry)?;
                 }
@@ -292,8 +295,9 @@ impl Registry for SledStore {
                         encode_value(&StoredChannel::of(other)),
                     )?;
                 }
-                Ok::<_, ConflictableTransactionError<StoreError>>(())
-            })?;
+                Ok(())
+            },
+        )?;
         self.commit()?;
         Ok(if created {
             UpsertChannel::Created(channel)
@@ -343,16 +347,17 @@ impl Registry for SledStore {
         // linked to must not become one transaction over all of them), the channel last: a crash
         // midway leaves the channel, which a second DELETE finishes removing.
         for (chunk, seqs) in changed.chunks(DELETE_CHUNK).zip(seqs.chunks(DELETE_CHUNK)) {
-            (
-                &self.overrides,
-                &self.overrides_by_time,
-                &self.audit,
-                &self.audit_by_device,
-            )
-                .transaction(|(overrides, by_time, audit, audit_by_device)| {
+            self.atomically(
+                [
+                    &self.overrides,
+                    &self.overrides_by_time,
+                    &self.audit,
+                    &self.audit_by_device,
+                ],
+                |[overrides, by_time, audit, audit_by_device]| {
                     for ((key, before, remaining), seq) in chunk.iter().zip(seqs) {
-                        let (_, device_id) = keys::split_app_scoped(key)
-                            .ok_or_else(|| abort(corrupt_key("overrides")))?;
+                        let (_, device_id) =
+                            keys::split_app_scoped(key).ok_or_else(|| corrupt_key("overrides"))?;
                         if remaining.is_empty() {
                             overrides.remove(key)?;
                             by_time.remove(keys::device_time(
@@ -373,8 +378,9 @@ impl Registry for SledStore {
                         );
                         write_audit(audit, audit_by_device, app_id, &entry)?;
                     }
-                    Ok::<_, ConflictableTransactionError<StoreError>>(())
-                })?;
+                    Ok(())
+                },
+            )?;
         }
         self.channels.remove(channel_key.as_slice())?;
         self.commit()?;
@@ -392,10 +398,10 @@ impl Registry for SledStore {
         }
         let created = bundle.registered(app.next_bundle_id, now);
         app.next_bundle_id += 1;
-        (&self.apps, &self.bundles).transaction(|(apps, bundles)| {
+        self.atomically([&self.apps, &self.bundles], |[apps, bundles]| {
             apps.insert(bundle.app_id.as_bytes(), encode_value(&app))?;
             bundles.insert(key.as_slice(), encode_value(&StoredBundle::of(&created)))?;
-            Ok::<_, ConflictableTransactionError<StoreError>>(())
+            Ok(())
         })?;
         self.forget_bundle_ids();
         self.commit()?;

@@ -15,7 +15,7 @@ impl SledStore {
         limit: usize,
         change: Change,
     ) -> StoreResult<(usize, usize)> {
-        /// Devices per transaction: amortises its cost, keeps each one short.
+        /// Devices per atomic write: amortises its cost, keeps each one short.
         const CHUNK: usize = 32;
         let start = keys::device_time_floor(app_id, 0);
         let end = keys::device_time_floor(app_id, cutoff);
@@ -30,34 +30,14 @@ impl SledStore {
         let mut removed = 0;
         for chunk in expired.chunks(CHUNK) {
             let seqs = self.audit_seqs(chunk.len())?;
-            removed += (
-                &self.devices,
-                &self.devices_by_time,
-                &self.overrides,
-                &self.overrides_by_time,
-                &self.audit,
-                &self.audit_by_device,
-                &self.device_counts,
-                &self.devices_by_custom_id,
-            )
-                .transaction(
-                    |(
-                        devices,
-                        by_time,
-                        overrides,
-                        overrides_by_time,
-                        audit,
-                        audit_by_device,
-                        counts,
-                        custom_ids,
-                    )| {
+            removed += self.atomically([&self.devices, &self.devices_by_time, &self.overrides, &self.overrides_by_time, &self.audit, &self.audit_by_device, &self.device_counts, &self.devices_by_custom_id], |[devices, by_time, overrides, overrides_by_time, audit, audit_by_device, counts, custom_ids]| {
                         let mut gone = 0;
                         for (i, (time_key, updated_at, device_id)) in chunk.iter().enumerate() {
                             let device_key = keys::app_scoped(app_id, device_id);
                             by_time.remove(time_key)?;
                             if let Some(bytes) = devices.get(&device_key)? {
                                 let record: DeviceRecord =
-                                    decode("devices", &bytes).map_err(abort)?;
+                                    decode("devices", &bytes)?;
                                 if record.updated_at != *updated_at {
                                     // Checked in since: this entry was stale, the device lives on.
                                     continue;
@@ -73,7 +53,7 @@ impl SledStore {
                                 )?;
                             }
                             if let Some(bytes) = overrides.remove(device_key.as_slice())? {
-                                let old: Overrides = decode("overrides", &bytes).map_err(abort)?;
+                                let old: Overrides = decode("overrides", &bytes)?;
                                 overrides_by_time
                                     .remove(keys::device_time(app_id, old.set_at, device_id))?;
                                 let entry = Self::audit_entry(
@@ -129,39 +109,39 @@ impl SledStore {
                 Some(seq) => seq,
                 None => self.audit_seqs(1)?[0],
             };
-            let gone = (
-                &self.devices,
-                &self.overrides,
-                &self.overrides_by_time,
-                &self.audit,
-                &self.audit_by_device,
-            )
-                .transaction(
-                    |(devices, overrides, by_time, audit, audit_by_device)| {
-                        by_time.remove(&time_key)?;
-                        if devices.get(&device_key)?.is_some() {
-                            return Ok(false);
-                        }
-                        let Some(bytes) = overrides.get(&device_key)? else {
-                            return Ok(false);
-                        };
-                        let current: Overrides = decode("overrides", &bytes).map_err(abort)?;
-                        if current.set_at != set_at {
-                            return Ok(false);
-                        }
-                        overrides.remove(device_key.as_slice())?;
-                        let entry = Self::audit_entry(
-                            device_id,
-                            seq,
-                            change,
-                            AuditAction::Expire,
-                            &current,
-                            &Overrides::default(),
-                        );
-                        write_audit(audit, audit_by_device, app_id, &entry)?;
-                        Ok(true)
-                    },
-                )?;
+            let gone = self.atomically(
+                [
+                    &self.devices,
+                    &self.overrides,
+                    &self.overrides_by_time,
+                    &self.audit,
+                    &self.audit_by_device,
+                ],
+                |[devices, overrides, by_time, audit, audit_by_device]| {
+                    by_time.remove(&time_key)?;
+                    if devices.get(&device_key)?.is_some() {
+                        return Ok(false);
+                    }
+                    let Some(bytes) = overrides.get(&device_key)? else {
+                        return Ok(false);
+                    };
+                    let current: Overrides = decode("overrides", &bytes)?;
+                    if current.set_at != set_at {
+                        return Ok(false);
+                    }
+                    overrides.remove(device_key.as_slice())?;
+                    let entry = Self::audit_entry(
+                        device_id,
+                        seq,
+                        change,
+                        AuditAction::Expire,
+                        &current,
+                        &Overrides::default(),
+                    );
+                    write_audit(audit, audit_by_device, app_id, &entry)?;
+                    Ok(true)
+                },
+            )?;
             if gone {
                 removed += 1;
             }

@@ -48,34 +48,28 @@ impl VersionHealth for SledStore {
 }
 
 impl SledStore {
-    /// Removes the counters of days before `day`, in one pass over the tree (counters are few:
-    /// apps x bundles x days x actions), `limit` at a time; answers how many, and `false` (none
-    /// left).
+    /// Removes the counters of days before `day`, up to `limit` (counters are few: apps x
+    /// bundles x days x actions); answers how many, and whether some are left.
     pub(super) fn expire_version_events(
         &self,
         day: u32,
         limit: usize,
     ) -> StoreResult<(usize, bool)> {
+        // Each counter stands alone: removed one by one (never a sled batch: see atomic.rs).
         let mut removed = 0;
-        let mut batch = sled::Batch::default();
-        let mut in_batch = 0;
         for key in self.version_events.iter().keys() {
             let key = key?;
             let (_, _, at, _) =
                 keys::split_version_event(&key).ok_or_else(|| corrupt_key("version_events"))?;
             if at < day {
-                batch.remove(key);
-                in_batch += 1;
-                if in_batch == limit.max(1) {
-                    self.version_events
-                        .apply_batch(std::mem::take(&mut batch))?;
-                    removed += in_batch;
-                    in_batch = 0;
+                if removed == limit.max(1) {
+                    return Ok((removed, true));
                 }
+                self.version_events.remove(key)?;
+                removed += 1;
             }
         }
-        self.version_events.apply_batch(batch)?;
-        Ok((removed + in_batch, false))
+        Ok((removed, false))
     }
 }
 
@@ -139,7 +133,8 @@ mod tests {
             1
         );
 
-        assert_eq!(store.expire_version_events(12, 1).unwrap(), (4, false));
+        assert_eq!(store.expire_version_events(12, 1).unwrap(), (1, true));
+        assert_eq!(store.expire_version_events(12, 10).unwrap(), (3, false));
         assert_eq!(store.expire_version_events(12, 10).unwrap(), (0, false));
         assert_eq!(
             store.version_events("app", "1.0.0", 0, u32::MAX).unwrap(),

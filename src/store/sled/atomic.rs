@@ -1,0 +1,412 @@
+//! Atomic writes over several trees without sled's transactions, so that readers never wait.
+//!
+//! sled 0.34's transactions (and `apply_batch`) take a process-wide lock for writing, from before
+//! their closure runs until their commit, and once one has run, every read of the process takes
+//! that lock for reading (`concurrency_control.rs`): each transaction stops every read of every
+//! tree. So the store runs none. A write here:
+//!
+//! 1. runs its closure under the store's writer lock (writers still take turns, as they did under
+//!    sled's lock), reading through views that see the write's own changes first;
+//! 2. writes the whole set of changes as one record in `intents` (a single `insert`, atomic);
+//! 3. applies each change with a plain `insert` or `remove`, which never takes sled's lock for
+//!    writing;
+//! 4. removes the intent.
+//!
+//! sled recovers a prefix of its log, in the order it was written (its own crash test checks
+//! that), and one writer at a time writes in program order: after a crash, either the intent is
+//! there, and opening the store applies it again (every change is an absolute value, so applying
+//! twice is applying once), or none of the write's changes were recovered, or all of them and the
+//! intent's removal were. Readers see a write's keys change one by one, as they already saw
+//! transactions land between two steps of an iterator; a single key never changes halfway.
+//!
+//! Intent layout (`intents` tree, key: a number (u64 BE) unique within the process; the tree is
+//! empty once the store is open):
+//!
+//! ```text
+//! version(u8 = 1) trees(u8) { name_len(u16 BE) name }*  changes(u32 BE)
+//! { tree(u8) key_len(u32 BE) key  (0: remove | 1 value_len(u32 BE) value: set
+//!                                  | 2: set the value of the latest 1 before it) }*
+//! ```
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use sled::{IVec, Tree};
+
+use super::{SledStore, StoreError, StoreResult};
+
+/// One change: `None` removes the key.
+type Change = (usize, IVec, Option<IVec>);
+
+/// The changes of one atomic write, in the order first made; a key changed twice keeps its
+/// first place and its last value.
+#[derive(Default)]
+struct Changes {
+    list: Vec<Change>,
+    at: HashMap<(usize, IVec), usize>,
+}
+
+impl Changes {
+    fn set(&mut self, tree: usize, key: IVec, value: Option<IVec>) {
+        match self.at.get(&(tree, key.clone())) {
+            Some(&i) => self.list[i].2 = value,
+            None => {
+                self.at.insert((tree, key.clone()), self.list.len());
+                self.list.push((tree, key, value));
+            }
+        }
+    }
+
+    /// What this write set `key` to: `Some(None)` when it removed it, `None` when untouched.
+    fn get(&self, tree: usize, key: &[u8]) -> Option<Option<IVec>> {
+        self.at
+            .get(&(tree, IVec::from(key)))
+            .map(|&i| self.list[i].2.clone())
+    }
+}
+
+/// A tree as an atomic write sees it: its own changes, then the tree.
+pub(super) struct View<'a> {
+    tree: &'a Tree,
+    index: usize,
+    changes: &'a RefCell<Changes>,
+}
+
+impl View<'_> {
+    pub fn get(&self, key: impl AsRef<[u8]>) -> StoreResult<Option<IVec>> {
+        let key = key.as_ref();
+        if let Some(value) = self.changes.borrow().get(self.index, key) {
+            return Ok(value);
+        }
+        Ok(self.tree.get(key)?)
+    }
+
+    /// Sets `key`; answers what it was.
+    pub fn insert(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: impl Into<IVec>,
+    ) -> StoreResult<Option<IVec>> {
+        let old = self.get(&key)?;
+        self.changes
+            .borrow_mut()
+            .set(self.index, IVec::from(key.as_ref()), Some(value.into()));
+        Ok(old)
+    }
+
+    /// Removes `key`; answers what it was.
+    pub fn remove(&self, key: impl AsRef<[u8]>) -> StoreResult<Option<IVec>> {
+        let old = self.get(&key)?;
+        if old.is_some() {
+            self.changes
+                .borrow_mut()
+                .set(self.index, IVec::from(key.as_ref()), None);
+        }
+        Ok(old)
+    }
+}
+
+impl SledStore {
+    /// Runs `write` over views of `trees` and applies what it changed atomically (see the
+    /// module's comment); an error from `write` changes nothing. Writers take turns.
+    pub(super) fn atomically<const N: usize, T>(
+        &self,
+        trees: [&Tree; N],
+        write: impl FnOnce([&View<'_>; N]) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let changes = RefCell::new(Changes::default());
+        let mut index = 0;
+        let views = trees.map(|tree| {
+            index += 1;
+            View {
+                tree,
+                index: index - 1,
+                changes: &changes,
+            }
+        });
+        let answer = write(views.each_ref())?;
+        self.apply(&trees, changes.into_inner().list)?;
+        Ok(answer)
+    }
+
+    /// Applies changes, through an intent when there are several (the caller holds the writer
+    /// lock).
+    fn apply(&self, trees: &[&Tree], changes: Vec<Change>) -> StoreResult<()> {
+        let intent = match changes.len() {
+            0 => return Ok(()),
+            1 => None,
+            _ => {
+                let key = self
+                    .intent_seq
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                    .to_be_bytes();
+                self.intents.insert(key, encode_intent(trees, &changes)?)?;
+                Some(key)
+            }
+        };
+        for (tree, key, value) in changes {
+            match value {
+                Some(value) => trees[tree].insert(key, value)?,
+                None => trees[tree].remove(key)?,
+            };
+        }
+        if let Some(key) = intent {
+            self.intents.remove(key)?;
+        }
+        Ok(())
+    }
+
+    /// Applies again the writes a crash cut short (their intents), in order, then forgets them.
+    pub(super) fn replay_intents(&self) -> StoreResult<()> {
+        let mut replayed = 0;
+        for entry in self.intents.iter() {
+            let (key, value) = entry?;
+            let (names, changes) = decode_intent(&value)?;
+            let trees = names
+                .iter()
+                .map(|name| self.db.open_tree(name))
+                .collect::<sled::Result<Vec<Tree>>>()?;
+            for (tree, key, value) in changes {
+                match value {
+                    Some(value) => trees[tree].insert(key, value)?,
+                    None => trees[tree].remove(key)?,
+                };
+            }
+            self.intents.remove(key)?;
+            replayed += 1;
+        }
+        if replayed > 0 {
+            self.db.flush()?;
+            log::warn!("{replayed} writes cut short by a crash were completed");
+        }
+        Ok(())
+    }
+}
+
+const INTENT_VERSION: u8 = 1;
+/// What a change does to its key.
+const REMOVE: u8 = 0;
+const SET: u8 = 1;
+/// Sets the value of the latest `SET` before it (a device's record and its time-index copy are
+/// written one after the other: the copy costs the intent nothing).
+const SET_AGAIN: u8 = 2;
+
+fn corrupt_intent(detail: &str) -> StoreError {
+    StoreError::Corrupt {
+        tree: "intents",
+        detail: detail.into(),
+    }
+}
+
+/// Appends `bytes` after their length, in `width` bytes (2 or 4, big-endian).
+fn put_sized(out: &mut Vec<u8>, width: usize, bytes: &[u8]) -> StoreResult<()> {
+    let len = u32::try_from(bytes.len())
+        .ok()
+        .filter(|&len| width == 4 || len <= u32::from(u16::MAX))
+        .ok_or_else(|| StoreError::Engine("a write too large for one intent".into()))?;
+    out.extend_from_slice(&len.to_be_bytes()[4 - width..]);
+    out.extend_from_slice(bytes);
+    Ok(())
+}
+
+fn encode_intent(trees: &[&Tree], changes: &[Change]) -> StoreResult<Vec<u8>> {
+    let bytes: usize = changes
+        .iter()
+        .map(|(_, k, v)| 10 + k.len() + v.as_ref().map_or(0, |v| v.len()))
+        .sum();
+    let mut out = Vec::with_capacity(8 + trees.len() * 24 + bytes);
+    out.push(INTENT_VERSION);
+    out.push(trees.len() as u8); // at most a handful: the sites name their trees
+    for tree in trees {
+        put_sized(&mut out, 2, &tree.name())?;
+    }
+    out.extend_from_slice(&(changes.len() as u32).to_be_bytes());
+    let mut last_set: Option<&IVec> = None;
+    for (tree, key, value) in changes {
+        out.push(*tree as u8);
+        put_sized(&mut out, 4, key)?;
+        match value {
+            None => out.push(REMOVE),
+            Some(value) if last_set == Some(value) => out.push(SET_AGAIN),
+            Some(value) => {
+                out.push(SET);
+                put_sized(&mut out, 4, value)?;
+                last_set = Some(value);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Tree names and changes of an intent.
+type Intent = (Vec<Vec<u8>>, Vec<Change>);
+
+/// Reads an intent front to back.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> StoreResult<&'a [u8]> {
+        if self.0.len() < n {
+            return Err(corrupt_intent("an intent ends early"));
+        }
+        let (head, tail) = self.0.split_at(n);
+        self.0 = tail;
+        Ok(head)
+    }
+
+    fn byte(&mut self) -> StoreResult<u8> {
+        Ok(self.take(1)?[0])
+    }
+
+    /// Bytes after their length in `width` bytes (see [`put_sized`]).
+    fn sized(&mut self, width: usize) -> StoreResult<&'a [u8]> {
+        let mut len = [0u8; 4];
+        len[4 - width..].copy_from_slice(self.take(width)?);
+        self.take(u32::from_be_bytes(len) as usize)
+    }
+}
+
+fn decode_intent(bytes: &[u8]) -> StoreResult<Intent> {
+    let mut reader = Reader(bytes);
+    if reader.byte()? != INTENT_VERSION {
+        return Err(corrupt_intent("an intent of an unknown version"));
+    }
+    let tree_count = reader.byte()? as usize;
+    let names = (0..tree_count)
+        .map(|_| reader.sized(2).map(<[u8]>::to_vec))
+        .collect::<StoreResult<Vec<_>>>()?;
+    let mut count = [0u8; 4];
+    count.copy_from_slice(reader.take(4)?);
+    let count = u32::from_be_bytes(count) as usize;
+    let mut changes = Vec::with_capacity(count.min(1 << 16));
+    let mut last_set: Option<IVec> = None;
+    for _ in 0..count {
+        let tree = reader.byte()? as usize;
+        if tree >= tree_count {
+            return Err(corrupt_intent("an intent names a tree it does not list"));
+        }
+        let key = IVec::from(reader.sized(4)?);
+        let value = match reader.byte()? {
+            REMOVE => None,
+            SET => {
+                let value = IVec::from(reader.sized(4)?);
+                last_set = Some(value.clone());
+                Some(value)
+            }
+            SET_AGAIN => Some(
+                last_set
+                    .clone()
+                    .ok_or_else(|| corrupt_intent("an intent repeats a value it never set"))?,
+            ),
+            _ => {
+                return Err(corrupt_intent(
+                    "an intent's change is neither set nor removal",
+                ))
+            }
+        };
+        changes.push((tree, key, value));
+    }
+    if !reader.0.is_empty() {
+        return Err(corrupt_intent("an intent has bytes past its end"));
+    }
+    Ok((names, changes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sled::fixtures;
+
+    #[test]
+    fn intents_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let (a, b) = (db.open_tree("a").unwrap(), db.open_tree("bb").unwrap());
+        let changes: Vec<Change> = vec![
+            (0, IVec::from(&b"k1"[..]), Some(IVec::from(&b"v1"[..]))),
+            (1, IVec::from(&b""[..]), None),
+            (
+                1,
+                IVec::from(&[0xFF, 0][..]),
+                Some(IVec::from(vec![7u8; 300])),
+            ),
+        ];
+        let bytes = encode_intent(&[&a, &b], &changes).unwrap();
+        // The repeated value is written once.
+        assert!(bytes.len() < 2 * 300 + 100, "{}", bytes.len());
+        let (names, decoded) = decode_intent(&bytes).unwrap();
+        assert_eq!(names, vec![b"a".to_vec(), b"bb".to_vec()]);
+        assert_eq!(decoded, changes);
+        // Every cut is refused, never misread.
+        for cut in 0..bytes.len() {
+            assert!(decode_intent(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(decode_intent(&longer).is_err());
+    }
+
+    #[test]
+    fn a_write_sees_its_own_changes_and_an_error_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = fixtures::open(dir.path());
+        let tree = store.db.open_tree("t").unwrap();
+        tree.insert("kept", "1").unwrap();
+        store
+            .atomically([&tree], |[t]| {
+                assert_eq!(t.insert("new", "2")?, None);
+                assert_eq!(t.get("new")?.as_deref(), Some(&b"2"[..]));
+                assert_eq!(t.remove("kept")?.as_deref(), Some(&b"1"[..]));
+                assert_eq!(t.get("kept")?, None);
+                assert_eq!(t.insert("new", "3")?.as_deref(), Some(&b"2"[..]));
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(tree.get("new").unwrap().as_deref(), Some(&b"3"[..]));
+        assert_eq!(tree.get("kept").unwrap(), None);
+        let failed: StoreResult<()> = store.atomically([&tree], |[t]| {
+            t.insert("new", "4")?;
+            t.remove("new")?;
+            Err(StoreError::Engine("no".into()))
+        });
+        assert!(failed.is_err());
+        assert_eq!(tree.get("new").unwrap().as_deref(), Some(&b"3"[..]));
+        assert_eq!(store.intents.len(), 0);
+    }
+
+    #[test]
+    fn an_intent_left_by_a_crash_is_applied_when_the_store_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = fixtures::open(dir.path());
+            let (a, b) = (
+                store.db.open_tree("a").unwrap(),
+                store.db.open_tree("b").unwrap(),
+            );
+            a.insert("old", "x").unwrap();
+            // What a crash right after the intent leaves: the intent, one change applied.
+            let changes: Vec<Change> = vec![
+                (0, IVec::from(&b"old"[..]), None),
+                (1, IVec::from(&b"new"[..]), Some(IVec::from(&b"y"[..]))),
+            ];
+            store
+                .intents
+                .insert(
+                    7u64.to_be_bytes(),
+                    encode_intent(&[&a, &b], &changes).unwrap(),
+                )
+                .unwrap();
+            a.remove("old").unwrap();
+            store.db.flush().unwrap();
+        }
+        let store = fixtures::open(dir.path());
+        let (a, b) = (
+            store.db.open_tree("a").unwrap(),
+            store.db.open_tree("b").unwrap(),
+        );
+        assert_eq!(a.get("old").unwrap(), None);
+        assert_eq!(b.get("new").unwrap().as_deref(), Some(&b"y"[..]));
+        assert_eq!(store.intents.len(), 0);
+    }
+}
