@@ -114,7 +114,12 @@ impl SledStore {
         trees: [&Tree; N],
         write: impl FnOnce([&View<'_>; N]) -> StoreResult<T>,
     ) -> StoreResult<T> {
-        let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut torn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(why) = torn.as_ref() {
+            return Err(StoreError::Unavailable(format!(
+                "a write was cut short ({why}): writes wait for the store to be opened again"
+            )));
+        }
         let changes = RefCell::new(Changes::default());
         let mut index = 0;
         let views = trees.map(|tree| {
@@ -126,35 +131,55 @@ impl SledStore {
             }
         });
         let answer = write(views.each_ref())?;
-        self.apply(&trees, changes.into_inner().list)?;
+        if let Err((error, intent_written)) = self.apply(&trees, changes.into_inner().list) {
+            if intent_written {
+                // Part of the write may be in the trees, and its intent is: a later write
+                // landing now would be undone when the intent is applied again at the next
+                // open. So none lands; the health check fails, and the supervisor opens the
+                // store again once it can (`store::handle`), which completes this one.
+                *torn = Some(error.to_string());
+                *self.write_fault.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some(format!("a write was cut short: {error}"));
+                log::error!("a write was cut short after its intent was written: {error}");
+            }
+            return Err(error);
+        }
         Ok(answer)
     }
 
     /// Applies changes, through an intent when there are several (the caller holds the writer
-    /// lock).
-    fn apply(&self, trees: &[&Tree], changes: Vec<Change>) -> StoreResult<()> {
-        let intent = match changes.len() {
-            0 => return Ok(()),
-            1 => None,
-            _ => {
-                let key = self
-                    .intent_seq
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-                    .to_be_bytes();
-                self.intents.insert(key, encode_intent(trees, &changes)?)?;
-                Some(key)
+    /// lock). On failure, says whether the intent was written.
+    fn apply(&self, trees: &[&Tree], changes: Vec<Change>) -> Result<(), (StoreError, bool)> {
+        let intent = self.write_intent(trees, &changes).map_err(|e| (e, false))?;
+        let applied = (|| -> StoreResult<()> {
+            for (tree, key, value) in changes {
+                #[cfg(test)]
+                tests::maybe_fail()?;
+                match value {
+                    Some(value) => trees[tree].insert(key, value)?,
+                    None => trees[tree].remove(key)?,
+                };
             }
-        };
-        for (tree, key, value) in changes {
-            match value {
-                Some(value) => trees[tree].insert(key, value)?,
-                None => trees[tree].remove(key)?,
-            };
+            if let Some(key) = intent {
+                self.intents.remove(key)?;
+            }
+            Ok(())
+        })();
+        applied.map_err(|e| (e, intent.is_some()))
+    }
+
+    /// Writes the intent of several changes; answers its key (`None`: a single change, which is
+    /// atomic by itself).
+    fn write_intent(&self, trees: &[&Tree], changes: &[Change]) -> StoreResult<Option<[u8; 8]>> {
+        if changes.len() < 2 {
+            return Ok(None);
         }
-        if let Some(key) = intent {
-            self.intents.remove(key)?;
-        }
-        Ok(())
+        let key = self
+            .intent_seq
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .to_be_bytes();
+        self.intents.insert(key, encode_intent(trees, changes)?)?;
+        Ok(Some(key))
     }
 
     /// Applies again the writes a crash cut short (their intents), in order, then forgets them.
@@ -316,7 +341,66 @@ fn decode_intent(bytes: &[u8]) -> StoreResult<Intent> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::prelude::*;
     use crate::store::sled::fixtures;
+    use std::cell::Cell;
+
+    thread_local! {
+        /// Changes this thread may still apply before the next one fails (`None`: no limit).
+        static CHANGES_LEFT: Cell<Option<usize>> = const { Cell::new(None) };
+    }
+
+    /// Fails a change once the limit set by a test is spent.
+    pub(super) fn maybe_fail() -> StoreResult<()> {
+        CHANGES_LEFT.with(|left| match left.get() {
+            Some(0) => Err(StoreError::Unavailable("injected: No space left".into())),
+            Some(n) => {
+                left.set(Some(n - 1));
+                Ok(())
+            }
+            None => Ok(()),
+        })
+    }
+
+    #[test]
+    fn a_write_cut_short_stops_later_writes_until_reopening_completes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = fixtures::open(dir.path());
+            let tree = store.db.open_tree("t").unwrap();
+            CHANGES_LEFT.with(|left| left.set(Some(1)));
+            let cut: StoreResult<()> = store.atomically([&tree], |[t]| {
+                t.insert("a", "1")?;
+                t.insert("b", "2")?;
+                Ok(())
+            });
+            CHANGES_LEFT.with(|left| left.set(None));
+            assert!(matches!(cut, Err(StoreError::Unavailable(_))), "{cut:?}");
+            // Half of it is there, and nothing else may land on top of it.
+            assert_eq!(tree.get("a").unwrap().as_deref(), Some(&b"1"[..]));
+            assert_eq!(tree.get("b").unwrap(), None);
+            let later: StoreResult<()> = store.atomically([&tree], |[t]| {
+                t.insert("b", "3")?;
+                Ok(())
+            });
+            assert!(
+                matches!(later, Err(StoreError::Unavailable(_))),
+                "{later:?}"
+            );
+            assert!(matches!(store.health(), Err(StoreError::Unavailable(_))));
+            store.db.flush().unwrap();
+        }
+        // Opening again completes it.
+        let store = fixtures::open(dir.path());
+        let tree = store.db.open_tree("t").unwrap();
+        assert_eq!(tree.get("a").unwrap().as_deref(), Some(&b"1"[..]));
+        assert_eq!(tree.get("b").unwrap().as_deref(), Some(&b"2"[..]));
+        assert_eq!(store.intents.len(), 0);
+        store
+            .atomically([&tree], |[t]| t.insert("b", "3").map(drop))
+            .unwrap();
+        assert!(store.health().is_ok());
+    }
 
     #[test]
     fn intents_round_trip() {

@@ -126,8 +126,10 @@ pub struct SledStore {
     intents: Tree,
     /// Numbers the intents of this process.
     intent_seq: AtomicU64,
-    /// Atomic writes take turns (see `atomic.rs`).
-    writer: Mutex<()>,
+    /// Atomic writes take turns (see `atomic.rs`). Holds why one was cut short by a failure
+    /// after its intent was written: no later write may land before opening the store again
+    /// completes it.
+    writer: Mutex<Option<String>>,
     registry: RwLock<()>,
     budget: WriteBudget,
     bundle_ids: BundleIds,
@@ -425,7 +427,7 @@ impl SledStore {
             version_events,
             intents,
             intent_seq: AtomicU64::new(0),
-            writer: Mutex::new(()),
+            writer: Mutex::new(None),
             durable: options.durable,
             min_free: FreeSpace::new(path, options.min_free_bytes),
             commits: GroupCommit::new(),
