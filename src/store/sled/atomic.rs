@@ -19,8 +19,10 @@
 //! intent's removal were. Readers see a write's keys change one by one, as they already saw
 //! transactions land between two steps of an iterator; a single key never changes halfway.
 //!
-//! Intent layout (`intents` tree, key: a number (u64 BE) unique within the process; the tree is
-//! empty once the store is open):
+//! Intent layout (`intents` tree; empty once the store is open). Key `seq(u64 BE)`, a number
+//! unique within the process: the head, `0` then the intent, or `1` then the number of its parts
+//! (u32 BE) for an intent past 64 KiB, whose parts are at `seq(u64 BE) part(u32 BE)` and are
+//! written before the head. The intent itself:
 //!
 //! ```text
 //! version(u8 = 1) trees(u8) { name_len(u16 BE) name }*  changes(u32 BE)
@@ -116,9 +118,7 @@ impl SledStore {
     ) -> StoreResult<T> {
         let mut torn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(why) = torn.as_ref() {
-            return Err(StoreError::Unavailable(format!(
-                "a write was cut short ({why}): writes wait for the store to be opened again"
-            )));
+            return Err(torn_refusal(why));
         }
         let changes = RefCell::new(Changes::default());
         let mut index = 0;
@@ -131,7 +131,11 @@ impl SledStore {
             }
         });
         let answer = write(views.each_ref())?;
-        if let Err((error, intent_written)) = self.apply(&trees, changes.into_inner().list) {
+        // Said before applying: a panic midway (caught further up) leaves it said.
+        *torn = Some("a write panicked while it was applied".into());
+        let applied = self.apply(&trees, changes.into_inner().list);
+        *torn = None;
+        if let Err((error, intent_written)) = applied {
             if intent_written {
                 // Part of the write may be in the trees, and its intent is: a later write
                 // landing now would be undone when the intent is applied again at the next
@@ -147,6 +151,20 @@ impl SledStore {
         Ok(answer)
     }
 
+    /// Refuses a write made outside [`SledStore::atomically`] (a compare-and-swap, an app's
+    /// removal) while an atomic write cut short waits to be completed.
+    pub(super) fn refuse_if_torn(&self) -> StoreResult<()> {
+        match self
+            .writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            Some(why) => Err(torn_refusal(why)),
+            None => Ok(()),
+        }
+    }
+
     /// Applies changes, through an intent when there are several (the caller holds the writer
     /// lock). On failure, says whether the intent was written.
     fn apply(&self, trees: &[&Tree], changes: Vec<Change>) -> Result<(), (StoreError, bool)> {
@@ -160,34 +178,85 @@ impl SledStore {
                     None => trees[tree].remove(key)?,
                 };
             }
-            if let Some(key) = intent {
-                self.intents.remove(key)?;
+            if let Some(intent) = intent {
+                self.remove_intent(intent)?;
             }
             Ok(())
         })();
         applied.map_err(|e| (e, intent.is_some()))
     }
 
-    /// Writes the intent of several changes; answers its key (`None`: a single change, which is
-    /// atomic by itself).
-    fn write_intent(&self, trees: &[&Tree], changes: &[Change]) -> StoreResult<Option<[u8; 8]>> {
+    /// Writes the intent of several changes; answers its number and parts (`None`: a single
+    /// change, which is atomic by itself).
+    fn write_intent(&self, trees: &[&Tree], changes: &[Change]) -> StoreResult<Option<(u64, u32)>> {
         if changes.len() < 2 {
             return Ok(None);
         }
-        let key = self
+        let seq = self
             .intent_seq
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            .to_be_bytes();
-        self.intents.insert(key, encode_intent(trees, changes)?)?;
-        Ok(Some(key))
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let encoded = encode_intent(trees, changes)?;
+        if encoded.len() <= INTENT_PART {
+            let mut inline = Vec::with_capacity(1 + encoded.len());
+            inline.push(INLINE);
+            inline.extend_from_slice(&encoded);
+            self.intents.insert(seq.to_be_bytes(), inline)?;
+            return Ok(Some((seq, 0)));
+        }
+        // Parts first, the head that counts them last: sled recovers a prefix of its log, so a
+        // head means every part is there. (sled writes a value past 128 KiB to a file of its
+        // own, outside its log's order: parts stay under that.)
+        let mut parts = 0u32;
+        for chunk in encoded.chunks(INTENT_PART) {
+            self.intents.insert(part_key(seq, parts), chunk)?;
+            parts += 1;
+        }
+        let mut head = vec![IN_PARTS];
+        head.extend_from_slice(&parts.to_be_bytes());
+        self.intents.insert(seq.to_be_bytes(), head)?;
+        Ok(Some((seq, parts)))
     }
 
-    /// Applies again the writes a crash cut short (their intents), in order, then forgets them.
+    /// Removes an applied intent: its head first (an intent without a head is never applied).
+    fn remove_intent(&self, (seq, parts): (u64, u32)) -> StoreResult<()> {
+        self.intents.remove(seq.to_be_bytes())?;
+        for part in 0..parts {
+            self.intents.remove(part_key(seq, part))?;
+        }
+        Ok(())
+    }
+
+    /// Applies again the writes a crash cut short (intents with their head), in order, then
+    /// forgets every intent, whole or not.
     pub(super) fn replay_intents(&self) -> StoreResult<()> {
         let mut replayed = 0;
-        for entry in self.intents.iter() {
-            let (key, value) = entry?;
-            let (names, changes) = decode_intent(&value)?;
+        let heads: Vec<(IVec, IVec)> = self
+            .intents
+            .iter()
+            .filter(|entry| entry.as_ref().map_or(true, |(key, _)| key.len() == 8))
+            .collect::<sled::Result<_>>()?;
+        for (key, head) in heads {
+            let seq = u64::from_be_bytes(key.as_ref().try_into().expect("8 bytes"));
+            let encoded = match head.split_first() {
+                Some((&INLINE, encoded)) => encoded.to_vec(),
+                Some((&IN_PARTS, count)) => {
+                    let count = count
+                        .try_into()
+                        .map(u32::from_be_bytes)
+                        .map_err(|_| corrupt_intent("an intent's head is malformed"))?;
+                    let mut encoded = Vec::new();
+                    for part in 0..count {
+                        let bytes = self
+                            .intents
+                            .get(part_key(seq, part))?
+                            .ok_or_else(|| corrupt_intent("an intent lacks a part"))?;
+                        encoded.extend_from_slice(&bytes);
+                    }
+                    encoded
+                }
+                _ => return Err(corrupt_intent("an intent's head is malformed")),
+            };
+            let (names, changes) = decode_intent(&encoded)?;
             let trees = names
                 .iter()
                 .map(|name| self.db.open_tree(name))
@@ -201,12 +270,40 @@ impl SledStore {
             self.intents.remove(key)?;
             replayed += 1;
         }
-        if replayed > 0 {
+        // What is left are parts of intents whose head was never written: none of their
+        // changes were.
+        let leftover = self.intents.len();
+        self.intents.clear()?;
+        if replayed > 0 || leftover > 0 {
             self.db.flush()?;
-            log::warn!("{replayed} writes cut short by a crash were completed");
+            log::warn!(
+                "{replayed} writes cut short by a crash were completed ({leftover} parts of \
+                 writes that had not begun were dropped)"
+            );
         }
         Ok(())
     }
+}
+
+/// The largest part of an intent (see [`SledStore::write_intent`]).
+const INTENT_PART: usize = 64 << 10;
+/// An intent's head: the intent itself follows, or the number of its parts (u32 BE).
+const INLINE: u8 = 0;
+const IN_PARTS: u8 = 1;
+
+/// `seq(u64 BE) part(u32 BE)`: one part of an intent whose head is at `seq(u64 BE)`.
+fn part_key(seq: u64, part: u32) -> [u8; 12] {
+    let mut key = [0u8; 12];
+    key[..8].copy_from_slice(&seq.to_be_bytes());
+    key[8..].copy_from_slice(&part.to_be_bytes());
+    key
+}
+
+/// Why a write is refused while an atomic write cut short waits to be completed.
+fn torn_refusal(why: &str) -> StoreError {
+    StoreError::Unavailable(format!(
+        "a write was cut short ({why}): writes wait for the store to be opened again"
+    ))
 }
 
 const INTENT_VERSION: u8 = 1;
@@ -350,16 +447,86 @@ mod tests {
         static CHANGES_LEFT: Cell<Option<usize>> = const { Cell::new(None) };
     }
 
-    /// Fails a change once the limit set by a test is spent.
+    /// Fails a change once the limit set by a test is spent (`Some(usize::MAX)`: panics).
     pub(super) fn maybe_fail() -> StoreResult<()> {
         CHANGES_LEFT.with(|left| match left.get() {
             Some(0) => Err(StoreError::Unavailable("injected: No space left".into())),
+            Some(usize::MAX) => panic!("injected panic"),
             Some(n) => {
                 left.set(Some(n - 1));
                 Ok(())
             }
             None => Ok(()),
         })
+    }
+
+    #[test]
+    fn a_write_that_panicked_stops_later_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = fixtures::open(dir.path());
+        let tree = store.db.open_tree("t").unwrap();
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            CHANGES_LEFT.with(|left| left.set(Some(usize::MAX)));
+            let _ = store.atomically([&tree], |[t]| {
+                t.insert("a", "1")?;
+                t.insert("b", "2")?;
+                Ok(())
+            });
+        }));
+        CHANGES_LEFT.with(|left| left.set(None));
+        assert!(panicked.is_err());
+        let later: StoreResult<()> = store.atomically([&tree], |[t]| t.insert("b", "3").map(drop));
+        assert!(
+            matches!(later, Err(StoreError::Unavailable(_))),
+            "{later:?}"
+        );
+    }
+
+    #[test]
+    fn an_intent_in_parts_is_applied_only_when_its_head_was_written() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = fixtures::open(dir.path());
+            let tree = store.db.open_tree("t").unwrap();
+            // Large enough for three parts; applied whole.
+            let big = IVec::from(vec![5u8; INTENT_PART]);
+            store
+                .atomically([&tree], |[t]| {
+                    for key in ["a", "b", "c"] {
+                        t.insert(key, big.clone())?;
+                    }
+                    Ok(())
+                })
+                .unwrap();
+            assert_eq!(tree.len(), 3);
+            assert_eq!(store.intents.len(), 0);
+            // What a crash leaves: parts of one intent without their head (nothing applied),
+            // and a whole one with its head (nothing applied yet).
+            let changes: Vec<Change> = vec![
+                (0, IVec::from(&b"x"[..]), Some(big.clone())),
+                (0, IVec::from(&b"a"[..]), None),
+            ];
+            let encoded = encode_intent(&[&tree], &changes).unwrap();
+            for (part, chunk) in encoded.chunks(INTENT_PART).enumerate() {
+                store
+                    .intents
+                    .insert(part_key(40, part as u32), chunk)
+                    .unwrap();
+                store
+                    .intents
+                    .insert(part_key(41, part as u32), chunk)
+                    .unwrap();
+            }
+            let mut head = vec![IN_PARTS];
+            head.extend_from_slice(&(encoded.chunks(INTENT_PART).count() as u32).to_be_bytes());
+            store.intents.insert(41u64.to_be_bytes(), head).unwrap();
+            store.db.flush().unwrap();
+        }
+        let store = fixtures::open(dir.path());
+        let tree = store.db.open_tree("t").unwrap();
+        assert_eq!(tree.get("a").unwrap(), None);
+        assert_eq!(tree.get("x").unwrap().map(|v| v.len()), Some(INTENT_PART));
+        assert_eq!(store.intents.len(), 0);
     }
 
     #[test]
@@ -474,13 +641,9 @@ mod tests {
                 (0, IVec::from(&b"old"[..]), None),
                 (1, IVec::from(&b"new"[..]), Some(IVec::from(&b"y"[..]))),
             ];
-            store
-                .intents
-                .insert(
-                    7u64.to_be_bytes(),
-                    encode_intent(&[&a, &b], &changes).unwrap(),
-                )
-                .unwrap();
+            let mut head = vec![INLINE];
+            head.extend_from_slice(&encode_intent(&[&a, &b], &changes).unwrap());
+            store.intents.insert(7u64.to_be_bytes(), head).unwrap();
             a.remove("old").unwrap();
             store.db.flush().unwrap();
         }

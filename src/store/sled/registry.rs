@@ -118,6 +118,7 @@ impl SledStore {
     /// `delete_app` with the registry lock already held (also how `create_app` finishes a
     /// deletion that failed midway).
     fn delete_app_holding_lock(&self, app_id: &str) -> StoreResult<bool> {
+        self.refuse_if_torn()?;
         let pending = keys::deleting(app_id);
         if !self.apps.contains_key(app_id.as_bytes())? && !self.db.contains_key(&pending)? {
             return Ok(false);
@@ -184,6 +185,7 @@ impl Registry for SledStore {
             next_channel_id: 1,
             next_bundle_id: 1,
         };
+        self.refuse_if_torn()?;
         let swapped = self.apps.compare_and_swap(
             app_id.as_bytes(),
             None as Option<&[u8]>,
@@ -382,7 +384,9 @@ impl Registry for SledStore {
                 },
             )?;
         }
-        self.channels.remove(channel_key.as_slice())?;
+        self.atomically([&self.channels], |[channels]| {
+            channels.remove(channel_key.as_slice()).map(drop)
+        })?;
         self.commit()?;
         Ok(DeleteOutcome::Deleted)
     }
@@ -443,7 +447,7 @@ impl Registry for SledStore {
                 return Ok(DeleteOutcome::InUse);
             }
         }
-        self.bundles.remove(key)?;
+        self.atomically([&self.bundles], |[bundles]| bundles.remove(&key).map(drop))?;
         self.forget_bundle_ids();
         self.commit()?;
         Ok(DeleteOutcome::Deleted)
