@@ -217,6 +217,8 @@ impl Backup for SledStore {
     fn dump(&self, sink: &mut dyn FnMut(DumpRecord) -> StoreResult<()>) -> StoreResult<()> {
         // No write in between: the snapshot is consistent (writes wait for the dump).
         let _registry = self.exclusive();
+        // A write cut short is half in the trees until the store is opened again: not dumped.
+        self.refuse_if_torn()?;
         sink(DumpRecord::Sequences {
             next_api_key_id: self.reserve("api_key", 0)?,
             next_audit_seq: self.reserve("audit", 0)?,

@@ -53,7 +53,27 @@ impl SledStore {
         seqs: &[u64],
         change: Change,
     ) -> StoreResult<Vec<Erased>> {
-        let erased = self.atomically([&self.devices, &self.devices_by_time, &self.overrides, &self.overrides_by_time, &self.audit, &self.audit_by_device, &self.device_counts, &self.devices_by_custom_id], |[devices, devices_by_time, overrides, overrides_by_time, audit, audit_by_device, counts, custom_ids]| {
+        let erased = self.atomically(
+            [
+                &self.devices,
+                &self.devices_by_time,
+                &self.overrides,
+                &self.overrides_by_time,
+                &self.audit,
+                &self.audit_by_device,
+                &self.device_counts,
+                &self.devices_by_custom_id,
+            ],
+            |[
+                devices,
+                devices_by_time,
+                overrides,
+                overrides_by_time,
+                audit,
+                audit_by_device,
+                counts,
+                custom_ids,
+            ]| {
                     let mut erased = Vec::with_capacity(device_ids.len());
                     for (i, device_id) in device_ids.iter().enumerate() {
                         let key = keys::app_scoped(app_id, device_id);

@@ -2,17 +2,18 @@
 //!
 //! Consistency: a device record and its time-index entry change in one atomic write over both
 //! trees (`atomic.rs`: an intent, then plain writes; never a sled transaction, which would stop
-//! every read of the process), the old record naming the index entry to remove. Changes to the registry's shape (apps,
-//! channels, bundles, and every delete that cascades) hold `registry` exclusively, while device
-//! writes (check-ins, overrides) hold it shared: a link can never slip in between the check that a
-//! channel exists and that channel's deletion, and no check-in recreates a device of an app that
-//! is being deleted.
+//! every read of the process), the old record naming the index entry to remove. Changes to the
+//! registry's shape (apps, channels, bundles, and every delete that cascades) hold `registry`
+//! exclusively, while device writes (check-ins, overrides) hold it shared: a link can never slip
+//! in between the check that a channel exists and that channel's deletion, and no check-in
+//! recreates a device of an app that is being deleted.
 //!
-//! One file per concern: `atomic` (atomic writes over several trees), `records` (the engine's own records and their formats), `registry`
-//! (apps, channels, bundles, the cascade that removes an app), `devices` (check-ins, imports,
-//! reads, the summary, erasure), `list` (the page planner), `counters` (per-app device counters),
-//! `overrides`, `audit`, `retention`, `api_keys`, `maintenance` (flush, health, sizes, the offline
-//! check). This file opens the store and holds what they share.
+//! One file per concern: `atomic` (atomic writes over several trees), `records` (the engine's
+//! own records and their formats), `registry` (apps, channels, bundles, the cascade that removes
+//! an app), `devices` (check-ins, imports, reads, the summary, erasure), `list` (the page
+//! planner), `counters` (per-app device counters), `overrides`, `audit`, `retention`,
+//! `api_keys`, `maintenance` (flush, health, sizes, the offline check). This file opens the store
+//! and holds what they share.
 
 mod api_keys;
 mod atomic;

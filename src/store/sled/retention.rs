@@ -30,7 +30,27 @@ impl SledStore {
         let mut removed = 0;
         for chunk in expired.chunks(CHUNK) {
             let seqs = self.audit_seqs(chunk.len())?;
-            removed += self.atomically([&self.devices, &self.devices_by_time, &self.overrides, &self.overrides_by_time, &self.audit, &self.audit_by_device, &self.device_counts, &self.devices_by_custom_id], |[devices, by_time, overrides, overrides_by_time, audit, audit_by_device, counts, custom_ids]| {
+            removed += self.atomically(
+                [
+                    &self.devices,
+                    &self.devices_by_time,
+                    &self.overrides,
+                    &self.overrides_by_time,
+                    &self.audit,
+                    &self.audit_by_device,
+                    &self.device_counts,
+                    &self.devices_by_custom_id,
+                ],
+                |[
+                    devices,
+                    by_time,
+                    overrides,
+                    overrides_by_time,
+                    audit,
+                    audit_by_device,
+                    counts,
+                    custom_ids,
+                ]| {
                         let mut gone = 0;
                         for (i, (time_key, updated_at, device_id)) in chunk.iter().enumerate() {
                             let device_key = keys::app_scoped(app_id, device_id);
