@@ -116,7 +116,6 @@ impl SledStore {
                             continue;
                         }
                         Some(old) => {
-                            by_time.remove(keys::device_time(app_id, old.updated_at, device_id))?;
                             if decides_nothing_new(old, check_in) {
                                 Upsert::Touched
                             } else {
@@ -146,6 +145,11 @@ impl SledStore {
                         encoded.as_slice(),
                     )?;
                     devices.insert(key.as_slice(), encoded)?;
+                    // The old entry goes after the new one is in: a time-ordered page read
+                    // while this write lands may list the device twice, never miss it.
+                    if let Some(old) = old.as_ref().filter(|old| old.updated_at != check_in.now) {
+                        by_time.remove(keys::device_time(app_id, old.updated_at, device_id))?;
+                    }
                     apply_counts(
                         counts,
                         &count_deltas(app_id, old.as_ref(), Some(&new_record)),
