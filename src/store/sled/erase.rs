@@ -54,16 +54,7 @@ impl SledStore {
         change: Change,
     ) -> StoreResult<Vec<Erased>> {
         let erased = self.atomically(
-            [
-                &self.devices,
-                &self.devices_by_time,
-                &self.overrides,
-                &self.overrides_by_time,
-                &self.audit,
-                &self.audit_by_device,
-                &self.device_counts,
-                &self.devices_by_custom_id,
-            ],
+            self.device_trees(),
             |[
                 devices,
                 devices_by_time,

@@ -506,6 +506,21 @@ impl SledStore {
         Ok(())
     }
 
+    /// Every tree a device has entries in, in the order the writes that remove devices whole
+    /// (erasure, expiry) name them.
+    fn device_trees(&self) -> [&Tree; 8] {
+        [
+            &self.devices,
+            &self.devices_by_time,
+            &self.overrides,
+            &self.overrides_by_time,
+            &self.audit,
+            &self.audit_by_device,
+            &self.device_counts,
+            &self.devices_by_custom_id,
+        ]
+    }
+
     fn shared(&self) -> RwLockReadGuard<'_, ()> {
         self.registry.read().unwrap_or_else(|e| e.into_inner())
     }

@@ -31,16 +31,7 @@ impl SledStore {
         for chunk in expired.chunks(CHUNK) {
             let seqs = self.audit_seqs(chunk.len())?;
             removed += self.atomically(
-                [
-                    &self.devices,
-                    &self.devices_by_time,
-                    &self.overrides,
-                    &self.overrides_by_time,
-                    &self.audit,
-                    &self.audit_by_device,
-                    &self.device_counts,
-                    &self.devices_by_custom_id,
-                ],
+                self.device_trees(),
                 |[
                     devices,
                     by_time,
