@@ -7,7 +7,8 @@
 //!
 //! 1. runs its closure under the store's writer lock (writers still take turns, as they did under
 //!    sled's lock), reading through views that see the write's own changes first;
-//! 2. writes the whole set of changes as one record in `intents` (a single `insert`, atomic);
+//! 2. writes the whole set of changes as one record in `intents` (one `insert`; past 64 KiB,
+//!    parts, then a head that counts them);
 //! 3. applies each change with a plain `insert` or `remove`, which never takes sled's lock for
 //!    writing;
 //! 4. removes the intent.
@@ -18,6 +19,8 @@
 //! twice is applying once), or none of the write's changes were recovered, or all of them and the
 //! intent's removal were. Readers see a write's keys change one by one, as they already saw
 //! transactions land between two steps of an iterator; a single key never changes halfway.
+//! A failure (or a panic) once the intent is written stops every later write until the store is
+//! opened again, which completes this one: a write landing in between would be undone by it.
 //!
 //! Intent layout (`intents` tree; empty once the store is open). Key `seq(u64 BE)`, a number
 //! unique within the process: the head, `0` then the intent, or `1` then the number of its parts
