@@ -131,15 +131,9 @@ pub fn export(
             return ExitCode::FAILURE;
         }
     };
-    let mut out: Box<dyn Write> = match output {
-        Some(path) => match std::fs::File::create(path) {
-            Ok(file) => Box::new(std::io::BufWriter::new(file)),
-            Err(error) => {
-                eprintln!("device-registry: cannot write {}: {error}", path.display());
-                return ExitCode::FAILURE;
-            }
-        },
-        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    let mut out = match open_output(output) {
+        Ok(out) => out,
+        Err(status) => return status,
     };
     // A progress bar on a terminal only (indicatif draws nothing when stderr is not one).
     let progress = indicatif::ProgressBar::new(total as u64);
@@ -260,24 +254,17 @@ pub fn import(
     }
 }
 
-/// Says why the store did not open, in one line, and fails.
+/// `device-registry dump`: the whole store, as NDJSON, to a file or standard output.
 pub fn dump(config: &Config, output: Option<&std::path::Path>) -> ExitCode {
     use crate::store::backup::DumpWriter;
-    use std::io::Write;
 
     let store = match open_store(config) {
         Ok(store) => store,
         Err(status) => return status,
     };
-    let mut out: Box<dyn Write> = match output {
-        Some(path) => match std::fs::File::create(path) {
-            Ok(file) => Box::new(std::io::BufWriter::new(file)),
-            Err(error) => {
-                eprintln!("device-registry: cannot write {}: {error}", path.display());
-                return ExitCode::FAILURE;
-            }
-        },
-        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    let mut out = match open_output(output) {
+        Ok(out) => out,
+        Err(status) => return status,
     };
     let written = DumpWriter::new(&mut out).and_then(|mut writer| {
         store.dump(&mut |record| writer.record(record))?;
@@ -324,11 +311,26 @@ pub fn restore(config: &Config, file: &std::path::Path) -> ExitCode {
 
 /// The configured store, for a command that does not repair it; or the exit status after
 /// saying why it did not open.
+/// The file a command writes to, or standard output; a file that cannot be created is said.
+fn open_output(output: Option<&std::path::Path>) -> Result<Box<dyn std::io::Write>, ExitCode> {
+    Ok(match output {
+        Some(path) => match std::fs::File::create(path) {
+            Ok(file) => Box::new(std::io::BufWriter::new(file)),
+            Err(error) => {
+                eprintln!("device-registry: cannot write {}: {error}", path.display());
+                return Err(ExitCode::FAILURE);
+            }
+        },
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    })
+}
+
 fn open_store(config: &Config) -> Result<std::sync::Arc<dyn crate::store::Store>, ExitCode> {
     crate::server::open_store(config, crate::server::LostWrites::Refuse)
         .map_err(|error| open_failed(&error))
 }
 
+/// Says why the store did not open, in one line, and fails.
 fn open_failed(error: &crate::server::ServeError) -> ExitCode {
     use crate::server::ServeError;
     use crate::store::StoreError;
