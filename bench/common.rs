@@ -16,6 +16,18 @@ pub fn env_or(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// How the benchmarks open sled: `CACHE_MB` of cache (128 by default), the server's background
+/// flush, nothing flushed per write.
+pub fn sled_options() -> device_registry::store::sled::SledOptions {
+    device_registry::store::sled::SledOptions {
+        cache_bytes: env_or("CACHE_MB", 128) << 20,
+        flush_every_ms: Some(500),
+        durable: false,
+        min_free_bytes: 0,
+        accept_lost_writes: false,
+    }
+}
+
 /// The next number of a xorshift sequence: a cheap, repeatable uniform pick (not for secrets).
 pub fn xorshift(state: &mut u64) -> u64 {
     *state ^= *state << 13;

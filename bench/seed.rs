@@ -18,7 +18,7 @@ mod common;
 
 use device_registry::model::{ChannelPatch, Device};
 use device_registry::store::postgres::{PostgresOptions, PostgresStore};
-use device_registry::store::sled::{SledOptions, SledStore};
+use device_registry::store::sled::SledStore;
 use device_registry::store::{CreateBundle, Store};
 
 const APP: &str = "app_bench";
@@ -30,13 +30,7 @@ fn main() {
         Ok(url) => PostgresStore::open(&PostgresOptions { url, pool_size: 2 }).expect("open"),
         Err(_) => {
             let dir = PathBuf::from(std::env::var("DATA_DIR").expect("DATA_DIR or DATABASE_URL"));
-            let options = SledOptions {
-                cache_bytes: common::env_or("CACHE_MB", 128) << 20,
-                flush_every_ms: Some(500),
-                durable: false,
-                min_free_bytes: 0,
-                accept_lost_writes: false,
-            };
+            let options = common::sled_options();
             SledStore::open(&dir, &options).expect("open store")
         }
     };

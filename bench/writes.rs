@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 mod common;
 
 use device_registry::store::prelude::*;
-use device_registry::store::sled::{SledOptions, SledStore};
+use device_registry::store::sled::SledStore;
 use device_registry::store::{CheckIn, Upsert};
 
 fn main() {
@@ -25,13 +25,7 @@ fn main() {
     let secs = common::env_or("SECS", 10);
     let threads = common::env_or("THREADS", 2);
     let batch = common::env_or("BATCH", 1) as usize;
-    let options = SledOptions {
-        cache_bytes: common::env_or("CACHE_MB", 128) << 20,
-        flush_every_ms: Some(500),
-        durable: false,
-        min_free_bytes: 0,
-        accept_lost_writes: false,
-    };
+    let options = common::sled_options();
     let store = SledStore::open(&dir, &options).expect("open store");
     let done = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
