@@ -155,7 +155,7 @@ impl SledStore {
             }
             self.atomically([&self.device_counts], |[counts]| {
                 for (key, target) in &chunk {
-                    let Some(moved) = counts.remove(key)? else {
+                    let Some(moved) = counts.take(key)? else {
                         continue;
                     };
                     let kept = counts.get(target)?.map_or(0, |bytes| read_count(&bytes));

@@ -267,7 +267,7 @@ impl Devices for SledStore {
                 let mut deltas: HashMap<Vec<u8>, i64> = HashMap::new();
                 for ((key, value, time_key), device) in rows.iter().zip(devices) {
                     let old: Option<DeviceRecord> =
-                        match tx_devices.insert(key.as_slice(), value.as_slice())? {
+                        match tx_devices.replace(key.as_slice(), value.as_slice())? {
                             Some(bytes) => {
                                 let old: DeviceRecord = decode("devices", &bytes)?;
                                 by_time.remove(keys::device_time(

@@ -68,7 +68,7 @@ impl SledStore {
                     let mut erased = Vec::with_capacity(device_ids.len());
                     for (i, device_id) in device_ids.iter().enumerate() {
                         let key = keys::app_scoped(app_id, device_id);
-                        let record = match devices.remove(key.as_slice())? {
+                        let record = match devices.take(key.as_slice())? {
                             Some(bytes) => {
                                 let old: DeviceRecord = decode("devices", &bytes)?;
                                 apply_counts(counts, &count_deltas(app_id, Some(&old), None))?;
@@ -82,7 +82,7 @@ impl SledStore {
                             }
                             None => false,
                         };
-                        let removed_overrides = match overrides.remove(key.as_slice())? {
+                        let removed_overrides = match overrides.take(key.as_slice())? {
                             Some(bytes) => {
                                 let old: Overrides = decode("overrides", &bytes)?;
                                 overrides_by_time

@@ -6,7 +6,7 @@ use super::*;
 impl SledStore {
     /// Deletes up to `limit` devices of one app last seen before `cutoff`, oldest first: a range
     /// scan of the time index that stops at the cutoff. Each chunk of devices goes in one
-    /// transaction with their index entries and overrides; a device that checked in since the
+    /// atomic write with their index entries and overrides; a device that checked in since the
     /// scan is left alone. Returns (removed, visited).
     pub(super) fn expire_app_devices(
         &self,
@@ -45,12 +45,19 @@ impl SledStore {
                         let mut gone = 0;
                         for (i, (time_key, updated_at, device_id)) in chunk.iter().enumerate() {
                             let device_key = keys::app_scoped(app_id, device_id);
-                            by_time.remove(time_key)?;
-                            if let Some(bytes) = devices.get(&device_key)? {
-                                let record: DeviceRecord =
-                                    decode("devices", &bytes)?;
+                            let Some(copy) = by_time.take(time_key)? else {
+                                // Checked in since the scan: its entry moved, the device lives on.
+                                continue;
+                            };
+                            // The entry's copy of the record spares reading `devices`; entries
+                            // older than copies hold none.
+                            let stored = match copy.is_empty() {
+                                false => Some(copy),
+                                true => devices.get(&device_key)?,
+                            };
+                            if let Some(bytes) = stored {
+                                let record: DeviceRecord = decode("devices", &bytes)?;
                                 if record.updated_at != *updated_at {
-                                    // Checked in since: this entry was stale, the device lives on.
                                     continue;
                                 }
                                 devices.remove(device_key.as_slice())?;
@@ -63,7 +70,7 @@ impl SledStore {
                                     None,
                                 )?;
                             }
-                            if let Some(bytes) = overrides.remove(device_key.as_slice())? {
+                            if let Some(bytes) = overrides.take(device_key.as_slice())? {
                                 let old: Overrides = decode("overrides", &bytes)?;
                                 overrides_by_time
                                     .remove(keys::device_time(app_id, old.set_at, device_id))?;
@@ -258,6 +265,35 @@ mod tests {
             ),
             (1, 1, 0, 0)
         );
+        assert!(store.check(false).unwrap().is_clean());
+    }
+
+    #[test]
+    fn expiry_reads_the_record_from_the_time_entry_or_from_devices_when_it_has_no_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_with_beta(dir.path());
+        for (device_id, seen) in [("copied", 10), ("bare", 11), ("recent", 50)] {
+            store
+                .upsert_device("app", device_id, &report(), seen, 1)
+                .unwrap();
+        }
+        store
+            .write_overrides(&[link_to_beta(&["bare"], at(11))])
+            .unwrap();
+        // An entry written before entries carried their record.
+        let bare = keys::device_time("app", 11, "bare");
+        store.devices_by_time.insert(&bare, &[] as &[u8]).unwrap();
+        let expired = store.expire_before(20, 100, 20).unwrap();
+        assert_eq!((expired.devices, expired.more), (2, false));
+        assert!(!store.device_exists("app", "copied").unwrap());
+        assert!(!store.device_exists("app", "bare").unwrap());
+        assert!(store.device_exists("app", "recent").unwrap());
+        let counts = store.counts().unwrap();
+        assert_eq!(
+            (counts.devices, counts.devices_by_time, counts.overrides),
+            (1, 1, 0)
+        );
+        assert_eq!(store.device_summary("app", 20).unwrap().total, 1);
         assert!(store.check(false).unwrap().is_clean());
     }
 }
