@@ -16,11 +16,12 @@ pub fn env_or(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// How the benchmarks open sled: `CACHE_MB` of cache (128 by default), the server's background
-/// flush, nothing flushed per write.
+/// How the benchmarks open sled: the server's default cache (`CACHE_MB` to change it), its
+/// background flush, nothing flushed per write.
 pub fn sled_options() -> device_registry::store::sled::SledOptions {
+    let server_default = device_registry::config::StorageConfig::default().cache.0;
     device_registry::store::sled::SledOptions {
-        cache_bytes: env_or("CACHE_MB", 128) << 20,
+        cache_bytes: env_or("CACHE_MB", server_default >> 20) << 20,
         flush_every_ms: Some(500),
         durable: false,
         min_free_bytes: 0,

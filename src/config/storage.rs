@@ -83,7 +83,7 @@ impl Default for StorageConfig {
             data_dir: PathBuf::from("data"),
             durability: Durability::Flush,
             flush_every: Duration::from_millis(500),
-            cache: ByteSize(96 * 1024 * 1024),
+            cache: ByteSize(32 * 1024 * 1024),
             min_free: ByteSize(32 * 1024 * 1024),
         }
     }
