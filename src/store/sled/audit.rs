@@ -3,7 +3,7 @@
 
 use super::*;
 
-/// Appends an audit entry, with its per-device index entry, inside a transaction.
+/// Appends an audit entry, with its per-device index entry, inside an atomic write.
 pub(super) fn write_audit(
     audit: &View<'_>,
     audit_by_device: &View<'_>,
@@ -30,7 +30,7 @@ pub(super) fn decode_audit(bytes: &[u8]) -> StoreResult<AuditEntry> {
 }
 
 impl SledStore {
-    /// Numbers for `n` audit entries, reserved before a transaction (see [`SledStore::reserve`]).
+    /// Numbers for `n` audit entries, reserved before an atomic write (see [`SledStore::reserve`]).
     pub(super) fn audit_seqs(&self, n: usize) -> StoreResult<Vec<u64>> {
         let first = self.reserve("audit", n as u64)?;
         Ok((first..first + n as u64).collect())

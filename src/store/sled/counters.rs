@@ -34,7 +34,7 @@ pub(super) fn split_rollout_value(value: &[u8]) -> Option<(u64, u64)> {
 }
 
 /// The shard every counter is written to. Counters were once spread over 16 shards by a hash of
-/// the device id, for concurrent transactions to conflict less; sled 0.34 runs every
+/// the device id, for concurrent transactions to conflict less; sled 0.34 ran every
 /// transaction under one process-wide lock, so they never ran concurrently, and the shards only
 /// multiplied the keys a change writes (up to 16 per counter and batch) and a summary reads.
 /// Stores written before are folded into this shard when they are opened
@@ -109,11 +109,14 @@ pub(super) fn read_count(bytes: &[u8]) -> u64 {
     bytes.try_into().map(u64::from_be_bytes).unwrap_or(0)
 }
 
-/// Applies counter changes inside a transaction.
+/// Applies counter changes inside an atomic write.
 pub(super) fn apply_counts(counts: &View<'_>, deltas: &[(Vec<u8>, i64)]) -> StoreResult<()> {
     for (key, delta) in deltas {
         let current = counts.get(key)?.map_or(0, |bytes| read_count(&bytes)) as i64;
         let next = (current + delta).max(0) as u64;
+        if next == current as u64 {
+            continue;
+        }
         if next == 0 {
             counts.remove(key.as_slice())?;
         } else {
@@ -123,12 +126,12 @@ pub(super) fn apply_counts(counts: &View<'_>, deltas: &[(Vec<u8>, i64)]) -> Stor
     Ok(())
 }
 
-/// Counter keys moved per transaction when folding shards.
+/// Counter keys moved per atomic write when folding shards.
 const FOLD_CHUNK: usize = 512;
 
 impl SledStore {
     /// Folds counters written to other shards than [`SHARD`] (stores written before it was the
-    /// only one) into it, once: each chunk in one transaction, so that a crash in the middle
+    /// only one) into it, once: each chunk in one atomic write, so that a crash in the middle
     /// leaves every count whole, split between the shards, and the next open goes on. A marker
     /// in the default tree says it is done.
     pub(super) fn fold_counter_shards(&self) -> StoreResult<()> {

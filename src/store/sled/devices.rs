@@ -1,5 +1,5 @@
 //! Devices ([`Devices`]): check-ins (settled from one read when they write nothing, else written
-//! in one transaction with their index entries and counters), imports, reads and the summary;
+//! in one atomic write with their index entries and counters), imports, reads and the summary;
 //! erasure is in erase.rs.
 
 use super::*;
@@ -15,7 +15,7 @@ fn decides_nothing_new(old: &DeviceRecord, check_in: &CheckIn) -> bool {
 }
 
 /// Keeps `devices_by_custom_id` in step when a device goes from `old` to `new` (`None`: absent),
-/// inside a transaction. Empty custom ids are not indexed.
+/// inside an atomic write. Empty custom ids are not indexed.
 pub(super) fn index_custom_id(
     index: &View<'_>,
     app_id: &str,
@@ -60,7 +60,7 @@ impl SledStore {
         Ok(None)
     }
 
-    /// Writes the check-ins at `indexes`, in that order, in one transaction, each judged inside
+    /// Writes the check-ins at `indexes`, in that order, in one atomic write, each judged inside
     /// it; one outcome each. The caller holds the registry lock.
     pub(super) fn write_check_ins_at(
         &self,
@@ -145,8 +145,9 @@ impl SledStore {
                         encoded.as_slice(),
                     )?;
                     devices.insert(key.as_slice(), encoded)?;
-                    // The old entry goes after the new one is in: a time-ordered page read
-                    // while this write lands may list the device twice, never miss it.
+                    // Applied after the new entry is in (`atomic.rs` applies every insert
+                    // first): a time-ordered page read while this write lands may list the
+                    // device twice, never miss it.
                     if let Some(old) = old.as_ref().filter(|old| old.updated_at != check_in.now) {
                         by_time.remove(keys::device_time(app_id, old.updated_at, device_id))?;
                     }
@@ -450,7 +451,7 @@ impl Devices for SledStore {
 }
 
 impl SledStore {
-    /// What each check-in comes to without a transaction, read without one: the outcome when
+    /// What each check-in comes to without writing, from plain reads: the outcome when
     /// it writes nothing (an unknown app, or a device reporting nothing new within
     /// `touch_interval`), `None` when it must be written. A device that an earlier check-in of
     /// the slice writes is left open too: the stored record is no longer its state.
@@ -460,7 +461,7 @@ impl SledStore {
         for check_in in check_ins {
             let key = keys::app_scoped(&check_in.app_id, &check_in.device_id);
             // A device that an earlier check-in of the slice writes is judged inside the
-            // transaction, against that write: the stored record is no longer its state.
+            // atomic write, against that write: the stored record is no longer its state.
             let outcome = if open.contains(&key) {
                 None
             } else {
@@ -474,9 +475,9 @@ impl SledStore {
         Ok(outcomes)
     }
 
-    /// Writes check-ins in one transaction, in order, each judged inside it (so a device named
+    /// Writes check-ins in one atomic write, in order, each judged inside it (so a device named
     /// twice sees its first check-in, and an app deleted since settling is `AppNotFound`). The
-    /// transaction's fixed cost, and its lock, are shared by every check-in in it.
+    /// write's fixed cost (its intent) and its turn are shared by every check-in in it.
     pub fn write_check_ins(&self, check_ins: &[CheckIn]) -> StoreResult<Vec<Upsert>> {
         let _registry = self.shared();
         let all: Vec<usize> = (0..check_ins.len()).collect();

@@ -7,10 +7,10 @@
 //! everything ticketed so far and wakes the others; a writer whose ticket the finished flush
 //! covers returns at once, the rest elect the next leader.
 //!
-//! [`BatchWriter`] also shares transactions: a sled transaction has a cost of its own beyond its
-//! writes, and holds a process-wide lock that stops every read (bench/RESULTS.md), so the writes
-//! that queue up while one batch is being applied go into the next batch's single transaction,
-//! and callers wait for them without blocking a thread. The engine has two: one for changes of
+//! [`BatchWriter`] also shares atomic writes: each one has a cost of its own beyond its changes
+//! (its intent is written and removed: `atomic.rs`), and writers take turns, so the writes that
+//! queue up while one batch is being applied go into the next batch's single atomic write, and
+//! callers wait for them without blocking a thread. The engine has two: one for changes of
 //! overrides (the busiest durable writes, flushed before they are answered), one for check-ins
 //! that change a device. Their threads hold the store weakly, so that it is released when its
 //! last user lets it go.
@@ -89,7 +89,7 @@ impl GroupCommit {
 }
 
 /// A batch stops growing at this many devices, so that one bulk request of 1000 devices still
-/// shares its transaction with a few single links and no transaction grows without bound.
+/// shares its atomic write with a few single links and no write grows without bound.
 const BATCH_DEVICES: usize = 1024;
 
 /// A write that a [`BatchWriter`] applies together with the others queued with it.
@@ -99,7 +99,7 @@ pub(super) trait BatchedWrite: Send + Sized + 'static {
     const WRITER: &'static str;
     /// Devices the write touches: what counts against a batch's bound.
     fn devices(&self) -> usize;
-    /// Applies a batch in one transaction: one outcome per write, in order.
+    /// Applies a batch in one atomic write: one outcome per write, in order.
     fn apply(store: &SledStore, batch: &[Self]) -> StoreResult<Vec<Self::Outcome>>;
 }
 
@@ -140,7 +140,7 @@ struct Queued<W: BatchedWrite> {
     answer: oneshot::Sender<StoreResult<W::Outcome>>,
 }
 
-/// Applies the writes of concurrent requests in shared transactions, from one thread, and
+/// Applies the writes of concurrent requests in shared atomic writes, from one thread, and
 /// answers each request once its write is applied and (with `durable`) on disk.
 pub(super) struct BatchWriter<W: BatchedWrite> {
     queue: Option<mpsc::Sender<Queued<W>>>,
@@ -250,7 +250,7 @@ impl<W: BatchedWrite> Drop for BatchWriter<W> {
     }
 }
 
-/// One transaction for the whole batch, one flush, then every answer. A failure fails every
+/// One atomic write for the whole batch, one flush, then every answer. A failure fails every
 /// write of the batch, and a panic in the store is answered as an error instead of taking the
 /// thread down with the requests still waiting. The store is let go before anyone is answered:
 /// a caller that drops the store once answered is then its last user, and the store closes on
@@ -397,7 +397,7 @@ mod tests {
     }
 
     #[test]
-    fn concurrent_override_writes_share_transactions_and_each_gets_its_own_outcome() {
+    fn concurrent_override_writes_share_atomic_writes_and_each_gets_its_own_outcome() {
         let dir = tempfile::tempdir().unwrap();
         let store = durable_store(dir.path());
         let commits_before = store.write_stats().commits;
@@ -429,14 +429,14 @@ mod tests {
         assert_eq!(stats.override_writes, 200);
         assert!(
             stats.override_batches < stats.override_writes,
-            "no transaction was shared"
+            "no atomic write was shared"
         );
         // Every batch was made durable before its answers.
         assert_eq!(stats.commits - commits_before, stats.override_batches);
     }
 
     #[test]
-    fn concurrent_check_ins_share_transactions() {
+    fn concurrent_check_ins_share_atomic_writes() {
         let dir = tempfile::tempdir().unwrap();
         let store = crate::store::sled::fixtures::open_with_beta(dir.path());
         let missing = |i: usize| i % 7 == 3;
@@ -478,7 +478,7 @@ mod tests {
         assert_eq!(stats.check_in_writes, written);
         assert!(
             stats.check_in_batches < written,
-            "no transaction was shared"
+            "no atomic write was shared"
         );
         assert!(store.check(false).unwrap().is_clean());
     }

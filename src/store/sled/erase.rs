@@ -31,8 +31,8 @@ impl SledStore {
             }
         };
         let seqs = self.audit_seqs(device_ids.len())?;
-        // A transaction per chunk: erasing the devices of a custom id that thousands report must
-        // not become one transaction over all of them. Erasure is idempotent, so a crash midway
+        // An atomic write per chunk: erasing the devices of a custom id that thousands report must
+        // not become one write over all of them. Erasure is idempotent, so a crash midway
         // leaves the rest to a retry.
         let mut erased = Vec::new();
         for (device_ids, seqs) in device_ids
@@ -45,7 +45,7 @@ impl SledStore {
         Ok(erased)
     }
 
-    /// Erases these devices, in one transaction (see [`Devices::erase_devices`]).
+    /// Erases these devices, in one atomic write (see [`Devices::erase_devices`]).
     fn erase_chunk(
         &self,
         app_id: &str,

@@ -548,9 +548,9 @@ impl SledStore {
     }
 
     /// Reserves `n` numbers of the named sequence (see `keys.rs`) and answers the first. Called
-    /// outside transactions (sled's own updates cannot run inside one). A new sequence starts
-    /// above every number sled's id generator has given, so that it never repeats one handed
-    /// out before sequences existed.
+    /// before the atomic write that uses the numbers (a compare-and-swap of its own). A new
+    /// sequence starts above every number sled's id generator has given, so that it never repeats
+    /// one handed out before sequences existed.
     fn reserve(&self, name: &str, n: u64) -> StoreResult<u64> {
         let key = keys::sequence(name);
         let corrupt = || StoreError::Corrupt {

@@ -58,7 +58,7 @@ impl DeviceOverrides for SledStore {
 
     fn write_overrides(&self, writes: &[OverrideWrite]) -> StoreResult<Vec<BulkOutcome>> {
         let _registry = self.shared();
-        // Refusals are decided before the transaction: a refused write takes no part in it.
+        // Refusals are decided before the atomic write: a refused write takes no part in it.
         let refusals = writes
             .iter()
             .map(|write| self.override_refusal(write))
@@ -88,11 +88,12 @@ impl DeviceOverrides for SledStore {
                         let mut changes = Vec::with_capacity(write.device_ids.len());
                         for (device_id, seq) in write.device_ids.iter().zip(seqs.by_ref()) {
                             let key = keys::app_scoped(app_id, device_id);
-                            // Reads this transaction's own writes: a device twice in a batch
+                            // Reads this write's own changes: a device twice in a batch
                             // sees its first change.
-                            let before: Overrides = match overrides.get(&key)? {
+                            let stored = overrides.get(&key)?;
+                            let before: Overrides = match &stored {
                                 Some(bytes) => {
-                                    let old: Overrides = decode("overrides", &bytes)?;
+                                    let old: Overrides = decode("overrides", bytes)?;
                                     by_time
                                         .remove(keys::device_time(app_id, old.set_at, device_id))?;
                                     old
@@ -101,7 +102,10 @@ impl DeviceOverrides for SledStore {
                             };
                             let after = write.action.apply(&before, write.change.at);
                             if after.is_empty() {
-                                overrides.remove(key)?;
+                                // An unlink of a device that has no override writes nothing.
+                                if stored.is_some() {
+                                    overrides.remove(key)?;
+                                }
                             } else {
                                 overrides.insert(key, encode_value(&after))?;
                                 by_time.insert(

@@ -3,7 +3,7 @@
 
 use super::*;
 
-/// Rows deleted per transaction when an app is removed.
+/// Rows deleted per atomic write when an app is removed.
 pub(super) const DELETE_CHUNK: usize = 512;
 
 /// Bundle ids by version name, per app, for rendering devices: a page of 50 devices names up to
@@ -345,8 +345,8 @@ impl Registry for SledStore {
             }
         }
         let seqs = self.audit_seqs(changed.len())?;
-        // The overrides first, a transaction per chunk (a channel that thousands of devices are
-        // linked to must not become one transaction over all of them), the channel last: a crash
+        // The overrides first, an atomic write per chunk (a channel that thousands of devices are
+        // linked to must not become one write over all of them), the channel last: a crash
         // midway leaves the channel, which a second DELETE finishes removing.
         for (chunk, seqs) in changed.chunks(DELETE_CHUNK).zip(seqs.chunks(DELETE_CHUNK)) {
             self.atomically(

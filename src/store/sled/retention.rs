@@ -45,19 +45,13 @@ impl SledStore {
                         let mut gone = 0;
                         for (i, (time_key, updated_at, device_id)) in chunk.iter().enumerate() {
                             let device_key = keys::app_scoped(app_id, device_id);
-                            let Some(copy) = by_time.take(time_key)? else {
-                                // Checked in since the scan: its entry moved, the device lives on.
-                                continue;
-                            };
-                            // The entry's copy of the record spares reading `devices`; entries
-                            // older than copies hold none.
-                            let stored = match copy.is_empty() {
-                                false => Some(copy),
-                                true => devices.get(&device_key)?,
-                            };
-                            if let Some(bytes) = stored {
+                            by_time.remove(time_key)?;
+                            // The record decides, not the entry's copy: an entry left behind
+                            // by damage must not take a live device with it.
+                            if let Some(bytes) = devices.get(&device_key)? {
                                 let record: DeviceRecord = decode("devices", &bytes)?;
                                 if record.updated_at != *updated_at {
+                                    // Checked in since: this entry was stale, the device lives on.
                                     continue;
                                 }
                                 devices.remove(device_key.as_slice())?;
@@ -269,10 +263,10 @@ mod tests {
     }
 
     #[test]
-    fn expiry_reads_the_record_from_the_time_entry_or_from_devices_when_it_has_no_copy() {
+    fn expiry_goes_by_the_record_whatever_the_time_entry_holds() {
         let dir = tempfile::tempdir().unwrap();
         let store = open_with_beta(dir.path());
-        for (device_id, seen) in [("copied", 10), ("bare", 11), ("recent", 50)] {
+        for (device_id, seen) in [("copied", 10), ("bare", 11), ("moved", 12), ("recent", 50)] {
             store
                 .upsert_device("app", device_id, &report(), seen, 1)
                 .unwrap();
@@ -283,17 +277,26 @@ mod tests {
         // An entry written before entries carried their record.
         let bare = keys::device_time("app", 11, "bare");
         store.devices_by_time.insert(&bare, &[] as &[u8]).unwrap();
+        // An entry that damage left behind when "moved" checked in again, with its old copy.
+        let stale = keys::device_time("app", 12, "moved");
+        let old_copy = store.devices_by_time.get(&stale).unwrap().unwrap();
+        store
+            .upsert_device("app", "moved", &report(), 40, 1)
+            .unwrap();
+        store.devices_by_time.insert(&stale, old_copy).unwrap();
+
         let expired = store.expire_before(20, 100, 20).unwrap();
         assert_eq!((expired.devices, expired.more), (2, false));
         assert!(!store.device_exists("app", "copied").unwrap());
         assert!(!store.device_exists("app", "bare").unwrap());
+        assert!(store.device_exists("app", "moved").unwrap());
         assert!(store.device_exists("app", "recent").unwrap());
         let counts = store.counts().unwrap();
         assert_eq!(
             (counts.devices, counts.devices_by_time, counts.overrides),
-            (1, 1, 0)
+            (2, 2, 0)
         );
-        assert_eq!(store.device_summary("app", 20).unwrap().total, 1);
+        assert_eq!(store.device_summary("app", 20).unwrap().total, 2);
         assert!(store.check(false).unwrap().is_clean());
     }
 }
