@@ -1,4 +1,4 @@
-//! The command line's offline work: `check`, `export`, `import`, `dump`, `restore`. Each opens
+//! The command line's offline work: `check`, `export`, `import`, `dump`, `restore`, `compact`. Each opens
 //! the configured store, does its work through the store's contract, says what it did on
 //! standard error and answers the process's exit status (`main.rs` parses the arguments).
 
@@ -304,6 +304,42 @@ pub fn restore(config: &Config, file: &std::path::Path) -> ExitCode {
         }
         Err(error) => {
             eprintln!("device-registry: the restore failed: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Writes a compacted copy of the sled store into `into`: sled's file keeps the high-water mark
+/// of its log, and a copy in key order gives the rest back. The store is left as it was; the
+/// operator swaps the directories (README, "Disk space").
+pub fn compact(config: &Config, into: &std::path::Path) -> ExitCode {
+    if config.storage.engine != crate::config::Engine::Sled {
+        eprintln!(
+            "device-registry: compact is for the sled engine; PostgreSQL gives space back \
+             itself (autovacuum, VACUUM FULL)"
+        );
+        return ExitCode::from(2);
+    }
+    let store = match crate::server::open_sled(config, crate::server::LostWrites::Refuse) {
+        Ok(store) => store,
+        Err(error) => return open_failed(&error),
+    };
+    match store.compact_into(into) {
+        Ok(done) => {
+            eprintln!(
+                "device-registry: {} keys copied into {}: {} MiB on disk, from {} MiB. Move {} \
+                 aside, put {} in its place, then start the server",
+                done.keys,
+                into.display(),
+                done.after >> 20,
+                done.before >> 20,
+                config.storage.data_dir.display(),
+                into.display(),
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("device-registry: the compaction failed: {error}");
             ExitCode::FAILURE
         }
     }

@@ -81,6 +81,13 @@ enum Command {
         /// The dump to read.
         file: std::path::PathBuf,
     },
+    /// Write a compacted copy of the sled store (with the server stopped) into a new
+    /// directory, to put in the data directory's place: sled's files never shrink by
+    /// themselves.
+    Compact {
+        /// The directory to write, absent or empty.
+        into: std::path::PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -112,6 +119,7 @@ fn main() -> ExitCode {
         } => cli::export(&config, &app, &format, output.as_deref()),
         Command::Dump { output } => cli::dump(&config, output.as_deref()),
         Command::Restore { file } => cli::restore(&config, &file),
+        Command::Compact { into } => cli::compact(&config, &into),
         Command::Serve => {
             let result =
                 actix_web::rt::System::new().block_on(device_registry::server::serve(config));

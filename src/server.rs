@@ -76,7 +76,8 @@ pub fn open_store(config: &Config, lost_writes: LostWrites) -> Result<Arc<dyn St
     }
 }
 
-fn open_sled(config: &Config, lost_writes: LostWrites) -> Result<Arc<SledStore>, ServeError> {
+/// Opens the sled store of `data_dir` (creating the directory), whatever `storage.engine` says.
+pub fn open_sled(config: &Config, lost_writes: LostWrites) -> Result<Arc<SledStore>, ServeError> {
     let dir = &config.storage.data_dir;
     std::fs::create_dir_all(dir).map_err(|source| ServeError::DataDir {
         path: dir.display().to_string(),

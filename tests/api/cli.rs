@@ -166,3 +166,62 @@ fn dump_and_restore_move_a_stopped_store_into_another() {
     assert_eq!(status, 200, "{body}");
     assert!(terminate(&mut server).success());
 }
+
+/// `compact` writes a copy of a stopped store that serves what the store held, with the same
+/// keys; it refuses a directory that is not empty, and a store a server holds.
+#[test]
+fn compact_writes_a_copy_that_serves_what_the_store_held() {
+    let source = tempfile::tempdir().unwrap();
+    let key = Some("cli-compact-key");
+    let mut server = start(source.path(), key);
+    let app = r#"{"app_id": "app_cli_compact", "name": "c"}"#;
+    assert_eq!(
+        http(server.port, "POST", "/app", key, Some(app)).unwrap().0,
+        201
+    );
+    for version in ["1.0.0", "1.0.1"] {
+        let report = format!(
+            r#"{{"app_id": "app_cli_compact", "device_id": "d1", "platform": "ios",
+                 "action": "get", "version_build": "{version}", "version_name": "{version}"}}"#
+        );
+        let (status, body) = http(server.port, "POST", "/stats", None, Some(&report)).unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+    let device = "/device?app_id=app_cli_compact&device_id=d1";
+    let (status, before) = http(server.port, "GET", device, key, None).unwrap();
+    assert_eq!(status, 200, "{before}");
+
+    let target = tempfile::tempdir().unwrap();
+    let into = target.path().join("compacted");
+    let compact = || {
+        Command::new(BINARY)
+            .arg("compact")
+            .arg(&into)
+            .arg("--data-dir")
+            .arg(source.path())
+            .env_remove("DEVICE_REGISTRY_CONFIG")
+            .output()
+            .unwrap()
+    };
+    // The server holds the store.
+    let held = compact();
+    assert_eq!(held.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&held.stderr).contains("is a server using this data directory"));
+    assert!(!into.exists());
+    assert!(terminate(&mut server).success());
+
+    let compacted = compact();
+    let stderr = String::from_utf8_lossy(&compacted.stderr);
+    assert!(compacted.status.success(), "{stderr}");
+    assert!(stderr.contains("keys copied into"), "{stderr}");
+    // Not into a directory that holds something.
+    let again = compact();
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("is not an empty directory"));
+
+    let mut server = start(&into, key);
+    let (status, after) = http(server.port, "GET", device, key, None).unwrap();
+    assert_eq!(status, 200, "{after}");
+    assert_eq!(after, before);
+    assert!(terminate(&mut server).success());
+}

@@ -332,7 +332,7 @@ fn part_key(seq: u64, part: u32) -> [u8; 12] {
 }
 
 /// Why a write is refused while an atomic write cut short waits to be completed.
-fn torn_refusal(why: &str) -> StoreError {
+pub(super) fn torn_refusal(why: &str) -> StoreError {
     StoreError::Unavailable(format!(
         "a write was cut short ({why}): writes wait for the store to be opened again"
     ))

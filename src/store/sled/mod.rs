@@ -19,6 +19,7 @@ mod api_keys;
 mod atomic;
 mod audit;
 mod backup;
+mod compact;
 mod counters;
 mod devices;
 mod durable;
@@ -34,6 +35,7 @@ mod reopen;
 mod retention;
 mod version_events;
 
+pub use compact::Compacted;
 pub use reopen::{SledReopen, REOPEN_ROOM};
 
 use std::collections::{HashMap, HashSet};
