@@ -320,6 +320,16 @@ pub fn compact(config: &Config, into: &std::path::Path) -> ExitCode {
         );
         return ExitCode::from(2);
     }
+    // Opening would create an empty store where there is none: a mistyped `--data-dir` must
+    // not come out as an empty copy.
+    let data_dir = &config.storage.data_dir;
+    if !std::fs::read_dir(data_dir).is_ok_and(|mut entries| entries.next().is_some()) {
+        eprintln!(
+            "device-registry: {} holds no store: nothing to compact",
+            data_dir.display()
+        );
+        return ExitCode::FAILURE;
+    }
     let store = match crate::server::open_sled(config, crate::server::LostWrites::Refuse) {
         Ok(store) => store,
         Err(error) => return open_failed(&error),

@@ -20,46 +20,72 @@ pub struct Compacted {
 
 impl SledStore {
     /// Copies this store into `into`, which must be absent or empty, every tree in key order,
-    /// with the marker that names the store, written last: the copy opens as this store, at
-    /// the same generation. No write lands meanwhile. A failed copy is removed.
+    /// with the marker that names the store: the copy opens as this store, at the same
+    /// generation. No write lands meanwhile. The copy is written beside `into`, in
+    /// `<into>.compacting`, and renamed into place once whole: `into` never holds part of a
+    /// store, and a copy cut short (removed by the next run) is never mistaken for one.
     pub fn compact_into(&self, into: &Path) -> StoreResult<Compacted> {
         let _registry = self.exclusive();
         let torn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(why) = torn.as_ref() {
             return Err(torn_refusal(why));
         }
+        let unreadable = |error: std::io::Error| {
+            StoreError::Unavailable(format!("{} cannot be read: {error}", into.display()))
+        };
         let empty = match std::fs::read_dir(into) {
             Ok(mut entries) => entries.next().is_none(),
-            Err(error) => error.kind() == std::io::ErrorKind::NotFound,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => true,
+            Err(error) => return Err(unreadable(error)),
         };
-        if !empty {
-            return Err(StoreError::Engine(format!(
-                "{} is not an empty directory: a compacted copy goes into a new one",
-                into.display()
-            )));
-        }
-        let copied = self.copy_trees(into);
+        let staging = match into.file_name() {
+            Some(name) if empty => {
+                let mut name = name.to_owned();
+                name.push(".compacting");
+                into.with_file_name(name)
+            }
+            _ => {
+                return Err(StoreError::Engine(format!(
+                    "{} is not an empty directory: a compacted copy goes into a new one",
+                    into.display()
+                )))
+            }
+        };
+        // A copy cut short by an earlier run: this command's own, by its name.
+        let _ = std::fs::remove_dir_all(&staging);
+        let copied = self.copy_trees(&staging).and_then(|keys| {
+            std::fs::rename(&staging, into).map_err(|error| {
+                StoreError::Unavailable(format!(
+                    "{} cannot be renamed to {}: {error}",
+                    staging.display(),
+                    into.display()
+                ))
+            })?;
+            Ok(keys)
+        });
         if copied.is_err() {
-            // Empty or absent before: all of it is this copy's.
-            let _ = std::fs::remove_dir_all(into);
+            let _ = std::fs::remove_dir_all(&staging);
         }
         let keys = copied?;
         Ok(Compacted {
             keys,
             before: self.db.size_on_disk()?,
-            after: dir_size(into).map_err(|error| {
-                StoreError::Unavailable(format!("{} cannot be read: {error}", into.display()))
-            })?,
+            after: dir_size(into).map_err(unreadable)?,
         })
     }
 
     fn copy_trees(&self, into: &Path) -> StoreResult<u64> {
+        // Sequences that have not started yet start now, in the store, where they would: the
+        // copy's own id generator starts over, and must not decide where they begin.
+        for name in ["api_key", "audit"] {
+            self.reserve(name, 0)?;
+        }
         let copy = sled::Config::new()
             .path(into)
             .cache_capacity(32 << 20)
-            .flush_every_ms(None)
+            .flush_every_ms(Some(500))
             .open()?;
-        let mut keys = 0;
+        let mut keys = 0u64;
         for name in self.db.tree_names() {
             let target = copy.open_tree(&name)?;
             if name == "version_events" {
@@ -69,12 +95,12 @@ impl SledStore {
                 let (key, value) = entry?;
                 target.insert(key, value)?;
                 keys += 1;
+                // sled holds unflushed writes in memory (`WriteBudget`).
+                if keys % 100_000 == 0 {
+                    copy.flush()?;
+                }
             }
         }
-        // sled's id generator goes on from where this store's was: numbers it handed out (api
-        // key ids before sequences, sequences' starts) are never handed out again.
-        let reached = self.db.generate_id()?;
-        while copy.generate_id()? < reached {}
         copy.flush()?;
         drop(copy);
         let held = held_generation(&self.db)?;
@@ -136,22 +162,53 @@ mod tests {
             .map(|name| (name.clone(), entries(&store.db, &name)))
             .collect();
         let id = store.id.clone();
+        let generation_before = held_generation(&store.db).unwrap();
         drop(store);
+        // The marker names the store at its generation: a copy without it would open as a
+        // store of its own making, unchecked.
+        let marker = read_marker(&into).unwrap().unwrap();
+        assert_eq!(
+            (marker.id.as_str(), marker.generation),
+            (id.as_str(), Some(generation_before))
+        );
 
         let copy = open(&into);
         assert_eq!(copy.id, id);
         assert_eq!(copy.db.tree_names().len(), trees.len());
+        // Not the generation: the copy recorded one more when it opened.
+        let generation = |entry: &(IVec, IVec)| entry.0.as_ref() != keys::STORE_GENERATION;
         for (name, held) in &trees {
-            // The copy recorded one more generation when it opened.
-            if name.as_ref() != b"__sled__default" {
-                let copied = entries(&copy.db, name);
-                let shown = String::from_utf8_lossy(name);
-                assert!(copied == *held, "tree {shown} differs in its copy");
-            }
+            let copied: Vec<_> = entries(&copy.db, name)
+                .into_iter()
+                .filter(generation)
+                .collect();
+            let held: Vec<_> = held
+                .iter()
+                .filter(|entry| generation(entry))
+                .cloned()
+                .collect();
+            let shown = String::from_utf8_lossy(name);
+            assert!(copied == held, "tree {shown} differs in its copy");
         }
         assert!(copy.check(false).unwrap().is_clean());
-        assert!(copy.audit_seqs(1).unwrap()[0] > seq_before);
+        assert_eq!(copy.audit_seqs(1).unwrap()[0], seq_before + 1);
         assert_eq!(copy.device_summary("app", 0).unwrap().total, 2_000);
+    }
+
+    #[test]
+    fn a_copy_cut_short_is_never_in_place_and_the_next_run_replaces_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (from, into) = (dir.path().join("from"), dir.path().join("into"));
+        let store = open_with_beta(&from);
+        store.upsert_device("app", "d1", &report(), 10, 1).unwrap();
+        // What a run killed midway leaves: its staging directory, and no `into`.
+        let staging = dir.path().join("into.compacting");
+        std::fs::create_dir(&staging).unwrap();
+        std::fs::write(staging.join("db"), b"half a copy").unwrap();
+        store.compact_into(&into).unwrap();
+        assert!(!staging.exists());
+        drop(store);
+        assert!(open(&into).device_exists("app", "d1").unwrap());
     }
 
     #[test]
