@@ -330,6 +330,19 @@ pub fn compact(config: &Config, into: &std::path::Path) -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
+    // Inside the data directory, the copy would move aside with it.
+    let parent = into.parent().filter(|p| !p.as_os_str().is_empty());
+    let parent = parent.unwrap_or(std::path::Path::new("."));
+    if let (Ok(parent), Ok(data_dir)) = (parent.canonicalize(), data_dir.canonicalize()) {
+        if parent.starts_with(&data_dir) {
+            eprintln!(
+                "device-registry: {} is inside the data directory {}: write the copy beside it",
+                into.display(),
+                data_dir.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    }
     let store = match crate::server::open_sled(config, crate::server::LostWrites::Refuse) {
         Ok(store) => store,
         Err(error) => return open_failed(&error),

@@ -210,6 +210,18 @@ fn compact_writes_a_copy_that_serves_what_the_store_held() {
     assert!(!into.exists());
     assert!(terminate(&mut server).success());
 
+    let inside = Command::new(BINARY)
+        .arg("compact")
+        .arg(source.path().join("copy"))
+        .arg("--data-dir")
+        .arg(source.path())
+        .env_remove("DEVICE_REGISTRY_CONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(inside.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&inside.stderr).contains("is inside the data directory"));
+    assert!(!source.path().join("copy").exists());
+
     let compacted = compact();
     let stderr = String::from_utf8_lossy(&compacted.stderr);
     assert!(compacted.status.success(), "{stderr}");
