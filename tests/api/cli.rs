@@ -1,6 +1,9 @@
-//! The binary itself: configuration errors, the generated admin key, graceful shutdown.
+//! The binary itself: configuration errors, the generated admin key, graceful shutdown, the
+//! offline commands (dump, restore, compact).
 
-use std::process::Command;
+use std::ffi::OsStr;
+use std::path::Path;
+use std::process::{Command, Output};
 
 use crate::process::*;
 
@@ -98,6 +101,18 @@ fn first_start_prints_a_key_once_and_sigterm_flushes_and_exits_0() {
     assert_eq!(terminate(&mut server).code(), Some(0));
 }
 
+/// Runs an offline command of the binary on the sled store of `data_dir`, without any
+/// configuration file the environment names.
+fn offline(data_dir: &Path, args: &[&OsStr]) -> Output {
+    Command::new(BINARY)
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env_remove("DEVICE_REGISTRY_CONFIG")
+        .output()
+        .unwrap()
+}
+
 /// `dump` and `restore` on stopped sled stores: what one dumps, another restores; a store that
 /// holds something refuses a restore; both say what they did.
 #[test]
@@ -121,30 +136,16 @@ fn dump_and_restore_move_a_stopped_store_into_another() {
     assert!(terminate(&mut server).success());
 
     let file = source.path().join("dump.ndjson");
-    let dumped = Command::new(BINARY)
-        .arg("dump")
-        .arg("--data-dir")
-        .arg(source.path())
-        .arg("--output")
-        .arg(&file)
-        .env_remove("DEVICE_REGISTRY_CONFIG")
-        .output()
-        .unwrap();
+    let dumped = offline(
+        source.path(),
+        &["dump".as_ref(), "--output".as_ref(), file.as_os_str()],
+    );
     let stderr = String::from_utf8_lossy(&dumped.stderr);
     assert!(dumped.status.success(), "{stderr}");
     assert!(stderr.contains("dumped 3 records"), "{stderr}");
 
     let target = tempfile::tempdir().unwrap();
-    let restore = || {
-        Command::new(BINARY)
-            .arg("restore")
-            .arg(&file)
-            .arg("--data-dir")
-            .arg(target.path())
-            .env_remove("DEVICE_REGISTRY_CONFIG")
-            .output()
-            .unwrap()
-    };
+    let restore = || offline(target.path(), &["restore".as_ref(), file.as_os_str()]);
     let restored = restore();
     let stderr = String::from_utf8_lossy(&restored.stderr);
     assert!(restored.status.success(), "{stderr}");
@@ -193,16 +194,9 @@ fn compact_writes_a_copy_that_serves_what_the_store_held() {
 
     let target = tempfile::tempdir().unwrap();
     let into = target.path().join("compacted");
-    let compact = || {
-        Command::new(BINARY)
-            .arg("compact")
-            .arg(&into)
-            .arg("--data-dir")
-            .arg(source.path())
-            .env_remove("DEVICE_REGISTRY_CONFIG")
-            .output()
-            .unwrap()
-    };
+    let compact_into =
+        |into: &Path| offline(source.path(), &["compact".as_ref(), into.as_os_str()]);
+    let compact = || compact_into(&into);
     // The server holds the store.
     let held = compact();
     assert_eq!(held.status.code(), Some(1));
@@ -210,14 +204,7 @@ fn compact_writes_a_copy_that_serves_what_the_store_held() {
     assert!(!into.exists());
     assert!(terminate(&mut server).success());
 
-    let inside = Command::new(BINARY)
-        .arg("compact")
-        .arg(source.path().join("copy"))
-        .arg("--data-dir")
-        .arg(source.path())
-        .env_remove("DEVICE_REGISTRY_CONFIG")
-        .output()
-        .unwrap();
+    let inside = compact_into(&source.path().join("copy"));
     assert_eq!(inside.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&inside.stderr).contains("is inside the data directory"));
     assert!(!source.path().join("copy").exists());
