@@ -109,7 +109,7 @@ impl View<'_> {
         Ok(self.tree.get(key)?)
     }
 
-    /// Sets `key`, without reading what it was: a read is a third of a write's cost in sled.
+    /// Sets `key`, without reading what it was (a sled read, which most writers do not need).
     pub fn insert(&self, key: impl AsRef<[u8]>, value: impl Into<IVec>) -> StoreResult<()> {
         self.changes
             .borrow_mut()
