@@ -1,6 +1,6 @@
-//! The command line's offline work: `check`, `export`, `import`, `dump`, `restore`, `compact`. Each opens
-//! the configured store, does its work through the store's contract, says what it did on
-//! standard error and answers the process's exit status (`main.rs` parses the arguments).
+//! The command line's offline work: `check`, `export`, `import`, `dump`, `restore`, `compact`.
+//! Each opens the configured store, does its work through the store's contract, says what it
+//! did on standard error and answers the process's exit status (`main.rs` parses the arguments).
 
 use std::process::ExitCode;
 
@@ -310,7 +310,7 @@ pub fn restore(config: &Config, file: &std::path::Path) -> ExitCode {
 }
 
 /// Writes a compacted copy of the sled store into `into`: sled's file keeps the high-water mark
-/// of its log, and a copy in key order gives the rest back. The store is left as it was; the
+/// of its log, and a copy in key order gives the rest back. The store keeps all it held; the
 /// operator swaps the directories (README, "Disk space").
 pub fn compact(config: &Config, into: &std::path::Path) -> ExitCode {
     if config.storage.engine != crate::config::Engine::Sled {

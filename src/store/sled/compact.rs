@@ -3,7 +3,7 @@
 //! sled's file keeps the high-water mark of its log: its cleaner gets at most half of the
 //! flusher's time, and the file gives back only free space at its end (bench/RESULTS.md, "Why a
 //! faster write path leaves a larger log"). A copy written in key order leaves little behind: a
-//! store of 1M devices seeded at 1,360 MiB is 796 MiB copied. The source is left as it was; the
+//! store of 1M devices seeded at 1,360 MiB is 796 MiB copied. The source keeps all it held; the
 //! operator swaps the directories once the copy is complete (README, "Disk space").
 
 use super::atomic::torn_refusal;
@@ -30,13 +30,15 @@ impl SledStore {
         if let Some(why) = torn.as_ref() {
             return Err(torn_refusal(why));
         }
-        let unreadable = |error: std::io::Error| {
-            StoreError::Unavailable(format!("{} cannot be read: {error}", into.display()))
-        };
         let empty = match std::fs::read_dir(into) {
             Ok(mut entries) => entries.next().is_none(),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => true,
-            Err(error) => return Err(unreadable(error)),
+            Err(error) => {
+                return Err(StoreError::Unavailable(format!(
+                    "{} cannot be read: {error}",
+                    into.display()
+                )))
+            }
         };
         let staging = match into.file_name() {
             Some(name) if empty => {
@@ -67,10 +69,15 @@ impl SledStore {
             let _ = std::fs::remove_dir_all(&staging);
         }
         let keys = copied?;
+        let size = |dir: &Path| {
+            dir_size(dir).map_err(|error| {
+                StoreError::Unavailable(format!("{} cannot be read: {error}", dir.display()))
+            })
+        };
         Ok(Compacted {
             keys,
-            before: self.db.size_on_disk()?,
-            after: dir_size(into).map_err(unreadable)?,
+            before: size(&self.dir)?,
+            after: size(into)?,
         })
     }
 
@@ -87,10 +94,8 @@ impl SledStore {
             .open()?;
         let mut keys = 0u64;
         for name in self.db.tree_names() {
+            // Plain inserts of each value as stored: no tree's merge operator is involved.
             let target = copy.open_tree(&name)?;
-            if name == "version_events" {
-                target.set_merge_operator(version_events::add_counts);
-            }
             for entry in self.db.open_tree(&name)?.iter() {
                 let (key, value) = entry?;
                 target.insert(key, value)?;
